@@ -1,0 +1,69 @@
+"""RealtimeSession against the real embedded server (rtvoice_widget.server), end to end.
+
+Loads the bundled VAD/ASR/TTS models (the deterministic ``echo`` LLM keeps answers checkable),
+so it carries the ``models`` marker. Speech comes from espeak-ng, as a user would speak it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from rtvoice_widget.audio import read_wav
+from rtvoice_widget.config import SessionConfig, TurnDetection
+from rtvoice_widget.server import LocalRealtimeServer
+from rtvoice_widget.session import RealtimeSession
+
+pytestmark = [pytest.mark.models, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def local_url():
+    server = LocalRealtimeServer(engines={"llm": "echo"})
+    url = server.start()
+    yield url
+    server.stop()
+
+
+def spoken(tmp_path, text: str) -> tuple[np.ndarray, int]:
+    path = tmp_path / "utterance.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
+    audio, rate = read_wav(path)
+    # Half a second of silence first, as a microphone would give.
+    return np.concatenate([np.zeros(rate // 2, audio.dtype), audio]), rate
+
+
+@pytest.mark.parametrize("turn_detection", [TurnDetection(silence_duration_ms=400), None], ids=["server_vad", "manual"])
+def test_talk_to_the_local_server(local_url, tmp_path, turn_detection):
+    audio, rate = spoken(tmp_path, "What is the weather like today?")
+    config = SessionConfig(turn_detection=turn_detection)
+    with RealtimeSession(local_url, config=config) as session:
+        reply = session.talk(audio, sample_rate=rate, realtime=turn_detection is not None, timeout=120)
+        assert reply.status == "completed"
+        assert reply.transcript.startswith("You said:") and "weather" in reply.transcript.lower()
+        assert reply.duration_ms > 300 and np.abs(reply.audio).max() > 0.01
+        assert reply.latency_ms is not None
+        df = session.events.to_pandas()
+        assert not (df["category"] == "error").any(), df[df["category"] == "error"][["type", "text"]]
+        assert len(session.recording.assistant) > 0 and len(session.recording.user) > 0
+
+
+def test_auto_backend_without_a_key_uses_the_shared_local_server(monkeypatch, tmp_path):
+    from rtvoice_widget.backends import resolve_endpoint
+    from rtvoice_widget.server import ensure_local_server, stop_local_server
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    # The first caller picks the engines; the session's resolver then reuses that server.
+    url = ensure_local_server(llm="echo")
+    try:
+        endpoint = resolve_endpoint()
+        assert endpoint.backend == "local" and endpoint.url.startswith(url) and not endpoint.headers
+        audio, rate = spoken(tmp_path, "Hello there.")
+        with RealtimeSession(config=SessionConfig(turn_detection=None)) as session:
+            assert session.endpoint.backend == "local"
+            reply = session.talk(audio, sample_rate=rate, realtime=False, timeout=120)
+        assert reply.transcript.startswith("You said:") and len(reply.audio) > 0
+    finally:
+        stop_local_server()
