@@ -843,6 +843,9 @@ class ClientProtocol:
             pcm16 = base64.b64decode(event["delta"], validate=True)
         except (binascii.Error, ValueError, TypeError) as exc:
             raise ProtocolError(f"{event['type']}: delta is not base64 audio ({exc})") from exc
+        if len(pcm16) % 2:
+            # PCM16 samples are two bytes: an odd count means a corrupted frame, not audio.
+            raise ProtocolError(f"{event['type']}: delta has an odd byte count ({len(pcm16)}), not PCM16")
         item_id = event["item_id"]
         response_id = event.get("response_id")
         item = self._item(item_id, now_ms)

@@ -511,6 +511,15 @@ def test_malformed_events_raise_protocol_error(bad: Any) -> None:
         proto.receive(bad, 0)
 
 
+def test_odd_length_audio_raises_and_changes_nothing(server: Server) -> None:
+    proto = ClientProtocol()
+    start_reply(proto, server, "resp_1", "asst_1", 0)
+    bad = {**server.audio_delta("resp_1", "asst_1", 10), "delta": base64.b64encode(b"\x00\x01\x02").decode()}
+    with pytest.raises(ProtocolError, match="odd byte count"):
+        proto.receive(bad, 10)
+    assert proto.items["asst_1"].audio_received_ms == 0
+
+
 def test_bad_base64_audio_raises_and_changes_nothing(server: Server) -> None:
     proto = ClientProtocol()
     start_reply(proto, server, "resp_1", "asst_1", 0)
