@@ -1,0 +1,307 @@
+"""The turns table: one row per conversation turn, built from the event log DataFrame.
+
+Pure functions over the ``EventLog.to_pandas()`` schema (events.py); GA and beta event names
+are both understood. :func:`turns_table` columns:
+
+========================  ===============================================================
+role                      ``user``, ``assistant``, or ``function_call`` (a tool call item)
+item_id, response_id      ids (``response_id`` is None for user turns)
+text                      final transcript/text, else the deltas joined; for a function call
+                          ``name(arguments)``
+started, ended            session-clock ms (``t_ms``): user = speech started → stopped (or
+                          item added → committed); assistant = output item added → done
+audio_ms                  audio of the turn: user = VAD ``audio_end_ms - audio_start_ms``, or
+                          the client audio appended before a manual commit; assistant = sum
+                          of output audio deltas received
+interrupted               assistant turn cut short: truncated, or its response cancelled
+truncated_at_ms           ``audio_end_ms`` of the truncation (server's, else client's), or NaN
+status                    the response's final status (``completed``, ``cancelled``, ...)
+speech_to_response_ms     end of the user's input → ``response.created``
+speech_to_first_audio_ms  end of the user's input → first audio delta of this item
+speech_to_first_text_ms   end of the user's input → first transcript/text delta of this item
+response_duration_ms      ``response.created`` → ``response.done``
+========================  ===============================================================
+
+"End of the user's input" is ``speech_stopped`` (server VAD), else the commit of the audio
+buffer (push-to-talk), else the server adding a user text item. It is attributed to the first
+response created after it only; later responses (e.g. after a tool call) get NaN latencies.
+Rows are ordered by ``started``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LATENCY_COLUMNS", "TURN_COLUMNS", "latency_summary", "turns_table"]
+
+LATENCY_COLUMNS = (
+    "speech_to_response_ms",
+    "speech_to_first_audio_ms",
+    "speech_to_first_text_ms",
+    "response_duration_ms",
+)
+TURN_COLUMNS = (
+    "role", "item_id", "response_id", "text", "started", "ended", "audio_ms", "interrupted",
+    "truncated_at_ms", "status", *LATENCY_COLUMNS,
+)
+
+#: Beta event names → their GA names.
+BETA_ALIASES = {
+    "response.audio.delta": "response.output_audio.delta",
+    "response.audio.done": "response.output_audio.done",
+    "response.audio_transcript.delta": "response.output_audio_transcript.delta",
+    "response.audio_transcript.done": "response.output_audio_transcript.done",
+    "response.text.delta": "response.output_text.delta",
+    "response.text.done": "response.output_text.done",
+    "conversation.item.created": "conversation.item.added",
+}
+
+_TEXT_DELTAS = ("response.output_audio_transcript.delta", "response.output_text.delta")
+_TEXT_DONES = ("response.output_audio_transcript.done", "response.output_text.done")
+_RELEVANT = frozenset({
+    "input_audio_buffer.append", "input_audio_buffer.clear", "input_audio_buffer.cleared",
+    "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
+    "input_audio_buffer.committed", "conversation.item.added", "conversation.item.done",
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.completed",
+    "response.created", "response.output_item.added", "response.output_item.done",
+    "response.output_audio.delta", "response.function_call_arguments.done", "response.done",
+    "conversation.item.truncate", "conversation.item.truncated",
+    *_TEXT_DELTAS, *_TEXT_DONES, *BETA_ALIASES,
+})
+
+
+class _Turn:
+    __slots__ = (
+        "audio_ms",
+        "audio_start_ms",
+        "ended",
+        "final_text",
+        "first_audio",
+        "first_text",
+        "item_id",
+        "order",
+        "parts",
+        "response_id",
+        "role",
+        "started",
+        "truncated_at_ms",
+        "truncated_by_server",
+    )
+
+    def __init__(self, role: str, item_id: str | None, started: float, order: int) -> None:
+        self.role = role
+        self.item_id = item_id
+        self.response_id: str | None = None
+        self.parts: list[str] = []
+        self.final_text: str | None = None
+        self.started = started
+        self.ended = math.nan
+        self.audio_ms = math.nan
+        self.truncated_at_ms = math.nan
+        self.truncated_by_server = False
+        self.first_audio = math.nan
+        self.first_text = math.nan
+        self.audio_start_ms: float | None = None
+        self.order = order
+
+    @property
+    def text(self) -> str | None:
+        if self.final_text is not None:
+            return self.final_text
+        return "".join(self.parts) if self.parts else None
+
+
+class _Response:
+    __slots__ = ("created", "done", "status", "user_end")
+
+    def __init__(self, created: float, user_end: float) -> None:
+        self.created = created
+        self.done = math.nan
+        self.status: str | None = None
+        self.user_end = user_end
+
+
+def _item_text(item: dict[str, Any]) -> str | None:
+    texts = [c.get("text") or c.get("transcript") for c in item.get("content") or ()
+             if isinstance(c, dict)]
+    texts = [t for t in texts if isinstance(t, str)]
+    return "".join(texts) if texts else None
+
+
+def turns_table(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per turn from an event-log DataFrame; columns :data:`TURN_COLUMNS`."""
+    missing = {"type", "source", "t_ms", "item_id", "response_id", "text", "audio_ms", "payload"} - set(events.columns)
+    if missing:
+        raise ValueError(f"turns_table needs an EventLog.to_pandas() frame; missing columns {sorted(missing)}")
+    df = events[events["type"].isin(_RELEVANT)]
+    if "seq" in df.columns:
+        df = df.sort_values("seq", kind="stable")
+
+    turns: dict[str, _Turn] = {}
+    responses: dict[str, _Response] = {}
+    user_end = math.nan          # end of the latest user input not yet answered
+    pending_audio_ms = 0.0       # client audio appended since the last commit/clear
+
+    def turn(item_id: str, role: str, t: float) -> _Turn:
+        found = turns.get(item_id)
+        if found is None:
+            found = turns[item_id] = _Turn(role, item_id, t, len(turns))
+        return found
+
+    columns = (df["type"].astype(str), df["source"].astype(str), df["t_ms"], df["item_id"],
+               df["response_id"], df["text"], df["audio_ms"], df["payload"])
+    for type_, source, t, item_id, response_id, text, audio_ms, payload in zip(*columns):
+        type_ = BETA_ALIASES.get(type_, type_)
+        payload = payload if isinstance(payload, dict) else {}
+        # Frames read back with plain pandas may hold NaN for absent strings.
+        item_id = item_id if isinstance(item_id, str) else None
+        response_id = response_id if isinstance(response_id, str) else None
+        text = text if isinstance(text, str) else None
+
+        if source == "client":
+            if type_ == "input_audio_buffer.append":
+                pending_audio_ms += audio_ms
+            elif type_ == "input_audio_buffer.clear":
+                pending_audio_ms = 0.0
+            elif type_ == "conversation.item.truncate" and item_id in turns:
+                tr = turns[item_id]
+                if not tr.truncated_by_server:
+                    tr.truncated_at_ms = float(payload.get("audio_end_ms", math.nan))
+            continue
+
+        if type_ == "input_audio_buffer.speech_started" and item_id is not None:
+            tr = turn(item_id, "user", t)
+            tr.audio_start_ms = payload.get("audio_start_ms")
+        elif type_ == "input_audio_buffer.speech_stopped" and item_id is not None:
+            tr = turn(item_id, "user", t)
+            tr.ended = t
+            end_ms = payload.get("audio_end_ms")
+            if end_ms is not None and tr.audio_start_ms is not None:
+                tr.audio_ms = float(end_ms - tr.audio_start_ms)
+            user_end = t
+        elif type_ == "input_audio_buffer.cleared":
+            pending_audio_ms = 0.0
+        elif type_ == "input_audio_buffer.committed":
+            if item_id is not None:
+                tr = turn(item_id, "user", t)
+                if math.isnan(tr.ended):
+                    tr.ended = t
+                    user_end = t
+                if math.isnan(tr.audio_ms) and pending_audio_ms:
+                    tr.audio_ms = pending_audio_ms
+            pending_audio_ms = 0.0
+        elif type_ in ("conversation.item.added", "conversation.item.done", "response.output_item.added"):
+            item = payload.get("item")
+            if not isinstance(item, dict) or item_id is None:
+                continue
+            kind = item.get("type")
+            if kind == "function_call":
+                tr = turn(item_id, "function_call", t)
+                tr.final_text = f"{item.get('name')}({item.get('arguments') or ''})"
+            elif kind == "message":
+                role = "user" if item.get("role") == "user" else "assistant"
+                new = item_id not in turns
+                tr = turn(item_id, role, t)
+                if role == "user":
+                    content_text = _item_text(item)
+                    if content_text is not None and tr.final_text is None:
+                        tr.final_text = content_text
+                    if new and any(isinstance(c, dict) and c.get("type") == "input_text"
+                                   for c in item.get("content") or ()):
+                        tr.ended = t
+                        user_end = t
+            else:
+                continue
+            if response_id is not None:
+                tr.response_id = response_id
+        elif type_ == "conversation.item.input_audio_transcription.delta" and item_id is not None:
+            if text:
+                turn(item_id, "user", t).parts.append(text)
+        elif type_ == "conversation.item.input_audio_transcription.completed" and item_id is not None:
+            turn(item_id, "user", t).final_text = text
+        elif type_ == "response.created" and response_id is not None:
+            responses[response_id] = _Response(t, user_end)
+            user_end = math.nan
+        elif type_ == "response.output_audio.delta" and item_id is not None:
+            tr = turn(item_id, "assistant", t)
+            tr.response_id = tr.response_id or response_id
+            tr.audio_ms = (0.0 if math.isnan(tr.audio_ms) else tr.audio_ms) + audio_ms
+            if math.isnan(tr.first_audio):
+                tr.first_audio = t
+        elif type_ in _TEXT_DELTAS and item_id is not None:
+            tr = turn(item_id, "assistant", t)
+            tr.response_id = tr.response_id or response_id
+            if text:
+                tr.parts.append(text)
+            if math.isnan(tr.first_text):
+                tr.first_text = t
+        elif type_ in _TEXT_DONES and item_id is not None:
+            turn(item_id, "assistant", t).final_text = text
+        elif type_ == "response.function_call_arguments.done" and item_id is not None:
+            tr = turn(item_id, "function_call", t)
+            tr.final_text = f"{payload.get('name')}({payload.get('arguments') or ''})"
+        elif type_ == "response.output_item.done" and item_id is not None and item_id in turns:
+            turns[item_id].ended = t
+        elif type_ == "response.done" and response_id is not None:
+            resp = responses.setdefault(response_id, _Response(math.nan, math.nan))
+            resp.done = t
+            response = payload.get("response")
+            resp.status = response.get("status") if isinstance(response, dict) else None
+        elif type_ == "conversation.item.truncated" and item_id is not None and item_id in turns:
+            tr = turns[item_id]
+            tr.truncated_at_ms = float(payload.get("audio_end_ms", math.nan))
+            tr.truncated_by_server = True
+
+    rows = []
+    for tr in sorted(turns.values(), key=lambda x: (x.started, x.order)):
+        resp = responses.get(tr.response_id) if tr.response_id is not None else None
+        ref = resp.user_end if resp is not None else math.nan
+        ended = tr.ended
+        if resp is not None and math.isnan(ended):
+            ended = resp.done
+        status = resp.status if resp is not None else None
+        rows.append((
+            tr.role, tr.item_id, tr.response_id, tr.text, tr.started, ended,
+            0.0 if math.isnan(tr.audio_ms) else tr.audio_ms,
+            tr.role != "user" and (not math.isnan(tr.truncated_at_ms) or status == "cancelled"),
+            tr.truncated_at_ms, status,
+            (resp.created - ref) if resp is not None else math.nan,
+            tr.first_audio - ref, tr.first_text - ref,
+            (resp.done - resp.created) if resp is not None else math.nan,
+        ))
+    columns = list(zip(*rows)) if rows else [()] * len(TURN_COLUMNS)
+    data: dict[str, Any] = {}
+    for name, values in zip(TURN_COLUMNS, columns):
+        if name in ("role", "item_id", "response_id", "text", "status"):
+            # object columns keep None for "absent" on pandas 2 and 3 alike
+            data[name] = pd.Series(values, dtype=object)
+        elif name == "interrupted":
+            data[name] = np.array(values, dtype=bool)
+        else:
+            data[name] = np.array(values, dtype=np.float64)
+    out = pd.DataFrame(data)
+    return out
+
+
+def latency_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Latency statistics over the turns: one row per :data:`LATENCY_COLUMNS` entry with
+    ``count``, ``mean``, ``p50``, ``p90``, ``max`` (ms; NaN when no turn has the value).
+
+    ``frame`` is an event-log DataFrame, or a turns table already built from one.
+    """
+    turns = frame if "role" in frame.columns else turns_table(frame)
+    stats = {}
+    for col in LATENCY_COLUMNS:
+        values = turns[col].dropna().to_numpy(dtype=np.float64) if len(turns) else np.empty(0)
+        if values.size:
+            stats[col] = (values.size, values.mean(), *np.percentile(values, [50, 90]), values.max())
+        else:
+            stats[col] = (0, math.nan, math.nan, math.nan, math.nan)
+    out = pd.DataFrame.from_dict(stats, orient="index", columns=["count", "mean", "p50", "p90", "max"])
+    out["count"] = out["count"].astype(np.int64)
+    return out
