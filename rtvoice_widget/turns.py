@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .protocol import BETA_ALIASES
+
 __all__ = ["LATENCY_COLUMNS", "TURN_COLUMNS", "latency_summary", "turns_table"]
 
 LATENCY_COLUMNS = (
@@ -49,16 +51,6 @@ TURN_COLUMNS = (
     "truncated_at_ms", "status", *LATENCY_COLUMNS,
 )
 
-#: Beta event names → their GA names.
-BETA_ALIASES = {
-    "response.audio.delta": "response.output_audio.delta",
-    "response.audio.done": "response.output_audio.done",
-    "response.audio_transcript.delta": "response.output_audio_transcript.delta",
-    "response.audio_transcript.done": "response.output_audio_transcript.done",
-    "response.text.delta": "response.output_text.delta",
-    "response.text.done": "response.output_text.done",
-    "conversation.item.created": "conversation.item.added",
-}
 
 _TEXT_DELTAS = ("response.output_audio_transcript.delta", "response.output_text.delta")
 _TEXT_DONES = ("response.output_audio_transcript.done", "response.output_text.done")
