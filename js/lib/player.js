@@ -1,0 +1,161 @@
+// The assistant-audio queue that runs inside the playback AudioWorklet.
+//
+// Contract: no imports, no top-level side effects (its source is concatenated into the worklet).
+// Samples are floats at the AudioContext's rate; the main thread resamples from 24 kHz before
+// queueing. The queue answers one question the kernel needs for truncation: how many ms of each
+// item have really been rendered to the speakers.
+
+/**
+ * A small jitter buffer for assistant audio, keyed by conversation item.
+ *
+ * - Start-up: after silence (start or underrun) output waits until `prebufferMs` is queued, or
+ *   until it has waited that long, whichever comes first, so a short last chunk still plays.
+ * - Each item starts with a `fadeMs` linear fade-in (no click on the first sample).
+ * - `flush()` stops at once: everything queued is dropped except a `fadeMs` fade-out of what is
+ *   playing now, and it returns the played ms of every item it touched.
+ * - `played(itemId)` is exact: samples written to the output for that item, in ms.
+ */
+export class PlaybackQueue {
+  constructor(sampleRate, { prebufferMs = 60, fadeMs = 5 } = {}) {
+    if (!(sampleRate > 0)) throw new RangeError("sampleRate must be positive");
+    this.sampleRate = sampleRate;
+    this.prebuffer = Math.round((prebufferMs * sampleRate) / 1000);
+    this.fade = Math.max(1, Math.round((fadeMs * sampleRate) / 1000));
+    this.chunks = []; // {itemId, samples, offset}
+    this.queued = 0; // samples not yet rendered
+    this.playedSamples = new Map(); // itemId -> samples rendered
+    this.started = new Set(); // items whose fade-in has begun
+    this.waiting = true; // in start-up / underrun state
+    this.waited = 0;
+    this.fadeOutLeft = 0;
+    this.level = 0; // RMS of the last rendered block, for the level meter
+  }
+
+  push(itemId, samples) {
+    if (samples.length === 0) return;
+    this.chunks.push({ itemId, samples, offset: 0 });
+    this.queued += samples.length;
+  }
+
+  bufferedMs() {
+    return (this.queued * 1000) / this.sampleRate;
+  }
+
+  played(itemId) {
+    return ((this.playedSamples.get(itemId) || 0) * 1000) / this.sampleRate;
+  }
+
+  /** Whether audio is audible now or queued to be. */
+  get active() {
+    return this.queued > 0;
+  }
+
+  /** Drop queued audio (all of it) and return [{itemId, ms}] for the items that had audio. */
+  flush() {
+    const touched = new Set(this.chunks.map((c) => c.itemId));
+    let keep = this.waiting ? 0 : this.fade;
+    const kept = [];
+    for (const chunk of this.chunks) {
+      if (keep <= 0) break;
+      const take = Math.min(keep, chunk.samples.length - chunk.offset);
+      kept.push({ itemId: chunk.itemId, samples: chunk.samples.subarray(chunk.offset, chunk.offset + take), offset: 0 });
+      keep -= take;
+    }
+    this.chunks = kept;
+    this.queued = kept.reduce((n, c) => n + c.samples.length, 0);
+    this.fadeOutLeft = this.queued;
+    this.waiting = this.queued === 0;
+    this.waited = 0;
+    // The fade-out tail still counts as played once rendered; report what is certain now plus it.
+    const tail = new Map();
+    for (const c of kept) tail.set(c.itemId, (tail.get(c.itemId) || 0) + c.samples.length);
+    return [...touched].map((itemId) => ({
+      itemId,
+      ms: (((this.playedSamples.get(itemId) || 0) + (tail.get(itemId) || 0)) * 1000) / this.sampleRate,
+    }));
+  }
+
+  /** Fill `out` (one channel) and return the number of samples that carried audio. */
+  render(out) {
+    out.fill(0);
+    if (this.waiting) {
+      if (this.queued === 0) {
+        this.waited = 0;
+        this.level = 0;
+        return 0;
+      }
+      this.waited += out.length;
+      if (this.queued < this.prebuffer && this.waited < this.prebuffer) {
+        this.level = 0;
+        return 0;
+      }
+      this.waiting = false;
+      this.waited = 0;
+    }
+    let written = 0;
+    let energy = 0;
+    while (written < out.length && this.chunks.length > 0) {
+      const chunk = this.chunks[0];
+      const take = Math.min(out.length - written, chunk.samples.length - chunk.offset);
+      const playedBefore = this.playedSamples.get(chunk.itemId) || 0;
+      for (let i = 0; i < take; i++) {
+        let gain = 1;
+        const nth = playedBefore + i;
+        if (nth < this.fade) gain = nth / this.fade;
+        if (this.fadeOutLeft > 0) {
+          gain *= this.fadeOutLeft / this.fade;
+          this.fadeOutLeft--;
+        }
+        const s = chunk.samples[chunk.offset + i] * gain;
+        out[written + i] = s;
+        energy += s * s;
+      }
+      this.started.add(chunk.itemId);
+      this.playedSamples.set(chunk.itemId, playedBefore + take);
+      chunk.offset += take;
+      written += take;
+      this.queued -= take;
+      if (chunk.offset >= chunk.samples.length) this.chunks.shift();
+    }
+    if (this.queued === 0) this.waiting = true; // underrun or end: re-buffer before the next audio
+    this.level = written > 0 ? Math.sqrt(energy / written) : 0;
+    return written;
+  }
+}
+
+/**
+ * Decides when the playback worklet reports played ms to the kernel: every `intervalMs` of
+ * rendered time (~15 Hz by default) while audio plays, at once when the queue runs dry (so the
+ * kernel knows the exact end), and never while nothing changes. Flush reports bypass it.
+ */
+export class PlayedReporter {
+  constructor(sampleRate, intervalMs = 66) {
+    this.interval = Math.max(1, Math.round((intervalMs * sampleRate) / 1000));
+    this.since = 0;
+    this.changed = false;
+    this.last = new Map();
+  }
+
+  /** After rendering a block of `frames` samples, `rendered` of them audio: the reports due now. */
+  tick(frames, queue, rendered) {
+    this.since += frames;
+    if (rendered > 0) this.changed = true;
+    if (!this.changed || (this.since < this.interval && queue.active)) return [];
+    this.since = 0;
+    this.changed = false;
+    const due = [];
+    for (const [itemId] of queue.playedSamples) {
+      const ms = queue.played(itemId);
+      if (this.last.get(itemId) !== ms) {
+        this.last.set(itemId, ms);
+        due.push({ itemId, ms });
+      }
+    }
+    return due;
+  }
+
+  /** Remember what a flush already reported so it is not sent twice. */
+  noteReported(reports) {
+    for (const r of reports) this.last.set(r.itemId, r.ms);
+  }
+}

@@ -1,0 +1,99 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { PlaybackQueue, PlayedReporter } from "../lib/player.js";
+
+const RATE = 48000;
+const ones = (n) => new Float32Array(n).fill(0.5);
+
+function renderAll(q, blocks, size = 128) {
+  const out = new Float32Array(size);
+  const rendered = [];
+  for (let i = 0; i < blocks; i++) {
+    q.render(out);
+    rendered.push(...out);
+  }
+  return rendered;
+}
+
+test("waits for the prebuffer, then plays everything and counts played ms per item", () => {
+  const q = new PlaybackQueue(RATE, { prebufferMs: 60, fadeMs: 5 });
+  q.push("a", ones(480)); // 10 ms: below the prebuffer
+  const out = new Float32Array(128);
+  assert.equal(q.render(out), 0);
+  assert.equal(q.played("a"), 0);
+  q.push("a", ones(2400)); // now 60 ms queued
+  renderAll(q, 30);
+  assert.equal(q.played("a"), 60);
+  assert.equal(q.bufferedMs(), 0);
+  assert.equal(q.active, false);
+});
+
+test("a short last chunk plays after waiting the prebuffer time", () => {
+  const q = new PlaybackQueue(RATE, { prebufferMs: 60 });
+  q.push("a", ones(480));
+  renderAll(q, 40); // 40 blocks = 106 ms > 60 ms
+  assert.equal(q.played("a"), 10);
+});
+
+test("each item fades in from silence", () => {
+  const q = new PlaybackQueue(RATE, { prebufferMs: 0, fadeMs: 5 });
+  q.push("a", ones(960));
+  const samples = renderAll(q, 8);
+  assert.equal(samples[0], 0);
+  assert.ok(samples[100] > 0 && samples[100] < 0.5);
+  assert.equal(samples[300], 0.5);
+});
+
+test("flush drops queued audio at once, keeps only a short fade-out, reports played ms", () => {
+  const q = new PlaybackQueue(RATE, { prebufferMs: 0, fadeMs: 5 });
+  q.push("a", ones(RATE)); // 1 s
+  q.push("b", ones(RATE));
+  renderAll(q, 75); // 200 ms of "a"
+  assert.equal(q.played("a"), 200);
+  const reports = q.flush();
+  const a = reports.find((r) => r.itemId === "a");
+  assert.equal(a.ms, 205); // 200 played + 5 ms fade-out still to render
+  assert.ok(reports.some((r) => r.itemId === "b" && r.ms === 0));
+  assert.ok(q.bufferedMs() <= 5);
+  const tail = renderAll(q, 10);
+  assert.equal(q.played("a"), 205);
+  assert.equal(q.played("b"), 0);
+  assert.ok(Math.abs(tail[0]) <= 0.5 && tail.slice(240).every((s) => s === 0));
+  // Fade-out decreases monotonically.
+  for (let i = 1; i < 240; i++) assert.ok(tail[i] <= tail[i - 1] + 1e-9);
+});
+
+test("after a flush new audio plays again (no stuck silence)", () => {
+  const q = new PlaybackQueue(RATE, { prebufferMs: 20 });
+  q.push("a", ones(9600));
+  renderAll(q, 10);
+  q.flush();
+  renderAll(q, 5);
+  q.push("c", ones(4800));
+  renderAll(q, 60);
+  assert.equal(q.played("c"), 100);
+});
+
+test("flush on an empty queue reports nothing and breaks nothing", () => {
+  const q = new PlaybackQueue(RATE);
+  assert.deepEqual(q.flush(), []);
+  assert.equal(q.render(new Float32Array(128)), 0);
+});
+
+test("reporter reports changed items about every interval, not every block", () => {
+  const q = new PlaybackQueue(RATE, { prebufferMs: 0 });
+  const reporter = new PlayedReporter(RATE, 50); // 2400 samples
+  q.push("a", ones(RATE));
+  const out = new Float32Array(128);
+  const due = [];
+  for (let i = 0; i < 375; i++) {
+    // 1 s of blocks
+    due.push(...reporter.tick(128, q, q.render(out)));
+  }
+  assert.ok(due.length >= 19 && due.length <= 21, `${due.length} reports`);
+  // The moment the queue runs dry the exact end is reported, not one interval later.
+  assert.deepEqual(due.at(-1), { itemId: "a", ms: 1000 });
+  for (let i = 1; i < due.length; i++) assert.ok(due[i].ms > due[i - 1].ms);
+  // Nothing changes -> nothing is reported.
+  for (let i = 0; i < 100; i++) assert.deepEqual(reporter.tick(128, q, q.render(out)), []);
+});

@@ -1,0 +1,604 @@
+"""``VoiceChat``: the anywidget that puts a live voice conversation in a notebook cell.
+
+The widget only moves things between the browser and a :class:`~rtvoice_widget.session.
+RealtimeSession`; it never builds Realtime protocol JSON and never sees the socket.
+
+Browser -> kernel custom messages (``on_msg``, kernel main thread):
+
+- ``{"type": "audio", "seq", "t"}`` + one buffer: 20 ms of 24 kHz mono PCM16; ``t`` is the capture
+  time on the page clock (ms since the epoch). Forwarded with ``session.send_audio``. Frames that
+  arrive late as a burst (the kernel was busy running a cell, see :class:`StaleFrameFilter`) are
+  dropped, counted and logged as one ``mic.stale_dropped`` event: replaying seconds-old speech
+  would start a turn nobody is waiting for.
+- ``{"type": "played", "item_id", "ms"}``: what the player really rendered (for truncation).
+- ``{"type": "mic", "state", "detail"}``: mic started / denied / no device / ...; logged as
+  ``mic.<state>``.
+- ``{"type": "text", "text"}``: a typed user message.
+- ``{"type": "control", "action"}``: ``connect``, ``disconnect``, ``interrupt``, ``ptt_start``,
+  ``ptt_end``, ``hello`` (a view asks for the history so far).
+
+Kernel -> browser: ``{"type": "audio", "item_id", "response_id"}`` + PCM16 buffer (sent from the
+session thread as it arrives, so playback continues while a cell runs), ``{"type": "flush",
+"item_id"}``, and, batched at most every 100 ms, ``{"type": "events", "rows_json"}`` (one JSON
+array of log rows, serialised once per batch) and
+``{"type": "transcript", "entries"}``. Traitlets carry state only (status, settings, stats).
+
+The API key is handed to the session and kept nowhere else: not in a trait, not in a message,
+not in the saved notebook. Labels shown in the UI come from ``Endpoint.label`` (redacted).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any, Callable, Iterable
+
+import anywidget
+import traitlets
+
+from rtvoice_widget._assets import js_dir, js_source
+from rtvoice_widget.config import SessionConfig
+from rtvoice_widget.session import RealtimeSession, SessionClosedError
+
+__all__ = ["VoiceChat", "StaleFrameFilter", "TranscriptView"]
+
+#: Voices of the OpenAI Realtime API (the local server maps any name to its own voice).
+VOICES = ("marin", "cedar", "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse")
+
+_BATCH_INTERVAL_S = 0.1  # events/transcript to the browser at most 10 times a second
+_STATS_INTERVAL_S = 0.5
+_HISTORY_ROWS = 2000  # rows replayed to a view that (re)opens; the log itself keeps everything
+_PCM_BYTES_PER_MS = 48
+
+
+class StaleFrameFilter:
+    """Decides whether a mic frame is too old to be worth sending.
+
+    The browser stamps each frame with its capture time (page clock) and the kernel receives it
+    on its own clock; the two clocks may differ by any constant (another machine). The smallest
+    ``receive - capture`` seen is taken as the baseline transit; a frame is stale when it arrived
+    more than ``max_delay_ms`` later than that baseline, which is what happens when a busy cell
+    held the messages back.
+    """
+
+    def __init__(self, max_delay_ms: float = 500.0) -> None:
+        self.max_delay_ms = max_delay_ms
+        self.baseline: float | None = None
+        self.dropped = 0
+
+    def is_stale(self, capture_ms: float, receive_ms: float) -> bool:
+        transit = receive_ms - capture_ms
+        if self.baseline is None or transit < self.baseline:
+            self.baseline = transit
+        stale = transit - self.baseline > self.max_delay_ms
+        if stale:
+            self.dropped += 1
+        return stale
+
+    def reset(self) -> None:
+        self.baseline = None
+
+
+class TranscriptView:
+    """Builds the transcript the UI shows from event-log rows.
+
+    One entry per conversation item: ``{"id", "role", "text", "final", "interrupted"}``. User
+    transcription deltas and assistant transcript deltas grow a partial entry; ``completed`` /
+    ``done`` replace it with the final text; a cancelled response, a truncation or a playback
+    flush marks the assistant entry interrupted. ``consume(row)`` returns the entries it changed.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    def _entry(self, item_id: str, role: str) -> dict[str, Any]:
+        entry = self.entries.get(item_id)
+        if entry is None:
+            entry = self.entries[item_id] = {"id": item_id, "role": role, "text": "", "final": False,
+                                             "interrupted": False}
+        return entry
+
+    def consume(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        type_, item_id, text = row.get("type"), row.get("item_id"), row.get("text")
+        payload = row.get("payload") if isinstance(row.get("payload"), dict) else {}
+        changed: list[dict[str, Any]] = []
+
+        def touch(entry: dict[str, Any]) -> None:
+            changed.append(dict(entry))
+
+        if type_ == "conversation.item.added" and row.get("source") == "server":
+            item = payload.get("item") if isinstance(payload.get("item"), dict) else {}
+            if item.get("type", "message") == "message" and item.get("role") in ("user", "assistant") and item_id:
+                entry = self._entry(item_id, item["role"])
+                typed = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict)
+                         and c.get("type") in ("input_text", "text") and isinstance(c.get("text"), str)]
+                if typed:
+                    entry.update(text="".join(typed), final=True)
+                touch(entry)
+        elif type_ == "conversation.item.input_audio_transcription.delta" and item_id and isinstance(text, str):
+            entry = self._entry(item_id, "user")
+            if not entry["final"]:
+                entry["text"] += text
+                touch(entry)
+        elif type_ == "conversation.item.input_audio_transcription.completed" and item_id:
+            entry = self._entry(item_id, "user")
+            entry.update(text=(text or "").strip(), final=True)
+            touch(entry)
+        elif type_ == "conversation.item.input_audio_transcription.failed" and item_id:
+            entry = self._entry(item_id, "user")
+            entry.update(text=entry["text"] or "(transcription failed)", final=True)
+            touch(entry)
+        elif type_ in ("response.output_audio_transcript.delta", "response.output_text.delta",
+                       "response.audio_transcript.delta", "response.text.delta") and item_id and isinstance(text, str):
+            entry = self._entry(item_id, "assistant")
+            if not entry["final"]:
+                entry["text"] += text
+                touch(entry)
+        elif type_ in ("response.output_audio_transcript.done", "response.output_text.done",
+                       "response.audio_transcript.done", "response.text.done") and item_id:
+            entry = self._entry(item_id, "assistant")
+            entry.update(text=text if isinstance(text, str) else entry["text"], final=True)
+            touch(entry)
+        elif type_ in ("conversation.item.truncated", "playback.flushed") and item_id in self.entries:
+            entry = self.entries[item_id]
+            entry["interrupted"] = True
+            touch(entry)
+        elif type_ == "response.done":
+            response = payload.get("response") if isinstance(payload.get("response"), dict) else {}
+            if response.get("status") in ("cancelled", "incomplete"):
+                for item in response.get("output") or []:
+                    entry = self.entries.get(item.get("id")) if isinstance(item, dict) else None
+                    if entry is not None:
+                        entry["interrupted"] = True
+                        touch(entry)
+        return changed
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [dict(e) for e in self.entries.values()]
+
+
+_ROW_FIELDS = ("seq", "t_ms", "source", "type", "category", "event_id", "item_id", "response_id", "text",
+               "audio_ms", "payload")
+
+
+def _rows_json(rows: list[dict[str, Any]]) -> str:
+    """Log rows as the browser gets them: one JSON array, without the wall-clock datetime.
+
+    Serialised once per batch on the pump thread (not per event on the session thread); odd
+    payload values (numpy scalars, bytes) become text instead of breaking the comm.
+    """
+    return json.dumps([{k: row.get(k) for k in _ROW_FIELDS} for row in rows], default=str,
+                      separators=(",", ":"))
+
+
+class VoiceChat(anywidget.AnyWidget):
+    """A voice conversation with a Realtime model, in a notebook cell.
+
+    ``VoiceChat(backend="auto"|"openai"|"azure"|"local", url=None, model=None, instructions=None,
+    voice=None, tools=None, api_key=None, **session_options)``. ``backend="auto"`` uses OpenAI when
+    ``OPENAI_API_KEY`` (or ``api_key=``) is set, otherwise the embedded offline server, and says
+    so in the widget. Other keyword arguments go to :class:`RealtimeSession` (e.g.
+    ``azure_endpoint``, ``max_reconnect_attempts``).
+
+    Display it (last expression of a cell), press Connect (or call :meth:`connect`) and talk.
+    Everything is recorded: :attr:`events` (``.to_pandas()``), :meth:`transcript`,
+    :attr:`recording`, :meth:`metrics`.
+
+    Echo: the browser's echo canceller does not cancel audio played through Web Audio, so on
+    speakers the model would hear itself. With ``headphones=False`` (default) the widget is
+    half-duplex: the mic is held while the assistant is audible (interrupt with the button);
+    ``headphones=True`` sends the mic all the time, so you can interrupt by speaking.
+    """
+
+    _esm = js_dir() / "widget.js"
+    _css = js_dir() / "widget.css"
+    _modules = traitlets.Dict().tag(sync=True)
+    _widget_id = traitlets.Unicode().tag(sync=True)
+    _mic_owner = traitlets.Unicode("").tag(sync=True)
+
+    status = traitlets.Unicode("disconnected", help="disconnected | connecting | connected | reconnecting | error").tag(sync=True)
+    error = traitlets.Unicode("", help="why the connection failed, when status is 'error'").tag(sync=True)
+    notice = traitlets.Unicode("", help="an informational line for the person (e.g. local fallback)").tag(sync=True)
+    backend_label = traitlets.Unicode("").tag(sync=True)
+    model_name = traitlets.Unicode("").tag(sync=True)
+
+    mode = traitlets.Enum(("continuous", "push_to_talk", "mute"), "continuous").tag(sync=True)
+    headphones = traitlets.Bool(False).tag(sync=True)
+    voice = traitlets.Unicode().tag(sync=True)
+    voices = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    speed = traitlets.Float(1.0).tag(sync=True)
+    turn_detection = traitlets.Enum(("server_vad", "semantic_vad"), "server_vad").tag(sync=True)
+    vad_threshold = traitlets.Float(0.5).tag(sync=True)
+    silence_ms = traitlets.Int(500).tag(sync=True)
+    instructions = traitlets.Unicode().tag(sync=True)
+    settings_error = traitlets.Unicode("").tag(sync=True)
+    stats = traitlets.Dict().tag(sync=True)
+
+    def __init__(
+        self,
+        backend: str = "auto",
+        url: str | None = None,
+        model: str | None = None,
+        instructions: str | None = None,
+        voice: str | None = None,
+        tools: Iterable[Callable[..., Any]] | None = None,
+        *,
+        api_key: str | None = None,
+        headphones: bool = False,
+        mode: str = "continuous",
+        stale_frame_ms: float = 500.0,
+        **session_options: Any,
+    ) -> None:
+        config = SessionConfig(
+            **{k: v for k, v in (("model", model), ("instructions", instructions), ("voice", voice)) if v is not None}
+        )
+        self._session_args = dict(url=url, backend=backend, api_key=api_key, **session_options)
+        self._tools: list[Callable[..., Any]] = list(tools or ())
+        self._config = config
+        self._backend = backend
+        td = config.turn_detection
+        super().__init__(
+            _modules={name: js_source(f"{path}.js") for name, path in
+                      (("dsp", "lib/dsp"), ("player", "lib/player"), ("state", "lib/state"), ("worklets", "worklets"))},
+            _widget_id=uuid.uuid4().hex,
+            voice=config.voice,
+            voices=list(dict.fromkeys((config.voice, *VOICES))),
+            speed=config.speed,
+            turn_detection=td.type or "server_vad",
+            vad_threshold=td.threshold,
+            silence_ms=td.silence_duration_ms,
+            instructions=config.instructions,
+            model_name=config.model,
+            headphones=headphones,
+            mode=mode,
+        )
+        self._lock = threading.Lock()  # guards the batches shared with the session thread
+        self._connect_lock = threading.Lock()
+        self._pending_rows: list[dict[str, Any]] = []
+        self._pending_entries: dict[str, dict[str, Any]] = {}
+        self._history: deque[dict[str, Any]] = deque(maxlen=_HISTORY_ROWS)
+        self._transcript = TranscriptView()
+        self._stale = StaleFrameFilter(stale_frame_ms)
+        self._stale_burst = 0
+        self._frames_in = 0
+        self._callbacks: list[tuple[str, Callable[..., Any]]] = []
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._applying = False
+        self._session = self._new_session()
+        self._pump_stop = threading.Event()
+        self._pump = threading.Thread(target=self._run_pump, name="rtvoice-widget-pump", daemon=True)
+        self._pump.start()
+        self.on_msg(self._on_browser_message)
+        self.observe(self._on_setting, names=["voice", "speed", "turn_detection", "vad_threshold", "silence_ms",
+                                              "instructions", "mode"])
+
+    # -- public API -------------------------------------------------------------------------
+
+    @property
+    def session(self) -> RealtimeSession:
+        """The current :class:`RealtimeSession` (a new one after each reconnect from the UI)."""
+        return self._session
+
+    @property
+    def events(self):
+        """The event log of the current session (:class:`~rtvoice_widget.events.EventLog`)."""
+        return self._session.events
+
+    @property
+    def recording(self):
+        """Both audio tracks of the current session (:class:`~rtvoice_widget.audio.Recorder`)."""
+        return self._session.recording
+
+    def transcript(self):
+        """One row per turn (user and assistant) as a DataFrame."""
+        return self._session.events.transcript()
+
+    def metrics(self) -> dict[str, Any]:
+        """Session counters and latencies, plus the widget's own (mic frames in, stale drops)."""
+        return {**self._session.metrics(), "mic_frames_in": self._frames_in,
+                "mic_frames_stale_dropped": self._stale.dropped}
+
+    def connect(self, timeout: float | None = None) -> "VoiceChat":
+        """Connect to the backend; returns once the server's ``session.created`` arrived.
+
+        Raises like :meth:`RealtimeSession.connect` (``ValueError`` for bad options such as a
+        missing key, ``ConnectionError``, ``TimeoutError``); the widget shows the reason too.
+        """
+        with self._connect_lock:  # a Connect click and a cell may race: one connection wins
+            if self._session.connected:
+                return self
+            if self._session.endpoint is not None:  # a used session cannot reconnect: start afresh
+                self._replace_session()
+            session = self._session
+            self._stale.reset()
+            self.error = ""
+            self.status = "connecting"
+            try:
+                session.connect(timeout)
+            except BaseException as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.status = "error"
+                raise
+        endpoint = session.endpoint
+        self.backend_label = endpoint.label if endpoint is not None else ""
+        if endpoint is not None and endpoint.backend == "local" and self._backend == "auto":
+            self.notice = ("No OPENAI_API_KEY found: using the offline local backend (small models, "
+                           "robotic voice). Set OPENAI_API_KEY and reconnect to talk to OpenAI.")
+        self.status = "connected"
+        return self
+
+    def disconnect(self) -> None:
+        """Close the connection (the log, transcript and recording stay readable)."""
+        self._session.close()
+        self.status = "disconnected"
+
+    def close(self) -> None:
+        """Disconnect and remove the widget (stops its background thread)."""
+        self._pump_stop.set()
+        try:
+            self._session.close()
+        finally:
+            super().close()
+
+    def say(self, text: str, respond: bool = True) -> None:
+        """Send a typed user message into the conversation (and ask for a reply)."""
+        self._session.send_text(text, respond=respond)
+
+    def update(self, **settings: Any) -> SessionConfig:
+        """Change session settings (``SessionConfig`` fields); applied live with ``session.update``.
+
+        Invalid values raise ``ValueError`` and change nothing.
+        """
+        try:
+            # Live (or not yet connected) session: it validates, sends session.update if live.
+            new_config = self._session.update(**settings)
+        except SessionClosedError:
+            new_config = self._config.replace(**settings)  # closed: the next connect() uses it
+        self._config = new_config
+        self._mirror_config(new_config)
+        return new_config
+
+    def on(self, type: str, fn: Callable[..., Any]) -> Callable[[], None]:
+        """Call ``fn(row)`` for events of a type or category (or ``"*"``); survives reconnects."""
+        entry = (type, fn)
+        self._callbacks.append(entry)
+        unsubscribe = [self._session.on(type, fn)]
+
+        def off() -> None:
+            if entry in self._callbacks:
+                self._callbacks.remove(entry)
+            unsubscribe[0]()
+
+        return off
+
+    def tool(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Register a Python function as a tool the model may call (decorator)."""
+        if fn is None:
+            return lambda f: self.tool(f, **options)
+        self._tools.append(fn)
+        self._session.tool(fn, **options)
+        return fn
+
+    # -- session wiring ---------------------------------------------------------------------
+
+    def _new_session(self) -> RealtimeSession:
+        session = RealtimeSession(config=self._config, tools=self._tools, **self._session_args)
+        self._unsubscribe = [
+            session.on("*", self._on_row),
+            session.on("output_audio", self._on_output_audio),
+            session.on("flush", self._on_flush),
+            *(session.on(t, fn) for t, fn in self._callbacks),
+        ]
+        return session
+
+    def _replace_session(self) -> None:
+        for off in self._unsubscribe:
+            off()
+        self._session = self._new_session()
+        self._transcript = TranscriptView()
+        with self._lock:
+            self._pending_rows.clear()
+            self._pending_entries.clear()
+            self._history.clear()
+        self._send_history()
+
+    def _on_row(self, row: dict[str, Any]) -> None:
+        # Session thread: keep it short; the pump sends batches.
+        changed = self._transcript.consume(row)
+        with self._lock:
+            self._pending_rows.append(row)
+            self._history.append(row)
+            for entry in changed:
+                self._pending_entries[entry["id"]] = entry
+        self._track_connection(row)
+
+    def _track_connection(self, row: dict[str, Any]) -> None:
+        type_ = row["type"]
+        if type_ == "connection.restored" or (type_ == "session.created" and self.status == "reconnecting"):
+            self.status = "connected"
+            self.notice = ""
+        elif type_ in ("connection.lost", "connection.reconnecting"):
+            self.status = "reconnecting"
+            self.notice = f"Connection lost ({row.get('text') or 'socket closed'}); reconnecting\u2026" \
+                if type_ == "connection.lost" else self.notice
+        elif type_ == "connection.failed" and self.status != "connecting":
+            self.error = row.get("text") or "connection failed"
+            self.status = "error"
+        elif type_ == "connection.closed" and self.status not in ("connecting", "error"):
+            self.status = "disconnected"
+
+    def _on_output_audio(self, item_id: str, response_id: str, pcm16: bytes) -> None:
+        self.send({"type": "audio", "item_id": item_id, "response_id": response_id}, buffers=[pcm16])
+
+    def _on_flush(self, item_id: str) -> None:
+        self.send({"type": "flush", "item_id": item_id})
+
+    # -- browser messages (kernel main thread) ----------------------------------------------
+
+    def _on_browser_message(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
+        if not isinstance(content, dict):
+            return self._local_error(f"ignored a browser message that is not an object: {content!r:.80}")
+        kind = content.get("type")
+        try:
+            if kind == "audio":
+                self._on_mic_frame(content, buffers)
+            elif kind == "played":
+                self._session.playback_progress(content.get("item_id"), content.get("ms"))
+            elif kind == "mic":
+                state = str(content.get("state", "unknown"))
+                self._local(f"mic.{state}", text=content.get("detail") or None)
+            elif kind == "text":
+                self._session.send_text(content.get("text"))
+            elif kind == "control":
+                self._on_control(content.get("action"))
+            else:
+                self._local_error(f"ignored an unknown browser message type {kind!r:.40}")
+        except SessionClosedError:
+            pass  # late frames/reports after a disconnect: nothing to deliver them to
+        except (TypeError, ValueError) as exc:
+            self._local_error(f"bad {kind} message from the browser: {exc}")
+
+    def _on_mic_frame(self, content: dict[str, Any], buffers: list[Any]) -> None:
+        if not buffers:
+            raise ValueError("audio message without a buffer")
+        if not self._session.connected:
+            return
+        pcm = bytes(buffers[0])
+        capture_ms = content.get("t")
+        if isinstance(capture_ms, (int, float)) and math.isfinite(capture_ms) \
+                and self._stale.is_stale(float(capture_ms), time.time() * 1000):
+            self._stale_burst += len(pcm) / _PCM_BYTES_PER_MS
+            return
+        if self._stale_burst:
+            self._local("mic.stale_dropped", text=f"dropped {self._stale_burst:.0f} ms of mic audio that "
+                        "arrived late (the kernel was busy)", dropped_ms=self._stale_burst)
+            self._stale_burst = 0
+        self._frames_in += 1
+        self._session.send_audio(pcm)
+
+    def _on_control(self, action: Any) -> None:
+        if action == "connect":
+            threading.Thread(target=self._connect_quietly, name="rtvoice-widget-connect", daemon=True).start()
+        elif action == "disconnect":
+            self.disconnect()
+        elif action == "hello":
+            self._send_history()
+        elif action == "interrupt":
+            self._session.cancel()
+            self.send({"type": "flush", "item_id": None})
+        elif action == "ptt_start":
+            self._session.clear_audio()
+        elif action == "ptt_end":
+            self._session.commit()
+            self._session.create_response()
+        else:
+            raise ValueError(f"unknown control action {action!r:.40}")
+
+    def _connect_quietly(self) -> None:
+        try:
+            self.connect()
+        except Exception:
+            pass  # shown in the widget (status "error" + the reason) and in the log
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def _settings_from_traits(self) -> dict[str, Any]:
+        if self.mode == "push_to_talk":
+            td = self._config.turn_detection.replace(type=None)
+        else:
+            td = self._config.turn_detection.replace(
+                type=self.turn_detection, threshold=self.vad_threshold, silence_duration_ms=self.silence_ms)
+        return dict(voice=self.voice, speed=self.speed, instructions=self.instructions, turn_detection=td)
+
+    def _on_setting(self, change: dict[str, Any]) -> None:
+        if self._applying:
+            return
+        if change["name"] == "mode" and "push_to_talk" not in (change["old"], change["new"]):
+            return  # mute/continuous only changes what the browser sends
+        try:
+            wanted = self._settings_from_traits()
+            changes = {k: v for k, v in wanted.items() if getattr(self._config, k) != v}
+            if changes:
+                self.update(**changes)
+            self.settings_error = ""
+        except (ValueError, TypeError) as exc:
+            self.settings_error = str(exc)
+            self._mirror_config(self._config)  # show the values that are really in force
+        except SessionClosedError as exc:
+            self.settings_error = f"not applied: {exc}"
+
+    def _mirror_config(self, config: SessionConfig) -> None:
+        self._applying = True
+        try:
+            td = config.turn_detection
+            with self.hold_trait_notifications():
+                self.voice = config.voice
+                if config.voice not in self.voices:
+                    self.voices = [config.voice, *self.voices]
+                self.speed = config.speed
+                self.instructions = config.instructions
+                if td.type is not None:
+                    self.turn_detection = td.type
+                    self.vad_threshold = td.threshold
+                    self.silence_ms = td.silence_duration_ms
+                elif self.mode != "push_to_talk":
+                    self.mode = "push_to_talk"
+        finally:
+            self._applying = False
+
+    # -- batching to the browser --------------------------------------------------------------
+
+    def _send_history(self) -> None:
+        with self._lock:
+            rows = list(self._history)
+        self.send({"type": "events", "reset": True, "rows_json": _rows_json(rows)})
+        self.send({"type": "transcript", "reset": True, "entries": self._transcript.snapshot()})
+
+    def _run_pump(self) -> None:
+        next_stats = 0.0
+        while not self._pump_stop.wait(_BATCH_INTERVAL_S):
+            with self._lock:
+                rows, self._pending_rows = self._pending_rows, []
+                entries = list(self._pending_entries.values())
+                self._pending_entries.clear()
+            try:
+                if rows:
+                    self.send({"type": "events", "rows_json": _rows_json(rows)})
+                if entries:
+                    self.send({"type": "transcript", "entries": entries})
+                now = time.monotonic()
+                if now >= next_stats:
+                    next_stats = now + _STATS_INTERVAL_S
+                    stats = self._stats()
+                    if stats != self.stats:
+                        self.stats = stats
+            except Exception as exc:  # the comm went away (widget closed): stop quietly
+                if self.comm is None:
+                    return
+                self._local_error(f"widget update failed: {type(exc).__name__}: {exc}")
+
+    def _stats(self) -> dict[str, Any]:
+        m = self._session.metrics()
+        turns = list(self._session.protocol.turns)
+        latencies = [t.first_audio_latency_ms for t in turns if t.first_audio_latency_ms is not None]
+        return {
+            "latency_last_ms": latencies[-1] if latencies else None,
+            "latency_median_ms": m.get("median_first_audio_latency_ms"),
+            "turns": m.get("turns", 0),
+            "interruptions": m.get("interrupted_turns", 0),
+            "audio_in_s": round(m.get("audio_sent_ms", 0.0) / 1000, 2),
+            "audio_out_s": round(m.get("audio_received_ms", 0.0) / 1000, 2),
+            "events": m.get("events", 0),
+        }
+
+    # -- local log entries --------------------------------------------------------------------
+
+    def _local(self, type_: str, text: str | None = None, **fields: Any) -> None:
+        self._session.events.local(type_, self._session.now_ms(), text=text, **fields)
+
+    def _local_error(self, text: str) -> None:
+        self._local("widget.error", text=text)

@@ -1,0 +1,361 @@
+"""VoiceChat driven through real ipywidgets comm messages against a real (scripted) server.
+
+The browser side is played by :class:`widget_harness.bridge.CommRecorder`: it installs itself as
+``comm.create_comm`` (the hook ipykernel uses), records every message the widget sends to the
+front end and delivers front-end messages (custom messages with binary buffers, state updates)
+through ipywidgets' own handler. The server is ``scripted_server.ScriptedServer``, a real
+WebSocket server sending GA-shaped events; every client event it receives is validated against
+the official SDK types.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import numpy as np
+import pytest
+
+from rtvoice_widget.widget import StaleFrameFilter, TranscriptView, VoiceChat
+from scripted_server import (
+    Close,
+    ScriptedServer,
+    assistant_audio_reply,
+    assistant_response_end,
+    assistant_response_start,
+    pcm16_tone,
+    speech_started,
+    voice_turn,
+)
+from widget_harness.bridge import CommRecorder
+
+SECRET = "sk-test-DO-NOT-LEAK-0123456789abcdef"
+
+
+def wait_until(predicate, timeout: float = 10.0, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def frame(i: int, ms: int = 20) -> bytes:
+    """``ms`` of a distinct PCM16 signal at 24 kHz (sample values encode the frame index)."""
+    n = 24 * ms
+    return (np.arange(n, dtype=np.int16) + np.int16(i * 7)).astype("<i2").tobytes()
+
+
+@pytest.fixture
+def server():
+    with ScriptedServer() as s:
+        yield s
+
+
+@pytest.fixture
+def rec():
+    with CommRecorder() as r:
+        yield r
+
+
+@pytest.fixture
+def chat(server, rec):
+    c = VoiceChat(url=server.url, api_key=SECRET, headphones=True)
+    c.connect(timeout=10)
+    server.wait_for("session.update")
+    yield c
+    c.close()
+
+
+def appended_audio(server: ScriptedServer) -> bytes:
+    return b"".join(base64.b64decode(e["audio"]) for e in server.client_events("input_audio_buffer.append"))
+
+
+# -- audio browser -> server ----------------------------------------------------------------
+
+
+def test_mic_frames_reach_the_server_in_order_and_intact(chat, server, rec):
+    now = time.time() * 1000
+    frames = [frame(i) for i in range(25)]
+    for i, pcm in enumerate(frames):
+        rec.browser_send(chat, {"type": "audio", "seq": i, "t": now + i * 20}, [pcm])
+    wait_until(lambda: len(appended_audio(server)) >= sum(map(len, frames)), message="appended audio")
+    assert appended_audio(server) == b"".join(frames)
+    assert chat.metrics()["mic_frames_in"] == 25
+    assert server.assert_client_events_valid() > 0
+
+
+def test_late_burst_of_mic_frames_is_dropped_and_logged(chat, server, rec):
+    now = time.time() * 1000
+    rec.browser_send(chat, {"type": "audio", "seq": 0, "t": now}, [frame(0)])
+    # Ten frames captured 3 s ago that arrive only now: the kernel was busy running a cell.
+    for i in range(1, 11):
+        rec.browser_send(chat, {"type": "audio", "seq": i, "t": now - 3000 + i * 20}, [frame(i)])
+    rec.browser_send(chat, {"type": "audio", "seq": 11, "t": time.time() * 1000}, [frame(11)])
+    wait_until(lambda: len(appended_audio(server)) >= 2 * len(frame(0)), message="fresh frames")
+    assert appended_audio(server) == frame(0) + frame(11)
+    drops = chat.events.filter(type="mic.stale_dropped").to_dict("records")
+    assert len(drops) == 1 and drops[0]["payload"]["dropped_ms"] == pytest.approx(200)
+    assert chat.metrics()["mic_frames_stale_dropped"] == 10
+
+
+def test_bad_browser_messages_are_logged_and_lose_nothing(chat, server, rec):
+    rec.browser_send(chat, {"type": "audio", "seq": 0, "t": 0})  # no buffer
+    rec.browser_send(chat, {"type": "audio", "seq": 1, "t": 0}, [b"\x01\x02\x03"])  # odd length
+    rec.browser_send(chat, {"type": "played", "item_id": "x", "ms": float("nan")})
+    rec.browser_send(chat, {"type": "played", "item_id": "", "ms": 10})
+    rec.browser_send(chat, {"type": "nonsense"})
+    rec.browser_send(chat, {"type": "control", "action": "self-destruct"})
+    rec.browser_send(chat, {"type": "text", "text": "   "})
+    wait_until(lambda: len(chat.events.filter(type="widget.error")) >= 7, message="7 widget.error events")
+    errors = chat.events.filter(type="widget.error")["text"].tolist()
+    assert any("without a buffer" in e for e in errors)
+    assert any("played_ms" in e for e in errors)
+    assert any("nonsense" in e for e in errors)
+    # The session is unharmed: a good frame still goes through.
+    rec.browser_send(chat, {"type": "audio", "seq": 2, "t": time.time() * 1000}, [frame(2)])
+    wait_until(lambda: appended_audio(server) == frame(2), message="good frame after bad ones")
+    assert chat.session.connected
+
+
+# -- audio server -> browser, flush and truncate ---------------------------------------------
+
+
+def test_assistant_audio_goes_to_the_browser_as_binary_buffers(chat, server, rec):
+    server.play(voice_turn(audio_ms=600, transcript="It is sunny and warm today."))
+    wait_until(lambda: sum(len(b[0]) for _, b in rec.custom("audio")) >= 600 * 48, message="600 ms of audio")
+    audio = rec.custom("audio")
+    assert b"".join(b[0] for _, b in audio) == pcm16_tone(600)
+    item_ids = {c["item_id"] for c, _ in audio}
+    assert len(item_ids) == 1
+    # Base64 never travels between kernel and browser: the JSON part carries no audio.
+    assert all(set(c) == {"type", "item_id", "response_id"} for c, _ in audio)
+
+
+def test_barge_in_flushes_the_browser_and_truncates_at_played_ms(chat, server, rec):
+    item, resp = "item_asst_bargein", "resp_bargein"
+    server.play(assistant_response_start(resp, item) + assistant_audio_reply(resp, item, "A long story", pcm16_tone(3000)))
+    wait_until(lambda: rec.custom("audio"), message="audio at the browser")
+    # The player reports what it really played so far.
+    rec.browser_send(chat, {"type": "played", "item_id": item, "ms": 400.0})
+    wait_until(lambda: chat.session.protocol.items[item].played_ms == 400.0, message="played ms reached protocol")
+    server.play([speech_started("item_user_2", 0)] + assistant_response_end(resp, item, "A long story", status="cancelled"))
+    flush = wait_until(lambda: rec.custom("flush"), message="flush message")
+    assert flush[0][0] == {"type": "flush", "item_id": item}
+    truncate = server.wait_for("conversation.item.truncate")[0]
+    assert truncate["item_id"] == item
+    assert 400 <= truncate["audio_end_ms"] <= 3000
+    # A late report from the player after the flush changes nothing.
+    rec.browser_send(chat, {"type": "played", "item_id": item, "ms": 2900.0, "flushed": True})
+    assert server.assert_client_events_valid() > 0
+    wait_until(lambda: any(e["id"] == item and e["interrupted"] for c, _ in rec.custom("transcript")
+                           for e in c["entries"]), message="interrupted transcript entry")
+
+
+def test_interrupt_button_cancels_and_flushes(chat, server, rec):
+    item, resp = "item_asst_stop", "resp_stop"
+    server.play(assistant_response_start(resp, item) + assistant_audio_reply(resp, item, "Hello", pcm16_tone(1000)))
+    rec.browser_send(chat, {"type": "control", "action": "interrupt"})
+    server.wait_for("response.cancel")
+    assert rec.custom("flush")
+
+
+# -- events, transcript, stats ----------------------------------------------------------------
+
+
+def test_events_and_transcript_reach_the_browser_batched(chat, server, rec):
+    server.play(voice_turn(user_text="What's the weather like?", transcript="It is sunny and warm today.", audio_ms=800))
+    wait_until(lambda: any(r["type"] == "response.done" for c, _ in rec.custom("events") for r in json.loads(c["rows_json"])),
+               message="response.done row")
+    batches = [json.loads(c["rows_json"]) for c, _ in rec.custom("events")]
+    rows = [r for batch in batches for r in batch]
+    assert len(batches) < len(rows)  # batched, not one message per event
+    seqs = [r["seq"] for r in rows]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    types = {r["type"] for r in rows}
+    assert {"session.created", "session.update", "response.output_audio.delta", "response.done"} <= types
+    # Audio is stripped from rows: only its duration travels.
+    delta = next(r for r in rows if r["type"] == "response.output_audio.delta")
+    assert "delta" not in delta["payload"] and delta["audio_ms"] > 0
+    wait_until(lambda: len([e for c, _ in rec.custom("transcript") for e in c["entries"] if e["final"]]) >= 2,
+               message="final transcript entries")
+    finals = {e["role"]: e["text"] for c, _ in rec.custom("transcript") for e in c["entries"] if e["final"]}
+    assert finals == {"user": "What's the weather like?", "assistant": "It is sunny and warm today."}
+    # The stats trait follows (at most twice a second) and ends with the whole turn counted.
+    wait_until(lambda: chat.stats.get("audio_out_s") == 0.8, message="stats with all reply audio")
+    assert chat.stats["turns"] == 1 and chat.stats["interruptions"] == 0
+
+
+def test_a_view_that_says_hello_gets_the_history(chat, server, rec):
+    server.play(voice_turn(audio_ms=200))
+    server.wait_for("session.update")
+    wait_until(lambda: len(chat.events) > 10, message="events")
+    time.sleep(0.3)  # let the pump flush, so the history is complete
+    rec.browser_send(chat, {"type": "control", "action": "hello"})
+    history = wait_until(lambda: [c for c, _ in rec.custom("events") if c.get("reset")], message="history")
+    seqs = [r["seq"] for r in json.loads(history[-1]["rows_json"])]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and len(seqs) >= 10
+    assert [c for c, _ in rec.custom("transcript") if c.get("reset")]
+
+
+# -- text, settings, modes ---------------------------------------------------------------------
+
+
+def test_typed_text_becomes_a_user_message_and_a_response(chat, server, rec):
+    rec.browser_send(chat, {"type": "text", "text": "Hi <b>there</b>"})
+    item = server.wait_for("conversation.item.create")[0]["item"]
+    assert item["role"] == "user" and item["content"][0] == {"type": "input_text", "text": "Hi <b>there</b>"}
+    server.wait_for("response.create")
+    chat.say("And now from Python")
+    server.wait_for("conversation.item.create", count=2)
+
+
+def test_settings_from_the_browser_apply_live(chat, server, rec):
+    rec.browser_set(chat, voice="cedar", speed=1.2)
+    updates = wait_until(lambda: [e for e in server.client_events("session.update")
+                                  if e["session"].get("audio", {}).get("output", {}).get("speed") == 1.2],
+                         message="session.update with speed")
+    assert updates[-1]["session"]["audio"]["output"]["voice"] == "cedar"
+    assert chat.session.config.voice == "cedar"
+    rec.browser_set(chat, vad_threshold=0.8, silence_ms=900)
+    td = wait_until(lambda: [e["session"]["audio"]["input"]["turn_detection"] for e in server.client_events("session.update")
+                             if (e["session"].get("audio", {}).get("input", {}).get("turn_detection") or {}).get("threshold") == 0.8],
+                    message="threshold update")[-1]
+    assert td["silence_duration_ms"] == 900 and td["type"] == "server_vad"
+    server.assert_client_events_valid()
+
+
+def test_invalid_setting_is_refused_shown_and_reverted(chat, server, rec):
+    before = len(server.client_events("session.update"))
+    rec.browser_set(chat, speed=7.0)
+    assert "speed" in chat.settings_error
+    assert chat.speed == 1.0 and chat.session.config.speed == 1.0
+    time.sleep(0.2)
+    assert len(server.client_events("session.update")) == before
+    rec.browser_set(chat, speed=1.1)
+    assert chat.settings_error == ""
+
+
+def test_push_to_talk_commits_on_release(chat, server, rec):
+    rec.browser_set(chat, mode="push_to_talk")
+    wait_until(lambda: any("turn_detection" in e["session"].get("audio", {}).get("input", {})
+                           and e["session"]["audio"]["input"]["turn_detection"] is None
+                           for e in server.client_events("session.update")), message="manual turn detection")
+    rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
+    server.wait_for("input_audio_buffer.clear")
+    rec.browser_send(chat, {"type": "audio", "seq": 0, "t": time.time() * 1000}, [frame(0, 100)])
+    rec.browser_send(chat, {"type": "control", "action": "ptt_end"})
+    server.wait_for("input_audio_buffer.commit")
+    server.wait_for("response.create")
+    names = [e["type"] for e in server.client_events()]
+    assert names.index("input_audio_buffer.append") < names.index("input_audio_buffer.commit") < names.index("response.create")
+    rec.browser_set(chat, mode="continuous")
+    wait_until(lambda: (server.client_events("session.update")[-1]["session"]["audio"]["input"].get("turn_detection") or {}).get("type") == "server_vad",
+               message="server VAD back")
+    server.assert_client_events_valid()
+
+
+def test_python_update_mirrors_into_the_settings_traits(chat, server):
+    chat.update(voice="sage", instructions="Be brief.")
+    assert chat.voice == "sage" and chat.instructions == "Be brief."
+    with pytest.raises(ValueError, match="speed"):
+        chat.update(speed=0)
+    assert chat.speed == 1.0
+
+
+# -- connection state ------------------------------------------------------------------------
+
+
+def test_status_follows_the_connection(server, rec):
+    chat = VoiceChat(url=server.url, reconnect_delay=0.05)
+    created = []
+    chat.on("session.created", created.append)  # registered once, must survive new sessions
+    try:
+        assert chat.status == "disconnected"
+        chat.connect(timeout=10)
+        assert chat.status == "connected"
+        assert chat.backend_label and SECRET not in chat.backend_label
+        statuses = []
+        chat.observe(lambda ch: statuses.append(ch["new"]), names="status")
+        server.play([Close(1011, "server restarting")])
+        wait_until(lambda: server.connection_count >= 2, message="reconnect")
+        wait_until(lambda: chat.status == "connected" and "reconnecting" in statuses, message="status cycle")
+        chat.disconnect()
+        assert chat.status == "disconnected"
+        # Connect again from the UI: a fresh session, same widget.
+        rec.browser_send(chat, {"type": "control", "action": "connect"})
+        wait_until(lambda: chat.status == "connected", message="reconnected from the UI")
+        # Three server sessions: the first, its automatic reconnect, the one from the UI.
+        wait_until(lambda: len(created) == 3, message="callback on every session")
+    finally:
+        chat.close()
+
+
+def test_connection_failure_is_shown_not_silent(rec):
+    chat = VoiceChat(url="ws://127.0.0.1:9/v1/realtime", max_reconnect_attempts=0, connect_timeout=2)
+    try:
+        with pytest.raises(ConnectionError):
+            chat.connect()
+        assert chat.status == "error" and "127.0.0.1:9" in chat.error
+    finally:
+        chat.close()
+
+
+# -- the key stays in the kernel -------------------------------------------------------------
+
+
+def test_api_key_never_reaches_the_browser_or_widget_state(chat, server, rec):
+    server.play(voice_turn(audio_ms=300))
+    rec.browser_send(chat, {"type": "text", "text": "hello"})
+    rec.browser_send(chat, {"type": "control", "action": "hello"})
+    server.wait_for("response.create")
+    time.sleep(0.3)
+    # The key was really used (the server saw it) ...
+    assert any(SECRET in v for h in server.request_headers for v in h.values())
+    # ... and appears in no message to the front end, no buffer, no state.
+    assert rec.messages
+    for msg_type, data, buffers in rec.messages:
+        assert SECRET not in json.dumps(data, default=str)
+        assert all(SECRET.encode() not in b for b in buffers)
+    assert SECRET not in json.dumps(chat.get_state(), default=str)
+    assert SECRET not in repr(chat) and SECRET not in repr(chat.session)
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def test_stale_filter_uses_relative_transit_not_absolute_clocks():
+    f = StaleFrameFilter(max_delay_ms=500)
+    skew = 123_456.0  # the page clock is two minutes off: irrelevant
+    assert not f.is_stale(1000, 1000 + skew + 5)
+    assert not f.is_stale(1020, 1020 + skew + 300)
+    assert f.is_stale(1040, 1040 + skew + 900)
+    assert not f.is_stale(1060, 1060 + skew + 2)  # a faster frame lowers the baseline
+    assert f.dropped == 1
+
+
+def test_transcript_view_partials_finals_and_interruptions():
+    t = TranscriptView()
+    rows = [
+        {"type": "conversation.item.added", "source": "server", "item_id": "u1",
+         "payload": {"item": {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_audio"}]}}},
+        {"type": "conversation.item.input_audio_transcription.delta", "item_id": "u1", "text": "Hel"},
+        {"type": "conversation.item.input_audio_transcription.delta", "item_id": "u1", "text": "lo"},
+        {"type": "response.output_audio_transcript.delta", "item_id": "a1", "text": "Hi "},
+        {"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1", "text": " Hello. "},
+        {"type": "response.output_audio_transcript.delta", "item_id": "a1", "text": "there"},
+        {"type": "response.done", "payload": {"response": {"status": "cancelled", "output": [{"id": "a1"}]}}},
+        {"type": "conversation.item.added", "source": "server", "item_id": "u2",
+         "payload": {"item": {"id": "u2", "role": "user", "content": [{"type": "input_text", "text": "typed"}]}}},
+    ]
+    changed = [t.consume(r) for r in rows]
+    assert changed[1] == [{"id": "u1", "role": "user", "text": "Hel", "final": False, "interrupted": False}]
+    assert t.snapshot() == [
+        {"id": "u1", "role": "user", "text": "Hello.", "final": True, "interrupted": False},
+        {"id": "a1", "role": "assistant", "text": "Hi there", "final": False, "interrupted": True},
+        {"id": "u2", "role": "user", "text": "typed", "final": True, "interrupted": False},
+    ]
+    assert t.consume({"type": "rate_limits.updated"}) == []

@@ -1,0 +1,251 @@
+"""The widget's real front end in real headless Chromium, against a real kernel-side VoiceChat.
+
+The page (tests/widget_harness) runs the widget ESM with a fake anywidget ``model`` whose
+messages travel over a WebSocket bridge into the widget's real ipywidgets comm; the mic is a
+WAV file played by Chromium's fake capture device; the server is the scripted Realtime server.
+Screenshots (light and dark) go to ``$RTVOICE_SCREENSHOTS`` (default: the test's tmp dir).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import sync_playwright
+
+from rtvoice_widget.widget import VoiceChat
+from scripted_server import (
+    ScriptedServer,
+    assistant_audio_reply,
+    assistant_response_end,
+    assistant_response_start,
+    pcm16_tone,
+    speech_started,
+    voice_turn,
+)
+from widget_harness.bridge import BrowserBridge, serve_static
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+BASE_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def wait_until(predicate, timeout: float = 15.0, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+@pytest.fixture(scope="module")
+def mic_wav(tmp_path_factory) -> Path:
+    """Spoken English from espeak-ng, 48 kHz mono, followed by 2 s of silence."""
+    folder = tmp_path_factory.mktemp("mic")
+    raw, wav = folder / "raw.wav", folder / "mic.wav"
+    subprocess.run(["espeak-ng", "-w", str(raw), "Hello. What is the weather like today?"], check=True)
+    subprocess.run(["sox", str(raw), "-r", "48000", "-c", "1", "-b", "16", str(wav), "pad", "0", "2"], check=True)
+    return wav
+
+
+@pytest.fixture
+def screenshots(tmp_path) -> Path:
+    folder = Path(os.environ.get("RTVOICE_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def launch(p, tmp_path: Path, *extra: str):
+    return p.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+        args=[*BASE_FLAGS, *extra], viewport={"width": 1180, "height": 1000},
+    )
+
+
+def watch_console(page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def played_reports(page, item_id: str) -> list[dict]:
+    return page.evaluate(
+        "(id) => window.harness.sent.filter((m) => m.type === 'played' && m.item_id === id)", item_id)
+
+
+def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots):
+    assert shutil.which("chromium") or Path(CHROMIUM).exists()
+    http, base = serve_static()
+    with ScriptedServer() as server, BrowserBridge() as bridge, sync_playwright() as p:
+        chat = VoiceChat(url=server.url)
+        ctx = launch(p, tmp_path, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={mic_wav}", "--autoplay-policy=no-user-gesture-required")
+        try:
+            page = ctx.new_page()
+            errors = watch_console(page)
+            page.goto(f"{base}/index.html?ws={bridge.port}&views=2")
+            page.wait_for_function("window.harness.ready", timeout=15000)
+            views = page.locator(".harness-view")
+            assert views.count() == 2
+
+            # Connect from the first view, like a person would.
+            views.nth(0).locator(".rtv-header button").click()
+            wait_until(lambda: chat.status == "connected", message="connected")
+            page.wait_for_function("document.querySelectorAll('.rtv-root[data-status=connected]').length === 2")
+
+            # Fake-mic frames flow to the server as 20 ms appends carrying the spoken WAV.
+            appends = server.wait_for("input_audio_buffer.append", count=50, timeout=20)
+            audio = np.frombuffer(b"".join(base64.b64decode(e["audio"]) for e in appends[:50]), "<i2")
+            assert len(audio) == 50 * 480
+            assert np.sqrt(np.mean((audio / 32768.0) ** 2)) > 0.005, "the fake mic's speech arrived as silence"
+            # The level meter moves with the voice.
+            page.wait_for_function("parseFloat(document.querySelector('.rtv-meter-fill').style.width) > 20", timeout=10000)
+            sent = page.evaluate("window.harness.sent.filter((m) => m.type === 'audio').map((m) => m.seq)")
+            assert sent[:50] == list(range(50))
+            # Only one view captures: one engine, so sequence numbers are not duplicated.
+            assert len(set(sent)) == len(sent)
+
+            # A reply plays: the player's played ms reaches the kernel and advances to the end.
+            item = "item_asst_browser_1"
+            server.play(voice_turn(user_text="What's the weather like?", transcript="It is sunny and warm today.",
+                                   audio_ms=1500, item_id=item))
+            wait_until(lambda: chat.session.protocol.items.get(item) is not None
+                       and chat.session.protocol.items[item].played_ms > 0, message="playback started")
+            first = chat.session.protocol.items[item].played_ms
+            wait_until(lambda: chat.session.protocol.items[item].played_ms >= 1490, message="played to the end")
+            assert first < 1490
+            reports = [r["ms"] for r in played_reports(page, item)]
+            assert reports == sorted(reports) and len(reports) >= 5
+
+            # Both sides of the transcript show in both views, as text.
+            for v in range(2):
+                page.wait_for_function(
+                    "(v) => [...document.querySelectorAll('.harness-view')[v].querySelectorAll('.rtv-msg.rtv-assistant .rtv-msg-text')]"
+                    ".some((e) => e.textContent === 'It is sunny and warm today.')", arg=v)
+                assert views.nth(v).locator(".rtv-msg.rtv-user .rtv-msg-text").first.text_content() == "What's the weather like?"
+
+            # Barge-in: a long reply, interrupted while playing, is flushed at once and truncated
+            # at what was played.
+            long_item, resp = "item_asst_browser_2", "resp_browser_2"
+            server.play(assistant_response_start(resp, long_item)
+                        + assistant_audio_reply(resp, long_item, "Once upon a time there was a very long story",
+                                                pcm16_tone(6000)))
+            wait_until(lambda: chat.session.protocol.items[long_item].played_ms >= 500, message="long reply playing")
+            server.play([speech_started("item_user_browser_3", 0)]
+                        + assistant_response_end(resp, long_item, "Once upon a time", status="cancelled"))
+            truncate = server.wait_for("conversation.item.truncate")[0]
+            assert truncate["item_id"] == long_item and 500 <= truncate["audio_end_ms"] <= 6000
+            flushed = wait_until(lambda: [r for r in played_reports(page, long_item) if r.get("flushed")],
+                                 message="flushed report from the player")[0]["ms"]
+            assert flushed < 6000
+            time.sleep(0.5)
+            after = max(r["ms"] for r in played_reports(page, long_item))
+            assert after <= flushed + 0.001, "playback continued after the flush"
+            assert abs(flushed - truncate["audio_end_ms"]) < 1000
+            page.wait_for_selector(".rtv-msg.rtv-interrupted")
+
+            # Events panel: rows rendered (virtualised), chips count, JSON expands as text.
+            page.wait_for_function("document.querySelectorAll('.harness-view')[0].querySelectorAll('.rtv-event').length > 5")
+            rendered = page.evaluate("document.querySelectorAll('.harness-view')[0].querySelectorAll('.rtv-event').length")
+            total = len(chat.events)
+            assert total > rendered, "the events list renders every row instead of the visible window"
+            server.assert_client_events_valid()
+            assert not bridge.page_errors
+            assert not errors, errors
+
+            page.locator(".harness-view").nth(1).evaluate("(el) => el.remove()")
+            # Scrolling up pauses auto-follow, so the rows hold still under the pointer.
+            page.locator(".rtv-events-scroll").evaluate("(el) => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+            page.wait_for_selector(".rtv-follow:not([hidden])")
+            page.locator(".harness-view .rtv-event", has_text="session.updated").first.click()
+            page.wait_for_selector(".rtv-event-detail")
+            page.screenshot(path=str(screenshots / "widget-light.png"), full_page=True)
+            page.evaluate("document.documentElement.dataset.theme = 'dark'")
+            page.locator(".rtv-tab", has_text="Settings").first.click()
+            page.screenshot(path=str(screenshots / "widget-dark.png"), full_page=True)
+
+            # Push-to-talk from the keyboard: Space held = talk, released = commit + respond.
+            page.locator(".rtv-seg", has_text="Push to talk").click()
+            wait_until(lambda: chat.mode == "push_to_talk", message="push-to-talk mode")
+            page.locator(".rtv-transcript").click()  # focus inside the widget, not in a field
+            page.keyboard.down("Space")
+            server.wait_for("input_audio_buffer.clear")
+            frames_before = len(server.client_events("input_audio_buffer.append"))
+            wait_until(lambda: len(server.client_events("input_audio_buffer.append")) > frames_before + 5,
+                       message="frames while talking")
+            page.keyboard.up("Space")
+            server.wait_for("input_audio_buffer.commit")
+            server.wait_for("response.create")
+
+            # Text from the server is text, never HTML.
+            hostile = '<img src=x onerror="window.pwned=1"><b>bold</b>'
+            server.play(voice_turn(user_text="<script>window.pwned=2</script>", transcript=hostile, audio_ms=100))
+            page.wait_for_function("(t) => [...document.querySelectorAll('.rtv-msg-text')].some((e) => e.textContent === t)",
+                                   arg=hostile)
+            assert page.evaluate("document.querySelectorAll('.rtv-transcript img, .rtv-transcript b, .rtv-transcript script').length") == 0
+            assert page.evaluate("window.pwned === undefined")
+
+            # 10k events: the page keeps counting them all while the DOM holds only a window.
+            for i in range(10_000):
+                chat.events.local("test.tick", chat.session.now_ms(), text=f"tick {i}")
+            page.wait_for_function(
+                "() => Number(document.querySelector('.rtv-chip.rtv-cat-system .rtv-chip-count').textContent) >= 10000",
+                timeout=30000)
+            assert page.evaluate("document.querySelectorAll('.rtv-event').length") < 100
+            assert not errors, errors
+        finally:
+            ctx.close()
+            chat.close()
+            http.shutdown()
+
+
+@pytest.mark.parametrize("situation", ["suspended", "denied"])
+def test_blocked_audio_is_explained_and_logged(tmp_path, mic_wav, situation):
+    """No user gesture: the AudioContext starts suspended -> "click to resume", and a click fixes
+    it. Mic permission refused -> a notice saying how to allow it. Both are logged as events."""
+    http, base = serve_static()
+    # Neither case gets the autoplay flag; only "suspended" gets the auto-accepted mic prompt.
+    flags = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic_wav}"]
+    if situation == "suspended":
+        flags.append("--use-fake-ui-for-media-stream")
+    with ScriptedServer() as server, BrowserBridge() as bridge, sync_playwright() as p:
+        chat = VoiceChat(url=server.url)
+        ctx = launch(p, tmp_path, *flags)
+        try:
+            page = ctx.new_page()
+            errors = watch_console(page)
+            page.goto(f"{base}/index.html?ws={bridge.port}")
+            # Wait from the kernel side: Playwright's page evaluations count as user gestures.
+            wait_until(lambda: any(c.get("reset") for c, _ in bridge.custom("events")), message="page said hello")
+            chat.connect(timeout=10)  # from Python: no gesture in the page
+            wait_until(lambda: len(chat.events.filter(type=f"mic.{situation}")) == 1, message=f"mic.{situation} logged")
+            page.wait_for_function("document.querySelector('.rtv-notice-text').textContent.length > 0")
+            text = page.locator(".rtv-notice-text").text_content()
+            if situation == "suspended":
+                assert "Click to resume" in text, text
+                assert not server.client_events("input_audio_buffer.append")
+                page.locator(".rtv-notice button", has_text="Resume audio").click()
+                page.wait_for_selector(".rtv-notice", state="hidden")
+                server.wait_for("input_audio_buffer.append", count=10, timeout=20)
+            else:
+                assert "denied" in text and "Allow it" in text, text
+                assert page.locator(".rtv-notice button").text_content() == "Try again"
+                assert not server.client_events("input_audio_buffer.append")
+            assert not errors, errors
+        finally:
+            ctx.close()
+            chat.close()
+            http.shutdown()
