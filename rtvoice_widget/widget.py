@@ -302,6 +302,27 @@ class VoiceChat(anywidget.AnyWidget):
         return {**self._session.metrics(), "mic_frames_in": self._frames_in,
                 "mic_frames_stale_dropped": self._stale.dropped}
 
+    def save(self, path: Any, **options: Any):
+        """Save the conversation (events, turns, both audio tracks, config without secrets).
+
+        See :func:`rtvoice_widget.saved.save_session` for ``options``; read it back with
+        :func:`rtvoice_widget.load_session`. Returns the path written.
+        """
+        from .saved import save_session
+
+        return save_session(self, path, **options)
+
+    def analysis(self):
+        """A snapshot of the conversation so far as a :class:`~rtvoice_widget.saved.SavedSession`
+        (turns, metrics, ``turn(n).audio``, ``plot_timeline()``...), without writing files."""
+        from .saved import snapshot
+
+        return snapshot(self)
+
+    def turn(self, n: int):
+        """Turn ``n`` of the conversation so far; its ``.audio`` plays in the notebook."""
+        return self.analysis().turn(n)
+
     def connect(self, timeout: float | None = None) -> "VoiceChat":
         """Connect to the backend; returns once the server's ``session.created`` arrived.
 

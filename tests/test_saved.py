@@ -320,8 +320,11 @@ def test_a_voice_chat_saves_like_its_session(tmp_path):
         server.play(voice_turn(user_text="Bonjour.", transcript="Bonjour ! Ça va ?"))
         chat.session.wait_for("response.done", after=after)
         chat.close()
-    path = save_session(chat, tmp_path / "chat.zip")
+    path = chat.save(tmp_path / "chat.zip")
+    assert path == tmp_path / "chat.zip"
     assert all(SECRET.encode() not in data for data in files_of(path).values())
+    assert chat.turn(-1).row["text"] == "Bonjour ! Ça va ?"
+    assert chat.analysis().metrics()["assistant_turns"] == 1
     loaded = load_session(path)
     assert_frame_equal(loaded.events, chat.events.to_pandas(), check_exact=True)
     assert loaded.turns["text"].tolist() == ["Bonjour.", "Bonjour ! Ça va ?"]
