@@ -62,25 +62,41 @@ class StaleFrameFilter:
     on its own clock; the two clocks may differ by any constant (another machine). The smallest
     ``receive - capture`` seen is taken as the baseline transit; a frame is stale when it arrived
     more than ``max_delay_ms`` later than that baseline, which is what happens when a busy cell
-    held the messages back.
+    held the messages back: they then arrive as a burst, far faster than real time.
+
+    A delay that lasts is different: stale frames that keep arriving at real-time pace for
+    ``rebase_after_ms`` (a loaded kernel, a slower network path) become the new baseline, so the
+    assistant is never left deaf by an old, unusually fast frame.
     """
 
-    def __init__(self, max_delay_ms: float = 500.0) -> None:
+    def __init__(self, max_delay_ms: float = 500.0, rebase_after_ms: float = 2000.0) -> None:
         self.max_delay_ms = max_delay_ms
+        self.rebase_after_ms = rebase_after_ms
         self.baseline: float | None = None
         self.dropped = 0
+        self.rebased = 0
+        self._stale_since: float | None = None
 
     def is_stale(self, capture_ms: float, receive_ms: float) -> bool:
         transit = receive_ms - capture_ms
         if self.baseline is None or transit < self.baseline:
             self.baseline = transit
-        stale = transit - self.baseline > self.max_delay_ms
-        if stale:
-            self.dropped += 1
-        return stale
+        if transit - self.baseline <= self.max_delay_ms:
+            self._stale_since = None
+            return False
+        if self._stale_since is None:
+            self._stale_since = receive_ms
+        elif receive_ms - self._stale_since >= self.rebase_after_ms:
+            self.baseline = transit
+            self._stale_since = None
+            self.rebased += 1
+            return False
+        self.dropped += 1
+        return True
 
     def reset(self) -> None:
         self.baseline = None
+        self._stale_since = None
 
 
 class TranscriptView:
@@ -490,10 +506,14 @@ class VoiceChat(anywidget.AnyWidget):
             return
         pcm = bytes(buffers[0])
         capture_ms = content.get("t")
+        rebased = self._stale.rebased
         if isinstance(capture_ms, (int, float)) and math.isfinite(capture_ms) \
                 and self._stale.is_stale(float(capture_ms), time.time() * 1000):
             self._stale_burst += len(pcm) / _PCM_BYTES_PER_MS
             return
+        if self._stale.rebased != rebased:
+            self._local("mic.delay_adopted", text="mic audio keeps arriving late: accepting the longer "
+                        "delay instead of dropping it", transit_ms=self._stale.baseline)
         if self._stale_burst:
             self._local("mic.stale_dropped", text=f"dropped {self._stale_burst:.0f} ms of mic audio that "
                         "arrived late (the kernel was busy)", dropped_ms=self._stale_burst)

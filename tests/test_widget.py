@@ -327,6 +327,18 @@ def test_api_key_never_reaches_the_browser_or_widget_state(chat, server, rec):
 # -- pure helpers ------------------------------------------------------------------------------
 
 
+def test_stale_filter_drops_a_burst_but_adopts_a_lasting_delay():
+    f = StaleFrameFilter(max_delay_ms=500, rebase_after_ms=2000)
+    assert not f.is_stale(0, 10)  # baseline transit 10 ms
+    # A busy cell held 5 s of frames back; they arrive within 100 ms: all but the newest are stale.
+    burst = [f.is_stale(capture, 5010 + capture / 50) for capture in range(20, 5000, 20)]
+    assert all(burst[:-25]) and f.rebased == 0
+    # From now on the kernel lags 3 s behind for good: after 2 s of that the lag is the new normal.
+    lagging = [f.is_stale(capture, capture + 3000) for capture in range(10000, 16000, 20)]
+    assert any(lagging) and not any(lagging[-150:])
+    assert f.rebased == 1
+
+
 def test_stale_filter_uses_relative_transit_not_absolute_clocks():
     f = StaleFrameFilter(max_delay_ms=500)
     skew = 123_456.0  # the page clock is two minutes off: irrelevant
