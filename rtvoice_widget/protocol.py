@@ -33,7 +33,6 @@ tolerated (they return no action).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import itertools
 import math
@@ -48,6 +47,8 @@ __all__ = [
     "Action",
     "BETA_ALIASES",
     "ClientProtocol",
+    "CostCapReached",
+    "CostLimitError",
     "FlushPlayback",
     "FunctionCall",
     "Item",
@@ -56,9 +57,12 @@ __all__ = [
     "RunTool",
     "Send",
     "Turn",
+    "TOKEN_KINDS",
     "TurnDone",
+    "check_prices",
     "normalize_event",
     "pcm16_ms",
+    "usage_tokens",
 ]
 
 SAMPLE_RATE = 24000
@@ -115,6 +119,95 @@ class ProtocolError(ValueError):
     """
 
 
+# --- tokens and cost ----------------------------------------------------------------------------
+
+# Token kinds a ``response.done`` usage breaks down into. ``input_*`` count the tokens billed at
+# the full input rate, ``cached_*`` the cached input tokens (billed at the cached rate); the GA
+# usage counts cached tokens inside ``input_token_details.{text,audio,image}_tokens``, so they
+# are subtracted there.
+TOKEN_KINDS = ("input_text", "input_audio", "input_image", "cached_text", "cached_audio",
+               "cached_image", "output_text", "output_audio")
+# Prices a ``prices=`` mapping must give (USD per 1M tokens); the others fall back to an upper
+# bound so that a cap never under-counts: a cached kind to its uncached price, ``input_image``
+# to the dearest input price.
+_REQUIRED_PRICES = ("input_text", "input_audio", "output_text", "output_audio")
+
+
+class CostLimitError(RuntimeError):
+    """The session reached its ``max_cost_usd``: no more responses are created."""
+
+
+def check_prices(prices: Mapping[str, Any]) -> dict[str, float]:
+    """``prices`` validated and completed: USD per 1M tokens for every kind of :data:`TOKEN_KINDS`.
+
+    There are no default prices: they differ per model and change over time. Take them from the
+    provider's pricing page, e.g. for OpenAI ``gpt-realtime`` (published Aug 2025)::
+
+        {"input_text": 4.0, "cached_text": 0.4, "output_text": 16.0,
+         "input_audio": 32.0, "cached_audio": 0.4, "output_audio": 64.0}
+
+    Raises ``ValueError`` naming the kind for unknown kinds, missing required kinds
+    (``input_text``, ``input_audio``, ``output_text``, ``output_audio``) or prices that are not
+    finite numbers >= 0.
+    """
+    if not isinstance(prices, Mapping):
+        raise TypeError(f"prices must be a mapping of token kind -> USD per 1M tokens, got {type(prices).__name__}")
+    unknown = sorted(set(prices) - set(TOKEN_KINDS))
+    if unknown:
+        raise ValueError(f"prices: unknown token kind(s) {unknown}; expected some of {list(TOKEN_KINDS)}")
+    missing = [kind for kind in _REQUIRED_PRICES if kind not in prices]
+    if missing:
+        raise ValueError(f"prices: missing {missing} (USD per 1M tokens)")
+    for kind, value in prices.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"prices[{kind!r}] must be a finite number >= 0 (USD per 1M tokens), got {value!r}")
+    full = {kind: float(value) for kind, value in prices.items()}
+    for kind in ("text", "audio"):
+        full.setdefault(f"cached_{kind}", full[f"input_{kind}"])
+    full.setdefault("input_image", max(full["input_text"], full["input_audio"]))
+    full.setdefault("cached_image", full["input_image"])
+    return full
+
+
+def usage_tokens(usage: Any) -> dict[str, int]:
+    """Tokens per kind (:data:`TOKEN_KINDS`) from a GA ``response.done`` ``usage`` object.
+
+    Tokens the server does not break down by modality count as text. Malformed or missing
+    numbers count as 0 (usage is informational; a bad one must not cost a turn).
+    """
+    if not isinstance(usage, Mapping):
+        return dict.fromkeys(TOKEN_KINDS, 0)
+
+    def count(source: Any, key: str) -> int:
+        value = source.get(key) if isinstance(source, Mapping) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    inputs, outputs = usage.get("input_token_details"), usage.get("output_token_details")
+    cached_details = inputs.get("cached_tokens_details") if isinstance(inputs, Mapping) else None
+    tokens: dict[str, int] = {}
+    for kind in ("text", "audio", "image"):
+        cached = count(cached_details, f"{kind}_tokens")
+        tokens[f"input_{kind}"] = max(0, count(inputs, f"{kind}_tokens") - cached)
+        tokens[f"cached_{kind}"] = cached
+    # Cached tokens reported without a per-modality split are text (the prompt prefix).
+    unsplit_cached = count(inputs, "cached_tokens") - sum(tokens[f"cached_{k}"] for k in ("text", "audio", "image"))
+    if unsplit_cached > 0:
+        moved = min(unsplit_cached, tokens["input_text"])
+        tokens["input_text"] -= moved
+        tokens["cached_text"] += unsplit_cached
+    tokens["output_text"] = count(outputs, "text_tokens")
+    tokens["output_audio"] = count(outputs, "audio_tokens")
+    input_total = sum(tokens[k] for k in TOKEN_KINDS if not k.startswith("output_"))
+    tokens["input_text"] += max(0, count(usage, "input_tokens") - input_total)
+    output_total = tokens["output_text"] + tokens["output_audio"]
+    tokens["output_text"] += max(0, count(usage, "output_tokens") - output_total)
+    return {kind: tokens[kind] for kind in TOKEN_KINDS}
+
+
+def _cost_usd(tokens: Mapping[str, int], prices: Mapping[str, float]) -> float:
+    return sum(tokens[kind] * prices[kind] for kind in TOKEN_KINDS) / 1e6
+
+
 def pcm16_ms(nbytes: int) -> float:
     """Duration in ms of ``nbytes`` of PCM16 mono 24 kHz audio."""
     return nbytes / _BYTES_PER_MS
@@ -135,7 +228,7 @@ def _encode_pcm16(pcm16: Any) -> tuple[str, float]:
         raise ValueError("pcm16 is empty")
     if size % 2:
         raise ValueError(f"pcm16 must hold whole 16-bit samples, got {size} bytes")
-    return base64.b64encode(pcm16).decode("ascii"), pcm16_ms(size)
+    return binascii.b2a_base64(pcm16, newline=False).decode("ascii"), pcm16_ms(size)
 
 
 def normalize_event(event: Any) -> dict[str, Any]:
@@ -191,13 +284,21 @@ class RunTool:
 
 
 @dataclass(frozen=True)
+class CostCapReached:
+    """Spending reached ``max_cost_usd``: the protocol creates no more responses (log it)."""
+
+    cost_usd: float
+    max_cost_usd: float
+
+
+@dataclass(frozen=True)
 class TurnDone:
     """A response finished (completed, cancelled, failed or incomplete)."""
 
     turn: Turn
 
 
-Action = Send | PlayAudio | FlushPlayback | RunTool | TurnDone
+Action = Send | PlayAudio | FlushPlayback | RunTool | TurnDone | CostCapReached
 
 
 # --- state --------------------------------------------------------------------------------------
@@ -281,6 +382,9 @@ class Turn:
     audio_ms: float = 0.0
     tool_calls: list[str] = field(default_factory=list)
     usage: dict[str, Any] | None = None
+    # Per kind of TOKEN_KINDS plus input_tokens / output_tokens / total_tokens, from usage.
+    tokens: dict[str, int] | None = None
+    cost_usd: float | None = None  # when the protocol has prices
 
     @property
     def user_done_ms(self) -> float | None:
@@ -341,6 +445,16 @@ class ClientProtocol:
     docstring). ``barge_in``: on ``speech_started`` flush, truncate and (if needed) cancel; turn it
     off for half-duplex set-ups where the assistant's own voice would trigger the VAD.
     ``max_errors`` bounds the ``errors`` list.
+
+    Cost meter: every ``response.done`` usage adds up in ``tokens`` (per kind of
+    :data:`TOKEN_KINDS`, plus ``input_tokens`` / ``output_tokens`` / ``total_tokens``) and in the
+    turn's ``tokens``. With ``prices`` (USD per 1M tokens by kind, see :func:`check_prices`)
+    ``cost_usd`` and ``Turn.cost_usd`` follow. ``max_cost_usd`` (needs ``prices``) caps the
+    spend: once ``cost_usd`` reaches it, ``cost_capped`` turns True, :class:`CostCapReached` is
+    emitted once, automatic responses are switched off (``session.update`` with
+    ``create_response=False``), a response the server creates anyway is cancelled, and
+    ``create_response`` raises :class:`CostLimitError`. The cap acts after the response that
+    crossed it: usage is only known at ``response.done``.
     """
 
     def __init__(
@@ -350,7 +464,21 @@ class ClientProtocol:
         virtual_player: bool = True,
         barge_in: bool = True,
         max_errors: int = 1000,
+        prices: Mapping[str, float] | None = None,
+        max_cost_usd: float | None = None,
     ) -> None:
+        self.prices = None if prices is None else check_prices(prices)
+        if max_cost_usd is not None:
+            if isinstance(max_cost_usd, bool) or not isinstance(max_cost_usd, (int, float)) or not (
+                    math.isfinite(max_cost_usd) and max_cost_usd > 0):
+                raise ValueError(f"max_cost_usd must be a positive number of USD, got {max_cost_usd!r}")
+            if self.prices is None:
+                raise ValueError("max_cost_usd needs prices= (USD per 1M tokens by kind) to compute the cost")
+        self.max_cost_usd = None if max_cost_usd is None else float(max_cost_usd)
+        self.tokens: dict[str, int] = dict.fromkeys(
+            TOKEN_KINDS + ("input_tokens", "output_tokens", "total_tokens"), 0)
+        self.cost_usd: float | None = None if self.prices is None else 0.0
+        self.cost_capped = False
         self.config = config if config is not None else SessionConfig()
         self.virtual_player = virtual_player
         self.barge_in = barge_in
@@ -395,7 +523,11 @@ class ClientProtocol:
             if not isinstance(config, SessionConfig):
                 raise TypeError(f"config must be a SessionConfig, got {type(config).__name__}")
             self.config = config
-        return self._event("session.update", session=self.config.to_session())
+        config = self.config
+        if self.cost_capped and config.turn_detection.create_response:
+            # Over the cost cap the server must not answer turns by itself either.
+            config = config.replace(turn_detection=config.turn_detection.replace(create_response=False))
+        return self._event("session.update", session=config.to_session())
 
     def append_audio(self, pcm16: bytes) -> dict[str, Any]:
         """``input_audio_buffer.append`` with PCM16 24 kHz mono bytes (no event_id: hot path)."""
@@ -434,6 +566,9 @@ class ClientProtocol:
         """``response.create``; ``overrides`` are GA ``response`` fields (``instructions``,
         ``output_modalities``, ``tools``, ``tool_choice``, ``max_output_tokens``,
         ``conversation``, ``metadata``, ``input``, ``audio``, ``prompt``) plus ``voice``."""
+        if self.cost_capped:
+            raise CostLimitError(f"cost cap reached: ${self.cost_usd:.4f} of max_cost_usd="
+                                 f"${self.max_cost_usd:g}; no more responses are created")
         unknown = sorted(set(overrides) - _RESPONSE_KEYS)
         if unknown:
             raise ValueError(f"create_response: unknown field(s) {unknown}; "
@@ -495,8 +630,37 @@ class ClientProtocol:
         events = [self.function_call_output(call_id, output)]
         if call_id in self.calls:
             self._awaiting_follow_up.add(call_id)
-            if self._follow_up_due():
+            if self._follow_up_due() and not self.cost_capped:
                 events.append(self.create_response())
+        return events
+
+    def conversation_summary(self, max_turns: int = 8, max_chars: int = 4000) -> list[dict[str, Any]]:
+        """``conversation.item.create`` events that restore the recent conversation as text.
+
+        For a server session that forgot the conversation (a renewal after a session cap or a
+        reconnect): the user and assistant text of the last ``max_turns`` turns, oldest first,
+        as ``input_text`` / ``output_text`` messages; turns without text are skipped. Bounded by
+        ``max_chars`` of text in all: older turns are dropped first, and a single message longer
+        than what is left keeps its end (the most recent words).
+        """
+        for name, value in (("max_turns", max_turns), ("max_chars", max_chars)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        messages: list[tuple[str, str]] = []  # newest first
+        budget = max_chars
+        for turn in reversed(self.turns[-max_turns:] if max_turns else []):
+            for role, text in (("assistant", turn.assistant_text), ("user", turn.user_text)):
+                text = text.strip()
+                if not text or budget <= 0:
+                    continue
+                text = text[-budget:]
+                budget -= len(text)
+                messages.append((role, text))
+        events = []
+        for role, text in reversed(messages):
+            kind = "input_text" if role == "user" else "output_text"
+            events.append(self._event("conversation.item.create", item={
+                "type": "message", "role": role, "content": [{"type": kind, "text": text}]}))
         return events
 
     def delete_item(self, item_id: str) -> dict[str, Any]:
@@ -587,7 +751,9 @@ class ClientProtocol:
             self.ignored_types[kind] = self.ignored_types.get(kind, 0) + 1
             return []
         # Nulls read as absent (``previous_item_id: null`` is normal); wrong types are refused.
-        fields = {k: v for k, v in event.items() if v is not None}
+        fields = event
+        if None in event.values():
+            fields = {k: v for k, v in event.items() if v is not None}
         for key, value in fields.items():
             expected = _FIELD_TYPES.get(key)
             if expected is not None and not isinstance(value, expected):
@@ -797,6 +963,9 @@ class ClientProtocol:
         if response_id is not None:
             self._turn_by_response[response_id] = turn
             self.active_response_id = response_id
+        if self.cost_capped:
+            # Made by the server before our session.update (create_response=False) took effect.
+            return [Send(self.cancel_response())]
         return []
 
     def _turn_of(self, response_id: str | None) -> Turn | None:
@@ -840,7 +1009,8 @@ class ClientProtocol:
 
     def _on_audio_delta(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         try:
-            pcm16 = base64.b64decode(event["delta"], validate=True)
+            # strict_mode: the C equivalent of b64decode(validate=True), without its regex pass.
+            pcm16 = binascii.a2b_base64(event["delta"], strict_mode=True)
         except (binascii.Error, ValueError, TypeError) as exc:
             raise ProtocolError(f"{event['type']}: delta is not base64 audio ({exc})") from exc
         if len(pcm16) % 2:
@@ -973,13 +1143,36 @@ class ClientProtocol:
         turn.status = status
         usage = response.get("usage")
         turn.usage = dict(usage) if isinstance(usage, Mapping) else turn.usage
+        if isinstance(usage, Mapping):
+            self._count_usage(turn, usage)
         if status == "cancelled" or response_id in self._interrupted_responses:
             turn.interrupted = True
         self._sync_assistant_text(turn)
         actions: list[Action] = [TurnDone(turn)]
-        if self._follow_up_due():
+        if not self.cost_capped and self.max_cost_usd is not None and self.cost_usd >= self.max_cost_usd:
+            self.cost_capped = True
+            actions.append(CostCapReached(self.cost_usd, self.max_cost_usd))
+            detection = self.config.turn_detection
+            if detection.enabled and detection.create_response:
+                actions.append(Send(self.session_update()))
+        if self._follow_up_due() and not self.cost_capped:
             actions.append(Send(self.create_response()))
         return actions
+
+    def _count_usage(self, turn: Turn, usage: Mapping[str, Any]) -> None:
+        tokens = usage_tokens(usage)
+        for key in ("input_tokens", "output_tokens", "total_tokens"):
+            value = usage.get(key)
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            tokens[key] = value if ok else 0
+        # A second response.done for the same response replaces its usage: count the difference.
+        previous = turn.tokens or {}
+        for key, value in tokens.items():
+            self.tokens[key] += value - previous.get(key, 0)
+        turn.tokens = tokens
+        if self.prices is not None:
+            turn.cost_usd = _cost_usd(tokens, self.prices)
+            self.cost_usd = _cost_usd(self.tokens, self.prices)
 
     # session and errors
 
@@ -1060,18 +1253,12 @@ class ClientProtocol:
         return [c for c in self.calls.values() if c.output is None]
 
     def metrics(self) -> dict[str, Any]:
-        """A small summary for dashboards: counts, median latencies (ms), audio and tokens."""
+        """A small summary for dashboards: counts, median latencies (ms), audio, tokens, cost."""
 
         def median(values: list[float | None]) -> float | None:
             present = [v for v in values if v is not None]
             return statistics.median(present) if present else None
 
-        usage: dict[str, int] = {}
-        for turn in self.turns:
-            for key in ("input_tokens", "output_tokens", "total_tokens"):
-                value = (turn.usage or {}).get(key)
-                if isinstance(value, int):
-                    usage[key] = usage.get(key, 0) + value
         assistant = [i for i in self.items.values() if i.audio_received_ms > 0]
         return {
             "turns": len(self.turns),
@@ -1086,5 +1273,13 @@ class ClientProtocol:
             "audio_received_ms": sum(i.audio_received_ms for i in assistant),
             "errors": len(self.errors),
             "tool_calls": len(self.calls),
-            **usage,
+            # Session tokens: input_tokens / output_tokens / total_tokens and per kind as
+            # tokens_<kind> (e.g. tokens_cached_audio); cost when prices were given.
+            "input_tokens": self.tokens["input_tokens"],
+            "output_tokens": self.tokens["output_tokens"],
+            "total_tokens": self.tokens["total_tokens"],
+            **{f"tokens_{kind}": self.tokens[kind] for kind in TOKEN_KINDS},
+            "cost_usd": self.cost_usd,
+            "max_cost_usd": self.max_cost_usd,
+            "cost_capped": self.cost_capped,
         }

@@ -24,8 +24,20 @@ backoff (``reconnect_delay`` doubling up to ``max_reconnect_delay``), logging
 ``connection.reconnecting`` per attempt and ``connection.restored`` on success, and re-sends
 ``session.update``. After ``max_reconnect_attempts`` consecutive failures (or a rejected
 handshake such as HTTP 401/403) it logs ``connection.failed`` (category ``error``) and closes;
-later calls raise :class:`SessionClosedError` with the reason. The new server-side session
-starts with an empty conversation: only the configuration is replayed.
+later calls raise :class:`SessionClosedError` with the reason.
+
+Renewal. Each connection's ``session.created`` carries the server session's id. When a
+reconnect lands in a *new* server session (another id, or none: the server forgot the
+conversation, e.g. a hosted session hit its time cap), the session replays a compact summary of
+the conversation (the recent turns' user and assistant text as conversation items, see
+:meth:`ClientProtocol.conversation_summary`) right after the config, ahead of anything queued
+during the outage, and logs ``connection.renewed``. Queued events wait for ``session.created``
+(up to ``connect_timeout``) so that the summary goes first.
+
+Cost. ``prices=`` (USD per 1M tokens by kind) and ``max_cost_usd=`` go to the protocol's cost
+meter (:class:`ClientProtocol`); reaching the cap logs ``cost.error`` (category ``error``),
+switches automatic responses off, and makes ``create_response`` / ``send_text`` / ``talk``
+raise :class:`~rtvoice_widget.protocol.CostLimitError`.
 
 Bad input from the server (malformed JSON, binary frames, events without a type, events the
 protocol cannot handle) becomes a local ``protocol.error`` event; unknown event types are logged
@@ -55,7 +67,7 @@ from rtvoice_widget.audio import Recorder, pcm16_to_float32, read_wav, to_pcm16
 from rtvoice_widget.backends import Endpoint, resolve_endpoint
 from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.events import CATEGORIES, EventLog
-from rtvoice_widget.protocol import ClientProtocol, FlushPlayback, PlayAudio, RunTool, Send
+from rtvoice_widget.protocol import ClientProtocol, CostCapReached, FlushPlayback, PlayAudio, RunTool, Send
 from rtvoice_widget.tools import ToolRegistry
 
 __all__ = ["Reply", "RealtimeSession", "SessionClosedError"]
@@ -65,6 +77,9 @@ _BYTES_PER_MS = SAMPLE_RATE * 2 / 1000
 # One append carries at most this much audio: hosted servers cap event size (OpenAI: 15 MiB) and
 # a huge single frame would stall the socket for everything queued behind it.
 _MAX_APPEND_MS = 1000
+_MAX_APPEND_BYTES = int(_MAX_APPEND_MS * _BYTES_PER_MS)
+# One encoder for every event: json.dumps(..., separators=...) builds a new one per call.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 # Handshake statuses that no retry will fix.
 _FATAL_STATUSES = frozenset({400, 401, 403, 404})
 
@@ -125,7 +140,13 @@ class RealtimeSession:
     0 disables reconnecting), ``reconnect_delay`` / ``max_reconnect_delay`` (seconds, doubling),
     ``connect_timeout`` (seconds for the handshake plus ``session.created``),
     ``max_frame_bytes`` (largest server frame accepted; a larger one drops the connection and
-    triggers a reconnect), ``max_events`` (event log pruning).
+    triggers a reconnect), ``max_events`` (event log pruning), ``replay_turns`` /
+    ``replay_chars`` (how much conversation a renewal replays; 0 turns replays none).
+
+    Cost meter: ``prices`` (USD per 1M tokens by kind, no defaults; see
+    :func:`rtvoice_widget.protocol.check_prices`) and ``max_cost_usd`` (stop creating responses
+    once reached); tokens and cost show in :meth:`metrics` and on each turn
+    (``session.protocol.turns``).
 
     Use ``with RealtimeSession(...) as s:`` (or ``async with`` from asyncio code), or call
     :meth:`connect` and :meth:`close` yourself.
@@ -149,6 +170,10 @@ class RealtimeSession:
         connect_timeout: float = 15.0,
         max_frame_bytes: int = 16 * 2**20,
         max_events: int | None = None,
+        replay_turns: int = 8,
+        replay_chars: int = 4000,
+        prices: dict[str, float] | None = None,
+        max_cost_usd: float | None = None,
     ) -> None:
         if config is None:
             config = SessionConfig() if model is None else SessionConfig(model=model)
@@ -162,6 +187,8 @@ class RealtimeSession:
             _check_seconds(name, value)
         _check_int("max_reconnect_attempts", max_reconnect_attempts, minimum=0)
         _check_int("max_frame_bytes", max_frame_bytes, minimum=2**16)
+        _check_int("replay_turns", replay_turns, minimum=0)
+        _check_int("replay_chars", replay_chars, minimum=0)
 
         self._connect_options = dict(
             url=url, backend=backend, model=model or config.model, api_key=api_key,
@@ -175,7 +202,7 @@ class RealtimeSession:
             self.tools.add(fn)
         config = self._with_registry_tools(config)
         self.config: SessionConfig = config
-        self.protocol = ClientProtocol(config)
+        self.protocol = ClientProtocol(config, prices=prices, max_cost_usd=max_cost_usd)
         self.events = EventLog(max_events=max_events)
         self.recording = Recorder(SAMPLE_RATE)
         self.endpoint: Endpoint | None = None
@@ -185,6 +212,8 @@ class RealtimeSession:
         self.max_reconnect_delay = float(max_reconnect_delay)
         self.connect_timeout = float(connect_timeout)
         self.max_frame_bytes = max_frame_bytes
+        self.replay_turns = replay_turns
+        self.replay_chars = replay_chars
 
         self._t0 = time.perf_counter()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -196,7 +225,15 @@ class RealtimeSession:
         self._closed_reason: str | None = None
         # Outgoing (event, pcm16 or None); owned by the loop thread.
         self._outbox: deque[tuple[dict, bytes | None]] = deque()
+        # Audio handed over by send_audio (any thread) and one pending wakeup of the loop for it:
+        # frames that pile up while the loop is busy cost one wakeup, not one each.
+        self._audio_in: deque[bytes] = deque()
+        self._audio_wakeup_pending = False
         self._outbox_ready: asyncio.Event | None = None
+        # Set by the current connection's session.created; the writer waits for it (renewal).
+        self._server_greeted: asyncio.Event | None = None
+        self._server_session_id: str | None = None
+        self._reconnected = False
         self._tool_tasks: set[asyncio.Task] = set()
         self._audio_hooks: list[Callable[[str, str, bytes], Any]] = []
         self._flush_hooks: list[Callable[[str], Any]] = []
@@ -238,6 +275,7 @@ class RealtimeSession:
 
         def start() -> None:
             self._outbox_ready = asyncio.Event()
+            self._server_greeted = asyncio.Event()
             self._supervisor = loop.create_task(self._supervise())
 
         loop.call_soon_threadsafe(start)
@@ -303,13 +341,18 @@ class RealtimeSession:
         ``(n, 2)`` stereo) at ``sample_rate``, resampled to 24 kHz with soxr
         (:func:`rtvoice_widget.audio.to_pcm16`). Wrong dtypes, NaN/inf, empty or wrongly shaped
         input raise ``TypeError``/``ValueError`` here and send nothing. Does not wait for the
-        loop; the audio goes out in order with everything else, in appends of at most 1 s.
+        loop; the audio goes out in order with everything else, one append per call (a call
+        over 1 s is split). Calls that queue up while the loop is busy cost it one wakeup.
         """
-        self._require_open()
+        if self._closing or self._loop is None:
+            self._require_open()  # raises with the reason
         pcm16 = to_pcm16(audio, sample_rate)
-        step = int(_MAX_APPEND_MS * _BYTES_PER_MS)
-        for start in range(0, len(pcm16), step):
-            self._call_soon(self._queue_audio, pcm16[start : start + step])
+        # deque.append is atomic; the flag may be stale, which costs at most a spare wakeup
+        # (it is cleared on the loop *before* the deque is drained, so no frame is stranded).
+        self._audio_in.append(pcm16)
+        if not self._audio_wakeup_pending:
+            self._audio_wakeup_pending = True
+            self._call_soon(self._take_audio)
         return len(pcm16) / _BYTES_PER_MS
 
     def commit(self) -> None:
@@ -329,7 +372,11 @@ class RealtimeSession:
         self._command(lambda p: [p.cancel_response()])
 
     def send_text(self, text: str, respond: bool = True) -> None:
-        """Add a user text message; ask for a response unless ``respond=False``."""
+        """Add a user text message; ask for a response unless ``respond=False``.
+
+        Over the cost cap (``max_cost_usd``) with ``respond=True`` it raises
+        :class:`~rtvoice_widget.protocol.CostLimitError` and sends nothing.
+        """
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"text must be a non-empty string, got {text!r:.80}")
         self._command(lambda p: [p.user_text(text), *([p.create_response()] if respond else [])])
@@ -518,7 +565,9 @@ class RealtimeSession:
         """Counters and timing of this session so far (a plain dict, cheap to call).
 
         The protocol's summary (``turns``, ``interrupted_turns``, median latencies in ms, token
-        usage, ``errors``, ``tool_calls``) plus the connection's: ``endpoint`` (redacted label),
+        usage ``input_tokens`` / ``output_tokens`` / ``total_tokens`` and ``tokens_<kind>``,
+        ``cost_usd`` / ``max_cost_usd`` / ``cost_capped``, ``errors``, ``tool_calls``) plus the
+        connection's: ``endpoint`` (redacted label),
         ``connected``, ``uptime_s``, ``events`` / ``events_pruned`` (the log), ``outbox`` (events
         queued, e.g. during a reconnect), ``tool_calls_running``, ``frames_sent`` /
         ``frames_received``, ``bytes_sent`` / ``bytes_received`` (JSON text on the wire),
@@ -605,6 +654,9 @@ class RealtimeSession:
         assert self.endpoint is not None and self._outbox_ready is not None
         self._local("connection.opened", endpoint=self.endpoint.label, reconnect=not first)
         self._ws = ws
+        self._reconnected = not first
+        assert self._server_greeted is not None
+        self._server_greeted.clear()
         writer: asyncio.Task | None = None
         try:
             # The config goes first on every connection, ahead of anything queued meanwhile.
@@ -630,7 +682,12 @@ class RealtimeSession:
                         reason=ws.close_reason or None, queued=len(self._outbox))
 
     async def _drain_outbox(self, ws: ClientConnection) -> None:
-        assert self._outbox_ready is not None
+        assert self._outbox_ready is not None and self._server_greeted is not None
+        try:
+            # A renewal puts the conversation summary ahead of the queue at session.created.
+            await asyncio.wait_for(self._server_greeted.wait(), self.connect_timeout)
+        except asyncio.TimeoutError:
+            pass  # a server that never greets still gets what is queued
         while True:
             while not self._outbox:
                 self._outbox_ready.clear()
@@ -640,10 +697,18 @@ class RealtimeSession:
                 await self._write(ws, event, pcm16)
             except ConnectionClosed:
                 return  # the event stays queued for the next connection; _serve reports the loss
-            self._outbox.popleft()
+            if self._outbox and self._outbox[0][0] is event:
+                self._outbox.popleft()
+            else:  # a renewal's summary was put in front meanwhile
+                self._outbox.remove((event, pcm16))
 
     async def _write(self, ws: ClientConnection, event: dict, pcm16: bytes | None) -> None:
-        text = json.dumps(event, separators=(",", ":"))
+        if pcm16 is not None and len(event) == 2:
+            # append_audio's {type, audio}, 50 per second: base64 needs no JSON escaping, so skip
+            # the encoder's scan of the ~1.3 kB string.
+            text = '{"type":"input_audio_buffer.append","audio":"' + event["audio"] + '"}'
+        else:
+            text = _encode_json(event)
         await ws.send(text)
         t_ms = self.now_ms()
         self._counters["frames_sent"] += 1
@@ -708,8 +773,8 @@ class RealtimeSession:
             return
         self.events.append("server", event, t_ms)
         type_ = event["type"]
-        if type_ == "session.created" and self._ready is not None and not self._ready.done():
-            self._ready.set_result(None)
+        if type_ == "session.created":
+            self._on_session_created(event)
         try:
             actions = self.protocol.receive(event, t_ms)
         except Exception as exc:  # the protocol must not take the connection down with it
@@ -717,6 +782,28 @@ class RealtimeSession:
             return
         for action in actions:
             self._perform(action, t_ms)
+
+    def _on_session_created(self, event: dict) -> None:
+        session = event.get("session")
+        session_id = session.get("id") if isinstance(session, dict) else None
+        previous, self._server_session_id = self._server_session_id, session_id
+        if self._reconnected and (session_id is None or session_id != previous):
+            summary = self.protocol.conversation_summary(self.replay_turns, self.replay_chars)
+            # Ahead of what was queued during the outage: it continues this conversation.
+            for replayed in reversed(summary):
+                self._outbox.appendleft((replayed, None))
+            self._local("connection.renewed",
+                        text=f"the server started a new session ({session_id or 'no id'}, was "
+                             f"{previous or 'no id'}): config re-sent, {len(summary)} conversation "
+                             f"items replayed",
+                        session_id=session_id, previous_session_id=previous, replayed_items=len(summary))
+        self._reconnected = False
+        if self._server_greeted is not None:
+            self._server_greeted.set()
+        if self._outbox and self._outbox_ready is not None:
+            self._outbox_ready.set()
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
 
     def _perform(self, action: Any, t_ms: float) -> None:
         if isinstance(action, PlayAudio):
@@ -732,6 +819,10 @@ class RealtimeSession:
                 self._call_hook("flush", hook, action.item_id)
         elif isinstance(action, RunTool):
             self._start_tool(action)
+        elif isinstance(action, CostCapReached):
+            self._local("cost.error", text=f"cost cap reached: ${action.cost_usd:.4f} >= max_cost_usd="
+                        f"${action.max_cost_usd:g}; no more responses will be created",
+                        cost_usd=action.cost_usd, max_cost_usd=action.max_cost_usd)
         # TurnDone needs nothing here: the turn lives in protocol.turns and the log has its events.
 
     def _call_hook(self, name: str, hook: Callable[..., Any], *args: Any) -> None:
@@ -766,10 +857,22 @@ class RealtimeSession:
 
     # -- loop side: helpers -----------------------------------------------------------------
 
-    def _queue_audio(self, pcm16: bytes) -> None:
+    def _take_audio(self) -> None:
+        self._audio_wakeup_pending = False
+        pending = self._audio_in
         if self._closing:
+            pending.clear()
             return
-        self._outbox.append((self.protocol.append_audio(pcm16), pcm16))
+        # One append per send_audio call (callers and tests see their frames 1:1 on the wire),
+        # however many piled up for this wakeup; only a call over 1 s is split.
+        while pending:
+            pcm16 = pending.popleft()
+            if len(pcm16) <= _MAX_APPEND_BYTES:
+                self._outbox.append((self.protocol.append_audio(pcm16), pcm16))
+                continue
+            for start in range(0, len(pcm16), _MAX_APPEND_BYTES):
+                chunk = pcm16[start : start + _MAX_APPEND_BYTES]
+                self._outbox.append((self.protocol.append_audio(chunk), chunk))
         assert self._outbox_ready is not None
         self._outbox_ready.set()
 

@@ -64,6 +64,7 @@ __all__ = [
     "speech_started",
     "speech_stopped_and_committed",
     "truncated",
+    "usage",
     "user_transcript",
     "voice_turn",
 ]
@@ -111,6 +112,9 @@ class ScriptedServer:
     leaves ``session.update`` unanswered. ``max_size`` bounds frames the server accepts.
     ``reject_status`` (e.g. 401) refuses every handshake with that HTTP status, like a server
     refusing a bad key; ``request_headers`` keeps the handshake headers of each connection.
+    By default each connection is a new server session (a new ``session.created`` id: the server
+    forgot the conversation, like a hosted session after its cap); ``resume_sessions=True`` greets
+    every connection with the same id (a server that kept the conversation).
     """
 
     def __init__(
@@ -120,8 +124,11 @@ class ScriptedServer:
         auto_session_updated: bool = True,
         max_size: int | None = 16 * 2**20,
         reject_status: int | None = None,
+        resume_sessions: bool = False,
     ) -> None:
         self.greet = greet
+        self.resume_sessions = resume_sessions
+        self._session_id = _id("sess")
         self.reject_status = reject_status
         self.auto_session_updated = auto_session_updated
         self._max_size = max_size
@@ -303,8 +310,12 @@ class ScriptedServer:
             index = len(self._connections)
             self._connections.append(conn)
             self._lock.notify_all()
+        greeting = session_created()
+        if self.resume_sessions:
+            greeting["session"]["id"] = self._session_id
+        session_id = greeting["session"]["id"]
         if self.greet:
-            await self._play(conn, [session_created()])
+            await self._play(conn, [greeting])
         try:
             async for frame in conn:
                 try:
@@ -318,7 +329,9 @@ class ScriptedServer:
                     responders = list(self._responders.get(event.get("type"), [])) if isinstance(event, dict) else []
                     self._lock.notify_all()
                 if isinstance(event, dict) and event.get("type") == "session.update" and self.auto_session_updated:
-                    await self._play(conn, [session_updated(event.get("session", {}))])
+                    updated = session_updated(event.get("session", {}))
+                    updated["session"]["id"] = session_id  # the same server session, like the API
+                    await self._play(conn, [updated])
                 for responder in responders:
                     steps = responder(event, self)
                     if steps:
@@ -434,7 +447,36 @@ def audio_deltas(response_id: str, item_id: str, pcm16: bytes, *, chunk_ms: floa
     ]
 
 
-def _response(response_id: str, status: str, output: list[dict], status_details: dict | None = None) -> dict:
+DEFAULT_USAGE = {
+    "total_tokens": 120,
+    "input_tokens": 80,
+    "output_tokens": 40,
+    "input_token_details": {"text_tokens": 20, "audio_tokens": 60, "cached_tokens": 0},
+    "output_token_details": {"text_tokens": 10, "audio_tokens": 30},
+}
+
+
+def usage(*, input_text: int = 0, input_audio: int = 0, cached_text: int = 0, cached_audio: int = 0,
+          output_text: int = 0, output_audio: int = 0) -> dict:
+    """A GA ``response.done`` usage object; ``input_*`` count all input tokens of the kind, the
+    cached ones included (as the API reports them)."""
+    inputs = input_text + input_audio
+    outputs = output_text + output_audio
+    return {
+        "total_tokens": inputs + outputs,
+        "input_tokens": inputs,
+        "output_tokens": outputs,
+        "input_token_details": {
+            "text_tokens": input_text, "audio_tokens": input_audio, "image_tokens": 0,
+            "cached_tokens": cached_text + cached_audio,
+            "cached_tokens_details": {"text_tokens": cached_text, "audio_tokens": cached_audio, "image_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": output_text, "audio_tokens": output_audio},
+    }
+
+
+def _response(response_id: str, status: str, output: list[dict], status_details: dict | None = None,
+              usage: dict | None = None) -> dict:
     return {
         "object": "realtime.response",
         "id": response_id,
@@ -442,13 +484,7 @@ def _response(response_id: str, status: str, output: list[dict], status_details:
         "status_details": status_details,
         "output": output,
         "output_modalities": ["audio"],
-        "usage": {
-            "total_tokens": 120,
-            "input_tokens": 80,
-            "output_tokens": 40,
-            "input_token_details": {"text_tokens": 20, "audio_tokens": 60, "cached_tokens": 0},
-            "output_token_details": {"text_tokens": 10, "audio_tokens": 30},
-        },
+        "usage": DEFAULT_USAGE if usage is None else usage,
     }
 
 
@@ -483,7 +519,8 @@ def assistant_response_start(response_id: str, item_id: str) -> list[dict]:
     ]
 
 
-def assistant_response_end(response_id: str, item_id: str, transcript: str, status: str = "completed") -> list[dict]:
+def assistant_response_end(response_id: str, item_id: str, transcript: str, status: str = "completed",
+                           usage: dict | None = None) -> list[dict]:
     item_status = "completed" if status == "completed" else "incomplete"
     details = None if status == "completed" else {"type": status, "reason": "turn_detected"}
     return [
@@ -512,7 +549,8 @@ def assistant_response_end(response_id: str, item_id: str, transcript: str, stat
         },
         {
             "type": "response.done",
-            "response": _response(response_id, status, [_assistant_item(item_id, item_status, transcript)], details),
+            "response": _response(response_id, status, [_assistant_item(item_id, item_status, transcript)], details,
+                                  usage),
         },
     ]
 
@@ -553,6 +591,7 @@ def voice_turn(
     response_id: str | None = None,
     item_id: str | None = None,
     with_speech: bool = True,
+    usage: dict | None = None,
 ) -> list[dict]:
     """A complete server-VAD voice turn, in the order of the protocol notes.
 
@@ -570,7 +609,7 @@ def voice_turn(
         steps += user_transcript(user_item_id, user_text)
     steps += assistant_response_start(response_id, item_id)
     steps += assistant_audio_reply(response_id, item_id, transcript, pcm16_tone(audio_ms))
-    steps += assistant_response_end(response_id, item_id, transcript)
+    steps += assistant_response_end(response_id, item_id, transcript, usage=usage)
     return steps
 
 

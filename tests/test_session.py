@@ -25,6 +25,7 @@ from scripted_server import (
     ScriptedServer,
     assistant_audio_reply,
     assistant_response_start,
+    audio_deltas,
     barge_in,
     error_event,
     function_call_turn,
@@ -205,14 +206,16 @@ def test_talk_manual_turn_returns_reply(server, open_session):
 def test_talk_server_vad_streams_trailing_silence_in_real_time(server, open_session):
     config = SessionConfig(turn_detection=TurnDetection(silence_duration_ms=200))
     s = open_session(config=config)
-    frames = {"n": 0}
-    speech_frames = 10  # 200 ms of 20 ms frames
+    heard = {"ms": 0.0, "stopped": False}
 
+    # Counted in audio, not in appends: frames that queue up on a busy loop go out merged.
     def vad(event, srv):
-        frames["n"] += 1
-        if frames["n"] == 1:
+        first = heard["ms"] == 0
+        heard["ms"] += len(base64.b64decode(event["audio"])) / 48
+        if first:
             return [voice_turn(audio_ms=300)[0]]  # speech_started
-        if frames["n"] == speech_frames + 12:  # 240 ms of the trailing silence: "speech stopped"
+        if heard["ms"] >= 200 + 240 and not heard["stopped"]:  # 240 ms of trailing silence
+            heard["stopped"] = True
             return voice_turn(audio_ms=300, transcript="Sure.")[1:]
         return None
 
@@ -221,10 +224,12 @@ def test_talk_server_vad_streams_trailing_silence_in_real_time(server, open_sess
     assert reply.transcript == "Sure." and len(reply.audio) == 300 * 24
     assert reply.user_transcript == "What's the weather like?"
     # 200 ms speech + 500 ms silence (silence_duration_ms + 300) in 20 ms frames, paced.
-    server.wait_for("input_audio_buffer.append", count=speech_frames + 25)
+    deadline = time.monotonic() + 10
+    while appended_bytes(server) < 700 * 48 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert appended_bytes(server) == 700 * 48
     times = server.arrival_times("input_audio_buffer.append")
-    assert len(times) == speech_frames + 25
-    assert times[-1] - times[0] >= 0.35  # paced, not dumped (35 frames would take milliseconds)
+    assert times[-1] - times[0] >= 0.35  # paced, not dumped (700 ms would go out in milliseconds)
 
 
 def test_talk_rejects_bad_audio_before_sending(server, open_session):
@@ -628,10 +633,13 @@ def test_close_flushes_queued_events_and_is_idempotent(server):
     s.commit()
     s.close()
     s.close()
-    assert len(server.client_events("input_audio_buffer.append")) == 50
+    # A burst goes out whole and in order, one append per call.
+    appends = len(server.client_events("input_audio_buffer.append"))
+    assert appended_bytes(server) == 50 * 20 * 48 and appends == 50
     assert server.client_events()[-1]["type"] == "input_audio_buffer.commit"
     assert log_types(s, "local")[-1] == "connection.closed"
-    assert log_types(s, "client").count("input_audio_buffer.append") == 50
+    assert log_types(s, "client").count("input_audio_buffer.append") == appends
+    assert s.events.filter(type="input_audio_buffer.append")["audio_ms"].sum() == pytest.approx(50 * 20)
     with pytest.raises(SessionClosedError):
         s.send_text("after close")
 
@@ -737,7 +745,9 @@ def test_concurrent_senders_lose_nothing_and_keep_their_order(server, open_sessi
         t.join()
     s.commit()
     server.wait_for("input_audio_buffer.commit")
-    frames = [np.frombuffer(base64.b64decode(e["audio"]), "<i2")[:2] for e in server.client_events("input_audio_buffer.append")]
+    appends = server.client_events("input_audio_buffer.append")
+    assert all(len(base64.b64decode(e["audio"])) == 960 for e in appends)  # one append per call
+    frames = [np.frombuffer(base64.b64decode(e["audio"]), "<i2")[:2] for e in appends]
     assert len(frames) == 4 * per_thread
     for index in range(4):
         assert [int(f[1]) for f in frames if f[0] == index] == list(range(per_thread))
@@ -801,3 +811,29 @@ def test_wrongly_shaped_server_events_are_error_events(server, open_session, eve
     server.play(voice_turn(with_speech=False, audio_ms=100, response_id="r_next", item_id="i_next"))
     assert s.wait_for("response.done", after=mark, timeout=10)["response_id"] == "r_next"
     assert s.connected
+
+
+def test_frames_queued_while_the_loop_is_busy_all_go_out_in_order(server, open_session):
+    s = open_session(config=MANUAL)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_hook(item_id, response_id, pcm16):  # holds the session thread, like a slow callback
+        entered.set()
+        release.wait(10)
+
+    s.on("output_audio", slow_hook)
+    server.play(assistant_response_start("resp_busy", "item_busy")
+                + audio_deltas("resp_busy", "item_busy", pcm16_tone(100), chunk_ms=100))
+    assert entered.wait(10)
+    frames = [np.full(480, n, np.int16) for n in range(10)]
+    for frame in frames:
+        s.send_audio(frame)  # does not wait for the blocked loop
+    release.set()
+    s.commit()
+    server.wait_for("input_audio_buffer.commit")
+    appends = server.client_events("input_audio_buffer.append")
+    # Taken in one wakeup, still one append per call, in order, before the commit.
+    assert [base64.b64decode(e["audio"]) for e in appends] == [f.tobytes() for f in frames]
+    assert server.client_events()[-1]["type"] == "input_audio_buffer.commit"
+    s.wait_for("input_audio_buffer.commit", timeout=5)
+    assert s.events.filter(type="input_audio_buffer.append")["audio_ms"].tolist() == [20.0] * 10
