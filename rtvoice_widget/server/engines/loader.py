@@ -1,0 +1,147 @@
+"""``load_engines``: build (once per process) the engine set a local server runs with.
+
+Each role takes a name — or a ready engine object, used as is:
+
+========  ===============================================================================
+``vad``   ``"silero"`` (default, Silero v6 ONNX from faster-whisper) · ``"energy"``
+``asr``   ``"whisper-base"`` (default, bundled) · a faster-whisper name (``"small"``,
+          ``"whisper-small"``, …, needs network) · a CTranslate2 model folder
+``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"echo"`` · a ``.gguf`` path ·
+          ``"openai"`` (with ``llm_url``); ``llm_url=`` alone also selects the endpoint
+``tts``   ``"espeak"`` (default; library, CLI fallback) · ``"espeak-cli"``
+========  ===============================================================================
+
+Results are cached by their arguments: a second call with the same choices returns the same
+``Engines`` without loading anything, and concurrent first calls load once (a lock). Progress
+goes to the ``rtvoice_widget.server.engines`` logger and to ``progress(message, fraction)`` if
+given; load times land in ``Engines.info``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from .base import ASR, LLM, TTS, VAD, Engines
+
+log = logging.getLogger("rtvoice_widget.server.engines")
+
+Progress = Callable[[str, float], None]
+
+_cache: dict[tuple, Engines] = {}
+_cache_lock = threading.Lock()
+
+
+def _make_vad(choice) -> VAD:
+    if not isinstance(choice, str):
+        return choice
+    if choice == "silero":
+        from .vad import SileroVAD
+
+        return SileroVAD()
+    if choice == "energy":
+        from .vad import EnergyVAD
+
+        return EnergyVAD()
+    raise ValueError(f"unknown vad {choice!r}: use 'silero' or 'energy'")
+
+
+def _make_asr(choice) -> ASR:
+    if not isinstance(choice, str):
+        return choice
+    from .asr import WhisperASR
+
+    return WhisperASR(choice)
+
+
+def _make_llm(choice, llm_url: str | None, llm_model: str | None, llm_api_key: str | None) -> LLM:
+    if not isinstance(choice, str):
+        return choice
+    if llm_url is not None or choice == "openai":
+        if llm_url is None:
+            raise ValueError("llm='openai' needs llm_url= (an OpenAI-compatible base URL)")
+        from .llm_openai import OpenAICompatLLM
+
+        model = llm_model or (choice if choice not in ("openai", "smollm2") else None)
+        if model is None:
+            raise ValueError("an llm_url needs llm_model= (the model name the endpoint serves)")
+        return OpenAICompatLLM(llm_url, model, api_key=llm_api_key)
+    if choice == "echo":
+        from .llm_echo import EchoLLM
+
+        return EchoLLM()
+    if choice == "smollm2":
+        from .llm_llama import LlamaCppLLM
+
+        return LlamaCppLLM()
+    if choice.endswith(".gguf"):
+        from .llm_llama import LlamaCppLLM
+
+        return LlamaCppLLM(choice)
+    raise ValueError(f"unknown llm {choice!r}: use 'smollm2', 'echo', a .gguf path, or llm_url=")
+
+
+def _make_tts(choice) -> TTS:
+    if not isinstance(choice, str):
+        return choice
+    from .tts import EspeakTTS
+
+    if choice == "espeak":
+        return EspeakTTS()
+    if choice == "espeak-cli":
+        return EspeakTTS(backend="cli")
+    raise ValueError(f"unknown tts {choice!r}: use 'espeak' or 'espeak-cli'")
+
+
+def _key(value) -> object:
+    return value if isinstance(value, (str, type(None))) else ("object", id(value))
+
+
+def load_engines(
+    vad: str | VAD = "silero",
+    asr: str | ASR = "whisper-base",
+    llm: str | LLM = "smollm2",
+    tts: str | TTS = "espeak",
+    *,
+    llm_url: str | None = None,
+    llm_model: str | None = None,
+    llm_api_key: str | None = None,
+    progress: Progress | None = None,
+) -> Engines:
+    """The engines for these choices, loaded at most once per process (see module docstring).
+
+    Raises ``ValueError`` for unknown names and ``FileNotFoundError``/``ImportError`` naming the
+    package to install when a bundled model is missing; nothing is cached after a failure.
+    """
+    key = tuple(_key(v) for v in (vad, asr, llm, tts, llm_url, llm_model, llm_api_key))
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            return cached
+        steps = [
+            ("vad", vad, lambda: _make_vad(vad)),
+            ("asr", asr, lambda: _make_asr(asr)),
+            ("llm", llm_url or llm, lambda: _make_llm(llm, llm_url, llm_model, llm_api_key)),
+            ("tts", tts, lambda: _make_tts(tts)),
+        ]
+        built: dict[str, object] = {}
+        info: dict = {}
+        for done, (role, choice, make) in enumerate(steps):
+            message = f"loading {role}: {choice if isinstance(choice, str) else type(choice).__name__}"
+            log.info(message)
+            if progress is not None:
+                progress(message, done / len(steps))
+            started = time.perf_counter()
+            engine = make()
+            seconds = time.perf_counter() - started
+            built[role] = engine
+            info[role] = {"name": getattr(engine, "name", type(engine).__name__), "load_s": round(seconds, 3)}
+            log.info("loaded %s (%s) in %.2f s", role, info[role]["name"], seconds)
+        info["total_load_s"] = round(sum(info[role]["load_s"] for role, _, _ in steps), 3)
+        if progress is not None:
+            progress("engines ready", 1.0)
+        engines = Engines(built["vad"], built["asr"], built["llm"], built["tts"], info)
+        _cache[key] = engines
+        return engines

@@ -1,0 +1,671 @@
+"""The local server's offline engines, run for real on espeak-ng speech.
+
+Tests marked ``models`` load the bundled Whisper-base / SmolLM2 / Silero models (seconds each);
+the others use espeak-ng, the energy VAD, EchoLLM and a real local HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rtvoice_widget.server.engines import (
+    ASR,
+    LLM,
+    TTS,
+    VAD,
+    EchoLLM,
+    EnergyVAD,
+    Engines,
+    LLMChunk,
+    OpenAICompatLLM,
+    ToolCall,
+    load_engines,
+)
+from rtvoice_widget.server.engines.evaluation import normalize_words, spoken, word_error_rate, word_errors
+from rtvoice_widget.server.engines.sentences import SentenceBudget
+from rtvoice_widget.server.engines.tool_routing import function_spec, guess_arguments, route
+from rtvoice_widget.server.engines.tts import OPENAI_VOICES, EspeakTTS
+
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the current weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+TIMER_TOOL = {
+    "type": "function",
+    "name": "set_timer",
+    "description": "Start a countdown timer.",
+    "parameters": {"type": "object", "properties": {"minutes": {"type": "integer"}}, "required": ["minutes"]},
+}
+
+ASR_PROMPTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please turn on the lights in the kitchen.",
+    "What time does the train leave for the city?",
+    "I would like a cup of coffee with milk.",
+    "Tell me a short story about a friendly dragon.",
+]
+
+
+@pytest.fixture(scope="module")
+def tts() -> EspeakTTS:
+    return EspeakTTS()
+
+
+def frames_of(audio: np.ndarray, size: int) -> list[np.ndarray]:
+    return [audio[i : i + size] for i in range(0, len(audio) - size + 1, size)]
+
+
+def true_span(audio: np.ndarray, frame_samples: int) -> tuple[int, int]:
+    """(first, last) frame index holding a sample above -40 dBFS: where the speech really is."""
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return int(loud[0]) // frame_samples, int(loud[-1]) // frame_samples
+
+
+def speech_span(vad: VAD, audio: np.ndarray, threshold: float = 0.5) -> tuple[int, int]:
+    """(first, last) frame index whose speech probability reaches ``threshold``."""
+    stream = vad.new_stream()
+    probs = [stream.speech_prob(f) for f in frames_of(audio, vad.frame_samples)]
+    voiced = [i for i, p in enumerate(probs) if p >= threshold]
+    assert voiced, "no speech found at all"
+    return voiced[0], voiced[-1]
+
+
+# --- evaluation helpers --------------------------------------------------------------------------
+
+
+def test_word_errors_counts_substitutions_insertions_deletions():
+    assert word_errors("the cat sat", "the cat sat") == (0, 3)
+    assert word_errors("the cat sat", "the bat sat") == (1, 3)
+    assert word_errors("the cat sat", "the cat") == (1, 3)
+    assert word_errors("the cat", "the big cat") == (1, 2)
+    assert normalize_words("Don't stop-now!") == ["don't", "stop", "now"]
+    assert word_error_rate(["a b", "c d"], ["a b", "c x"]) == 0.25
+    with pytest.raises(ValueError):
+        word_error_rate(["a"], [])
+
+
+# --- VAD -----------------------------------------------------------------------------------------
+
+
+def test_energy_vad_finds_onset_and_offset_of_espeak_speech(tts):
+    vad = EnergyVAD()
+    audio = spoken(tts, "Hello, this is a test of voice activity.", vad.sample_rate, pad_s=1.0)
+    first, last = speech_span(vad, audio)
+    onset, offset = true_span(audio, vad.frame_samples)
+    assert onset > 20 and offset < len(audio) // vad.frame_samples - 20  # the padding is there
+    assert abs(first - onset) <= 1
+    assert abs(last - offset) <= 1
+
+
+def test_energy_vad_is_deterministic_and_stateless():
+    vad = EnergyVAD()
+    stream = vad.new_stream()
+    assert stream.speech_prob(np.zeros(512, np.float32)) == 0.0
+    assert stream.speech_prob(np.full(512, 0.1, np.float32)) == 1.0
+    middle = stream.speech_prob(np.full(512, 10 ** (-45 / 20), np.float32))
+    assert middle == pytest.approx(0.5, abs=1e-6)
+
+
+@pytest.mark.parametrize("frame", [np.zeros(511, np.float32), np.zeros((2, 512), np.float32)])
+def test_vad_rejects_wrong_frame_shape(frame):
+    with pytest.raises(ValueError, match="512"):
+        EnergyVAD().new_stream().speech_prob(frame)
+
+
+def test_vad_rejects_integer_and_non_finite_frames():
+    stream = EnergyVAD().new_stream()
+    with pytest.raises(TypeError, match="float"):
+        stream.speech_prob(np.zeros(512, np.int16))
+    with pytest.raises(ValueError, match="NaN"):
+        stream.speech_prob(np.full(512, np.nan, np.float32))
+    assert stream.speech_prob(np.zeros(512, np.float64)) == 0.0  # float64 is fine
+
+
+def test_energy_vad_rejects_inverted_levels():
+    with pytest.raises(ValueError, match="speech_db"):
+        EnergyVAD(floor_db=-30, speech_db=-40)
+
+
+@pytest.mark.models
+def test_silero_vad_finds_onset_and_offset(tts):
+    from rtvoice_widget.server.engines.vad import SileroVAD
+
+    vad = SileroVAD()
+    assert isinstance(vad, VAD)
+    audio = spoken(tts, "Hello, this is a test of voice activity.", vad.sample_rate, pad_s=1.0)
+    first, last = speech_span(vad, audio)
+    onset, offset = true_span(audio, vad.frame_samples)
+    assert 0 <= first - onset <= 2  # within 64 ms (the breathy "H" of "Hello" takes a frame)
+    assert 0 <= last - offset <= 3  # Silero lets its probability decay over a few frames
+    stream = vad.new_stream()
+    assert max(stream.speech_prob(f) for f in frames_of(np.zeros(16000, np.float32), 512)) < 0.1
+
+
+@pytest.mark.models
+def test_silero_streams_keep_separate_state(tts):
+    from rtvoice_widget.server.engines.vad import SileroVAD
+
+    vad = SileroVAD()
+    a = frames_of(spoken(tts, "First speaker talking here.", 16000, pad_s=0.3), 512)
+    b = frames_of(spoken(tts, "Another voice entirely.", 16000, voice="echo", pad_s=0.3), 512)
+    alone_a = [p for s in [vad.new_stream()] for p in (s.speech_prob(f) for f in a)]
+    alone_b = [p for s in [vad.new_stream()] for p in (s.speech_prob(f) for f in b)]
+    sa, sb = vad.new_stream(), vad.new_stream()
+    inter_a, inter_b = [], []
+    for i in range(max(len(a), len(b))):
+        if i < len(a):
+            inter_a.append(sa.speech_prob(a[i]))
+        if i < len(b):
+            inter_b.append(sb.speech_prob(b[i]))
+    np.testing.assert_allclose(inter_a, alone_a, atol=1e-6)
+    np.testing.assert_allclose(inter_b, alone_b, atol=1e-6)
+    sa.reset()
+    np.testing.assert_allclose([sa.speech_prob(f) for f in a], alone_a, atol=1e-6)
+
+
+# --- TTS -----------------------------------------------------------------------------------------
+
+
+def test_tts_outputs_24khz_float_audio_of_plausible_length(tts):
+    assert isinstance(tts, TTS)
+    assert tts.sample_rate == 24000
+    audio = tts.synthesize("This sentence takes a couple of seconds to say out loud.")
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    seconds = len(audio) / tts.sample_rate
+    assert 2.0 < seconds < 6.0  # 11 words at espeak's 175 words per minute ≈ 3.8 s
+    assert 0.05 < float(np.abs(audio).max()) <= 1.0
+
+
+def test_tts_speed_scales_duration(tts):
+    text = "Speaking faster makes this sentence shorter."
+    normal = len(tts.synthesize(text))
+    fast = len(tts.synthesize(text, speed=2.0))
+    slow = len(tts.synthesize(text, speed=0.6))
+    assert fast < 0.7 * normal < normal < slow
+
+
+def median_pitch_hz(audio: np.ndarray, sample_rate: int = 24000) -> float:
+    """Median F0 over loud 40 ms frames, from the autocorrelation peak between 60 and 400 Hz."""
+    n = int(0.04 * sample_rate)
+    pitches = []
+    for i in range(0, len(audio) - n, n):
+        frame = audio[i : i + n] - audio[i : i + n].mean()
+        if np.sqrt(np.mean(frame**2)) < 0.05:
+            continue
+        autocorrelation = np.correlate(frame, frame, "full")[n - 1 :]
+        low, high = sample_rate // 400, sample_rate // 60
+        pitches.append(sample_rate / (low + int(np.argmax(autocorrelation[low:high]))))
+    return float(np.median(pitches))
+
+
+def test_tts_voices_sound_different(tts):
+    assert tts.voices == list(OPENAI_VOICES)
+    assert set(tts.voices) == {"alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"}
+    assert len({tts.espeak_voice(v) for v in tts.voices}) == len(tts.voices)
+    text = "Hello, how are you doing on this lovely morning?"
+    pitch = {v: median_pitch_hz(tts.synthesize(text, voice=v)) for v in tts.voices}
+    female, male = ("coral", "sage", "shimmer", "marin"), ("ash", "ballad", "echo", "verse", "cedar")
+    assert min(pitch[v] for v in female) > 1.4 * max(pitch[v] for v in male), pitch
+    assert len(tts.synthesize(text, voice="en+f3")) > 0  # espeak names pass through
+    assert tts.espeak_voice("ALLOY") == tts.espeak_voice("alloy") == tts.espeak_voice(None)
+
+
+def test_tts_rejects_bad_input_clearly(tts):
+    assert tts.synthesize("   ").size == 0
+    with pytest.raises(ValueError, match="speed"):
+        tts.synthesize("hi", speed=0)
+    with pytest.raises(TypeError, match="str"):
+        tts.synthesize(b"hi")
+    with pytest.raises(RuntimeError, match="no voice"):
+        tts.synthesize("hi", voice="no-such-voice")
+    assert len(tts.synthesize("still works afterwards")) > 0
+
+
+def test_tts_cli_fallback_matches_library(tts):
+    cli = EspeakTTS(backend="cli")
+    assert cli.backend == "cli" and tts.backend == "library"
+    text = "Both backends say the same words."
+    a, b = tts.synthesize(text, voice="ash"), cli.synthesize(text, voice="ash")
+    assert b.dtype == np.float32
+    assert abs(len(a) - len(b)) / len(a) < 0.25
+
+
+def test_tts_is_thread_safe(tts):
+    text = "Several threads speak at once."
+    expected = tts.synthesize(text)
+    results: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: results.append(tts.synthesize(text))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # espeak adds random noise to fricatives, so repeated runs differ slightly; interleaved
+    # synthesis callbacks would instead mix or lose whole buffers.
+    assert len(results) == 4
+    for r in results:
+        assert abs(len(r) - len(expected)) / len(expected) < 0.05
+
+
+# --- sentence budget and tool routing ------------------------------------------------------------
+
+
+def test_sentence_budget_cuts_after_the_last_allowed_sentence():
+    budget = SentenceBudget(2)
+    pieces = ["Hi", " there.", " It is", " 3.5 degrees", " today!", " More", " text."]
+    out = "".join(budget.feed(p) for p in pieces)
+    assert out == "Hi there. It is 3.5 degrees today!"
+    assert budget.exhausted
+
+
+@given(st.lists(st.text(alphabet="ab .!?\n", max_size=8), max_size=30), st.integers(1, 4))
+def test_sentence_budget_emits_a_prefix_ending_at_a_sentence_end(pieces, limit):
+    budget = SentenceBudget(limit)
+    out = "".join(budget.feed(p) for p in pieces)
+    full = "".join(pieces)
+    assert full.startswith(out)
+    if budget.exhausted:
+        assert out.rstrip("\"')]")[-1:] in (".", "!", "?")
+    else:
+        assert out == full
+
+
+def test_route_picks_the_tool_the_user_talks_about():
+    tools = [WEATHER_TOOL, TIMER_TOOL]
+    assert route("What's the weather like in Paris?", tools)["name"] == "get_weather"
+    assert route("Set a timer for ten minutes", tools)["name"] == "set_timer"
+    assert route("Tell me a joke", tools) is None
+    nested = {"type": "function", "function": {"name": "lookup_stock_price", "parameters": {}}}
+    assert route("what is the stock price of ACME", [nested])["name"] == "lookup_stock_price"
+
+
+def test_guess_arguments_reads_values_off_the_words():
+    assert json.loads(guess_arguments("What's the weather in Paris?", function_spec(WEATHER_TOOL))) == {"city": "Paris"}
+    assert json.loads(guess_arguments("Set a timer for 12 minutes", function_spec(TIMER_TOOL))) == {"minutes": 12}
+
+
+def test_function_spec_rejects_nameless_tools():
+    with pytest.raises(ValueError, match="name"):
+        function_spec({"type": "function", "description": "x"})
+    with pytest.raises(TypeError):
+        function_spec("get_weather")
+
+
+def test_small_model_history_flattens_tool_turns_and_merges_system_prompts():
+    from rtvoice_widget.server.engines.llm_llama import _plain_messages
+
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "input_text", "text": "weather in Rome?"}]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+                                                             "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "rainy"},
+        {"role": "developer", "content": "Mention the city."},
+    ]  # fmt: skip
+    assert _plain_messages(messages) == [
+        {"role": "system", "content": "Be brief.\n\nMention the city."},
+        {"role": "user", "content": "weather in Rome?"},
+        {"role": "assistant", "content": "(calling get_weather({}))"},
+        {"role": "user", "content": "(Tool result: rainy) Tell me this in one sentence."},
+    ]
+
+
+# --- EchoLLM -------------------------------------------------------------------------------------
+
+
+def test_echo_llm_repeats_the_user_in_its_template():
+    llm = EchoLLM()
+    assert isinstance(llm, LLM)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "good morning!"}]
+    chunks = list(llm.stream(messages))
+    assert len(chunks) > 1
+    assert "".join(c.text for c in chunks) == "You said: good morning."
+    parts = [{"role": "user", "content": [{"type": "input_text", "text": "from parts"}]}]
+    assert "".join(c.text for c in llm.stream(parts)) == "You said: from parts."
+    assert "".join(c.text for c in llm.stream([])) == "I did not catch that."
+
+
+def test_echo_llm_honours_cancel_and_max_tokens():
+    llm = EchoLLM()
+    messages = [{"role": "user", "content": "one two three four five six"}]
+    cancel = threading.Event()
+    received = []
+    for chunk in llm.stream(messages, cancel=cancel):
+        received.append(chunk)
+        cancel.set()
+    assert len(received) == 1
+    assert len(list(llm.stream(messages, max_tokens=3))) == 3
+
+
+def test_echo_llm_calls_tools_and_reports_results():
+    llm = EchoLLM()
+    messages = [{"role": "user", "content": "What's the weather in Oslo?"}]
+    chunks = list(llm.stream(messages, tools=[WEATHER_TOOL, TIMER_TOOL]))
+    assert chunks == [LLMChunk(tool_call=ToolCall("get_weather", '{"city": "Oslo"}'))]
+    messages += [
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                               "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny, 21 degrees"},
+    ]  # fmt: skip
+    text = "".join(c.text for c in llm.stream(messages, tools=[WEATHER_TOOL]))
+    assert text == "The get_weather tool says: sunny, 21 degrees."
+
+
+# --- OpenAICompatLLM against a real local HTTP server --------------------------------------------
+
+
+class ChatStub(ThreadingHTTPServer):
+    """A tiny OpenAI-compatible chat server speaking the streaming (SSE) format."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _ChatHandler)
+        self.requests: list[dict] = []
+        self.headers_seen: list[dict] = []
+        self.sent_chunks = 0
+        self.disconnected = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _ChatHandler(BaseHTTPRequestHandler):
+    server: ChatStub
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _chunk(self, delta: dict, finish: str | None = None) -> bytes:
+        body = {
+            "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "stub",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }  # fmt: skip
+        return f"data: {json.dumps(body)}\n\n".encode()
+
+    def do_POST(self):
+        if self.path != "/v1/chat/completions":
+            self.send_error(404)
+            return
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append(request)
+        self.server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+        if request["model"] == "broken":
+            body = json.dumps({"error": {"message": "model exploded", "type": "server_error"}}).encode()
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        if request.get("tools"):
+            pieces = [
+                {"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                                      "function": {"name": "get_weather", "arguments": ""}}]},
+                {"tool_calls": [{"index": 0, "function": {"arguments": '{"ci'}}]},
+                {"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "Paris"}'}}]},
+            ]  # fmt: skip
+            chunks = [self._chunk(d) for d in pieces] + [self._chunk({}, "tool_calls")]
+        elif request["model"] == "endless":
+            chunks = [self._chunk({"content": f" word{i}"}) for i in range(2000)]
+        else:
+            words = ["Hello", " from", " the", " stub", " server."]
+            chunks = [self._chunk({"role": "assistant", "content": ""})]
+            chunks += [self._chunk({"content": w}) for w in words] + [self._chunk({}, "stop")]
+        try:
+            for chunk in chunks:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                self.server.sent_chunks += 1
+                if request["model"] == "endless":
+                    time.sleep(0.005)  # pace the stream so a cancel lands before the end
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.server.disconnected.set()
+
+
+@pytest.fixture
+def chat_stub():
+    server = ChatStub()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_openai_compat_streams_text(chat_stub):
+    llm = OpenAICompatLLM(chat_stub.url, "stub-model", api_key="sk-test")
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    chunks = list(llm.stream(messages, max_tokens=50))
+    assert [c.text for c in chunks] == ["Hello", " from", " the", " stub", " server."]
+    request = chat_stub.requests[0]
+    assert request["messages"] == messages and request["stream"] is True
+    assert request["max_tokens"] == 50 and request["model"] == "stub-model"
+    assert chat_stub.headers_seen[0]["authorization"] == "Bearer sk-test"
+
+
+def test_openai_compat_passes_tools_through_and_assembles_tool_calls(chat_stub):
+    llm = OpenAICompatLLM(chat_stub.url + "/chat/completions", "stub-model")
+    chunks = list(llm.stream([{"role": "user", "content": "weather?"}], tools=[WEATHER_TOOL]))
+    assert chunks == [LLMChunk(tool_call=ToolCall("get_weather", '{"city": "Paris"}'))]
+    sent_tool = chat_stub.requests[0]["tools"][0]
+    assert sent_tool == {
+        "type": "function",
+        "function": {"name": "get_weather", "description": WEATHER_TOOL["description"],
+                     "parameters": WEATHER_TOOL["parameters"]},
+    }  # fmt: skip
+
+
+def test_openai_compat_cancel_drops_the_connection(chat_stub):
+    llm = OpenAICompatLLM(chat_stub.url, "endless")
+    cancel = threading.Event()
+    received = []
+    for chunk in llm.stream([{"role": "user", "content": "talk forever"}], cancel=cancel):
+        received.append(chunk)
+        if len(received) == 3:
+            cancel.set()
+    assert len(received) == 3
+    assert chat_stub.disconnected.wait(timeout=30), "the server never saw the client leave"
+    assert chat_stub.sent_chunks < 2000
+
+
+def test_openai_compat_reports_server_errors(chat_stub):
+    import openai
+
+    llm = OpenAICompatLLM(chat_stub.url, "broken")
+    with pytest.raises(openai.InternalServerError, match="model exploded"):
+        list(llm.stream([{"role": "user", "content": "hi"}]))
+
+
+def test_openai_compat_validates_its_arguments():
+    with pytest.raises(ValueError, match="URL"):
+        OpenAICompatLLM("localhost:11434", "m")
+    with pytest.raises(ValueError, match="model"):
+        OpenAICompatLLM("http://127.0.0.1:1/v1", "")
+
+
+# --- load_engines --------------------------------------------------------------------------------
+
+
+def test_load_engines_caches_and_reports_progress():
+    seen: list[tuple[str, float]] = []
+    engines = load_engines(vad="energy", asr=_NullASR(), llm="echo", tts="espeak", progress=lambda m, f: seen.append((m, f)))
+    assert isinstance(engines, Engines)
+    assert isinstance(engines.vad, EnergyVAD) and isinstance(engines.llm, EchoLLM)
+    assert [f for _, f in seen] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert seen[-1][0] == "engines ready"
+    assert set(engines.info) == {"vad", "asr", "llm", "tts", "total_load_s"}
+    assert engines.info["llm"]["name"] == "echo" and engines.info["vad"]["load_s"] >= 0
+    again = load_engines(vad="energy", asr=engines.asr, llm="echo", tts="espeak")
+    assert again is engines
+
+
+def test_load_engines_loads_once_under_concurrency():
+    asr = _NullASR()
+    results: list[Engines] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(load_engines(vad="energy", asr=asr, llm="echo", tts="espeak-cli")))
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 6 and all(r is results[0] for r in results)
+
+
+def test_load_engines_rejects_unknown_names():
+    with pytest.raises(ValueError, match="vad"):
+        load_engines(vad="webrtc-nope", asr=_NullASR(), llm="echo", tts="espeak")
+    with pytest.raises(ValueError, match="llm"):
+        load_engines(vad="energy", asr=_NullASR(), llm="gpt-17", tts="espeak")
+    with pytest.raises(ValueError, match="llm_url"):
+        load_engines(vad="energy", asr=_NullASR(), llm="openai", tts="espeak")
+    with pytest.raises(ValueError, match="unknown ASR"):
+        load_engines(vad="energy", asr="whisper-nonexistent", llm="echo", tts="espeak")
+
+
+def test_load_engines_llm_url_selects_the_endpoint(chat_stub):
+    engines = load_engines(vad="energy", asr=_NullASR(), llm="echo", tts="espeak", llm_url=chat_stub.url, llm_model="stub")
+    assert isinstance(engines.llm, OpenAICompatLLM)
+    assert "".join(c.text for c in engines.llm.stream([{"role": "user", "content": "hi"}])) == "Hello from the stub server."
+
+
+class _NullASR:
+    """A real (if deaf) ASR object: lets load_engines tests skip loading Whisper."""
+
+    name = "null"
+    sample_rate = 16000
+
+    def transcribe(self, audio, *, language=None, prompt=None) -> str:
+        return ""
+
+
+# --- models: Whisper, SmolLM2, the full default set ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_engines() -> Engines:
+    return load_engines()
+
+
+@pytest.mark.models
+def test_default_engines_load_with_times(default_engines):
+    info = default_engines.info
+    assert info["vad"]["name"] == "silero" and info["asr"]["name"] == "whisper-base"
+    assert info["llm"]["name"] == "smollm2" and info["tts"]["name"] == "espeak"
+    assert info["asr"]["load_s"] > 0 and info["llm"]["load_s"] > 0 and info["total_load_s"] > 0
+    assert info["vad"]["load_s"] >= 0 and info["tts"]["load_s"] >= 0  # espeak's library may already be open
+    assert load_engines() is default_engines
+    for engine, protocol in zip(
+        (default_engines.vad, default_engines.asr, default_engines.llm, default_engines.tts), (VAD, ASR, LLM, TTS)
+    ):
+        assert isinstance(engine, protocol)
+
+
+@pytest.mark.models
+def test_whisper_transcribes_espeak_prompts(default_engines, tts):
+    asr = default_engines.asr
+    hypotheses = [asr.transcribe(spoken(tts, p, asr.sample_rate, pad_s=0.2)) for p in ASR_PROMPTS]
+    wer = word_error_rate(ASR_PROMPTS, hypotheses)
+    # espeak-ng is not deterministic (random noise), so WER on five prompts wanders between about
+    # 2 % and 15 %; a broken recogniser scores near 100 %. The 10 % goal is the benchmark's.
+    assert wer <= 0.25, list(zip(ASR_PROMPTS, hypotheses))
+
+
+@pytest.mark.models
+def test_whisper_returns_nothing_for_silence_and_rejects_bad_audio(default_engines):
+    asr = default_engines.asr
+    assert asr.transcribe(np.zeros(16000, np.float32)) == ""
+    assert asr.transcribe(np.zeros(0, np.float32)) == ""
+    with pytest.raises(TypeError, match="float"):
+        asr.transcribe(np.zeros(16000, np.int16))
+    with pytest.raises(ValueError, match="mono"):
+        asr.transcribe(np.zeros((2, 16000), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        asr.transcribe(np.full(16000, np.inf, np.float32))
+
+
+@pytest.mark.models
+def test_whisper_is_thread_safe(default_engines, tts):
+    asr = default_engines.asr
+    clips = [spoken(tts, p, 16000, pad_s=0.2) for p in ASR_PROMPTS[:2]]
+    sequential = [asr.transcribe(c) for c in clips]
+    results: dict[int, str] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, asr.transcribe(clips[i % 2]))) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[i] for i in range(4)] == sequential * 2
+
+
+@pytest.mark.models
+def test_whisper_model_is_assembled_atomically_and_verified(tmp_path):
+    from rtvoice_widget.server.engines.whisper_files import bundled_whisper_base_dir
+
+    folder = bundled_whisper_base_dir(tmp_path / "m")
+    model_bin = folder / "model.bin"
+    size = model_bin.stat().st_size
+    assert {p.name for p in folder.iterdir()} == {"model.bin", "config.json", "tokenizer.json", "vocabulary.txt"}
+    stamp = model_bin.stat().st_mtime_ns
+    assert bundled_whisper_base_dir(tmp_path / "m") == folder and model_bin.stat().st_mtime_ns == stamp
+    with open(model_bin, "r+b") as f:  # a crash mid-copy in some older version: a short file
+        f.truncate(size // 2)
+    bundled_whisper_base_dir(tmp_path / "m")
+    assert model_bin.stat().st_size == size
+
+
+@pytest.mark.models
+def test_smollm2_streams_tokens_and_stops_at_sentences(default_engines):
+    llm = default_engines.llm
+    messages = [
+        {"role": "system", "content": "You are a helpful voice assistant. Answer in one or two short sentences."},
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    chunks = list(llm.stream(messages, max_tokens=60))
+    text = "".join(c.text for c in chunks)
+    assert len(chunks) > 3 and all(c.tool_call is None for c in chunks)
+    assert len(text.split()) >= 3
+    assert len(list(llm.stream(messages, max_tokens=4))) <= 4
+
+
+@pytest.mark.models
+def test_smollm2_honours_cancel(default_engines):
+    llm = default_engines.llm
+    cancel = threading.Event()
+    received = []
+    for chunk in llm.stream([{"role": "user", "content": "Tell me a long story about a ship."}], cancel=cancel):
+        received.append(chunk)
+        cancel.set()
+    assert len(received) == 1
+    # The engine is free again afterwards (the lock was released).
+    assert list(llm.stream([{"role": "user", "content": "Say hi."}], max_tokens=5))
+
+
+@pytest.mark.models
+def test_smollm2_tool_call_has_valid_arguments(default_engines):
+    llm = default_engines.llm
+    messages = [{"role": "user", "content": "What's the weather in Berlin?"}]
+    chunks = list(llm.stream(messages, tools=[WEATHER_TOOL, TIMER_TOOL]))
+    assert len(chunks) == 1 and chunks[0].tool_call is not None
+    assert chunks[0].tool_call.name == "get_weather"
+    arguments = json.loads(chunks[0].tool_call.arguments)
+    assert isinstance(arguments.get("city"), str) and arguments["city"]
+    no_tool = list(llm.stream([{"role": "user", "content": "Say hello."}], tools=[WEATHER_TOOL], max_tokens=10))
+    assert all(c.tool_call is None for c in no_tool) and "".join(c.text for c in no_tool)
