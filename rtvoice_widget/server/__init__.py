@@ -1,0 +1,17 @@
+"""The embedded, offline, GA-Realtime-compatible voice server.
+
+- :class:`LocalRealtimeServer` — in-process server on a background thread (``start()`` → URL).
+- :func:`ensure_local_server` — the one server per kernel the client uses when no key is set
+  (a subprocess; see ``local.py`` for why).
+- ``rtvoice-server`` / ``python -m rtvoice_widget.server`` — the CLI.
+
+Layout: ``wire`` (parse/validate client events, ``error`` events) · ``settings`` (the session
+object) · ``turns`` (the sans-I/O turn engine) · ``chunking`` (tokens → speakable clauses) ·
+``pipeline`` (engine work in threads) · ``connection`` (one WebSocket) · ``app`` (the server) ·
+``engines`` (VAD, ASR, LLM, TTS behind small interfaces).
+"""
+
+from .app import DEFAULT_MODEL, LocalRealtimeServer
+from .local import ensure_local_server, stop_local_server
+
+__all__ = ["LocalRealtimeServer", "ensure_local_server", "stop_local_server", "DEFAULT_MODEL"]

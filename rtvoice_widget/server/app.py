@@ -1,0 +1,199 @@
+"""``LocalRealtimeServer``: the WebSocket endpoint, its thread and loop, authentication.
+
+Clients connect to ``ws://HOST:PORT/v1/realtime?model=...`` exactly as to OpenAI, so the official
+SDK works unchanged with ``websocket_base_url="ws://HOST:PORT/v1"``. Any path ending in
+``/realtime`` is accepted (Azure-style ``/openai/realtime`` too); others get HTTP 404.
+
+Security: the server binds 127.0.0.1 by default and then needs no key. Binding any other address
+requires a ``token``, checked (in constant time) against ``Authorization: Bearer TOKEN`` or the
+``api-key`` header; a missing or wrong token gets HTTP 401 before the WebSocket opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import http
+import ipaddress
+import logging
+import sys
+import threading
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from .connection import Workers, serve_connection
+from .engines.base import Engines
+
+__all__ = ["LocalRealtimeServer", "DEFAULT_MODEL", "is_loopback", "print_progress"]
+
+log = logging.getLogger("rtvoice_widget.server")
+
+DEFAULT_MODEL = "rtvoice-local"
+# The API accepts appends up to 15 MiB; a little more for the JSON around them.
+_MAX_FRAME = 16 * 1024 * 1024
+
+
+def print_progress(message: str, fraction: float) -> None:
+    """Default model-loading progress: one line per step on stderr (a notebook shows it under the cell)."""
+    print(f"rtvoice-server: [{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class LocalRealtimeServer:
+    """A GA-Realtime-compatible server on a background thread with its own event loop.
+
+    ``engines``: an :class:`Engines`, or a dict of ``load_engines`` options (default: the bundled
+    models), loaded once by :meth:`start`. ``token``: required unless ``host`` is loopback.
+    ``speculative`` / ``partial_interval_ms``: streaming knobs, see ``turns.TurnEngine``.
+    ``progress(message, fraction)`` is told about model loading (default: lines on stderr;
+    ``None`` for silence).
+
+    >>> server = LocalRealtimeServer(engines={"llm": "echo"})
+    >>> url = server.start()          # doctest: +SKIP
+    >>> server.stop()                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        engines: Engines | dict | None = None,
+        token: str | None = None,
+        speculative: bool = True,
+        partial_interval_ms: float | None = 1000.0,
+        progress: Callable[[str, float], None] | None = print_progress,
+    ) -> None:
+        if not is_loopback(host) and not token:
+            raise ValueError(f"binding {host!r} exposes the server beyond this machine: pass token= (or --token)")
+        self.host = host
+        self.port = port
+        self.token = token
+        self.speculative = speculative
+        self.partial_interval_ms = partial_interval_ms
+        self._engine_choice = engines
+        self._progress = progress
+        self.engines: Engines | None = engines if isinstance(engines, Engines) else None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._workers: Workers | None = None
+        self.url: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def load(self) -> Engines:
+        """Load the engines (once per process, cached by ``load_engines``)."""
+        if self.engines is None:
+            from .engines import load_engines
+
+            self.engines = load_engines(**(self._engine_choice or {}), progress=self._progress)
+        return self.engines
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Load engines, listen, and return ``ws://HOST:PORT/v1/realtime``; serving runs on a thread."""
+        if self._thread is not None:
+            return self.url
+        self.load()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                asyncio.run(self._serve(ready))
+            except BaseException as exc:  # reported to start()'s caller below
+                failure.append(exc)
+                ready.set()
+
+        self._thread = threading.Thread(target=run, name="rtvoice-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError(f"the server did not start listening within {timeout} s")
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self.url
+
+    def stop(self) -> None:
+        """Close every connection and the listening socket; wait for the thread. Idempotent."""
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop_event is not None:
+            self._loop.call_soon_threadsafe(self._stop_event.set)
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> LocalRealtimeServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Run in the calling thread until interrupted (the CLI's mode)."""
+        self.load()
+        asyncio.run(self._serve(None))
+
+    async def _serve(self, ready: threading.Event | None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._workers = Workers()
+        try:
+            async with serve(
+                self._handle,
+                self.host,
+                self.port,
+                process_request=self._check_request,
+                compression=None,  # base64 audio barely compresses; deflate would only cost CPU
+                max_size=_MAX_FRAME,
+                max_queue=256,  # audio arrives in bursts when a Jupyter cell was busy
+            ) as server:
+                port = server.sockets[0].getsockname()[1]
+                host = f"[{self.host}]" if ":" in self.host else self.host
+                self.port = port
+                self.url = f"ws://{host}:{port}/v1/realtime"
+                log.info("rtvoice-server listening on %s", self.url)
+                if ready is not None:
+                    ready.set()
+                await self._stop_event.wait()
+        finally:
+            self._workers.shutdown()
+
+    # -- per connection --------------------------------------------------------------------------
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path.rstrip("/")
+        if not path.endswith("/realtime"):
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found: connect to /v1/realtime?model=...\n")
+        if self.token is not None:
+            offered = request.headers.get("api-key")
+            authorization = request.headers.get("Authorization", "")
+            if authorization.lower().startswith("bearer "):
+                offered = authorization[7:].strip()
+            if not offered or not hmac.compare_digest(offered.encode(), self.token.encode()):
+                return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Missing or wrong token\n")
+        return None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        query = parse_qs(urlsplit(connection.request.path).query)
+        model = (query.get("model") or query.get("deployment") or [DEFAULT_MODEL])[0]
+        await serve_connection(
+            connection,
+            self.engines,
+            self._workers,
+            model=model,
+            speculative=self.speculative,
+            partial_interval_ms=self.partial_interval_ms,
+        )

@@ -1,0 +1,57 @@
+"""Cut a stream of LLM tokens into pieces worth speaking.
+
+TTS can only start once it has words, and the first audio is what the user waits for, so the
+first piece is released at the first clause boundary (",", ";", ":", or a sentence end) once it
+holds a couple of words; later pieces wait for a sentence end, or a clause boundary once they
+are long enough to sound natural. Whatever is left when the stream ends is the last piece.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["ClauseChunker"]
+
+# A boundary is punctuation followed by whitespace: "3.5" or "e.g." inside a word does not cut.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
+_CLAUSE_END = re.compile(r"[,;:—–]\s|[.!?…]+[\"')\]]*\s")
+
+
+class ClauseChunker:
+    """Feed text with :meth:`push`, get speakable pieces back; :meth:`flush` at the end.
+
+    ``first_min_words``: words the first piece needs before a clause boundary may cut it.
+    ``clause_min_chars``: later pieces cut at a clause boundary only past this length (else they
+    wait for a sentence end).
+    """
+
+    def __init__(self, *, first_min_words: int = 2, clause_min_chars: int = 40) -> None:
+        self.first_min_words = first_min_words
+        self.clause_min_chars = clause_min_chars
+        self._pending = ""
+        self._emitted = 0
+
+    def push(self, text: str) -> list[str]:
+        self._pending += text
+        pieces = []
+        while (piece := self._next_piece()) is not None:
+            pieces.append(piece)
+        return pieces
+
+    def flush(self) -> list[str]:
+        rest, self._pending = self._pending.strip(), ""
+        return [rest] if rest else []
+
+    def _next_piece(self) -> str | None:
+        for match in _CLAUSE_END.finditer(self._pending):
+            candidate = self._pending[: match.end()]
+            is_sentence = _SENTENCE_END.fullmatch(candidate, pos=max(0, match.start())) is not None
+            if self._emitted == 0:
+                ready = len(candidate.split()) >= self.first_min_words
+            else:
+                ready = is_sentence or len(candidate.strip()) >= self.clause_min_chars
+            if ready:
+                self._pending = self._pending[match.end() :]
+                self._emitted += 1
+                return candidate.strip()
+        return None

@@ -1,0 +1,78 @@
+"""``rtvoice-server`` (also ``python -m rtvoice_widget.server``): run the local server in the foreground.
+
+Prints one line ``rtvoice-server listening on ws://HOST:PORT/v1/realtime`` on stdout once it
+accepts connections (``ensure_local_server`` waits for that line); progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+
+from .app import LocalRealtimeServer, print_progress
+
+READY_PREFIX = "rtvoice-server listening on "
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtvoice-server",
+        description="An offline, OpenAI-Realtime-compatible voice server (GA protocol over WebSocket).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
+    parser.add_argument("--token", default=os.environ.get("RTVOICE_SERVER_TOKEN"),
+                        help="required bearer token (env RTVOICE_SERVER_TOKEN); needed to bind a non-loopback address")
+    parser.add_argument("--vad", default="silero", help="silero (default) or energy")
+    parser.add_argument("--asr", default="whisper-base", help="whisper-base (bundled, default), another faster-whisper model name, or a model folder")
+    parser.add_argument("--llm", default="smollm2", help="smollm2 (bundled, default), echo, or a .gguf path")
+    parser.add_argument("--llm-url", default=None, help="any OpenAI-compatible chat endpoint (Ollama, vLLM, llama.cpp server)")
+    parser.add_argument("--llm-model", default=None, help="model name at --llm-url")
+    parser.add_argument("--tts", default="espeak", help="espeak (default) or espeak-cli")
+    parser.add_argument("--no-speculative", action="store_true", help="transcribe only after speech_stopped (slower; for comparison)")
+    parser.add_argument("--partial-interval-ms", type=float, default=1000.0,
+                        help="partial transcription period while the user speaks (0 turns it off)")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="exit when stdin closes (used by ensure_local_server so the server dies with its kernel)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="rtvoice-server: %(message)s")
+    engines = {"vad": args.vad, "asr": args.asr, "llm": args.llm, "tts": args.tts}
+    if args.llm_url:
+        engines.update(llm_url=args.llm_url, llm_model=args.llm_model)
+    try:
+        server = LocalRealtimeServer(
+            args.host,
+            args.port,
+            engines=engines,
+            token=args.token,
+            speculative=not args.no_speculative,
+            partial_interval_ms=args.partial_interval_ms or None,
+            progress=print_progress,
+        )
+        url = server.start()
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"rtvoice-server: error: {exc}", file=sys.stderr)
+        return 2
+    print(READY_PREFIX + url, flush=True)
+    done = threading.Event()
+    if args.exit_with_parent:
+        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""The I/O side of one Realtime connection: drive a :class:`TurnEngine` over a WebSocket.
+
+Everything here runs on the server's event loop except engine work, which goes to the thread
+pools in :class:`Workers` (shared by all connections of a server, sized for a small CPU).
+
+Ordering: client frames are fed to the engine one at a time, and the VAD work an audio frame
+causes is awaited before the next frame is fed, so turn detection sees audio strictly in order.
+Transcriptions and replies run concurrently and feed their results back whenever they finish;
+the engine drops results that became obsolete. Events leave through one writer task, in the
+order the engine produced them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import heapq
+import itertools
+import json
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from websockets.exceptions import ConnectionClosed
+
+from .engines.base import Engines
+from .pipeline import SpeechDetector, run_reply, transcribe, vad_frame_samples_24k
+from .turns import CancelReply, DetectSpeech, Reply, Transcribe, TurnEngine
+from .wire import ProtocolError, error_event
+
+__all__ = ["TranscriptionQueue", "Workers", "serve_connection"]
+
+log = logging.getLogger("rtvoice_widget.server")
+
+
+_URGENCY = {"final": 0, "speculative": 1, "partial": 2}
+
+
+class TranscriptionQueue:
+    """One transcription at a time, server-wide, the most urgent first.
+
+    Whisper costs about a second per call whatever the audio length, and two calls at once on
+    two cores only slow each other down, so transcriptions are queued here (finals before
+    speculative ones before partials) and each job's ``wanted()`` is asked again when its turn
+    comes: a speculation overtaken by more speech, or a partial of a finished turn, is skipped
+    instead of delaying the transcription someone waits for. Used on the event loop only.
+    """
+
+    def __init__(self, executor: ThreadPoolExecutor) -> None:
+        self._executor = executor
+        self._waiting: list = []
+        self._order = itertools.count()
+        self.busy = False
+        self.recent_ms = 0.0  # moving average of how long a transcription takes here
+
+    async def run(self, kind: str, wanted: Callable[[], bool], work: Callable[[], str]) -> str | None:
+        """``work()``'s result, or None if the job was no longer wanted when its turn came."""
+        future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (_URGENCY[kind], next(self._order), wanted, work, future))
+        self._next()
+        return await future
+
+    def _next(self) -> None:
+        while not self.busy and self._waiting:
+            _, _, wanted, work, future = heapq.heappop(self._waiting)
+            if future.done():  # its connection went away
+                continue
+            if not wanted():
+                future.set_result(None)
+                continue
+            self.busy = True
+            loop = asyncio.get_running_loop()
+            running = loop.run_in_executor(self._executor, work)
+            running.add_done_callback(functools.partial(self._finished, future=future, started=loop.time()))
+
+    def _finished(self, done: asyncio.Future, *, future: asyncio.Future, started: float) -> None:
+        self.busy = False
+        elapsed_ms = (asyncio.get_running_loop().time() - started) * 1000
+        self.recent_ms = elapsed_ms if self.recent_ms == 0 else 0.7 * self.recent_ms + 0.3 * elapsed_ms
+        if not future.done():
+            if done.exception() is not None:
+                future.set_exception(done.exception())
+            else:
+                future.set_result(done.result())
+        self._next()
+
+
+class Workers:
+    """Thread pools shared by a server's connections.
+
+    VAD gets its own small pool so a frame never waits behind a one-second transcription. ASR
+    goes through one :class:`TranscriptionQueue`; replies each hold a thread for their duration
+    (the LLM engine serialises its own model).
+    """
+
+    def __init__(self, *, max_replies: int = 16) -> None:
+        self.vad = ThreadPoolExecutor(2, thread_name_prefix="rtvoice-vad")
+        self.asr = ThreadPoolExecutor(1, thread_name_prefix="rtvoice-asr")
+        self.reply = ThreadPoolExecutor(max_replies, thread_name_prefix="rtvoice-reply")
+        self.transcriptions = TranscriptionQueue(self.asr)
+
+    def shutdown(self) -> None:
+        for pool in (self.vad, self.asr, self.reply):
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _frames(websocket):
+    """The client's frames until it goes away, however it goes away."""
+    try:
+        async for frame in websocket:
+            yield frame
+    except ConnectionClosed:
+        return
+
+
+def _dumps(event: dict) -> str:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+async def serve_connection(
+    websocket,
+    engines: Engines,
+    workers: Workers,
+    *,
+    model: str,
+    speculative: bool = True,
+    partial_interval_ms: float | None = 1000.0,
+) -> None:
+    """Serve one client until it disconnects. Engine failures end a response, never the connection."""
+    loop = asyncio.get_running_loop()
+    engine = TurnEngine(
+        model=model,
+        vad_frame_samples_24k=vad_frame_samples_24k(engines.vad),
+        partial_interval_ms=partial_interval_ms,
+        speculative=speculative,
+    )
+    detector = SpeechDetector(engines.vad)
+    outbox: asyncio.Queue[str | None] = asyncio.Queue()
+    vad_jobs: deque[DetectSpeech] = deque()
+    cancels: dict[str, threading.Event] = {}
+    tasks: set[asyncio.Task] = set()
+
+    def dispatch() -> None:
+        """Send what the engine produced and start the work it asked for."""
+        for event in engine.events_to_send():
+            outbox.put_nowait(_dumps(event))
+        for job in engine.jobs_to_run():
+            if isinstance(job, DetectSpeech):
+                vad_jobs.append(job)
+            elif isinstance(job, CancelReply):
+                if job.response_id in cancels:
+                    cancels[job.response_id].set()
+            else:
+                if isinstance(job, Transcribe):
+                    runner = run_transcription(job)
+                else:
+                    # Registered now, not when the task first runs: a cancel may come before that.
+                    cancels[job.response_id] = threading.Event()
+                    runner = run_reply_job(job, cancels[job.response_id])
+                task = loop.create_task(runner)
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    async def run_transcription(job: Transcribe) -> None:
+        queue = workers.transcriptions
+        if job.kind == "partial" and (queue.busy or queue.recent_ms > (partial_interval_ms or 0)):
+            # Partials are a courtesy. One running when speech ends delays the transcript that
+            # matters by a whole ASR call, so they run only on an idle ASR that keeps up with
+            # their period (on a loaded CPU they step aside; speculations still give partials).
+            engine.transcribed(job, None, error="skipped: ASR busy")
+            dispatch()
+            return
+
+        def work() -> str:
+            started = time.perf_counter()
+            text = transcribe(engines.asr, job.pcm16, language=job.language, prompt=job.prompt)
+            log.debug("%s transcription of %.0f ms of audio took %.0f ms: %r",
+                      job.kind, len(job.pcm16) / 48, (time.perf_counter() - started) * 1000, text)
+            return text
+
+        try:
+            text = await workers.transcriptions.run(job.kind, lambda: engine.wants(job), work)
+        except Exception as exc:
+            log.exception("transcription failed")
+            engine.transcribed(job, None, error=f"{type(exc).__name__}: {exc}")
+        else:
+            if text is None:
+                engine.transcribed(job, None, error="skipped: no longer wanted")
+            else:
+                engine.transcribed(job, text)
+        dispatch()
+
+    async def run_reply_job(job: Reply, cancel: threading.Event) -> None:
+        def on_result(result: tuple) -> None:
+            kind = result[0]
+            if kind == "segment":
+                engine.reply_segment(job.response_id, result[1], result[2])
+            elif kind == "tool":
+                engine.reply_tool_call(job.response_id, result[1], result[2])
+            else:
+                engine.reply_finished(job.response_id, result[1])
+            dispatch()
+
+        def deliver(result: tuple) -> None:
+            try:
+                loop.call_soon_threadsafe(on_result, result)
+            except RuntimeError:  # the loop is gone: the server stopped mid-reply
+                cancel.set()
+
+        try:
+            if not cancel.is_set():  # cancelled before it started: the engine has closed it already
+                await loop.run_in_executor(workers.reply, run_reply, job, engines, cancel, deliver)
+        finally:
+            cancels.pop(job.response_id, None)
+
+    async def writer() -> None:
+        while (message := await outbox.get()) is not None:
+            await websocket.send(message)
+
+    writer_task = loop.create_task(writer())
+    dispatch()  # session.created
+    try:
+        async for frame in _frames(websocket):
+            try:
+                engine.receive(frame)
+                dispatch()
+                while vad_jobs:
+                    job = vad_jobs.popleft()
+                    probs = await loop.run_in_executor(workers.vad, detector.probs, job.frames)
+                    engine.speech_probs(probs)
+                    dispatch()
+            except Exception:
+                # A bug of ours must not cost the user the conversation: report it and go on.
+                log.exception("error while handling a client event")
+                outbox.put_nowait(_dumps(error_event(ProtocolError(
+                    "The server failed to handle this event", code="server_error", type="server_error"))))
+    finally:
+        for cancel in cancels.values():
+            cancel.set()
+        outbox.put_nowait(None)
+        try:
+            await writer_task
+        except Exception:
+            pass  # the client is gone; nothing left to tell it
+        for task in list(tasks):
+            task.cancel()

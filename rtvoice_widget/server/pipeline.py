@@ -1,0 +1,129 @@
+"""Blocking engine work for one connection, run in worker threads, never on the event loop.
+
+- :class:`SpeechDetector`: 24 kHz PCM16 frames → speech probabilities (the session's VAD stream).
+- :func:`transcribe`: 24 kHz PCM16 → text.
+- :func:`run_reply`: LLM tokens → clauses → TTS → segments, two threads so the LLM keeps
+  generating while a clause is being voiced. Results go to ``deliver`` in order; the last call is
+  always ``deliver(("finished", error_or_None))``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable
+
+import numpy as np
+import soxr
+
+from .chunking import ClauseChunker
+from .engines.base import ASR, TTS, VAD, Engines
+from .turns import SAMPLE_RATE, Reply
+
+__all__ = ["SpeechDetector", "transcribe", "run_reply", "pcm16_to_float", "float_to_pcm16"]
+
+
+def pcm16_to_float(pcm16: bytes) -> np.ndarray:
+    return np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def float_to_pcm16(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def _resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    return audio if rate_in == rate_out else soxr.resample(audio, rate_in, rate_out).astype(np.float32)
+
+
+def vad_frame_samples_24k(vad: VAD) -> int:
+    """Length at 24 kHz of one VAD frame; must be whole so the engine's framing maps exactly."""
+    samples = vad.frame_samples * SAMPLE_RATE / vad.sample_rate
+    if samples != int(samples):
+        raise ValueError(f"VAD frames of {vad.frame_samples} samples at {vad.sample_rate} Hz are not whole at 24 kHz")
+    return int(samples)
+
+
+class SpeechDetector:
+    """One session's VAD stream; call :meth:`probs` from one thread at a time, frames in order."""
+
+    def __init__(self, vad: VAD) -> None:
+        self._vad = vad
+        self._stream = vad.new_stream()
+
+    def probs(self, frames: list[bytes]) -> list[float]:
+        audio = _resample(pcm16_to_float(b"".join(frames)), SAMPLE_RATE, self._vad.sample_rate)
+        n = self._vad.frame_samples
+        # soxr's output length can differ from len·ratio by a sample; pad/cut the last frame.
+        audio = np.pad(audio, (0, max(0, n * len(frames) - audio.size)))[: n * len(frames)]
+        return [self._stream.speech_prob(audio[i * n : (i + 1) * n]) for i in range(len(frames))]
+
+
+def transcribe(asr: ASR, pcm16: bytes, *, language: str | None = None, prompt: str | None = None) -> str:
+    audio = _resample(pcm16_to_float(pcm16), SAMPLE_RATE, asr.sample_rate)
+    return asr.transcribe(audio, language=language, prompt=prompt)
+
+
+def _voice_for(tts: TTS, voice: str | None) -> str | None:
+    # Clients written for OpenAI send its voice names; anything the engine does not list gets its default.
+    if voice is None:
+        return None
+    known = {v.lower() for v in tts.voices}
+    return voice if voice.lower() in known else None
+
+
+_END = object()
+
+
+def run_reply(job: Reply, engines: Engines, cancel: threading.Event, deliver: Callable[[tuple], None]) -> None:
+    """Produce ``job``'s reply; blocks until done or cancelled. Starts one helper thread for the LLM.
+
+    ``deliver`` receives ``("segment", text, pcm16_or_None)``, ``("tool", name, arguments)`` and,
+    last, ``("finished", error_message_or_None)``.
+    """
+    voiced = "audio" in job.modalities
+    pieces: queue.Queue = queue.Queue()
+
+    def generate() -> None:
+        chunker = ClauseChunker()
+        try:
+            for chunk in engines.llm.stream(job.messages, tools=job.tools or None, max_tokens=job.max_tokens, cancel=cancel):
+                if cancel.is_set():
+                    break
+                if chunk.tool_call is not None:
+                    for text in chunker.flush():
+                        pieces.put(("text", text))
+                    pieces.put(("tool", chunk.tool_call.name, chunk.tool_call.arguments))
+                elif chunk.text:
+                    for text in chunker.push(chunk.text) if voiced else [chunk.text]:
+                        pieces.put(("text", text))
+            for text in chunker.flush():
+                pieces.put(("text", text))
+            pieces.put((_END, None))
+        except Exception as exc:  # an engine failure ends this response, not the connection
+            pieces.put((_END, f"LLM failed: {type(exc).__name__}: {exc}"))
+
+    llm_thread = threading.Thread(target=generate, name=f"llm-{job.response_id}", daemon=True)
+    llm_thread.start()
+    voice = _voice_for(engines.tts, job.voice)
+    error = None
+    while True:
+        piece = pieces.get()
+        if piece[0] is _END:
+            error = error or piece[1]
+            break
+        if cancel.is_set():
+            continue  # drain until the LLM thread notices the cancel
+        if piece[0] == "tool":
+            deliver(piece)
+        elif voiced:
+            try:
+                audio = engines.tts.synthesize(piece[1], voice=voice, speed=job.speed)
+            except Exception as exc:
+                cancel.set()
+                error = f"TTS failed: {type(exc).__name__}: {exc}"
+                continue
+            deliver(("segment", piece[1], float_to_pcm16(_resample(audio, engines.tts.sample_rate, SAMPLE_RATE))))
+        else:
+            deliver(("segment", piece[1], None))
+    llm_thread.join()
+    deliver(("finished", error))

@@ -1,0 +1,186 @@
+"""A session's configuration on the server side: the GA ``session`` object and what it means here.
+
+:class:`SessionSettings` holds the session object the client sees (``session.created`` /
+``session.updated`` echo it) and derives the values the turn engine acts on.
+
+Mappings where the local server differs from the hosted API (documented, deliberate):
+
+- ``semantic_vad`` runs as ``server_vad`` with threshold 0.5, prefix padding 300 ms and a silence
+  duration chosen by ``eagerness``: high 250 ms, medium/auto 500 ms, low 1000 ms. There is no
+  semantic end-of-turn model offline; eagerness keeps its direction (how soon a turn ends).
+- Input transcription is on by default (``{"model": "local"}``): the LLM works from the
+  transcript anyway, so it costs nothing extra. ``transcription: null`` turns the events off.
+- Any voice name is accepted and echoed; names the TTS engine does not know use its default
+  voice, so clients written for OpenAI voices ("alloy", "marin") work unchanged.
+- Only ``audio/pcm`` at 24 kHz is accepted for input and output.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from .wire import ProtocolError, new_id
+
+__all__ = ["SessionSettings", "VadSettings", "SEMANTIC_SILENCE_MS"]
+
+SEMANTIC_SILENCE_MS = {"high": 250, "medium": 500, "auto": 500, "low": 1000}
+
+# Fields replaced as a whole by session.update rather than merged key by key.
+_REPLACED_WHOLE = {"transcription", "tools", "tool_choice", "noise_reduction", "format"}
+
+_TURN_DEFAULTS = {
+    "server_vad": {"threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
+                   "create_response": True, "interrupt_response": True, "idle_timeout_ms": None},
+    "semantic_vad": {"eagerness": "auto", "create_response": True, "interrupt_response": True},
+}
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    threshold: float
+    prefix_padding_ms: int
+    silence_duration_ms: int
+    create_response: bool
+    interrupt_response: bool
+
+
+def default_session(model: str) -> dict:
+    return {
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": new_id("sess"),
+        "model": model,
+        "output_modalities": ["audio"],
+        "instructions": "You are a helpful, concise voice assistant. Answer in one or two short sentences.",
+        "tools": [],
+        "tool_choice": "auto",
+        "max_output_tokens": "inf",
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24000},
+                "transcription": {"model": "local"},
+                "noise_reduction": None,
+                "turn_detection": {
+                    "type": "server_vad",
+                    "threshold": 0.5,
+                    "prefix_padding_ms": 300,
+                    "silence_duration_ms": 500,
+                    "create_response": True,
+                    "interrupt_response": True,
+                    "idle_timeout_ms": None,
+                },
+            },
+            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy", "speed": 1.0},
+        },
+    }
+
+
+def _merge(into: dict, update: dict) -> None:
+    for key, value in update.items():
+        if key == "turn_detection" and value is not None:
+            # Same type: a partial update. Another type: start from that type's defaults, so a
+            # semantic_vad never inherits server_vad keys (the echo shows every effective value).
+            old = into.get(key) if isinstance(into.get(key), dict) and into[key].get("type") == value["type"] else {}
+            into[key] = {"type": value["type"], **_TURN_DEFAULTS[value["type"]], **(old or {}),
+                         **copy.deepcopy(value)}
+        elif isinstance(value, dict) and isinstance(into.get(key), dict) and key not in _REPLACED_WHOLE:
+            _merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def _check_format(fmt: dict | None, param: str, event_id: str | None) -> None:
+    if fmt is None:
+        return
+    if fmt.get("type") != "audio/pcm" or fmt.get("rate", 24000) != 24000:
+        raise ProtocolError(
+            f"The local server only supports audio/pcm at 24000 Hz, got {fmt}",
+            code="unsupported_audio_format", param=param, event_id=event_id,
+        )
+
+
+class SessionSettings:
+    """The effective session object plus typed accessors; ``update`` validates before applying."""
+
+    def __init__(self, model: str) -> None:
+        self.session = default_session(model)
+
+    def update(self, changes: dict, event_id: str | None = None) -> None:
+        """Apply a (schema-valid) ``session.update`` body; raise ProtocolError, changing nothing, if unusable here."""
+        if changes.get("type", "realtime") != "realtime":
+            raise ProtocolError("The local server only runs 'realtime' sessions", param="session.type", event_id=event_id)
+        candidate = copy.deepcopy(self.session)
+        _merge(candidate, {k: v for k, v in changes.items() if k not in ("id", "object")})
+        audio = candidate.get("audio") or {}
+        _check_format((audio.get("input") or {}).get("format"), "session.audio.input.format", event_id)
+        _check_format((audio.get("output") or {}).get("format"), "session.audio.output.format", event_id)
+        turn = (audio.get("input") or {}).get("turn_detection")
+        if turn and turn["type"] == "server_vad":
+            threshold = turn.get("threshold")
+            if threshold is not None and not 0.0 <= threshold <= 1.0:
+                raise ProtocolError("threshold must be between 0 and 1", param="session.audio.input.turn_detection.threshold", event_id=event_id)
+            for key in ("prefix_padding_ms", "silence_duration_ms"):
+                if (turn.get(key) or 0) < 0:
+                    raise ProtocolError(f"{key} must not be negative", param=f"session.audio.input.turn_detection.{key}", event_id=event_id)
+        self.session = candidate
+
+    # -- what the turn engine reads ------------------------------------------------------------
+
+    @property
+    def instructions(self) -> str:
+        return self.session.get("instructions") or ""
+
+    @property
+    def output_modalities(self) -> list[str]:
+        return list(self.session.get("output_modalities") or ["audio"])
+
+    @property
+    def tools(self) -> list[dict]:
+        return [t for t in self.session.get("tools") or [] if t.get("type") == "function"]
+
+    @property
+    def tool_choice(self):
+        return self.session.get("tool_choice") or "auto"
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        value = self.session.get("max_output_tokens")
+        return None if value in (None, "inf") else int(value)
+
+    @property
+    def voice(self) -> str | None:
+        voice = ((self.session.get("audio") or {}).get("output") or {}).get("voice")
+        return voice.get("id") if isinstance(voice, dict) else voice
+
+    @property
+    def speed(self) -> float:
+        return float(((self.session.get("audio") or {}).get("output") or {}).get("speed") or 1.0)
+
+    @property
+    def transcription(self) -> dict | None:
+        return ((self.session.get("audio") or {}).get("input") or {}).get("transcription")
+
+    @property
+    def vad(self) -> VadSettings | None:
+        """Server VAD parameters, or None for manual commit (``turn_detection: null``)."""
+        turn = ((self.session.get("audio") or {}).get("input") or {}).get("turn_detection")
+        if not turn:
+            return None
+        create = turn.get("create_response")
+        interrupt = turn.get("interrupt_response")
+        if turn["type"] == "semantic_vad":
+            return VadSettings(
+                threshold=0.5,
+                prefix_padding_ms=300,
+                silence_duration_ms=SEMANTIC_SILENCE_MS[turn.get("eagerness") or "auto"],
+                create_response=True if create is None else create,
+                interrupt_response=True if interrupt is None else interrupt,
+            )
+        return VadSettings(
+            threshold=0.5 if turn.get("threshold") is None else float(turn["threshold"]),
+            prefix_padding_ms=300 if turn.get("prefix_padding_ms") is None else int(turn["prefix_padding_ms"]),
+            silence_duration_ms=500 if turn.get("silence_duration_ms") is None else int(turn["silence_duration_ms"]),
+            create_response=True if create is None else create,
+            interrupt_response=True if interrupt is None else interrupt,
+        )

@@ -1,0 +1,816 @@
+"""The sans-I/O turn engine: one Realtime conversation, events in → events out + engine jobs.
+
+:class:`TurnEngine` is the server's mirror of the client protocol. It owns everything about one
+connection that is protocol: the session settings, the input audio buffer and its VAD state
+machine, the conversation items, the active response. It does no I/O, starts no threads and
+reads no clock: time is the position in the input audio (24 kHz samples since the session began),
+which is also what ``audio_start_ms`` / ``audio_end_ms`` mean in the API.
+
+The driver (``connection.py``) does three things in a loop:
+
+1. feeds input — :meth:`receive` (a client frame), and the results of jobs it ran:
+   :meth:`speech_probs`, :meth:`transcribed`, :meth:`reply_segment`, :meth:`reply_tool_call`,
+   :meth:`reply_finished`;
+2. sends :meth:`events_to_send` (GA server events, in order);
+3. runs :meth:`jobs_to_run` — :class:`DetectSpeech` (must finish before the next client frame is
+   fed, so VAD sees audio in order), :class:`Transcribe`, :class:`Reply` and :class:`CancelReply`.
+
+Results for work that became obsolete (a cancelled reply, a discarded speculative transcription)
+are dropped here; :meth:`wants` lets the driver skip queued transcriptions nobody needs anymore.
+
+Streaming choices:
+
+- partial recognition: every ``partial_interval_ms`` of ongoing speech a ``partial`` transcription
+  of the growing buffer is requested (one in flight at a time; the driver skips it when the ASR
+  is busy or slower than that period); a speculation overtaken by more speech serves as a
+  partial too. The words two consecutive partials agree on are sent as
+  ``input_audio_transcription.delta`` before the turn ends; the final transcript's remainder
+  follows as one more delta, then ``.completed``.
+- speculative transcription: after ``speculation_delay_ms`` of silence following speech, the
+  buffer so far is transcribed at once; if the silence lasts (speech_stopped) the result is
+  reused, if speech resumes it is discarded. The server waits ``silence_duration_ms`` anyway,
+  which hides that much of the ASR time.
+- a reply is requested (``Reply`` job) once every user item it depends on has its transcript;
+  ``response.created`` goes out at once, as the API does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+
+from .settings import SessionSettings
+from .wire import ProtocolError, decode_audio, encode_audio, error_event, new_id, parse_client_event
+
+__all__ = [
+    "TurnEngine",
+    "DetectSpeech",
+    "Transcribe",
+    "Reply",
+    "CancelReply",
+    "SAMPLE_RATE",
+]
+
+SAMPLE_RATE = 24000
+_BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+# Two VAD frames above threshold start speech: one loud click should not interrupt a reply.
+_ONSET_FRAMES = 2
+# Less than this in a manual commit is an error in the API as well.
+_MIN_COMMIT_MS = 100
+# Audio deltas are cut to this size: small enough to start playback early, large enough to keep
+# the event count (and the JSON cost per event) low.
+_DELTA_MS = 200
+_SNAPSHOT_KEYS = {"item", "response", "session", "part"}
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DetectSpeech:
+    """Run the session's VAD stream over ``frames`` (24 kHz PCM16, one frame each), in order."""
+
+    frames: list[bytes]
+
+
+@dataclass
+class Transcribe:
+    """Transcribe ``pcm16`` (24 kHz) and hand the text back via ``TurnEngine.transcribed(job, text)``."""
+
+    item_id: str
+    pcm16: bytes
+    kind: str  # "partial" | "speculative" | "final"
+    language: str | None = None
+    prompt: str | None = None
+    job_id: str = field(default_factory=lambda: new_id("asr"))
+
+
+@dataclass
+class Reply:
+    """Generate a response: stream the LLM over ``messages`` and voice it clause by clause.
+
+    The driver reports back in order: ``reply_segment`` (text, and its 24 kHz PCM16 audio when
+    ``"audio"`` is in ``modalities``), ``reply_tool_call``, then ``reply_finished`` exactly once.
+    """
+
+    response_id: str
+    messages: list[dict]
+    tools: list[dict]
+    tool_choice: object
+    max_tokens: int | None
+    modalities: list[str]
+    voice: str | None
+    speed: float
+
+
+@dataclass
+class CancelReply:
+    """Stop generating ``response_id`` (LLM, TTS); its late results will be ignored."""
+
+    response_id: str
+
+
+# -- conversation state ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Segment:
+    text: str
+    start_ms: float
+    end_ms: float
+
+
+@dataclass
+class _Item:
+    """A conversation item plus what the server needs to rebuild LLM messages from it."""
+
+    data: dict  # the GA item, as sent to the client (audio omitted)
+    segments: list[_Segment] = field(default_factory=list)  # assistant audio, clause by clause
+    audio_ms: float = 0.0
+    truncated_ms: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.data["id"]
+
+
+@dataclass
+class _Response:
+    id: str
+    modalities: list[str]
+    voice: str | None
+    in_conversation: bool
+    output: list[_Item] = field(default_factory=list)
+    open_message: _Item | None = None
+    overrides: dict = field(default_factory=dict)  # from response.create
+    output_tokens: int = 0
+    input_tokens: int = 0
+    started: bool = False  # the Reply job went out
+
+
+@dataclass
+class _Speculation:
+    job_id: str
+    text: str | None = None  # None while the ASR works on it
+
+
+def _estimate_tokens(text: str) -> int:
+    # The engines do not report token counts; ~4 characters per token is the usual English rule.
+    return max(1, len(text) // 4) if text else 0
+
+
+def _recent(messages: list[dict], budget_chars: int) -> list[dict]:
+    """The newest messages that fit ``budget_chars`` (the API's ``truncation: auto``, by characters:
+    small local models have small contexts). The newest one always stays; a tool result never
+    starts the window without the call it answers."""
+    kept: list[dict] = []
+    used = 0
+    for message in reversed(messages):
+        used += len(str(message.get("content") or "")) + len(json.dumps(message.get("tool_calls") or ""))
+        if kept and used > budget_chars:
+            break
+        kept.append(message)
+    kept.reverse()
+    while len(kept) > 1 and kept[0]["role"] == "tool":
+        kept.pop(0)
+    return kept
+
+
+def _stable_prefix(a: str, b: str) -> str:
+    """The words two successive partial transcripts agree on, from the start."""
+    words = []
+    for x, y in zip(a.split(), b.split(), strict=False):
+        if x != y:
+            break
+        words.append(x)
+    return " ".join(words)
+
+
+class TurnEngine:
+    """One Realtime conversation. ``vad_frame_samples_24k``: VAD frame length at 24 kHz.
+
+    ``model`` is echoed in the session; ``partial_interval_ms`` paces periodic partial recognition
+    (``None`` turns it off; speculations overtaken by speech still serve as partials);
+    ``speculative`` turns speculative transcription on/off (the benchmark compares both);
+    ``speculation_delay_ms``: silence before speculating. Not the first silent frame: the gaps
+    inside words (stop consonants) would each start a transcription that is thrown away, and
+    the ASR serialises calls, so the guess that counts would wait behind them (measured: a
+    1 s-audio guess at "What is the cap-" delayed the real one by a full ASR run);
+    ``history_chars`` bounds the conversation text handed to the LLM (oldest dropped first).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        vad_frame_samples_24k: int,
+        partial_interval_ms: float | None = 1000.0,
+        speculative: bool = True,
+        speculation_delay_ms: float = 160.0,
+        history_chars: int = 6000,
+    ) -> None:
+        self.settings = SessionSettings(model)
+        self.items: list[_Item] = []
+        self.partial_interval_ms = partial_interval_ms
+        self.speculative = speculative
+        self.speculation_delay_ms = speculation_delay_ms
+        self.history_chars = history_chars
+        self._frame_bytes = vad_frame_samples_24k * 2
+        self._events: list[dict] = []
+        self._jobs: list = []
+        # input audio
+        self._buffer = bytearray()  # uncommitted input audio
+        self._buffer_start_ms = 0.0  # session position of _buffer[0]
+        self._unframed = bytearray()  # audio not yet sent to the VAD
+        self._frames_pos_ms = 0.0  # session position of _unframed[0]
+        # VAD state machine
+        self._speaking = False
+        self._speech_item_id: str | None = None
+        self._loud_run = 0
+        self._silence_ms = 0.0
+        self._last_partial_ms = 0.0
+        self._partial_job: str | None = None
+        self._partials: list[str] = []
+        self._sent_partial = ""
+        self._speculation: _Speculation | None = None
+        # user items waiting for their final transcript: item_id → job_id
+        self._awaiting_transcript: dict[str, str] = {}
+        self._response: _Response | None = None
+        self._queued_response: dict | None = None  # auto-response waiting for the active one to end
+        self._emit({"type": "session.created", "session": self.settings.session})
+
+    # -- driver interface ------------------------------------------------------------------------
+
+    def events_to_send(self) -> list[dict]:
+        events, self._events = self._events, []
+        return events
+
+    def jobs_to_run(self) -> list:
+        jobs, self._jobs = self._jobs, []
+        return jobs
+
+    @property
+    def active_response_id(self) -> str | None:
+        return self._response.id if self._response else None
+
+    def receive(self, frame: str | bytes) -> None:
+        """Handle one client frame; a bad one becomes an ``error`` event and changes nothing."""
+        try:
+            event = parse_client_event(frame)
+            handler = getattr(self, "_on_" + event["type"].replace(".", "_"))
+            handler(event, event.get("event_id"))
+        except ProtocolError as error:
+            self._events.append(error_event(error))
+
+    # -- client events ---------------------------------------------------------------------------
+
+    def _on_session_update(self, event: dict, event_id: str | None) -> None:
+        was_vad = self.settings.vad
+        self.settings.update(event["session"], event_id)
+        if was_vad and not self.settings.vad:
+            # Turning VAD off mid-speech: the audio stays in the buffer for a manual commit.
+            self._frames_pos_ms += len(self._unframed) / _BYTES_PER_MS
+            self._unframed.clear()
+            self._speaking = False
+            self._speculation = None
+        self._emit({"type": "session.updated", "session": self.settings.session})
+
+    def _on_input_audio_buffer_append(self, event: dict, event_id: str | None) -> None:
+        pcm = decode_audio(event["audio"], param="audio", event_id=event_id)
+        self._buffer += pcm
+        if self.settings.vad is None:
+            self._frames_pos_ms += len(pcm) / _BYTES_PER_MS
+            return
+        self._unframed += pcm
+        cut = len(self._unframed) - len(self._unframed) % self._frame_bytes
+        if cut:
+            frames = [bytes(self._unframed[i : i + self._frame_bytes]) for i in range(0, cut, self._frame_bytes)]
+            del self._unframed[:cut]
+            self._jobs.append(DetectSpeech(frames))
+
+    def _on_input_audio_buffer_commit(self, event: dict, event_id: str | None) -> None:
+        if len(self._buffer) < _MIN_COMMIT_MS * _BYTES_PER_MS:
+            raise ProtocolError(
+                f"Error committing input audio buffer: buffer too small. Expected at least {_MIN_COMMIT_MS}ms of "
+                f"audio, but buffer only has {len(self._buffer) / _BYTES_PER_MS:.2f}ms of audio.",
+                code="input_audio_buffer_commit_empty", event_id=event_id,
+            )
+        item_id = self._speech_item_id if self._speaking else new_id("item")
+        self._speaking = False
+        self._commit(item_id, len(self._buffer), reuse_speculation=False)
+
+    def _on_input_audio_buffer_clear(self, event: dict, event_id: str | None) -> None:
+        self._reset_buffer()
+        self._emit({"type": "input_audio_buffer.cleared"})
+
+    def _on_output_audio_buffer_clear(self, event: dict, event_id: str | None) -> None:
+        raise ProtocolError(
+            "output_audio_buffer.clear is only for WebRTC/SIP connections; over WebSocket the client owns playback",
+            code="invalid_event_type", param="type", event_id=event_id,
+        )
+
+    def _on_conversation_item_create(self, event: dict, event_id: str | None) -> None:
+        data = dict(event["item"])
+        if data.get("id") and self._find(data["id"]) is not None:
+            raise ProtocolError(f"Item with id {data['id']!r} already exists", code="item_already_exists",
+                                param="item.id", event_id=event_id)
+        kind = data["type"]
+        if kind == "message" and data["role"] == "assistant" and any(c.get("type") == "output_audio" and c.get("audio") for c in data["content"]):
+            raise ProtocolError("Assistant audio items cannot be created by the client", param="item.content", event_id=event_id)
+        previous = event.get("previous_item_id")
+        position = self._insert_position(previous, event_id)
+        data["id"] = data.get("id") or new_id("item")
+        data["object"] = "realtime.item"
+        data["status"] = "completed"
+        item = _Item(data)
+        audio_parts = []
+        if kind == "message":
+            for index, part in enumerate(data["content"]):
+                if part.get("type") == "input_audio" and part.get("audio"):
+                    audio_parts.append(decode_audio(part["audio"], param=f"item.content.{index}.audio", event_id=event_id))
+            data["content"] = [{k: v for k, v in part.items() if k != "audio"} for part in data["content"]]
+        self.items.insert(position, item)
+        self._emit_item_added(item, position)
+        if audio_parts and not any(p.get("transcript") for p in data["content"]):
+            # The item is done once its transcript is: conversation.item.done follows it.
+            job = Transcribe(item.id, b"".join(audio_parts), "final", **self._asr_options())
+            item.audio_ms = len(job.pcm16) / _BYTES_PER_MS
+            self._awaiting_transcript[item.id] = job.job_id
+            self._jobs.append(job)
+        else:
+            self._emit({"type": "conversation.item.done", "item": data, "previous_item_id": self._previous_id(item)})
+
+    def _on_conversation_item_truncate(self, event: dict, event_id: str | None) -> None:
+        item = self._find(event["item_id"])
+        if item is None:
+            raise ProtocolError(f"Item {event['item_id']!r} not found", code="item_not_found", param="item_id", event_id=event_id)
+        if item.data.get("role") != "assistant" or not any(c.get("type") == "output_audio" for c in item.data["content"]):
+            raise ProtocolError("Only assistant messages with audio can be truncated", code="invalid_value",
+                                param="item_id", event_id=event_id)
+        if event["content_index"] != 0:
+            raise ProtocolError("Assistant audio is content part 0", param="content_index", event_id=event_id)
+        end_ms = event["audio_end_ms"]
+        if end_ms < 0 or end_ms > item.audio_ms + 1:  # 1 ms of rounding slack, as deltas are whole samples
+            raise ProtocolError(
+                f"audio_end_ms {end_ms} is beyond the item's audio ({item.audio_ms:.0f} ms)",
+                code="invalid_value", param="audio_end_ms", event_id=event_id,
+            )
+        item.truncated_ms = float(end_ms)
+        item.data["content"][0]["transcript"] = self._heard_text(item)
+        self._emit({"type": "conversation.item.truncated", "item_id": item.id, "content_index": 0, "audio_end_ms": int(end_ms)})
+
+    def _on_conversation_item_delete(self, event: dict, event_id: str | None) -> None:
+        item = self._find(event["item_id"])
+        if item is None:
+            raise ProtocolError(f"Item {event['item_id']!r} not found", code="item_not_found", param="item_id", event_id=event_id)
+        self.items.remove(item)
+        self._awaiting_transcript.pop(item.id, None)
+        self._emit({"type": "conversation.item.deleted", "item_id": item.id})
+        self._maybe_start_reply()
+
+    def _on_conversation_item_retrieve(self, event: dict, event_id: str | None) -> None:
+        item = self._find(event["item_id"])
+        if item is None:
+            raise ProtocolError(f"Item {event['item_id']!r} not found", code="item_not_found", param="item_id", event_id=event_id)
+        self._emit({"type": "conversation.item.retrieved", "item": item.data})
+
+    def _on_response_create(self, event: dict, event_id: str | None) -> None:
+        if self._response is not None:
+            raise ProtocolError(
+                f"Conversation already has an active response in progress: {self._response.id}. "
+                "Wait until the response is finished before creating a new one.",
+                code="conversation_already_has_active_response", event_id=event_id,
+            )
+        self._start_response(event.get("response") or {})
+
+    def _on_response_cancel(self, event: dict, event_id: str | None) -> None:
+        wanted = event.get("response_id")
+        if self._response is None or (wanted and wanted != self._response.id):
+            raise ProtocolError(
+                "Cancellation failed: no active response found", code="response_cancel_not_active", event_id=event_id
+            )
+        self._cancel_response("client_cancelled")
+
+    # -- VAD -------------------------------------------------------------------------------------
+
+    def speech_probs(self, probs: list[float]) -> None:
+        """Results of a :class:`DetectSpeech` job: one probability per frame, in order."""
+        vad = self.settings.vad
+        frame_ms = self._frame_bytes / _BYTES_PER_MS
+        for prob in probs:
+            self._frames_pos_ms += frame_ms
+            if vad is None:
+                continue
+            now_ms = self._frames_pos_ms  # end of this frame
+            if prob >= vad.threshold:
+                self._loud_run += 1
+                self._silence_ms = 0.0
+                if not self._speaking and self._loud_run >= _ONSET_FRAMES:
+                    self._speech_started(now_ms - _ONSET_FRAMES * frame_ms, vad)
+                elif self._speaking and self._speculation is not None:
+                    # The speaker went on: the guess cannot be the final transcript, but it still
+                    # makes a good partial one, so its result is not wasted.
+                    if self._partial_job is None:
+                        self._partial_job = self._speculation.job_id
+                    self._speculation = None
+            else:
+                self._loud_run = 0
+                if not self._speaking:
+                    continue
+                self._silence_ms += frame_ms
+                if self.speculative and self._speculation is None and self._silence_ms >= min(
+                    self.speculation_delay_ms, vad.silence_duration_ms - frame_ms
+                ):
+                    self._speculate(now_ms)
+                if self._silence_ms >= vad.silence_duration_ms:
+                    self._speech_stopped(now_ms, vad)
+            if self._speaking and self.partial_interval_ms and self._partial_job is None:
+                if now_ms - self._last_partial_ms >= self.partial_interval_ms and self._silence_ms == 0:
+                    self._last_partial_ms = now_ms
+                    job = Transcribe(self._speech_item_id, bytes(self._buffer), "partial", **self._asr_options())
+                    self._partial_job = job.job_id
+                    self._jobs.append(job)
+        if vad is not None and not self._speaking:
+            self._trim_idle_buffer(vad, frame_ms)
+
+    def _trim_idle_buffer(self, vad, frame_ms: float) -> None:
+        # Between turns only the audio that could become prefix padding is worth keeping.
+        keep_from_ms = self._frames_pos_ms - vad.prefix_padding_ms - _ONSET_FRAMES * frame_ms
+        drop = int((keep_from_ms - self._buffer_start_ms) * _BYTES_PER_MS) & ~1
+        if drop > 0:
+            del self._buffer[:drop]
+            self._buffer_start_ms += drop / _BYTES_PER_MS
+
+    def _speech_started(self, onset_ms: float, vad) -> None:
+        start_ms = max(self._buffer_start_ms, onset_ms - vad.prefix_padding_ms)
+        # The buffer keeps only the prefix padding before the onset, as the API's does.
+        drop = int((start_ms - self._buffer_start_ms) * _BYTES_PER_MS) & ~1
+        del self._buffer[:drop]
+        self._buffer_start_ms += drop / _BYTES_PER_MS
+        self._speaking = True
+        self._speech_item_id = new_id("item")
+        self._last_partial_ms = onset_ms
+        self._partials, self._sent_partial, self._partial_job = [], "", None
+        self._speculation = None
+        self._emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": int(self._buffer_start_ms),
+                    "item_id": self._speech_item_id})
+        if self._response is not None and vad.interrupt_response:
+            self._cancel_response("turn_detected")
+
+    def _speculate(self, now_ms: float) -> None:
+        # The last frames were silent, so the buffer up to here holds the whole utterance so far.
+        job = Transcribe(self._speech_item_id, bytes(self._buffer), "speculative", **self._asr_options())
+        self._last_partial_ms = now_ms  # it doubles as a partial if speech resumes: restart the period
+        self._speculation = _Speculation(job.job_id)
+        self._jobs.append(job)
+
+    def _speech_stopped(self, now_ms: float, vad) -> None:
+        end_byte = min(len(self._buffer), int((now_ms - self._buffer_start_ms) * _BYTES_PER_MS) & ~1)
+        self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": int(now_ms), "item_id": self._speech_item_id})
+        self._speaking = False
+        self._commit(self._speech_item_id, end_byte, reuse_speculation=True, auto_response=vad.create_response)
+
+    # -- commit and transcription ----------------------------------------------------------------
+
+    def _commit(self, item_id: str, end_byte: int, *, reuse_speculation: bool, auto_response: bool = False) -> None:
+        audio = bytes(self._buffer[:end_byte])
+        del self._buffer[:end_byte]
+        self._buffer_start_ms += end_byte / _BYTES_PER_MS
+        item = _Item(
+            {"id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
+             "content": [{"type": "input_audio", "transcript": None}]},
+        )
+        item.audio_ms = len(audio) / _BYTES_PER_MS
+        previous = self.items[-1].id if self.items else None
+        self.items.append(item)
+        self._emit({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": previous})
+        self._emit_item_added(item, len(self.items) - 1)
+        speculation, self._speculation = self._speculation, None
+        if reuse_speculation and speculation is not None:
+            self._awaiting_transcript[item_id] = speculation.job_id
+            if speculation.text is not None:
+                self._finish_transcript(item, speculation.text)
+        else:
+            job = Transcribe(item_id, audio, "final", **self._asr_options())
+            self._awaiting_transcript[item_id] = job.job_id
+            self._jobs.append(job)
+        if auto_response:
+            if self._response is None:
+                self._start_response({})
+            else:
+                self._queued_response = {}
+
+    def wants(self, job: Transcribe) -> bool:
+        """Whether ``job``'s result would still be used (the driver skips queued work that is not)."""
+        if job.job_id == self._partial_job:
+            return True
+        if self._speculation is not None and self._speculation.job_id == job.job_id:
+            return True
+        return self._awaiting_transcript.get(job.item_id) == job.job_id
+
+    def transcribed(self, job: Transcribe, text: str | None, error: str | None = None) -> None:
+        """Result of a :class:`Transcribe` job (``text``, or ``error`` if the ASR raised)."""
+        text = (text or "").strip()
+        if job.job_id == self._partial_job:  # a partial, or a speculation overtaken by more speech
+            self._partial_job = None
+            if error is None and self._speaking and job.item_id == self._speech_item_id:
+                self._partial(text)
+            return
+        if job.kind == "partial":
+            return
+        if job.kind == "speculative" and self._speculation is not None and self._speculation.job_id == job.job_id:
+            self._speculation.text = text if error is None else None
+            if error is not None:
+                self._speculation = None
+            return
+        if self._awaiting_transcript.get(job.item_id) != job.job_id:
+            return  # discarded speculation, or a deleted item
+        item = self._find(job.item_id)
+        if error is not None:
+            del self._awaiting_transcript[job.item_id]
+            if self.settings.transcription is not None:
+                self._emit({"type": "conversation.item.input_audio_transcription.failed", "item_id": item.id,
+                            "content_index": 0, "error": {"type": "transcription_error", "message": error}})
+            self._emit({"type": "conversation.item.done", "item": item.data, "previous_item_id": self._previous_id(item)})
+            self._maybe_start_reply()
+            return
+        self._finish_transcript(item, text)
+
+    def _partial(self, text: str) -> None:
+        self._partials.append(text)
+        if len(self._partials) < 2:
+            return
+        stable = _stable_prefix(self._partials[-2], self._partials[-1])
+        if len(stable) > len(self._sent_partial) and stable.startswith(self._sent_partial):
+            delta = stable[len(self._sent_partial) :]
+            self._sent_partial = stable
+            if self.settings.transcription is not None:
+                self._emit({"type": "conversation.item.input_audio_transcription.delta", "item_id": self._speech_item_id,
+                            "content_index": 0, "delta": delta})
+
+    def _finish_transcript(self, item: _Item, text: str) -> None:
+        del self._awaiting_transcript[item.id]
+        audio_index = next(i for i, part in enumerate(item.data["content"]) if part.get("type") == "input_audio")
+        item.data["content"][audio_index]["transcript"] = text
+        if self.settings.transcription is not None:
+            sent = self._sent_partial if item.id == self._speech_item_id else ""
+            if text.startswith(sent) and len(text) > len(sent):
+                self._emit({"type": "conversation.item.input_audio_transcription.delta", "item_id": item.id,
+                            "content_index": audio_index, "delta": text[len(sent):]})
+            self._emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item.id,
+                        "content_index": audio_index, "transcript": text,
+                        "usage": {"type": "duration", "seconds": round(item.audio_ms / 1000, 3)}})
+        self._emit({"type": "conversation.item.done", "item": item.data, "previous_item_id": self._previous_id(item)})
+        self._maybe_start_reply()
+
+    def _asr_options(self) -> dict:
+        transcription = self.settings.transcription or {}
+        return {"language": transcription.get("language"), "prompt": transcription.get("prompt")}
+
+    def _reset_buffer(self) -> None:
+        self._buffer_start_ms += len(self._buffer) / _BYTES_PER_MS
+        self._buffer.clear()
+        self._speaking = False
+        self._speculation = None
+        self._loud_run = 0
+        self._silence_ms = 0.0
+
+    # -- responses -------------------------------------------------------------------------------
+
+    def _start_response(self, overrides: dict) -> None:
+        settings = self.settings
+        audio_out = (overrides.get("audio") or {}).get("output") or {}
+        voice = audio_out.get("voice", settings.voice)
+        voice = voice.get("id") if isinstance(voice, dict) else voice
+        response = _Response(
+            id=new_id("resp"),
+            modalities=list(overrides.get("output_modalities") or settings.output_modalities),
+            voice=voice,
+            in_conversation=overrides.get("conversation", "auto") != "none",
+            overrides=overrides,
+        )
+        self._response = response
+        self._emit({"type": "response.created", "response": self._response_object(response, "in_progress")})
+        self._maybe_start_reply()
+
+    def _maybe_start_reply(self) -> None:
+        response = self._response
+        if response is None or response.started or self._awaiting_transcript:
+            return
+        response.started = True
+        overrides = response.overrides
+        instructions = overrides.get("instructions", self.settings.instructions)
+        tools = [t for t in overrides.get("tools", self.settings.tools) if t.get("type") == "function"]
+        messages = [{"role": "system", "content": instructions}] if instructions else []
+        messages += _recent(self._messages(), self.history_chars)
+        max_tokens = overrides.get("max_output_tokens", self.settings.max_output_tokens)
+        response.input_tokens = sum(_estimate_tokens(str(m.get("content") or "")) for m in messages)
+        self._jobs.append(Reply(
+            response_id=response.id,
+            messages=messages,
+            tools=tools,
+            tool_choice=overrides.get("tool_choice", self.settings.tool_choice),
+            max_tokens=None if max_tokens == "inf" else max_tokens,
+            modalities=response.modalities,
+            voice=response.voice,
+            speed=self.settings.speed,
+        ))
+
+    def _messages(self) -> list[dict]:
+        """The conversation as OpenAI chat messages; assistant audio counts only as far as it was heard."""
+        messages: list[dict] = []
+        for item in self.items:
+            data = item.data
+            if data["type"] == "message":
+                texts = []
+                for part in data["content"]:
+                    text = part.get("text") if part.get("text") is not None else part.get("transcript")
+                    if text:
+                        texts.append(text)
+                if texts:
+                    messages.append({"role": data["role"], "content": " ".join(texts)})
+            elif data["type"] == "function_call":
+                messages.append({"role": "assistant", "content": None, "tool_calls": [
+                    {"id": data["call_id"], "type": "function",
+                     "function": {"name": data["name"], "arguments": data["arguments"]}}]})
+            elif data["type"] == "function_call_output":
+                messages.append({"role": "tool", "tool_call_id": data["call_id"], "content": data["output"]})
+        return messages
+
+    def reply_segment(self, response_id: str, text: str, pcm16: bytes | None = None) -> None:
+        """One voiced clause (or, text-only, one text piece) of ``response_id``."""
+        response = self._response
+        if response is None or response.id != response_id or not (text or pcm16):
+            return
+        message = response.open_message or self._open_message(response)
+        audio = "audio" in response.modalities
+        response.output_tokens += _estimate_tokens(text)
+        ids = {"response_id": response.id, "item_id": message.id, "output_index": len(response.output) - 1, "content_index": 0}
+        if audio:
+            if text:
+                # Clauses arrive stripped; the space keeps the deltas adding up to the final transcript.
+                delta = " " + text if message.segments else text
+                self._emit({"type": "response.output_audio_transcript.delta", **ids, "delta": delta})
+            start_ms = message.audio_ms
+            step = _DELTA_MS * _BYTES_PER_MS
+            for offset in range(0, len(pcm16 or b""), step):
+                self._emit({"type": "response.output_audio.delta", **ids, "delta": encode_audio(pcm16[offset : offset + step])})
+            message.audio_ms += len(pcm16 or b"") / _BYTES_PER_MS
+            message.segments.append(_Segment(text, start_ms, message.audio_ms))
+        else:
+            self._emit({"type": "response.output_text.delta", **ids, "delta": text})
+            message.segments.append(_Segment(text, 0.0, 0.0))
+
+    def reply_tool_call(self, response_id: str, name: str, arguments: str) -> None:
+        response = self._response
+        if response is None or response.id != response_id:
+            return
+        self._close_message(response, "completed")
+        call = _Item({"id": new_id("item"), "object": "realtime.item", "type": "function_call", "status": "in_progress",
+                      "call_id": new_id("call"), "name": name, "arguments": ""})
+        self._add_output(response, call)
+        ids = {"response_id": response.id, "item_id": call.id, "output_index": len(response.output) - 1}
+        self._emit({"type": "response.function_call_arguments.delta", **ids, "call_id": call.data["call_id"], "delta": arguments})
+        call.data["arguments"] = arguments
+        call.data["status"] = "completed"
+        self._emit({"type": "response.function_call_arguments.done", **ids, "call_id": call.data["call_id"],
+                    "name": name, "arguments": arguments})
+        self._emit({"type": "response.output_item.done", "response_id": response.id, "output_index": ids["output_index"], "item": call.data})
+        self._emit({"type": "conversation.item.done", "item": call.data, "previous_item_id": self._previous_id(call)})
+
+    def reply_finished(self, response_id: str, error: str | None = None) -> None:
+        """The Reply job for ``response_id`` ended (normally, or with ``error`` from an engine)."""
+        response = self._response
+        if response is None or response.id != response_id:
+            return
+        if error is not None:
+            self._close_message(response, "incomplete")
+            self._finish_response(response, "failed", {"type": "failed", "error": {"type": "server_error", "message": error}})
+        else:
+            self._close_message(response, "completed")
+            self._finish_response(response, "completed", None)
+
+    def _cancel_response(self, reason: str) -> None:
+        response = self._response
+        self._jobs.append(CancelReply(response.id))
+        self._close_message(response, "incomplete")
+        self._finish_response(response, "cancelled", {"type": "cancelled", "reason": reason})
+
+    def _open_message(self, response: _Response) -> _Item:
+        audio = "audio" in response.modalities
+        part = {"type": "output_audio", "transcript": ""} if audio else {"type": "output_text", "text": ""}
+        message = _Item({"id": new_id("item"), "object": "realtime.item", "type": "message", "role": "assistant",
+                         "status": "in_progress", "content": [part]})
+        self._add_output(response, message)
+        response.open_message = message
+        self._emit({"type": "response.content_part.added", "response_id": response.id, "item_id": message.id,
+                    "output_index": len(response.output) - 1, "content_index": 0,
+                    "part": {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}})
+        return message
+
+    def _add_output(self, response: _Response, item: _Item) -> None:
+        response.output.append(item)
+        self._emit({"type": "response.output_item.added", "response_id": response.id,
+                    "output_index": len(response.output) - 1, "item": item.data})
+        if response.in_conversation:
+            self.items.append(item)
+            self._emit_item_added(item, len(self.items) - 1)
+
+    def _close_message(self, response: _Response, status: str) -> None:
+        message = response.open_message
+        if message is None:
+            return
+        response.open_message = None
+        text = "".join(s.text if i == 0 else " " + s.text for i, s in enumerate(message.segments))
+        ids = {"response_id": response.id, "item_id": message.id, "output_index": response.output.index(message), "content_index": 0}
+        if "audio" in response.modalities:
+            message.data["content"][0]["transcript"] = text
+            self._emit({"type": "response.output_audio.done", **ids})
+            self._emit({"type": "response.output_audio_transcript.done", **ids, "transcript": text})
+            part = {"type": "audio", "transcript": text}
+        else:
+            text = "".join(s.text for s in message.segments)
+            message.data["content"][0]["text"] = text
+            self._emit({"type": "response.output_text.done", **ids, "text": text})
+            part = {"type": "text", "text": text}
+        self._emit({"type": "response.content_part.done", **ids, "part": part})
+        message.data["status"] = status
+        self._emit({"type": "response.output_item.done", "response_id": response.id,
+                    "output_index": ids["output_index"], "item": message.data})
+        if response.in_conversation:
+            self._emit({"type": "conversation.item.done", "item": message.data, "previous_item_id": self._previous_id(message)})
+
+    def _finish_response(self, response: _Response, status: str, details: dict | None) -> None:
+        self._response = None
+        self._emit({"type": "response.done", "response": self._response_object(response, status, details)})
+        if self._queued_response is not None:
+            overrides, self._queued_response = self._queued_response, None
+            self._start_response(overrides)
+
+    def _response_object(self, response: _Response, status: str, details: dict | None = None) -> dict:
+        obj = {
+            "id": response.id,
+            "object": "realtime.response",
+            "status": status,
+            "status_details": details,
+            "output": [item.data for item in response.output],
+            "conversation_id": None if not response.in_conversation else "conv_local",
+            "output_modalities": response.modalities,
+            "audio": {"output": {"format": {"type": "audio/pcm", "rate": SAMPLE_RATE}, "voice": response.voice}},
+            "max_output_tokens": self.settings.session.get("max_output_tokens"),
+        }
+        if status != "in_progress":
+            obj["usage"] = {
+                "input_tokens": response.input_tokens,
+                "output_tokens": response.output_tokens,
+                "total_tokens": response.input_tokens + response.output_tokens,
+                "input_token_details": {"text_tokens": response.input_tokens, "audio_tokens": 0, "cached_tokens": 0},
+                "output_token_details": {"text_tokens": response.output_tokens, "audio_tokens": 0},
+            }
+        return obj
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _heard_text(self, item: _Item) -> str:
+        """The transcript of what was played up to ``truncated_ms``: whole clauses, plus the
+        share of words of the clause playing at the cut (speech rate is roughly even)."""
+        cut = item.truncated_ms
+        words: list[str] = []
+        for segment in item.segments:
+            if segment.end_ms <= cut:
+                words += segment.text.split()
+            elif segment.start_ms < cut:
+                seg_words = segment.text.split()
+                share = (cut - segment.start_ms) / (segment.end_ms - segment.start_ms)
+                words += seg_words[: int(len(seg_words) * share)]
+        return " ".join(words)
+
+    def _emit(self, event: dict) -> None:
+        # Items, responses and the session keep changing after an event names them: send a snapshot.
+        body = {k: copy.deepcopy(v) if k in _SNAPSHOT_KEYS else v for k, v in event.items() if k != "type"}
+        self._events.append({"type": event["type"], "event_id": new_id("event"), **body})
+
+    def _emit_item_added(self, item: _Item, position: int) -> None:
+        previous = self.items[position - 1].id if position > 0 else None
+        self._emit({"type": "conversation.item.added", "item": item.data, "previous_item_id": previous})
+
+    def _previous_id(self, item: _Item) -> str | None:
+        if item not in self.items:
+            return None
+        position = self.items.index(item)
+        return self.items[position - 1].id if position > 0 else None
+
+    def _find(self, item_id: str) -> _Item | None:
+        return next((item for item in self.items if item.id == item_id), None)
+
+    def _insert_position(self, previous_item_id: str | None, event_id: str | None) -> int:
+        if previous_item_id is None:
+            return len(self.items)
+        if previous_item_id == "root":
+            return 0
+        for index, item in enumerate(self.items):
+            if item.id == previous_item_id:
+                return index + 1
+        raise ProtocolError(f"previous_item_id {previous_item_id!r} not found", code="item_not_found",
+                            param="previous_item_id", event_id=event_id)

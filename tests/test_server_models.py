@@ -1,0 +1,113 @@
+"""The local server with its real default engines (Silero VAD, Whisper-base, SmolLM2, espeak-ng).
+
+Slow (model loading, CPU inference), hence ``@pytest.mark.models``. Every received event is
+validated against the official ``RealtimeServerEvent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import numpy as np
+import pytest
+from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter
+
+from rtvoice_widget.server import LocalRealtimeServer
+from rtvoice_widget.server.engines import load_engines
+
+pytestmark = pytest.mark.models
+
+SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
+RATE = 24000
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def engines():
+    return load_engines()  # the defaults: silero, whisper-base, smollm2, espeak
+
+
+@pytest.fixture(scope="module")
+def server(engines):
+    with LocalRealtimeServer(engines=engines) as running:
+        yield running
+
+
+def spoken(engines, text: str) -> bytes:
+    audio = engines.tts.synthesize(text, voice="echo")
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    return bytes(2 * RATE * 300 // 1000) + pcm + bytes(2 * RATE * 1200 // 1000)
+
+
+async def spoken_turn(url: str, pcm: bytes, session: dict | None = None) -> list[dict]:
+    """Stream ``pcm`` in real time through the official SDK; return every event up to response.done."""
+    sdk = AsyncOpenAI(api_key="local", websocket_base_url=url.removesuffix("/realtime"))
+    received: list[dict] = []
+    async with sdk.realtime.connect(model="gpt-realtime") as conn:
+        await conn.session.update(session={"type": "realtime", **(session or {})})
+        step = 2 * RATE // 50
+        for offset in range(0, len(pcm), step):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[offset : offset + step]).decode())
+            await asyncio.sleep(0.02)  # real time: the server's VAD and speculation see the pauses happen
+        while True:
+            event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
+            SERVER_EVENT.validate_python(event)
+            received.append(event)
+            if event["type"] == "response.done":
+                return received
+
+
+def of(events: list[dict], type: str) -> list[dict]:
+    return [e for e in events if e["type"] == type]
+
+
+async def test_spoken_question_gets_a_spoken_answer(server, engines):
+    events = await spoken_turn(server.url, spoken(engines, "What is the weather like in Paris today?"))
+    transcript = of(events, "conversation.item.input_audio_transcription.completed")[0]["transcript"].lower()
+    assert "weather" in transcript and "paris" in transcript
+    done = of(events, "response.done")[-1]["response"]
+    assert done["status"] == "completed"
+    reply = done["output"][0]["content"][0]["transcript"]
+    assert len(reply.split()) >= 2
+    audio = b"".join(base64.b64decode(e["delta"]) for e in of(events, "response.output_audio.delta"))
+    assert len(audio) >= 2 * RATE // 2  # at least half a second of reply
+    # Silero found one utterance, not several fragments.
+    assert len(of(events, "input_audio_buffer.speech_started")) == 1
+
+
+async def test_instructions_reach_the_llm(server):
+    sdk = AsyncOpenAI(api_key="local", websocket_base_url=server.url.removesuffix("/realtime"))
+    async with sdk.realtime.connect(model="gpt-realtime") as conn:
+        # A word the model cannot guess without the instructions.
+        await conn.session.update(session={"type": "realtime", "instructions": "Your name is Zorblax."})
+        await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                                  "content": [{"type": "input_text", "text": "What is your name?"}]})
+        await conn.response.create()
+        while True:
+            event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
+            SERVER_EVENT.validate_python(event)
+            if event["type"] == "response.done":
+                break
+    assert "zorblax" in event["response"]["output"][0]["content"][0]["transcript"].lower()
+
+
+async def test_history_is_kept_per_session(server):
+    sdk = AsyncOpenAI(api_key="local", websocket_base_url=server.url.removesuffix("/realtime"))
+    async with sdk.realtime.connect(model="gpt-realtime") as conn:
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"],
+                                           "instructions": "Answer in a few words."})
+        for text in ("My name is Zorblax.", "What is my name?"):
+            await conn.conversation.item.create(item={"type": "message", "role": "user",
+                                                      "content": [{"type": "input_text", "text": text}]})
+            await conn.response.create()
+            while True:
+                event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
+                SERVER_EVENT.validate_python(event)
+                if event["type"] == "response.done":
+                    break
+    answer = event["response"]["output"][0]["content"][0]["text"]
+    assert "zorblax" in answer.lower()

@@ -1,0 +1,647 @@
+"""The server's sans-I/O turn engine, driven directly: no sockets, no threads, no clock.
+
+The test plays the driver's role: it feeds client frames, runs VAD jobs with the real energy
+VAD, answers transcription and reply jobs with chosen results, and checks the events. Every event
+the engine emits is validated against the official SDK's ``RealtimeServerEvent``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter
+
+from rtvoice_widget.server.engines import EnergyVAD
+from rtvoice_widget.server.pipeline import SpeechDetector, vad_frame_samples_24k
+from rtvoice_widget.server.turns import CancelReply, DetectSpeech, Reply, Transcribe, TurnEngine
+
+SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
+RATE = 24000
+
+
+def tone(ms: float, amplitude: float = 0.3) -> bytes:
+    t = np.arange(int(RATE * ms / 1000)) / RATE
+    return (amplitude * np.sin(2 * np.pi * 220 * t) * 32767).astype("<i2").tobytes()
+
+
+def silence(ms: float) -> bytes:
+    return bytes(2 * int(RATE * ms / 1000))
+
+
+class Driver:
+    """Feeds a TurnEngine like connection.py does, but synchronously and under test control."""
+
+    def __init__(self, **options) -> None:
+        vad = EnergyVAD()
+        self.engine = TurnEngine(model="test-model", vad_frame_samples_24k=vad_frame_samples_24k(vad), **options)
+        self.detector = SpeechDetector(vad)
+        self.events: list[dict] = []
+        self.jobs: list = []
+        self._drain()
+
+    def _drain(self) -> None:
+        for event in self.engine.events_to_send():
+            SERVER_EVENT.validate_python(event)
+            json.dumps(event)  # must be serialisable as is
+            self.events.append(event)
+        for job in self.engine.jobs_to_run():
+            if isinstance(job, DetectSpeech):
+                self.engine.speech_probs(self.detector.probs(job.frames))
+                self._drain()
+            else:
+                self.jobs.append(job)
+
+    def send(self, event: dict) -> None:
+        self.engine.receive(json.dumps(event))
+        self._drain()
+
+    def send_raw(self, frame: str) -> None:
+        self.engine.receive(frame)
+        self._drain()
+
+    def append(self, pcm: bytes, chunk_ms: int = 20) -> None:
+        step = 2 * RATE * chunk_ms // 1000
+        for i in range(0, len(pcm), step):
+            self.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[i : i + step]).decode()})
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events]
+
+    def of(self, type: str) -> list[dict]:
+        return [e for e in self.events if e["type"] == type]
+
+    def take_jobs(self, cls, kind: str | None = None) -> list:
+        taken = [j for j in self.jobs if isinstance(j, cls) and (kind is None or j.kind == kind)]
+        self.jobs = [j for j in self.jobs if j not in taken]
+        return taken
+
+    def transcribe(self, job: Transcribe, text: str) -> None:
+        self.engine.transcribed(job, text)
+        self._drain()
+
+    def segment(self, response_id: str, text: str, ms: float) -> None:
+        self.engine.reply_segment(response_id, text, tone(ms))
+        self._drain()
+
+    def finish(self, response_id: str, error: str | None = None) -> None:
+        self.engine.reply_finished(response_id, error)
+        self._drain()
+
+    def configure(self, **session) -> None:
+        self.send({"type": "session.update", "session": {"type": "realtime", **session}})
+
+
+def vad(**fields) -> dict:
+    return {"input": {"turn_detection": {"type": "server_vad", **fields}}}
+
+
+def spoken_turn(d: Driver, speech_ms: float = 1000, lead_ms: float = 500, tail_ms: float = 800) -> None:
+    d.append(silence(lead_ms) + tone(speech_ms) + silence(tail_ms))
+
+
+# -- session ---------------------------------------------------------------------------------------
+
+
+def test_session_created_first_and_update_echoes_effective_config():
+    d = Driver()
+    assert d.types() == ["session.created"]
+    assert d.events[0]["session"]["model"] == "test-model"
+    d.configure(instructions="Speak like a pirate.", audio=vad(silence_duration_ms=300))
+    updated = d.of("session.updated")[-1]["session"]
+    assert updated["instructions"] == "Speak like a pirate."
+    turn = updated["audio"]["input"]["turn_detection"]
+    assert turn["silence_duration_ms"] == 300
+    assert turn["threshold"] == 0.5  # untouched fields keep their values
+    assert updated["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
+
+
+def test_session_update_with_unsupported_format_is_an_error_and_changes_nothing():
+    d = Driver()
+    before = json.dumps(d.engine.settings.session, sort_keys=True)
+    d.configure(audio={"input": {"format": {"type": "audio/pcmu"}}})
+    assert d.of("error")[-1]["error"]["param"] == "session.audio.input.format"
+    assert json.dumps(d.engine.settings.session, sort_keys=True) == before
+
+
+def test_semantic_vad_eagerness_maps_onto_silence_duration():
+    d = Driver()
+    d.configure(audio={"input": {"turn_detection": {"type": "semantic_vad", "eagerness": "high"}}})
+    assert d.of("session.updated")[-1]["session"]["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
+    d.append(silence(300) + tone(600) + silence(400))
+    stopped = d.of("input_audio_buffer.speech_stopped")
+    assert len(stopped) == 1
+    # high eagerness = 250 ms of silence; the stop lands on a 32 ms VAD frame boundary.
+    assert 900 + 250 <= stopped[0]["audio_end_ms"] <= 900 + 250 + 64
+
+
+# -- server VAD ------------------------------------------------------------------------------------
+
+
+def test_server_vad_turn_events_and_timestamps():
+    d = Driver()
+    d.configure(audio=vad(prefix_padding_ms=300, silence_duration_ms=500, create_response=False))
+    spoken_turn(d, speech_ms=1000, lead_ms=500, tail_ms=800)
+    started, = d.of("input_audio_buffer.speech_started")
+    stopped, = d.of("input_audio_buffer.speech_stopped")
+    committed, = d.of("input_audio_buffer.committed")
+    assert abs(started["audio_start_ms"] - (500 - 300)) <= 32
+    assert 1500 + 500 <= stopped["audio_end_ms"] <= 1500 + 500 + 64
+    assert started["item_id"] == stopped["item_id"] == committed["item_id"]
+    types = d.types()
+    assert types.index("input_audio_buffer.speech_stopped") < types.index("input_audio_buffer.committed") \
+        < types.index("conversation.item.added")
+    user_item = d.of("conversation.item.added")[-1]["item"]
+    assert user_item["role"] == "user" and user_item["content"][0]["type"] == "input_audio"
+    assert not d.of("response.created")  # create_response=False
+
+
+def test_threshold_is_respected():
+    d = Driver()
+    d.configure(audio=vad(threshold=0.99))
+    d.append(silence(200) + tone(800, amplitude=0.01) + silence(800))  # about -43 dBFS: quiet
+    assert not d.of("input_audio_buffer.speech_started")
+    d.configure(audio=vad(threshold=0.2))
+    d.append(tone(800, amplitude=0.01) + silence(800))
+    assert len(d.of("input_audio_buffer.speech_started")) == 1
+
+
+def test_speculative_transcription_is_reused_and_reply_gets_instructions():
+    d = Driver()
+    d.configure(instructions="Answer briefly.", audio=vad(silence_duration_ms=500))
+    d.append(silence(300) + tone(900) + silence(250))
+    speculative, = d.take_jobs(Transcribe, "speculative")
+    d.transcribe(speculative, "what time is it")  # ready before the silence has lasted long enough
+    d.append(silence(450))
+    assert d.take_jobs(Transcribe, "final") == []  # reused, not transcribed again
+    completed, = d.of("conversation.item.input_audio_transcription.completed")
+    assert completed["transcript"] == "what time is it"
+    done, = d.of("conversation.item.done")  # the user item is final once its transcript is
+    assert done["item"]["id"] == completed["item_id"]
+    assert done["item"]["content"][0]["transcript"] == "what time is it"
+    assert d.of("conversation.item.added")[0]["item"]["content"][0]["transcript"] is None
+    assert d.types().index("response.created") > d.types().index("input_audio_buffer.committed")
+    reply, = d.take_jobs(Reply)
+    assert reply.messages == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "what time is it"},
+    ]
+
+
+def test_speculation_in_flight_at_stop_is_awaited_not_repeated():
+    d = Driver()
+    spoken_turn(d)
+    assert d.take_jobs(Transcribe, "final") == []
+    assert d.of("response.created") and not d.take_jobs(Reply)  # waits for the transcript
+    speculative, = d.take_jobs(Transcribe, "speculative")
+    d.transcribe(speculative, "hello")
+    reply, = d.take_jobs(Reply)
+    assert reply.messages[-1] == {"role": "user", "content": "hello"}
+
+
+def test_speculation_discarded_when_speech_resumes():
+    d = Driver()
+    d.configure(audio=vad(silence_duration_ms=500))
+    d.append(silence(300) + tone(600) + silence(250))  # a pause shorter than the silence duration
+    stale, = d.take_jobs(Transcribe, "speculative")
+    d.append(tone(600))
+    d.transcribe(stale, "half a sentence")  # arrives after the speaker went on: must be ignored
+    d.append(silence(800))
+    fresh, = d.take_jobs(Transcribe, "speculative")
+    assert len(fresh.pcm16) > len(stale.pcm16)
+    d.transcribe(fresh, "half a sentence and the rest")
+    assert [e["transcript"] for e in d.of("conversation.item.input_audio_transcription.completed")] == [
+        "half a sentence and the rest"]
+    assert len(d.of("input_audio_buffer.speech_started")) == 1
+
+
+def test_without_speculation_the_final_transcription_starts_at_stop():
+    d = Driver(speculative=False)
+    spoken_turn(d)
+    assert d.take_jobs(Transcribe, "speculative") == []
+    final, = d.take_jobs(Transcribe, "final")
+    assert len(final.pcm16) // 48 >= 1000 + 500  # the speech plus the silence that ended it
+
+
+def test_partial_transcripts_stream_stable_words_then_completion_adds_up():
+    d = Driver(partial_interval_ms=1000)
+    d.append(silence(200) + tone(1100))
+    first, = d.take_jobs(Transcribe, "partial")
+    d.transcribe(first, "hello")
+    d.append(tone(1000))
+    second, = d.take_jobs(Transcribe, "partial")
+    d.transcribe(second, "hello world")
+    d.append(tone(1000))
+    third, = d.take_jobs(Transcribe, "partial")
+    d.transcribe(third, "hello world again")
+    deltas_while_speaking = [e["delta"] for e in d.of("conversation.item.input_audio_transcription.delta")]
+    assert deltas_while_speaking == ["hello", " world"]
+    assert not d.of("input_audio_buffer.speech_stopped")  # all of it while the user speaks
+    d.append(silence(800))
+    speculative, = d.take_jobs(Transcribe, "speculative")
+    d.transcribe(speculative, "hello world again friend")
+    deltas = [e["delta"] for e in d.of("conversation.item.input_audio_transcription.delta")]
+    assert "".join(deltas) == d.of("conversation.item.input_audio_transcription.completed")[0]["transcript"]
+
+
+def test_partials_can_be_turned_off():
+    d = Driver(partial_interval_ms=None)
+    d.append(silence(200) + tone(3000))
+    assert d.take_jobs(Transcribe, "partial") == []
+
+
+# -- manual commit ---------------------------------------------------------------------------------
+
+
+def test_manual_commit_with_turn_detection_none():
+    d = Driver()
+    d.configure(audio={"input": {"turn_detection": None}})
+    d.append(tone(400))
+    assert not d.of("input_audio_buffer.speech_started")
+    d.send({"type": "input_audio_buffer.commit"})
+    committed, = d.of("input_audio_buffer.committed")
+    final, = d.take_jobs(Transcribe, "final")
+    assert final.item_id == committed["item_id"] and len(final.pcm16) == len(tone(400))
+    assert not d.of("response.created")
+    d.transcribe(final, "push to talk")
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    assert reply.messages[-1]["content"] == "push to talk"
+
+
+def test_commit_of_an_empty_or_cleared_buffer_is_an_error():
+    d = Driver()
+    d.configure(audio={"input": {"turn_detection": None}})
+    d.send({"type": "input_audio_buffer.commit", "event_id": "c1"})
+    error = d.of("error")[-1]["error"]
+    assert error["code"] == "input_audio_buffer_commit_empty" and error["event_id"] == "c1"
+    d.append(tone(300))
+    d.send({"type": "input_audio_buffer.clear"})
+    assert d.types()[-1] == "input_audio_buffer.cleared"
+    d.send({"type": "input_audio_buffer.commit"})
+    assert d.types()[-1] == "error" and not d.of("input_audio_buffer.committed")
+
+
+def test_audio_positions_continue_across_turns():
+    d = Driver()
+    d.configure(audio=vad(prefix_padding_ms=0, create_response=False))
+    spoken_turn(d, speech_ms=600, lead_ms=320, tail_ms=800)  # 1720 ms in total
+    spoken_turn(d, speech_ms=600, lead_ms=320, tail_ms=800)
+    starts = [e["audio_start_ms"] for e in d.of("input_audio_buffer.speech_started")]
+    assert abs(starts[0] - 320) <= 32 and abs(starts[1] - (1720 + 320)) <= 32
+
+
+# -- responses -------------------------------------------------------------------------------------
+
+
+def text_turn(d: Driver, text: str = "hello") -> None:
+    d.send({"type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+
+
+def test_response_events_in_ga_order_and_transcript_deltas_add_up():
+    d = Driver()
+    text_turn(d)
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    start = len(d.events)
+    d.segment(reply.response_id, "Hello there,", 500)
+    d.segment(reply.response_id, "how are you?", 700)
+    d.finish(reply.response_id)
+    types = [t for t in d.types()[start:]]
+    collapsed = [t for i, t in enumerate(types) if i == 0 or t != types[i - 1]]
+    assert collapsed == [
+        "response.output_item.added", "conversation.item.added", "response.content_part.added",
+        "response.output_audio_transcript.delta", "response.output_audio.delta",
+        "response.output_audio_transcript.delta", "response.output_audio.delta",
+        "response.output_audio.done", "response.output_audio_transcript.done", "response.content_part.done",
+        "response.output_item.done", "conversation.item.done", "response.done",
+    ]
+    transcript = d.of("response.output_audio_transcript.done")[0]["transcript"]
+    assert "".join(e["delta"] for e in d.of("response.output_audio_transcript.delta")) == transcript == \
+        "Hello there, how are you?"
+    audio = b"".join(base64.b64decode(e["delta"]) for e in d.of("response.output_audio.delta"))
+    assert len(audio) == len(tone(500)) + len(tone(700))
+    done = d.of("response.done")[0]["response"]
+    assert done["status"] == "completed" and done["output"][0]["content"][0]["transcript"] == transcript
+
+
+def test_text_only_response():
+    d = Driver()
+    d.configure(output_modalities=["text"])
+    text_turn(d)
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    assert reply.modalities == ["text"]
+    d.engine.reply_segment(reply.response_id, "Hi", None)
+    d.engine.reply_segment(reply.response_id, " you", None)
+    d.finish(reply.response_id)
+    assert [e["delta"] for e in d.of("response.output_text.delta")] == ["Hi", " you"]
+    assert d.of("response.output_text.done")[0]["text"] == "Hi you"
+    assert not d.of("response.output_audio.delta")
+
+
+def test_response_create_overrides_instructions_for_one_response():
+    d = Driver()
+    d.configure(instructions="Session rules.")
+    text_turn(d)
+    d.send({"type": "response.create", "response": {"instructions": "Just this once."}})
+    reply, = d.take_jobs(Reply)
+    assert reply.messages[0] == {"role": "system", "content": "Just this once."}
+
+
+def test_second_response_create_while_active_is_an_error():
+    d = Driver()
+    text_turn(d)
+    d.send({"type": "response.create"})
+    d.send({"type": "response.create"})
+    assert d.of("error")[-1]["error"]["code"] == "conversation_already_has_active_response"
+    assert len(d.take_jobs(Reply)) == 1
+
+
+def test_response_cancel_closes_everything_and_ignores_late_results():
+    d = Driver()
+    text_turn(d)
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    d.segment(reply.response_id, "First clause,", 400)
+    d.send({"type": "response.cancel"})
+    cancel, = d.take_jobs(CancelReply)
+    assert cancel.response_id == reply.response_id
+    done = d.of("response.done")[-1]["response"]
+    assert done["status"] == "cancelled" and done["status_details"]["reason"] == "client_cancelled"
+    assert d.of("response.output_item.done")[-1]["item"]["status"] == "incomplete"
+    count = len(d.events)
+    d.segment(reply.response_id, "too late", 400)
+    d.finish(reply.response_id)
+    assert len(d.events) == count
+    d.send({"type": "response.cancel"})
+    assert d.of("error")[-1]["error"]["code"] == "response_cancel_not_active"
+
+
+def test_engine_failure_fails_the_response_not_the_session():
+    d = Driver()
+    text_turn(d)
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    d.finish(reply.response_id, error="LLM failed: boom")
+    done = d.of("response.done")[-1]["response"]
+    assert done["status"] == "failed" and "boom" in done["status_details"]["error"]["message"]
+    d.send({"type": "response.create"})
+    assert len(d.take_jobs(Reply)) == 1
+
+
+def test_barge_in_cancels_the_running_response_every_time():
+    d = Driver()
+    d.configure(audio=vad(silence_duration_ms=300))
+    for turn in range(3):
+        spoken_turn(d, speech_ms=500, lead_ms=100, tail_ms=400)
+        for job in d.take_jobs(Transcribe):
+            d.transcribe(job, f"turn {turn}")
+        reply, = d.take_jobs(Reply)
+        d.segment(reply.response_id, "A long answer,", 2000)
+        d.append(tone(300))  # the user talks over it
+        done = d.of("response.done")[-1]["response"]
+        assert done["id"] == reply.response_id
+        assert done["status"] == "cancelled" and done["status_details"]["reason"] == "turn_detected"
+        assert d.take_jobs(CancelReply)[0].response_id == reply.response_id
+        d.append(silence(400))
+        for job in d.take_jobs(Transcribe):
+            d.transcribe(job, "interruption")
+        reply, = d.take_jobs(Reply)
+        d.finish(reply.response_id)
+    assert [e["response"]["status"] for e in d.of("response.done")] == ["cancelled", "completed"] * 3
+
+
+def test_without_interrupt_response_the_next_response_waits_for_the_active_one():
+    d = Driver()
+    d.configure(audio=vad(silence_duration_ms=300, interrupt_response=False))
+    text_turn(d)
+    d.send({"type": "response.create"})
+    first, = d.take_jobs(Reply)
+    spoken_turn(d, speech_ms=500, lead_ms=100, tail_ms=400)
+    for job in d.take_jobs(Transcribe):
+        d.transcribe(job, "next question")
+    assert not d.of("response.done") and d.take_jobs(Reply) == []
+    d.finish(first.response_id)
+    second, = d.take_jobs(Reply)
+    assert second.messages[-1]["content"] == "next question"
+
+
+def test_truncate_cuts_the_transcript_to_what_was_heard():
+    d = Driver()
+    text_turn(d, "count")
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    d.segment(reply.response_id, "one two three four.", 1000)
+    d.segment(reply.response_id, "five six.", 1000)
+    d.finish(reply.response_id)
+    item_id = d.of("response.output_item.done")[0]["item"]["id"]
+    d.send({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 1500})
+    truncated, = d.of("conversation.item.truncated")
+    assert truncated["audio_end_ms"] == 1500
+    text_turn(d, "go on")
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    assert {"role": "assistant", "content": "one two three four. five"} in reply.messages
+
+
+def test_truncate_errors_leave_the_item_alone():
+    d = Driver()
+    text_turn(d)
+    user_id = d.of("conversation.item.added")[-1]["item"]["id"]
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    d.segment(reply.response_id, "short.", 500)
+    d.finish(reply.response_id)
+    item_id = d.of("response.output_item.done")[0]["item"]["id"]
+    d.send({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 5000})
+    assert d.of("error")[-1]["error"]["param"] == "audio_end_ms"
+    d.send({"type": "conversation.item.truncate", "item_id": user_id, "content_index": 0, "audio_end_ms": 0})
+    assert d.of("error")[-1]["error"]["param"] == "item_id"
+    d.send({"type": "conversation.item.truncate", "item_id": "nope", "content_index": 0, "audio_end_ms": 0})
+    assert d.of("error")[-1]["error"]["code"] == "item_not_found"
+    assert not d.of("conversation.item.truncated")
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    assert {"role": "assistant", "content": "short."} in reply.messages
+
+
+def test_function_call_round_trip():
+    d = Driver()
+    tool = {"type": "function", "name": "get_weather", "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    d.configure(tools=[tool])
+    text_turn(d, "weather in Paris?")
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    assert reply.tools == [tool]
+    d.engine.reply_tool_call(reply.response_id, "get_weather", '{"city": "Paris"}')
+    d.finish(reply.response_id)
+    args_done, = d.of("response.function_call_arguments.done")
+    assert args_done["name"] == "get_weather" and json.loads(args_done["arguments"]) == {"city": "Paris"}
+    output = d.of("response.done")[-1]["response"]["output"]
+    assert output[0]["type"] == "function_call" and output[0]["call_id"] == args_done["call_id"]
+    d.send({"type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": args_done["call_id"], "output": "sunny, 21 C"}})
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    assert reply.messages[-2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert reply.messages[-1] == {"role": "tool", "tool_call_id": args_done["call_id"], "content": "sunny, 21 C"}
+
+
+def test_audio_item_from_client_is_transcribed_before_the_reply():
+    d = Driver()
+    d.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
+        {"type": "input_audio", "audio": base64.b64encode(tone(500)).decode()}]}})
+    assert "audio" not in d.of("conversation.item.added")[-1]["item"]["content"][0]
+    d.send({"type": "response.create"})
+    assert d.take_jobs(Reply) == []
+    final, = d.take_jobs(Transcribe, "final")
+    assert not d.of("conversation.item.done")
+    d.transcribe(final, "from a file")
+    assert d.of("conversation.item.done")[0]["item"]["content"][0]["transcript"] == "from a file"
+    assert d.of("conversation.item.input_audio_transcription.completed")[0]["usage"]["seconds"] == 0.5
+    reply, = d.take_jobs(Reply)
+    assert reply.messages[-1]["content"] == "from a file"
+
+
+def test_item_insert_retrieve_delete():
+    d = Driver()
+    text_turn(d, "second")
+    second = d.of("conversation.item.added")[-1]["item"]["id"]
+    d.send({"type": "conversation.item.create", "previous_item_id": "root",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "first"}]}})
+    d.send({"type": "conversation.item.retrieve", "item_id": second})
+    assert d.of("conversation.item.retrieved")[0]["item"]["content"][0]["text"] == "second"
+    d.send({"type": "conversation.item.delete", "item_id": second})
+    assert d.of("conversation.item.deleted")[0]["item_id"] == second
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    assert [m["content"] for m in reply.messages if m["role"] == "user"] == ["first"]
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "param"),
+    [
+        ("{not json", "invalid_json", None),
+        ("[1, 2]", "invalid_json", None),
+        ('{"type": "session.explode"}', "invalid_event_type", "type"),
+        ('{"no_type": 1}', "missing_required_parameter", "type"),
+        ('{"type": "input_audio_buffer.append", "audio": "***not base64***"}', "invalid_value", "audio"),
+        ('{"type": "input_audio_buffer.append", "audio": 12}', "invalid_type", "audio"),
+        ('{"type": "input_audio_buffer.append"}', "missing_required_parameter", "audio"),
+        ('{"type": "conversation.item.truncate", "item_id": "x", "content_index": 0, "audio_end_ms": "5"}',
+         "invalid_type", "audio_end_ms"),
+        ('{"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection":'
+         ' {"type": "server_vad", "threshold": "high"}}}}}', "invalid_type",
+         "session.audio.input.turn_detection.threshold"),
+    ],
+)
+def test_bad_frames_get_api_shaped_errors_and_nothing_is_lost(frame, code, param):
+    d = Driver()
+    d.configure(audio={"input": {"turn_detection": None}})
+    d.append(tone(200))
+    d.send_raw(frame)
+    error = d.events[-1]
+    assert error["type"] == "error" and error["error"]["code"] == code and error["error"]["param"] == param
+    assert error["error"]["type"] == "invalid_request_error" and error["error"]["message"]
+    d.send({"type": "input_audio_buffer.commit"})  # the audio sent before the bad frame is still there
+    assert len(d.take_jobs(Transcribe, "final")[0].pcm16) == len(tone(200))
+
+
+def test_error_names_the_client_event_id():
+    d = Driver()
+    d.send({"type": "conversation.item.delete", "item_id": "missing", "event_id": "evt_42"})
+    assert d.events[-1]["error"]["event_id"] == "evt_42"
+
+
+def test_speculation_overtaken_by_speech_serves_as_a_partial():
+    d = Driver(partial_interval_ms=None)
+    d.configure(audio=vad(silence_duration_ms=500))
+    d.append(silence(200) + tone(600) + silence(250))
+    first, = d.take_jobs(Transcribe, "speculative")
+    d.append(tone(600))
+    d.transcribe(first, "one two")
+    d.append(silence(250))
+    second, = d.take_jobs(Transcribe, "speculative")
+    d.append(tone(600))
+    d.transcribe(second, "one two three")
+    assert [e["delta"] for e in d.of("conversation.item.input_audio_transcription.delta")] == ["one two"]
+    assert not d.of("input_audio_buffer.speech_stopped")
+    assert d.take_jobs(Transcribe, "partial") == []  # no ASR work beyond the speculations
+
+
+def test_long_conversations_hand_the_llm_only_the_newest_history():
+    d = Driver(history_chars=300)
+    d.configure(instructions="Be brief.")
+    for n in range(20):
+        text_turn(d, f"message number {n} " + "padding " * 5)
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    assert reply.messages[0] == {"role": "system", "content": "Be brief."}
+    contents = [m["content"] for m in reply.messages[1:]]
+    assert contents[-1].startswith("message number 19 ")
+    assert not any(c.startswith("message number 0 ") for c in contents)
+    assert sum(len(c) for c in contents) <= 300
+
+
+def test_short_gaps_inside_speech_do_not_start_a_speculation():
+    d = Driver(partial_interval_ms=None)
+    d.configure(audio=vad(silence_duration_ms=500))
+    d.append(silence(200) + (tone(300) + silence(96)) * 4 + tone(300))  # stop-consonant-like gaps
+    assert d.take_jobs(Transcribe) == []
+    d.append(silence(200))
+    assert len(d.take_jobs(Transcribe, "speculative")) == 1
+
+
+async def test_transcription_queue_runs_the_most_urgent_wanted_job_first():
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rtvoice_widget.server.connection import TranscriptionQueue
+
+    executor = ThreadPoolExecutor(1)
+    queue = TranscriptionQueue(executor)
+    release = threading.Event()
+    ran: list[str] = []
+
+    def work(name: str):
+        def run() -> str:
+            if name == "first":
+                release.wait()
+            ran.append(name)
+            return name.upper()
+        return run
+
+    first = asyncio.ensure_future(queue.run("speculative", lambda: True, work("first")))
+    await asyncio.sleep(0)
+    assert queue.busy
+    partial = asyncio.ensure_future(queue.run("partial", lambda: True, work("partial")))
+    stale = asyncio.ensure_future(queue.run("speculative", lambda: False, work("stale")))
+    final = asyncio.ensure_future(queue.run("final", lambda: True, work("final")))
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(first, partial, stale, final) == ["FIRST", "PARTIAL", None, "FINAL"]
+    assert ran == ["first", "final", "partial"]
+    assert not queue.busy
+    executor.shutdown()
+
+
+def test_clause_chunker_releases_the_first_clause_early_and_keeps_decimals_whole():
+    from rtvoice_widget.server.chunking import ClauseChunker
+
+    chunker = ClauseChunker(first_min_words=2, clause_min_chars=40)
+    pieces: list[str] = []
+    for token in "Sure, the answer is 3.5 metres; that is about eleven feet, give or take. Bye".split(" "):
+        pieces += chunker.push(token + " ")
+    pieces += chunker.flush()
+    # "Sure," alone is too short to voice; later clauses under 40 characters wait for the sentence end.
+    assert pieces == ["Sure, the answer is 3.5 metres;", "that is about eleven feet, give or take.", "Bye"]
