@@ -272,7 +272,8 @@ class Engine {
 
   onPlayback(msg) {
     if (msg.type === "played" || msg.type === "flushed") {
-      for (const r of msg.reports) this.send({ type: "played", item_id: r.itemId, ms: r.ms, flushed: msg.type === "flushed" });
+      const t = performance.timeOrigin + performance.now();
+      for (const r of msg.reports) this.send(this.libs.player.playedMessage(r, { flushed: msg.type === "flushed", t, ctx: this.ctx }));
     }
     if (msg.type === "played") {
       this.levels.ai = msg.active ? msg.level : 0;

@@ -397,33 +397,42 @@ class Turn:
         start = self.user_done_ms
         return None if mark is None or start is None else mark - start
 
+    # Latency names match the public turns table (rtvoice_widget.turns.LATENCY_COLUMNS).
+
     @property
-    def response_latency_ms(self) -> float | None:
+    def speech_to_response_ms(self) -> float | None:
         """End of user input → ``response.created``."""
         return self._since_user(self.response_created_ms)
 
     @property
-    def first_audio_latency_ms(self) -> float | None:
+    def speech_to_first_audio_ms(self) -> float | None:
         """End of user input → first audio delta (the latency a user hears)."""
         return self._since_user(self.first_audio_ms)
 
     @property
-    def first_transcript_latency_ms(self) -> float | None:
+    def speech_to_first_text_ms(self) -> float | None:
         """End of user input → first assistant transcript or text delta."""
         return self._since_user(self.first_transcript_ms)
 
     @property
-    def duration_ms(self) -> float | None:
+    def response_duration_ms(self) -> float | None:
         """``response.created`` → ``response.done``."""
         if self.response_created_ms is None or self.response_done_ms is None:
             return None
         return self.response_done_ms - self.response_created_ms
 
+    # The names these latencies had first (still used by callers); same values.
+    response_latency_ms = speech_to_response_ms
+    first_audio_latency_ms = speech_to_first_audio_ms
+    first_transcript_latency_ms = speech_to_first_text_ms
+    duration_ms = response_duration_ms
+
     def to_dict(self) -> dict[str, Any]:
         """Fields and latencies as one flat dict (a DataFrame row)."""
         out = asdict(self)
-        for name in ("user_done_ms", "response_latency_ms", "first_audio_latency_ms",
-                     "first_transcript_latency_ms", "duration_ms"):
+        for name in ("user_done_ms", "speech_to_response_ms", "speech_to_first_audio_ms",
+                     "speech_to_first_text_ms", "response_duration_ms", "response_latency_ms",
+                     "first_audio_latency_ms", "first_transcript_latency_ms", "duration_ms"):
             out[name] = getattr(self, name)
         return out
 
@@ -446,6 +455,13 @@ class ClientProtocol:
     off for half-duplex set-ups where the assistant's own voice would trigger the VAD.
     ``max_errors`` bounds the ``errors`` list.
 
+    ``live_player``: a real player (the widget's browser) answers every :class:`FlushPlayback`
+    with its final position. Barge-in then flushes at once but holds each truncation until the
+    caller passes that position to :meth:`playback_flushed` (exact: the player kept playing
+    until the flush reached it), or gives up waiting with :meth:`truncate_now` (the estimate).
+    ``response.cancel`` is never held. Without it (headless) the truncation goes out with the
+    flush, at the estimate.
+
     Cost meter: every ``response.done`` usage adds up in ``tokens`` (per kind of
     :data:`TOKEN_KINDS`, plus ``input_tokens`` / ``output_tokens`` / ``total_tokens``) and in the
     turn's ``tokens``. With ``prices`` (USD per 1M tokens by kind, see :func:`check_prices`)
@@ -463,6 +479,7 @@ class ClientProtocol:
         *,
         virtual_player: bool = True,
         barge_in: bool = True,
+        live_player: bool = False,
         max_errors: int = 1000,
         prices: Mapping[str, float] | None = None,
         max_cost_usd: float | None = None,
@@ -482,6 +499,7 @@ class ClientProtocol:
         self.config = config if config is not None else SessionConfig()
         self.virtual_player = virtual_player
         self.barge_in = barge_in
+        self.live_player = live_player
         self.items: dict[str, Item] = {}
         self.active_response_id: str | None = None
         self.calls: dict[str, FunctionCall] = {}
@@ -496,6 +514,13 @@ class ClientProtocol:
         self._ids = itertools.count(1)
         self._sent: dict[str, dict[str, Any]] = {}  # event_id -> event we built (not audio)
         self._playback: dict[str, _Playback] = {}
+        # Assistant items in the order their audio went to the player (an ordered set), and those
+        # a report on a later item showed to be over.
+        self._audio_order: dict[str, None] = {}
+        self._finished: set[str] = set()
+        # live_player: flushed items whose truncation waits for the player's final position
+        # (item id -> the estimate to fall back on).
+        self._truncations_due: dict[str, float] = {}
         self._virtual_end_ms = 0.0  # when the virtual player's queue runs dry
         self._turn_by_response: dict[str, Turn] = {}
         self._turn_by_user_item: dict[str, Turn] = {}
@@ -683,6 +708,66 @@ class ClientProtocol:
         track.reported_ms = played
         track.reported_at_ms = now_ms
         item.played_ms = played
+        if played > 0:
+            self._finish_items_before(item_id, now_ms)
+
+    def _finish_items_before(self, item_id: str, now_ms: float) -> None:
+        """The player plays in arrival order: audio of ``item_id`` playing means every item
+        queued before it has played to its end, reported or not."""
+        if item_id not in self._audio_order:
+            return
+        order = self._audio_order
+        # Settled items leave the order, so this walks only what was new since the last report.
+        while (earlier_id := next(iter(order))) != item_id:
+            del order[earlier_id]
+            earlier = self.items.get(earlier_id)
+            if earlier is None or earlier.flushed:
+                continue
+            self._finished.add(earlier_id)
+            track = self._playback.setdefault(earlier_id, _Playback())
+            track.reported_ms = earlier.played_ms = earlier.audio_received_ms
+            track.reported_at_ms = now_ms
+
+    def playback_flushed(self, item_id: str, played_ms: float, now_ms: float) -> list[Action]:
+        """The player's final position in ``item_id`` after a :class:`FlushPlayback`.
+
+        With ``live_player``, returns the truncation held for that item, at ``played_ms``
+        (clamped to the audio received); ``[]`` when none is held (already sent, or no
+        barge-in touched the item).
+        """
+        if item_id not in self._truncations_due:
+            return []
+        del self._truncations_due[item_id]
+        item = self.items.get(item_id)
+        if item is None:
+            return []
+        return [self._send_truncation(item, max(0.0, min(float(played_ms), item.audio_received_ms)))]
+
+    def truncate_now(self, item_id: str | None = None) -> list[Action]:
+        """The truncations still held for a player's report (of ``item_id``, or all), at the
+        estimate made at the flush: for a player that did not answer in time."""
+        due = list(self._truncations_due) if item_id is None else [item_id]
+        actions: list[Action] = []
+        for held in due:
+            estimate = self._truncations_due.pop(held, None)
+            item = self.items.get(held)
+            if estimate is not None and item is not None:
+                actions.append(self._send_truncation(item, estimate))
+        return actions
+
+    @property
+    def truncations_due(self) -> list[str]:
+        """Items whose truncation waits for the player's final position (``live_player``)."""
+        return list(self._truncations_due)
+
+    def _send_truncation(self, item: Item, played_ms: float) -> Send:
+        # Whole ms, exactly what the truncate event carries and the server will confirm.
+        played = float(int(played_ms))
+        turn = self._turn_by_response.get(item.response_id or "")
+        if turn is not None and turn.truncated_at_ms == item.truncated_at_ms:
+            turn.truncated_at_ms = played  # the barge-in's estimate for this item, now exact
+        item.played_ms = item.truncated_at_ms = played
+        return Send(self.truncate(item.id, item.content_index, played))
 
     def played_ms(self, item_id: str, now_ms: float) -> float:
         """Best estimate of how much of ``item_id`` the user has heard by ``now_ms``."""
@@ -720,7 +805,7 @@ class ClientProtocol:
         """Assistant items with audio that is queued, playing or still streaming in."""
         audible = []
         for item in self.items.values():
-            if item.flushed or item.audio_received_ms <= 0:
+            if item.flushed or item.audio_received_ms <= 0 or item.id in self._finished:
                 continue
             track = self._playback.get(item.id)
             known = track is not None and (track.reported_ms is not None or self.virtual_player)
@@ -841,6 +926,9 @@ class ClientProtocol:
         item_id = event.get("item_id")
         self.items.pop(item_id, None)
         self._playback.pop(item_id, None)
+        self._audio_order.pop(item_id, None)
+        self._finished.discard(item_id)
+        self._truncations_due.pop(item_id, None)
         return []
 
     def _on_item_truncated(self, event: dict[str, Any], now_ms: float) -> list[Action]:
@@ -917,23 +1005,33 @@ class ClientProtocol:
 
     # barge-in
 
-    def _barge_in(self, now_ms: float) -> list[Action]:
+    def interrupt(self, now_ms: float) -> list[Action]:
+        """Stop the assistant now (the user's Interrupt button): flush what is playing, truncate
+        it at the played position, and cancel the active response. Parts that do not apply
+        (nothing playing, no response active) are skipped; ``[]`` when nothing does."""
+        return self._barge_in(now_ms, cancel=True)
+
+    def _barge_in(self, now_ms: float, cancel: bool = False) -> list[Action]:
+        """Flush and truncate what is audible; cancel the active response when ``cancel`` or
+        the server will not (``interrupt_response=False``)."""
         actions: list[Action] = []
         for item in self._audible_items(now_ms):
-            # Whole ms, exactly what the truncate event carries and the server will confirm.
-            played = float(int(self.played_ms(item.id, now_ms)))
+            estimate = float(int(self.played_ms(item.id, now_ms)))
             item.flushed = True
-            item.played_ms = played
-            item.truncated_at_ms = played
+            item.played_ms = estimate
+            item.truncated_at_ms = estimate
             actions.append(FlushPlayback(item.id))
-            actions.append(Send(self.truncate(item.id, item.content_index, played)))
+            if self.live_player:
+                self._truncations_due[item.id] = estimate  # sent at playback_flushed / truncate_now
+            else:
+                actions.append(Send(self.truncate(item.id, item.content_index, estimate)))
             if item.response_id is not None:
                 self._interrupted_responses.add(item.response_id)
                 turn = self._turn_by_response.get(item.response_id)
                 if turn is not None:
                     turn.interrupted = True
                     if turn.truncated_at_ms is None:
-                        turn.truncated_at_ms = played
+                        turn.truncated_at_ms = estimate
         if actions:
             self._virtual_end_ms = now_ms  # the queue was dropped
         active = self.active_response_id
@@ -942,7 +1040,7 @@ class ClientProtocol:
             turn = self._turn_by_response.get(active)
             if turn is not None:
                 turn.interrupted = True
-            if not self.config.turn_detection.interrupt_response:
+            if cancel or not self.config.turn_detection.interrupt_response:
                 # The server keeps generating unless told: cancel it ourselves.
                 actions.append(Send(self.cancel_response()))
         return actions
@@ -1034,6 +1132,8 @@ class ClientProtocol:
         if item.flushed or response_id in self._interrupted_responses or not pcm16:
             return []
         self._last_audio_response = response_id
+        if item_id not in self._finished:
+            self._audio_order.setdefault(item_id)
         self._virtual_enqueue(item_id, length, now_ms)
         return [PlayAudio(item_id, response_id, content_index, pcm16)]
 
@@ -1263,12 +1363,13 @@ class ClientProtocol:
         return {
             "turns": len(self.turns),
             "interrupted_turns": sum(t.interrupted for t in self.turns),
-            "median_response_latency_ms": median([t.response_latency_ms for t in self.turns]),
-            "median_first_audio_latency_ms": median(
-                [t.first_audio_latency_ms for t in self.turns]),
-            "median_first_transcript_latency_ms": median(
-                [t.first_transcript_latency_ms for t in self.turns]),
-            "median_response_duration_ms": median([t.duration_ms for t in self.turns]),
+            # Named like the turns table's columns (rtvoice_widget.turns.LATENCY_COLUMNS).
+            "median_speech_to_response_ms": median([t.speech_to_response_ms for t in self.turns]),
+            "median_speech_to_first_audio_ms": median(
+                [t.speech_to_first_audio_ms for t in self.turns]),
+            "median_speech_to_first_text_ms": median(
+                [t.speech_to_first_text_ms for t in self.turns]),
+            "median_response_duration_ms": median([t.response_duration_ms for t in self.turns]),
             "audio_sent_ms": self.audio_sent_ms,
             "audio_received_ms": sum(i.audio_received_ms for i in assistant),
             "errors": len(self.errors),

@@ -148,6 +148,12 @@ class RealtimeSession:
     once reached); tokens and cost show in :meth:`metrics` and on each turn
     (``session.protocol.turns``).
 
+    Player: ``live_player=True`` when a real player (the widget's browser) plays the audio and
+    answers each flush with ``playback_progress(item_id, ms, flushed=True)``; a barge-in's
+    truncation then waits for that exact position, at most ``flush_timeout`` seconds (then the
+    estimate goes out, so a dead player never blocks it). Headless (default): the truncation
+    goes out at once, at the estimate.
+
     Use ``with RealtimeSession(...) as s:`` (or ``async with`` from asyncio code), or call
     :meth:`connect` and :meth:`close` yourself.
     """
@@ -174,6 +180,8 @@ class RealtimeSession:
         replay_chars: int = 4000,
         prices: dict[str, float] | None = None,
         max_cost_usd: float | None = None,
+        live_player: bool = False,
+        flush_timeout: float = 0.3,
     ) -> None:
         if config is None:
             config = SessionConfig() if model is None else SessionConfig(model=model)
@@ -183,7 +191,8 @@ class RealtimeSession:
             config = config.replace(model=model)
         for name, value in (("reconnect_delay", reconnect_delay),
                             ("max_reconnect_delay", max_reconnect_delay),
-                            ("connect_timeout", connect_timeout)):
+                            ("connect_timeout", connect_timeout),
+                            ("flush_timeout", flush_timeout)):
             _check_seconds(name, value)
         _check_int("max_reconnect_attempts", max_reconnect_attempts, minimum=0)
         _check_int("max_frame_bytes", max_frame_bytes, minimum=2**16)
@@ -202,7 +211,9 @@ class RealtimeSession:
             self.tools.add(fn)
         config = self._with_registry_tools(config)
         self.config: SessionConfig = config
-        self.protocol = ClientProtocol(config, prices=prices, max_cost_usd=max_cost_usd)
+        self.protocol = ClientProtocol(config, prices=prices, max_cost_usd=max_cost_usd,
+                                       live_player=live_player)
+        self.flush_timeout = float(flush_timeout)
         self.events = EventLog(max_events=max_events)
         self.recording = Recorder(SAMPLE_RATE)
         self.endpoint: Endpoint | None = None
@@ -225,9 +236,12 @@ class RealtimeSession:
         self._closed_reason: str | None = None
         # Outgoing (event, pcm16 or None); owned by the loop thread.
         self._outbox: deque[tuple[dict, bytes | None]] = deque()
+        # Capture times (session ms) of queued appends that have one, keyed by id(event); the
+        # entry holds the event too, so that id cannot be reused while it waits.
+        self._captured: dict[int, tuple[dict, float]] = {}
         # Audio handed over by send_audio (any thread) and one pending wakeup of the loop for it:
         # frames that pile up while the loop is busy cost one wakeup, not one each.
-        self._audio_in: deque[bytes] = deque()
+        self._audio_in: deque[tuple[bytes, float | None]] = deque()
         self._audio_wakeup_pending = False
         self._outbox_ready: asyncio.Event | None = None
         # Set by the current connection's session.created; the writer waits for it (renewal).
@@ -334,8 +348,13 @@ class RealtimeSession:
 
     # -- sending (any thread) ---------------------------------------------------------------
 
-    def send_audio(self, audio: Any, sample_rate: int = SAMPLE_RATE) -> float:
+    def send_audio(self, audio: Any, sample_rate: int = SAMPLE_RATE, *,
+                   captured_ms: float | None = None) -> float:
         """Append user audio to the server's input buffer; return its duration in ms.
+
+        ``captured_ms``: when the audio's first sample was captured, on the session clock
+        (:meth:`now_ms`). The recording places the audio there and the log row of its append
+        carries it as ``captured_ms``; without it, both use the time the append was sent.
 
         ``audio`` is mono int16 bytes or a numpy int16/float32/float64 array (mono or
         ``(n, 2)`` stereo) at ``sample_rate``, resampled to 24 kHz with soxr
@@ -346,10 +365,14 @@ class RealtimeSession:
         """
         if self._closing or self._loop is None:
             self._require_open()  # raises with the reason
+        if captured_ms is not None and (
+                isinstance(captured_ms, bool) or not isinstance(captured_ms, (int, float, np.number))
+                or not math.isfinite(captured_ms)):
+            raise ValueError(f"captured_ms must be a finite number of ms on the session clock, got {captured_ms!r}")
         pcm16 = to_pcm16(audio, sample_rate)
         # deque.append is atomic; the flag may be stale, which costs at most a spare wakeup
         # (it is cleared on the loop *before* the deque is drained, so no frame is stranded).
-        self._audio_in.append(pcm16)
+        self._audio_in.append((pcm16, None if captured_ms is None else float(captured_ms)))
         if not self._audio_wakeup_pending:
             self._audio_wakeup_pending = True
             self._call_soon(self._take_audio)
@@ -415,15 +438,44 @@ class RealtimeSession:
         self.update()
         return fn
 
-    def playback_progress(self, item_id: str, played_ms: float) -> None:
-        """Report how much of ``item_id`` the player really played (for barge-in truncation)."""
+    def playback_progress(self, item_id: str, played_ms: float, *, flushed: bool = False) -> None:
+        """Report how much of ``item_id`` the player really played (for barge-in truncation).
+
+        ``flushed=True``: the player's final position after a flush; with ``live_player`` it
+        sends the truncation that waited for it.
+        """
         if not isinstance(item_id, str) or not item_id:
             raise ValueError(f"item_id must be a non-empty string, got {item_id!r}")
         if isinstance(played_ms, bool) or not isinstance(played_ms, (int, float, np.number)) \
                 or not math.isfinite(played_ms) or played_ms < 0:
             raise ValueError(f"played_ms must be a finite number >= 0, got {played_ms!r}")
         self._require_open()
-        self._call_soon(self._report_progress, item_id, float(played_ms))
+        self._call_soon(self._report_progress, item_id, float(played_ms), bool(flushed))
+
+    def interrupt(self) -> None:
+        """Stop the assistant now: flush its playback, truncate what was heard at the played
+        position and cancel the active response; parts that do not apply are skipped.
+
+        The widget's Interrupt button calls this. Returns once the events are queued.
+        """
+        self._require_open()
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                now = self.now_ms()
+                for action in self.protocol.interrupt(now):
+                    self._perform(action, now)
+            except BaseException as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+        if threading.current_thread() is self._thread:
+            run()
+        else:
+            self._call_soon(run)
+        done.result(timeout=30)
 
     # -- callbacks --------------------------------------------------------------------------
 
@@ -713,10 +765,16 @@ class RealtimeSession:
         t_ms = self.now_ms()
         self._counters["frames_sent"] += 1
         self._counters["bytes_sent"] += len(text)
-        self.events.append("client", event, t_ms)
+        captured = self._captured.pop(id(event), None) if self._captured else None
+        captured_ms = captured[1] if captured is not None else None
+        if captured_ms is None:
+            self.events.append("client", event, t_ms)
+        else:
+            # Logged as sent (the log stays in send order), with when it was captured.
+            self.events.append("client", {**event, "captured_ms": captured_ms}, t_ms)
         if pcm16 is not None:
             self._counters["audio_sent_ms"] += len(pcm16) / _BYTES_PER_MS
-            self.recording.add_user(pcm16, t_ms)
+            self.recording.add_user(pcm16, t_ms if captured_ms is None else max(0.0, min(captured_ms, t_ms)))
         elif event.get("type") == "conversation.item.truncate":
             self.recording.truncate(event["item_id"], event["audio_end_ms"])
 
@@ -817,6 +875,10 @@ class RealtimeSession:
             self._local("playback.flushed", item_id=action.item_id)
             for hook in list(self._flush_hooks):
                 self._call_hook("flush", hook, action.item_id)
+            if action.item_id in self.protocol.truncations_due:
+                # The player's final position normally comes first; this is for one that never
+                # answers (no browser open, a dead page).
+                asyncio.get_running_loop().call_later(self.flush_timeout, self._truncate_overdue, action.item_id)
         elif isinstance(action, RunTool):
             self._start_tool(action)
         elif isinstance(action, CostCapReached):
@@ -866,13 +928,13 @@ class RealtimeSession:
         # One append per send_audio call (callers and tests see their frames 1:1 on the wire),
         # however many piled up for this wakeup; only a call over 1 s is split.
         while pending:
-            pcm16 = pending.popleft()
-            if len(pcm16) <= _MAX_APPEND_BYTES:
-                self._outbox.append((self.protocol.append_audio(pcm16), pcm16))
-                continue
+            pcm16, captured_ms = pending.popleft()
             for start in range(0, len(pcm16), _MAX_APPEND_BYTES):
-                chunk = pcm16[start : start + _MAX_APPEND_BYTES]
-                self._outbox.append((self.protocol.append_audio(chunk), chunk))
+                chunk = pcm16 if len(pcm16) <= _MAX_APPEND_BYTES else pcm16[start : start + _MAX_APPEND_BYTES]
+                event = self.protocol.append_audio(chunk)
+                if captured_ms is not None:
+                    self._captured[id(event)] = (event, captured_ms + start / _BYTES_PER_MS)
+                self._outbox.append((event, chunk))
         assert self._outbox_ready is not None
         self._outbox_ready.set()
 
@@ -881,13 +943,22 @@ class RealtimeSession:
         assert self._outbox_ready is not None
         self._outbox_ready.set()
 
-    def _report_progress(self, item_id: str, played_ms: float) -> None:
+    def _report_progress(self, item_id: str, played_ms: float, flushed: bool = False) -> None:
         try:
-            actions = self.protocol.playback_progress(item_id, played_ms, self.now_ms())
+            if flushed:
+                actions = self.protocol.playback_flushed(item_id, played_ms, self.now_ms())
+            else:
+                actions = self.protocol.playback_progress(item_id, played_ms, self.now_ms())
         except Exception as exc:
             self._protocol_error(f"playback_progress({item_id!r}, {played_ms}) failed: {type(exc).__name__}: {exc}")
             return
         for action in actions or ():
+            self._perform(action, self.now_ms())
+
+    def _truncate_overdue(self, item_id: str) -> None:
+        if self._closing:
+            return
+        for action in self.protocol.truncate_now(item_id):
             self._perform(action, self.now_ms())
 
     def _local(self, type: str, text: str | None = None, **fields: Any) -> None:

@@ -6,11 +6,16 @@ RealtimeSession`; it never builds Realtime protocol JSON and never sees the sock
 Browser -> kernel custom messages (``on_msg``, kernel main thread):
 
 - ``{"type": "audio", "seq", "t"}`` + one buffer: 20 ms of 24 kHz mono PCM16; ``t`` is the capture
-  time on the page clock (ms since the epoch). Forwarded with ``session.send_audio``. Frames that
+  time on the page clock (ms since the epoch). Forwarded with ``session.send_audio``, with the
+  capture time mapped to the session clock (``captured_ms``). Frames that
   arrive late as a burst (the kernel was busy running a cell, see :class:`StaleFrameFilter`) are
   dropped, counted and logged as one ``mic.stale_dropped`` event: replaying seconds-old speech
   would start a turn nobody is waiting for.
-- ``{"type": "played", "item_id", "ms"}``: what the player really rendered (for truncation).
+- ``{"type": "played", "item_id", "ms", "flushed"}``: what the player really rendered (for
+  truncation); ``flushed: true`` marks its final position after a flush, which the truncation
+  of a barge-in waits for (the session has ``live_player=True``). Also ``t`` (page clock, ms
+  since the epoch) and ``output_latency_ms`` / ``base_latency_ms`` of the AudioContext, for
+  benchmarks and debugging.
 - ``{"type": "mic", "state", "detail"}``: mic started / denied / no device / ...; logged as
   ``mic.<state>``.
 - ``{"type": "text", "text"}``: a typed user message.
@@ -252,6 +257,8 @@ class VoiceChat(anywidget.AnyWidget):
         config = SessionConfig(
             **{k: v for k, v in (("model", model), ("instructions", instructions), ("voice", voice)) if v is not None}
         )
+        # The browser's player answers each flush with its final position: truncate there.
+        session_options.setdefault("live_player", True)
         self._session_args = dict(url=url, backend=backend, api_key=api_key, **session_options)
         self._tools: list[Callable[..., Any]] = list(tools or ())
         self._config = config
@@ -484,7 +491,8 @@ class VoiceChat(anywidget.AnyWidget):
             if kind == "audio":
                 self._on_mic_frame(content, buffers)
             elif kind == "played":
-                self._session.playback_progress(content.get("item_id"), content.get("ms"))
+                self._session.playback_progress(content.get("item_id"), content.get("ms"),
+                                                flushed=content.get("flushed") is True)
             elif kind == "mic":
                 state = str(content.get("state", "unknown"))
                 self._local(f"mic.{state}", text=content.get("detail") or None)
@@ -507,10 +515,13 @@ class VoiceChat(anywidget.AnyWidget):
         pcm = bytes(buffers[0])
         capture_ms = content.get("t")
         rebased = self._stale.rebased
-        if isinstance(capture_ms, (int, float)) and math.isfinite(capture_ms) \
-                and self._stale.is_stale(float(capture_ms), time.time() * 1000):
-            self._stale_burst += len(pcm) / _PCM_BYTES_PER_MS
-            return
+        captured_ms = None
+        if isinstance(capture_ms, (int, float)) and not isinstance(capture_ms, bool) and math.isfinite(capture_ms):
+            received_ms = time.time() * 1000
+            if self._stale.is_stale(float(capture_ms), received_ms):
+                self._stale_burst += len(pcm) / _PCM_BYTES_PER_MS
+                return
+            captured_ms = self._captured_on_session_clock(float(capture_ms), received_ms, len(pcm))
         if self._stale.rebased != rebased:
             self._local("mic.delay_adopted", text="mic audio keeps arriving late: accepting the longer "
                         "delay instead of dropping it", transit_ms=self._stale.baseline)
@@ -519,7 +530,18 @@ class VoiceChat(anywidget.AnyWidget):
                         "arrived late (the kernel was busy)", dropped_ms=self._stale_burst)
             self._stale_burst = 0
         self._frames_in += 1
-        self._session.send_audio(pcm)
+        self._session.send_audio(pcm, captured_ms=captured_ms)
+
+    def _captured_on_session_clock(self, capture_ms: float, received_ms: float, nbytes: int) -> float:
+        """When a frame's first sample was captured, on the session clock.
+
+        ``t`` is the frame's end on the page clock. As in :class:`StaleFrameFilter`, the fastest
+        transit seen counts as zero: a frame that took longer than that was captured that much
+        before it arrived.
+        """
+        assert self._stale.baseline is not None  # set by is_stale() just before
+        extra_transit = (received_ms - capture_ms) - self._stale.baseline
+        return self._session.now_ms() - extra_transit - nbytes / _PCM_BYTES_PER_MS
 
     def _on_control(self, action: Any) -> None:
         if action == "connect":
@@ -529,7 +551,8 @@ class VoiceChat(anywidget.AnyWidget):
         elif action == "hello":
             self._send_history()
         elif action == "interrupt":
-            self._session.cancel()
+            self._session.interrupt()
+            # Also whatever the browser still plays that the kernel does not count as audible.
             self.send({"type": "flush", "item_id": None})
         elif action == "ptt_start":
             self._session.clear_audio()
@@ -625,10 +648,10 @@ class VoiceChat(anywidget.AnyWidget):
     def _stats(self) -> dict[str, Any]:
         m = self._session.metrics()
         turns = list(self._session.protocol.turns)
-        latencies = [t.first_audio_latency_ms for t in turns if t.first_audio_latency_ms is not None]
+        latencies = [t.speech_to_first_audio_ms for t in turns if t.speech_to_first_audio_ms is not None]
         return {
             "latency_last_ms": latencies[-1] if latencies else None,
-            "latency_median_ms": m.get("median_first_audio_latency_ms"),
+            "latency_median_ms": m.get("median_speech_to_first_audio_ms"),
             "turns": m.get("turns", 0),
             "interruptions": m.get("interrupted_turns", 0),
             "audio_in_s": round(m.get("audio_sent_ms", 0.0) / 1000, 2),

@@ -124,10 +124,18 @@ def test_to_pcm16_rejects_bad_input_clearly(value, error, message):
 
 
 @pytest.mark.parametrize("rate, error", [(0, ValueError), (-16000, ValueError), (16000.5, ValueError),
-                                         ("16k", TypeError), (None, TypeError), (float("nan"), ValueError)])
+                                         ("16k", TypeError), (None, TypeError), (float("nan"), ValueError),
+                                         (True, TypeError), (np.int64(-5), ValueError)])
 def test_to_pcm16_rejects_bad_rates(rate, error):
     with pytest.raises(error, match="sample_rate"):
         to_pcm16(np.zeros(10, dtype=np.float32), sample_rate=rate)
+
+
+@pytest.mark.parametrize("rate", [24000, np.int32(24000), 24000.0, np.float64(24000.0)])
+def test_every_kind_of_whole_rate_is_accepted_alike(rate):
+    # Plain ints take the fast path (every mic frame); numpy and float rates the full check.
+    x = (np.sin(np.arange(480) / 7.0) * 0.5).astype(np.float32)
+    assert to_pcm16(x, sample_rate=rate) == to_pcm16(x, sample_rate=24000)
 
 
 def test_other_helpers_reject_wrong_dtypes():

@@ -665,6 +665,144 @@ def test_reported_items_that_finished_are_not_truncated(server: Server) -> None:
     assert [a.item_id for a in actions if isinstance(a, FlushPlayback)] == ["asst_3"]
 
 
+def test_progress_on_a_later_reply_means_the_earlier_one_finished(server: Server) -> None:
+    # The earlier reply's own progress was never reported; the virtual player alone would think
+    # it still plays (at 505 of 800 ms) and truncate it too.
+    proto = ClientProtocol()
+    start_reply(proto, server, "resp_1", "asst_1", 0)
+    proto.receive(server.audio_delta("resp_1", "asst_1", 800), 0)
+    proto.receive(server.response_done("resp_1"), 10)
+    start_reply(proto, server, "resp_2", "asst_2", 100)
+    proto.receive(server.audio_delta("resp_2", "asst_2", 1000), 100)
+    proto.playback_progress("asst_2", 200, now_ms=400)
+
+    actions = proto.receive(server.speech_started("user_3"), 505)
+
+    assert [a.item_id for a in actions if isinstance(a, FlushPlayback)] == ["asst_2"]
+    assert [(e["item_id"], e["audio_end_ms"]) for e in sent(actions)] == [("asst_2", 305)]
+    assert proto.items["asst_1"].played_ms == 800 and proto.items["asst_1"].truncated_at_ms is None
+    assert proto.played_ms("asst_1", 505) == 800
+    assert [t.interrupted for t in proto.turns] == [False, True]
+
+
+def test_progress_on_an_earlier_reply_says_nothing_about_a_later_one(server: Server) -> None:
+    proto = ClientProtocol()
+    start_reply(proto, server, "resp_1", "asst_1", 0)
+    proto.receive(server.audio_delta("resp_1", "asst_1", 800), 0)
+    proto.receive(server.response_done("resp_1"), 10)
+    start_reply(proto, server, "resp_2", "asst_2", 100)
+    proto.receive(server.audio_delta("resp_2", "asst_2", 1000), 100)
+    proto.playback_progress("asst_1", 300, now_ms=300)
+    actions = proto.receive(server.speech_started("user_3"), 400)
+    assert [(e["item_id"], e["audio_end_ms"]) for e in sent(actions)] == [
+        ("asst_1", 400), ("asst_2", 0)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.integers(20, 3000), min_size=2, max_size=4),
+       reported=st.data(), barge_at=st.integers(0, 8000))
+def test_items_before_a_reported_one_are_never_truncated(lengths: list[int], reported: Any,
+                                                         barge_at: int) -> None:
+    srv, proto = Server(), ClientProtocol()
+    for i, length in enumerate(lengths):
+        start_reply(proto, srv, f"resp_{i}", f"asst_{i}", i * 10)
+        proto.receive(srv.audio_delta(f"resp_{i}", f"asst_{i}", length), i * 10)
+        proto.receive(srv.response_done(f"resp_{i}"), i * 10 + 5)
+    k = reported.draw(st.integers(1, len(lengths) - 1))
+    proto.playback_progress(f"asst_{k}", reported.draw(st.integers(1, lengths[k])), now_ms=100)
+    actions = proto.receive(srv.speech_started("user_x"), 100 + barge_at)
+    flushed = [int(a.item_id.split("_")[1]) for a in actions if isinstance(a, FlushPlayback)]
+    assert all(index >= k for index in flushed)
+    for event in sent(actions):
+        assert event["audio_end_ms"] <= lengths[int(event["item_id"].split("_")[1])]
+
+
+def live_barge_in(server: Server, **options: Any) -> tuple[ClientProtocol, list[Any]]:
+    """A live-player protocol interrupted at 600 ms into 1 s of reply audio (report: 500 at 500)."""
+    proto = ClientProtocol(live_player=True, **options)
+    start_reply(proto, server, "resp_1", "asst_1", 0)
+    proto.receive(server.audio_delta("resp_1", "asst_1", 1000), 0)
+    proto.playback_progress("asst_1", 500, now_ms=500)
+    return proto, proto.receive(server.speech_started("user_2"), 600)
+
+
+def test_live_player_holds_the_truncation_for_the_final_position(server: Server) -> None:
+    proto, actions = live_barge_in(server)
+    assert actions == [FlushPlayback("asst_1")]  # the server cancels by itself
+    assert proto.truncations_due == ["asst_1"]
+    # The player kept playing until the flush reached it: 680 ms, not the 600 estimated.
+    assert proto.playback_flushed("asst_2_unknown", 1, 700) == []
+    (truncate,) = sent(proto.playback_flushed("asst_1", 680.7, now_ms=700))
+    assert (truncate["item_id"], truncate["audio_end_ms"]) == ("asst_1", 680)
+    assert proto.items["asst_1"].truncated_at_ms == 680 and proto.turns[0].truncated_at_ms == 680
+    assert proto.truncations_due == []
+    assert proto.playback_flushed("asst_1", 690, now_ms=710) == []  # sent once
+    assert proto.truncate_now() == []
+
+
+def test_live_player_final_position_is_clamped_to_received(server: Server) -> None:
+    proto, _ = live_barge_in(server)
+    (truncate,) = sent(proto.playback_flushed("asst_1", 5000, now_ms=700))
+    assert truncate["audio_end_ms"] == 1000
+
+
+def test_live_player_that_never_answers_gets_the_estimate(server: Server) -> None:
+    proto, _ = live_barge_in(server)
+    (truncate,) = sent(proto.truncate_now("asst_1"))
+    assert (truncate["item_id"], truncate["audio_end_ms"]) == ("asst_1", 600)
+    assert proto.truncate_now() == [] and proto.playback_flushed("asst_1", 650, 900) == []
+
+
+def test_live_player_never_holds_the_cancel(server: Server) -> None:
+    config = SessionConfig(turn_detection=TurnDetection(interrupt_response=False))
+    proto, actions = live_barge_in(server, config=config)
+    assert actions[0] == FlushPlayback("asst_1")
+    assert [e["type"] for e in sent(actions)] == ["response.cancel"]
+
+
+def test_interrupt_flushes_truncates_and_cancels(server: Server) -> None:
+    proto = ClientProtocol()  # interrupt_response=True: still cancelled, no speech told the server
+    start_reply(proto, server, "resp_1", "asst_1", 0)
+    proto.receive(server.audio_delta("resp_1", "asst_1", 1000), 0)
+    actions = proto.interrupt(now_ms=250)
+    assert actions[0] == FlushPlayback("asst_1")
+    assert [(e["type"], e.get("audio_end_ms")) for e in sent(actions)] == [
+        ("conversation.item.truncate", 250), ("response.cancel", None)]
+    assert proto.turns[0].interrupted
+    assert proto.receive(server.audio_delta("resp_1", "asst_1", 200), 260) == []  # not played
+    proto.receive(server.response_done("resp_1", status="cancelled"), 270)
+    assert proto.interrupt(now_ms=300) == []  # nothing playing, nothing active
+
+
+def test_interrupt_while_thinking_only_cancels(server: Server) -> None:
+    proto = ClientProtocol()
+    start_reply(proto, server, "resp_1", "asst_1", 0)
+    assert [e["type"] for e in sent(proto.interrupt(now_ms=50))] == ["response.cancel"]
+
+
+def test_interrupt_on_the_playing_tail_does_not_cancel(server: Server) -> None:
+    proto = ClientProtocol()
+    start_reply(proto, server, "resp_1", "asst_1", 0)
+    proto.receive(server.audio_delta("resp_1", "asst_1", 1000), 0)
+    proto.receive(server.response_done("resp_1"), 10)
+    actions = proto.interrupt(now_ms=400)
+    assert [(e["type"], e.get("audio_end_ms")) for e in sent(actions)] == [
+        ("conversation.item.truncate", 400)]
+
+
+def test_turn_latencies_use_the_turns_table_names(server: Server) -> None:
+    from rtvoice_widget.turns import LATENCY_COLUMNS
+
+    proto = ClientProtocol()
+    voice_turn(server, proto)
+    turn, row = proto.turns[0], proto.turns[0].to_dict()
+    for name in LATENCY_COLUMNS:
+        assert getattr(turn, name) is not None and row[name] == getattr(turn, name)
+    metrics = proto.metrics()
+    for name in LATENCY_COLUMNS:
+        assert metrics[f"median_{name}"] == getattr(turn, name)
+
+
 def test_barge_in_skips_items_without_audio(server: Server) -> None:
     proto = ClientProtocol()
     start_reply(proto, server, "resp_1", "asst_1", 0)  # thinking: no audio yet
@@ -912,7 +1050,7 @@ def test_metrics_summarise_turns(server: Server) -> None:
     proto.append_audio(pcm(100))
     metrics = proto.metrics()
     assert metrics["turns"] == 1 and metrics["interrupted_turns"] == 0
-    assert metrics["median_first_audio_latency_ms"] == 300
+    assert metrics["median_speech_to_first_audio_ms"] == 300
     assert metrics["audio_received_ms"] == pytest.approx(500)
     assert metrics["audio_sent_ms"] == pytest.approx(100)
     assert metrics["total_tokens"] == 30

@@ -30,6 +30,7 @@ from scripted_server import (
     error_event,
     function_call_turn,
     pcm16_tone,
+    speech_started,
     truncated,
     voice_turn,
 )
@@ -284,6 +285,124 @@ def test_barge_in_without_server_interrupt_sends_cancel(server, open_session):
     s.wait_for("response.cancel", timeout=5)  # logged by the client once written
     types = log_types(s, "client")
     assert types.index("conversation.item.truncate") < types.index("response.cancel")
+
+
+def _stream_reply(server: ScriptedServer, s: RealtimeSession, item_id: str, response_id: str, ms: int) -> None:
+    server.play(assistant_response_start(response_id, item_id)
+                + assistant_audio_reply(response_id, item_id, "A long story", pcm16_tone(ms)))
+    deadline = time.monotonic() + 10
+    while s.protocol.items.get(item_id) is None or s.protocol.items[item_id].audio_received_ms < ms:
+        assert time.monotonic() < deadline, "reply audio did not arrive"
+        time.sleep(0.01)
+
+
+def test_live_player_truncates_at_its_final_flushed_position(server, open_session):
+    # A long flush_timeout: the truncation must wait for the player's report, not the timer.
+    s = open_session(live_player=True, flush_timeout=30)
+    _stream_reply(server, s, "item_lp", "resp_lp", 3000)
+    s.playback_progress("item_lp", 400)
+    after = s.last_seq
+    server.play([speech_started("item_user_lp")])
+    s.wait_for("playback.flushed", after=after, timeout=10)
+    assert server.client_events("conversation.item.truncate") == []
+    assert s.protocol.truncations_due == ["item_lp"]
+    # The player kept playing until the flush reached it.
+    s.playback_progress("item_lp", 1234.5, flushed=True)
+    (truncate,) = server.wait_for("conversation.item.truncate")
+    assert (truncate["item_id"], truncate["audio_end_ms"]) == ("item_lp", 1234)
+    s.wait_for("conversation.item.truncate", timeout=5)  # logged once written
+    # The recording cuts the assistant track where the player stopped.
+    assert s.protocol.items["item_lp"].truncated_at_ms == 1234
+    assert server.client_events("response.cancel") == []  # the server cancels by itself
+
+
+def test_live_player_that_never_reports_gets_the_estimate_after_the_timeout(server, open_session):
+    s = open_session(live_player=True, flush_timeout=0.05)
+    _stream_reply(server, s, "item_dead", "resp_dead", 3000)
+    s.playback_progress("item_dead", 400)
+    server.play([speech_started("item_user_dead")])
+    (truncate,) = server.wait_for("conversation.item.truncate")
+    assert truncate["item_id"] == "item_dead" and 400 <= truncate["audio_end_ms"] <= 3000
+    assert s.protocol.truncations_due == []
+    s.playback_progress("item_dead", 2000, flushed=True)  # too late: changes nothing
+    s.wait_for("conversation.item.truncate", timeout=5)
+    assert len(server.client_events("conversation.item.truncate")) == 1
+
+
+def test_live_player_cancel_is_not_held(server, open_session):
+    s = open_session(live_player=True, flush_timeout=30,
+                     config=SessionConfig(turn_detection=TurnDetection(interrupt_response=False)))
+    server.play(assistant_response_start("resp_cx", "item_cx")
+                + audio_deltas("resp_cx", "item_cx", pcm16_tone(2000)))
+    deadline = time.monotonic() + 10
+    while s.protocol.items.get("item_cx") is None or s.protocol.items["item_cx"].audio_received_ms < 2000:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    server.play([speech_started("item_user_cx")])
+    server.wait_for("response.cancel")
+    assert server.client_events("conversation.item.truncate") == []
+    s.playback_progress("item_cx", 700, flushed=True)
+    assert server.wait_for("conversation.item.truncate")[0]["audio_end_ms"] == 700
+
+
+def test_interrupt_flushes_truncates_and_cancels(server, open_session):
+    s = open_session()
+    flushed: list[str] = []
+    s.on("flush", flushed.append)
+    server.play(assistant_response_start("resp_int", "item_int")
+                + audio_deltas("resp_int", "item_int", pcm16_tone(2000)))
+    deadline = time.monotonic() + 10
+    while s.protocol.items.get("item_int") is None or s.protocol.items["item_int"].audio_received_ms < 2000:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    s.playback_progress("item_int", 300)
+    s.interrupt()
+    assert flushed == ["item_int"]
+    (truncate,) = server.wait_for("conversation.item.truncate")
+    assert truncate["item_id"] == "item_int" and 300 <= truncate["audio_end_ms"] <= 2000
+    server.wait_for("response.cancel")
+    assert s.protocol.turns[-1].interrupted
+    s.interrupt()  # nothing playing any more, response still active on the server: cancel only
+    assert len(server.wait_for("response.cancel", count=2)) == 2
+    assert len(server.client_events("conversation.item.truncate")) == 1
+
+
+def test_interrupt_with_nothing_going_on_sends_nothing(server, open_session):
+    s = open_session()
+    before = len(server.client_events())
+    s.interrupt()
+    s.commit()  # a marker: anything interrupt() queued would go out before it
+    server.wait_for("input_audio_buffer.commit")
+    assert [e["type"] for e in server.client_events()[before:]] == ["input_audio_buffer.commit"]
+
+
+def test_send_audio_places_user_audio_at_its_capture_time(server, open_session):
+    s = open_session()
+    tone = pcm16_tone(100)
+    time.sleep(max(0.0, 1.5 - s.now_ms() / 1000))  # a session clock past 1 s
+    captured = s.now_ms() - 1000  # captured a second ago (e.g. it waited behind a busy kernel)
+    s.send_audio(tone, captured_ms=captured)
+    s.send_audio(tone)
+    server.wait_for("input_audio_buffer.append", count=2)
+    appends = s.events.filter(type="input_audio_buffer.append").to_dict("records")
+    while len(appends) < 2:
+        time.sleep(0.01)
+        appends = s.events.filter(type="input_audio_buffer.append").to_dict("records")
+    assert appends[0]["payload"]["captured_ms"] == captured
+    assert "captured_ms" not in appends[1]["payload"]
+    user = s.recording.user
+    first = int(np.flatnonzero(np.abs(user) > 0)[0])
+    assert first == pytest.approx(captured * 24, abs=24)  # where it was captured, not sent
+    # The wire never carries the capture time.
+    assert all("captured_ms" not in e for e in server.client_events("input_audio_buffer.append"))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "10", True])
+def test_send_audio_refuses_a_bad_capture_time(open_session, bad):
+    s = open_session()
+    with pytest.raises(ValueError, match="captured_ms"):
+        s.send_audio(pcm16_tone(20), captured_ms=bad)
+    assert s.metrics()["audio_sent_ms"] == 0
 
 
 # -- tools ---------------------------------------------------------------------------------------

@@ -138,7 +138,8 @@ def test_assistant_audio_goes_to_the_browser_as_binary_buffers(chat, server, rec
 def test_barge_in_flushes_the_browser_and_truncates_at_played_ms(chat, server, rec):
     item, resp = "item_asst_bargein", "resp_bargein"
     server.play(assistant_response_start(resp, item) + assistant_audio_reply(resp, item, "A long story", pcm16_tone(3000)))
-    wait_until(lambda: rec.custom("audio"), message="audio at the browser")
+    # All of it first: a report is clamped to the audio received so far.
+    wait_until(lambda: sum(len(b[0]) for _, b in rec.custom("audio")) >= 3000 * 48, message="audio at the browser")
     # The player reports what it really played so far.
     rec.browser_send(chat, {"type": "played", "item_id": item, "ms": 400.0})
     wait_until(lambda: chat.session.protocol.items[item].played_ms == 400.0, message="played ms reached protocol")
@@ -161,6 +162,64 @@ def test_interrupt_button_cancels_and_flushes(chat, server, rec):
     rec.browser_send(chat, {"type": "control", "action": "interrupt"})
     server.wait_for("response.cancel")
     assert rec.custom("flush")
+
+
+def test_barge_in_truncates_where_the_browser_stopped_playing(server, rec):
+    # flush_timeout long: the truncate must come from the browser's report, not the fallback.
+    chat = VoiceChat(url=server.url, api_key=SECRET, headphones=True, flush_timeout=30)
+    try:
+        chat.connect(timeout=10)
+        item, resp = "item_asst_exact", "resp_exact"
+        server.play(assistant_response_start(resp, item)
+                    + assistant_audio_reply(resp, item, "A long story", pcm16_tone(3000)))
+        # All of it first: a report is clamped to the audio received so far.
+        wait_until(lambda: sum(len(b[0]) for _, b in rec.custom("audio")) >= 3000 * 48, message="audio at the browser")
+        rec.browser_send(chat, {"type": "played", "item_id": item, "ms": 400.0})
+        wait_until(lambda: chat.session.protocol.items[item].played_ms == 400.0, message="progress")
+        server.play([speech_started("item_user_exact", 0)])
+        assert wait_until(lambda: rec.custom("flush"), message="flush")[0][0] == {"type": "flush", "item_id": item}
+        assert server.client_events("conversation.item.truncate") == []
+        # What the worklet answers to the flush (widget.js adds t and the latencies).
+        rec.browser_send(chat, {"type": "played", "item_id": item, "ms": 912.5, "flushed": True,
+                                "t": time.time() * 1000, "output_latency_ms": 20.0, "base_latency_ms": 5.3})
+        (truncate,) = server.wait_for("conversation.item.truncate")
+        assert (truncate["item_id"], truncate["audio_end_ms"]) == (item, 912)
+        assert server.assert_client_events_valid() > 0
+    finally:
+        chat.close()
+
+
+def test_interrupt_button_truncates_at_the_browser_position_and_cancels(server, rec):
+    chat = VoiceChat(url=server.url, api_key=SECRET, flush_timeout=30)
+    try:
+        chat.connect(timeout=10)
+        item, resp = "item_asst_button", "resp_button"
+        server.play(assistant_response_start(resp, item)
+                    + assistant_audio_reply(resp, item, "Hello", pcm16_tone(2000)))
+        wait_until(lambda: chat.session.protocol.items.get(item) is not None
+                   and chat.session.protocol.items[item].audio_received_ms >= 2000, message="audio")
+        rec.browser_send(chat, {"type": "control", "action": "interrupt"})
+        server.wait_for("response.cancel")  # at once, not after the browser's report
+        flushes = [c for c, _ in rec.custom("flush")]
+        assert flushes[0] == {"type": "flush", "item_id": item}
+        rec.browser_send(chat, {"type": "played", "item_id": item, "ms": 640.0, "flushed": True})
+        (truncate,) = server.wait_for("conversation.item.truncate")
+        assert (truncate["item_id"], truncate["audio_end_ms"]) == (item, 640)
+        assert server.assert_client_events_valid() > 0
+    finally:
+        chat.close()
+
+
+def test_mic_frames_are_placed_at_their_capture_time(chat, server, rec):
+    now = time.time() * 1000
+    # Frame 0 arrives as fast as frames ever do; frame 1 was captured 300 ms before it arrived.
+    rec.browser_send(chat, {"type": "audio", "seq": 0, "t": now}, [frame(0)])
+    rec.browser_send(chat, {"type": "audio", "seq": 1, "t": time.time() * 1000 - 300}, [frame(1)])
+    wait_until(lambda: len(chat.events.filter(type="input_audio_buffer.append")) >= 2, message="appends")
+    first, second = chat.events.filter(type="input_audio_buffer.append")["payload"].tolist()[:2]
+    # Same clocks on both ends of the subtraction: only the 300 ms extra transit remains.
+    assert first["captured_ms"] - second["captured_ms"] == pytest.approx(300, abs=5)
+    assert all("captured_ms" not in e for e in server.client_events("input_audio_buffer.append"))
 
 
 # -- events, transcript, stats ----------------------------------------------------------------

@@ -12,7 +12,9 @@
  *   until it has waited that long, whichever comes first, so a short last chunk still plays.
  * - Each item starts with a `fadeMs` linear fade-in (no click on the first sample).
  * - `flush()` stops at once: everything queued is dropped except a `fadeMs` fade-out of what is
- *   playing now, and it returns the played ms of every item it touched.
+ *   playing now, and it returns the played ms of every item it touched: those queued, and the
+ *   item played last even when its queue had run dry (more of it may have been on the way, and
+ *   the kernel waits for this final position to truncate it).
  * - `played(itemId)` is exact: samples written to the output for that item, in ms.
  */
 export class PlaybackQueue {
@@ -29,6 +31,7 @@ export class PlaybackQueue {
     this.waited = 0;
     this.fadeOutLeft = 0;
     this.level = 0; // RMS of the last rendered block, for the level meter
+    this.lastItem = null; // the item whose audio was rendered last
   }
 
   push(itemId, samples) {
@@ -52,7 +55,8 @@ export class PlaybackQueue {
 
   /** Drop queued audio (all of it) and return [{itemId, ms}] for the items that had audio. */
   flush() {
-    const touched = new Set(this.chunks.map((c) => c.itemId));
+    const touched = new Set(this.lastItem === null ? [] : [this.lastItem]);
+    for (const c of this.chunks) touched.add(c.itemId);
     let keep = this.waiting ? 0 : this.fade;
     const kept = [];
     for (const chunk of this.chunks) {
@@ -111,6 +115,7 @@ export class PlaybackQueue {
         energy += s * s;
       }
       this.started.add(chunk.itemId);
+      this.lastItem = chunk.itemId;
       this.playedSamples.set(chunk.itemId, playedBefore + take);
       chunk.offset += take;
       written += take;
@@ -158,4 +163,23 @@ export class PlayedReporter {
   noteReported(reports) {
     for (const r of reports) this.last.set(r.itemId, r.ms);
   }
+}
+
+/**
+ * The kernel message for one played report (`{itemId, ms}` from the worklet). `flushed` marks
+ * the final position after a flush. Debug fields for the e2e bench: `t`, the page clock (ms since
+ * the epoch) when the report reached the main thread, and the AudioContext's `outputLatency` /
+ * `baseLatency` in ms (null where the browser does not expose them).
+ */
+export function playedMessage(report, { flushed = false, t, ctx } = {}) {
+  const ms = (seconds) => (typeof seconds === "number" && Number.isFinite(seconds) ? seconds * 1000 : null);
+  return {
+    type: "played",
+    item_id: report.itemId,
+    ms: report.ms,
+    flushed,
+    t,
+    output_latency_ms: ctx ? ms(ctx.outputLatency) : null,
+    base_latency_ms: ctx ? ms(ctx.baseLatency) : null,
+  };
 }

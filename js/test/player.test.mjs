@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PlaybackQueue, PlayedReporter } from "../lib/player.js";
+import { PlaybackQueue, PlayedReporter, playedMessage } from "../lib/player.js";
 
 const RATE = 48000;
 const ones = (n) => new Float32Array(n).fill(0.5);
@@ -96,4 +96,35 @@ test("reporter reports changed items about every interval, not every block", () 
   for (let i = 1; i < due.length; i++) assert.ok(due[i].ms > due[i - 1].ms);
   // Nothing changes -> nothing is reported.
   for (let i = 0; i < 100; i++) assert.deepEqual(reporter.tick(128, q, q.render(out)), []);
+});
+
+test("flush reports the item played last even when its queue had run dry", () => {
+  const q = new PlaybackQueue(RATE, { prebufferMs: 0, fadeMs: 5 });
+  q.push("a", ones(4800)); // 100 ms, all played: an underrun while more of "a" may come
+  renderAll(q, 60);
+  assert.equal(q.active, false);
+  assert.deepEqual(q.flush(), [{ itemId: "a", ms: 100 }]);
+  q.push("b", ones(4800));
+  renderAll(q, 10);
+  const reports = q.flush();
+  assert.deepEqual(reports.map((r) => r.itemId), ["b"]); // "a" is no longer the one playing
+});
+
+test("played messages carry the flush flag, the page clock and the output latencies", () => {
+  const ctx = { outputLatency: 0.0213, baseLatency: 0.005333 };
+  const msg = playedMessage({ itemId: "a", ms: 912.5 }, { flushed: true, t: 1700000000123.5, ctx });
+  assert.deepEqual(Object.keys(msg).sort(), ["base_latency_ms", "flushed", "item_id", "ms", "output_latency_ms", "t", "type"]);
+  assert.equal(msg.type, "played");
+  assert.equal(msg.item_id, "a");
+  assert.equal(msg.ms, 912.5);
+  assert.equal(msg.flushed, true);
+  assert.equal(msg.t, 1700000000123.5);
+  assert.ok(Math.abs(msg.output_latency_ms - 21.3) < 1e-9);
+  assert.ok(Math.abs(msg.base_latency_ms - 5.333) < 1e-9);
+  // Browsers without outputLatency (older Safari), or no context yet.
+  const bare = playedMessage({ itemId: "b", ms: 0 }, { t: 1, ctx: { baseLatency: 0.01 } });
+  assert.equal(bare.flushed, false);
+  assert.equal(bare.output_latency_ms, null);
+  assert.equal(bare.base_latency_ms, 10);
+  assert.equal(playedMessage({ itemId: "c", ms: 1 }).output_latency_ms, null);
 });
