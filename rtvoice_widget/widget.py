@@ -392,6 +392,12 @@ class VoiceChat(anywidget.AnyWidget):
         """Send a typed user message into the conversation (and ask for a reply)."""
         self._session.send_text(text, respond=respond)
 
+    def interrupt(self) -> None:
+        """Stop the assistant now: flush playback, truncate at what was heard, cancel the reply."""
+        self._session.interrupt()
+        # Also whatever the browser still plays that the kernel does not count as audible.
+        self.send({"type": "flush", "item_id": None})
+
     def update(self, **settings: Any) -> SessionConfig:
         """Change session settings (``SessionConfig`` fields); applied live with ``session.update``.
 
@@ -551,9 +557,7 @@ class VoiceChat(anywidget.AnyWidget):
         elif action == "hello":
             self._send_history()
         elif action == "interrupt":
-            self._session.interrupt()
-            # Also whatever the browser still plays that the kernel does not count as audible.
-            self.send({"type": "flush", "item_id": None})
+            self.interrupt()
         elif action == "ptt_start":
             self._session.clear_audio()
         elif action == "ptt_end":

@@ -159,6 +159,8 @@ def test_barge_in_flushes_the_browser_and_truncates_at_played_ms(chat, server, r
 def test_interrupt_button_cancels_and_flushes(chat, server, rec):
     item, resp = "item_asst_stop", "resp_stop"
     server.play(assistant_response_start(resp, item) + assistant_audio_reply(resp, item, "Hello", pcm16_tone(1000)))
+    # The reply must have reached the kernel, or there is nothing to interrupt yet.
+    wait_until(lambda: rec.custom("audio"), message="reply audio at the browser")
     rec.browser_send(chat, {"type": "control", "action": "interrupt"})
     server.wait_for("response.cancel")
     assert rec.custom("flush")

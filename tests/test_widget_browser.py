@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
 
 from rtvoice_widget.widget import VoiceChat
 from scripted_server import (
@@ -86,10 +85,11 @@ def played_reports(page, item_id: str) -> list[dict]:
         "(id) => window.harness.sent.filter((m) => m.type === 'played' && m.item_id === id)", item_id)
 
 
-def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots):
+def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots, playwright_driver):
     assert shutil.which("chromium") or Path(CHROMIUM).exists()
     http, base = serve_static()
-    with ScriptedServer() as server, BrowserBridge() as bridge, sync_playwright() as p:
+    with ScriptedServer() as server, BrowserBridge() as bridge:
+        p = playwright_driver
         chat = VoiceChat(url=server.url)
         ctx = launch(p, tmp_path, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                      f"--use-file-for-fake-audio-capture={mic_wav}", "--autoplay-policy=no-user-gesture-required")
@@ -213,7 +213,7 @@ def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots
 
 
 @pytest.mark.parametrize("situation", ["suspended", "denied"])
-def test_blocked_audio_is_explained_and_logged(tmp_path, mic_wav, situation):
+def test_blocked_audio_is_explained_and_logged(tmp_path, mic_wav, situation, playwright_driver):
     """No user gesture: the AudioContext starts suspended -> "click to resume", and a click fixes
     it. Mic permission refused -> a notice saying how to allow it. Both are logged as events."""
     http, base = serve_static()
@@ -221,7 +221,8 @@ def test_blocked_audio_is_explained_and_logged(tmp_path, mic_wav, situation):
     flags = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic_wav}"]
     if situation == "suspended":
         flags.append("--use-fake-ui-for-media-stream")
-    with ScriptedServer() as server, BrowserBridge() as bridge, sync_playwright() as p:
+    with ScriptedServer() as server, BrowserBridge() as bridge:
+        p = playwright_driver
         chat = VoiceChat(url=server.url)
         ctx = launch(p, tmp_path, *flags)
         try:

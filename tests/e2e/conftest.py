@@ -32,15 +32,6 @@ def jupyter(e2e_root):
 
 
 @pytest.fixture(scope="session")
-def playwright_driver():
-    from playwright.sync_api import sync_playwright
-
-    driver = sync_playwright().start()
-    yield driver
-    driver.stop()
-
-
-@pytest.fixture(scope="session")
 def wavs(e2e_root) -> dict[str, Path]:
     """Microphone recordings, generated once with espeak-ng + sox (48 kHz mono 16-bit).
 
