@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver():
-    """One sync Playwright for the whole run.
+    """One sync Playwright per test module.
 
-    Sync Playwright drives its own event loop in the main thread: a second instance started
-    while another is alive fails ("Sync API inside the asyncio loop"), so every browser test
-    (the widget harness and the JupyterLab suite) shares this one.
+    Sync Playwright drives its own event loop in the main thread while it is alive: a second
+    instance fails ("Sync API inside the asyncio loop"), and so does every ``asyncio.run`` in
+    tests that run meanwhile. So browser tests share this one, and it stops when their module
+    ends, before other modules' tests run.
     """
     from playwright.sync_api import sync_playwright
 
