@@ -226,9 +226,35 @@ def test_tts_rejects_bad_input_clearly(tts):
         tts.synthesize("hi", speed=0)
     with pytest.raises(TypeError, match="str"):
         tts.synthesize(b"hi")
-    with pytest.raises(RuntimeError, match="no voice"):
-        tts.synthesize("hi", voice="no-such-voice")
     assert len(tts.synthesize("still works afterwards")) > 0
+
+
+@pytest.mark.parametrize("backend", ["library", "cli"])
+def test_tts_unknown_voice_speaks_with_the_default_and_warns_once(backend, caplog):
+    # Not "no-such-voice": the CLI reads that as Norwegian ("no") and speaks it.
+    engine = EspeakTTS(backend=backend)
+    text = "A reply is not lost over its voice."
+    with caplog.at_level("WARNING", logger="rtvoice_widget.server.engines"):
+        fallback = engine.synthesize(text, voice="zzz-not-a-voice")
+        again = engine.synthesize(text, voice="zzz-not-a-voice")
+    warnings = [r for r in caplog.records if "zzz-not-a-voice" in r.getMessage()]
+    assert len(warnings) == 1 and "default voice" in warnings[0].getMessage()
+    default = engine.synthesize(text)
+    # espeak is not sample-deterministic: same voice means same length within ~1 %.
+    for audio in (fallback, again):
+        assert abs(len(audio) - len(default)) / len(default) < 0.03
+
+
+@pytest.mark.parametrize("backend", ["library", "cli"])
+def test_tts_maps_language_codes_the_library_rejects(backend, caplog):
+    engine = EspeakTTS(backend=backend)
+    assert engine.espeak_voice("en-gb") == engine.espeak_voice("EN-UK") == "en"
+    assert engine.espeak_voice("en-gb+f3") == "en+f3"
+    with caplog.at_level("WARNING", logger="rtvoice_widget.server.engines"):
+        british = engine.synthesize("Schedule a tomato.", voice="en-gb")
+        female = engine.synthesize("Schedule a tomato.", voice="en-gb+f3")
+    assert len(british) > 0 and len(female) > 0 and not caplog.records
+    assert median_pitch_hz(female, engine.sample_rate) > 1.4 * median_pitch_hz(british, engine.sample_rate)
 
 
 def test_tts_cli_fallback_matches_library(tts):
@@ -515,6 +541,19 @@ def test_load_engines_caches_and_reports_progress():
     assert again is engines
 
 
+def test_load_engines_caches_each_engine_on_its_own():
+    first = load_engines(vad="energy", asr=_NullASR(), llm="echo", tts="espeak")
+    seen: list[str] = []
+    other_tts = load_engines(vad="energy", asr=first.asr, llm="echo", tts="espeak-cli", progress=lambda m, f: seen.append(m))
+    assert other_tts is not first and other_tts.tts is not first.tts and other_tts.tts.backend == "cli"
+    assert other_tts.vad is first.vad and other_tts.llm is first.llm and other_tts.asr is first.asr
+    assert other_tts.info["vad"]["cached"] and other_tts.info["llm"]["cached"]
+    assert "loading vad: energy (cached)" in seen and "loading tts: espeak-cli" in seen
+    assert other_tts.info["total_load_s"] == other_tts.info["tts"]["load_s"] + other_tts.info["asr"]["load_s"]
+    # A different endpoint for the same llm name is a different engine.
+    assert load_engines(vad="energy", asr=first.asr, llm="echo", tts="espeak", llm_url="http://127.0.0.1:9/v1", llm_model="m").llm is not first.llm
+
+
 def test_load_engines_loads_once_under_concurrency():
     asr = _NullASR()
     results: list[Engines] = []
@@ -599,6 +638,58 @@ def test_whisper_returns_nothing_for_silence_and_rejects_bad_audio(default_engin
         asr.transcribe(np.zeros((2, 16000), np.float32))
     with pytest.raises(ValueError, match="NaN"):
         asr.transcribe(np.full(16000, np.inf, np.float32))
+
+
+def test_whisper_rejects_bad_options_before_loading_anything():
+    from rtvoice_widget.server.engines.asr import WhisperASR
+
+    with pytest.raises(ValueError, match="window"):
+        WhisperASR(window="sliding")
+    with pytest.raises(ValueError, match="tail_s"):
+        WhisperASR(tail_s=-1)
+    with pytest.raises(ValueError, match="beam_size"):
+        WhisperASR(beam_size=0)
+
+
+def test_whisper_text_stops_at_the_first_timestamp_past_the_audio():
+    from rtvoice_widget.server.engines.asr import _text_before
+
+    begin = 50000  # timestamp tokens: begin + k means k * 20 ms
+    ids = [begin, 11, 12, begin + 100, begin + 100, 13, begin + 150, begin + 150, 11, 12, begin + 200]
+    assert _text_before(ids, begin, end_s=2.5) == [11, 12, 13]  # 3.0 s and on is the tail: cut
+    assert _text_before(ids, begin, end_s=10.0) == [11, 12, 13, 11, 12]
+    assert _text_before([11, 12], begin, end_s=0.1) == [11, 12]  # no timestamps at all: keep the text
+
+
+@pytest.mark.models
+def test_whisper_unpadded_is_as_accurate_as_padded_and_does_not_repeat(default_engines, tts):
+    from rtvoice_widget.server.engines.asr import WhisperASR
+
+    unpadded = default_engines.asr
+    assert unpadded.window == "unpadded"
+    padded = WhisperASR(window="padded")
+    clips = [spoken(tts, p, 16000, pad_s=0.2) for p in ASR_PROMPTS]
+    by_window = {asr.window: [asr.transcribe(c) for c in clips] for asr in (unpadded, padded)}
+    for window, hypotheses in by_window.items():
+        assert word_error_rate(ASR_PROMPTS, hypotheses) <= 0.25, (window, hypotheses)
+        # Short windows tempt Whisper to say the sentence again: never more words than were said.
+        for reference, hypothesis in zip(ASR_PROMPTS, hypotheses):
+            assert len(normalize_words(hypothesis)) <= len(normalize_words(reference)) + 2, (window, hypothesis)
+
+
+@pytest.mark.models
+def test_whisper_unpadded_keeps_the_prompt_and_long_audio_takes_the_padded_path(default_engines, tts):
+    asr = default_engines.asr
+    said = "The quick brown fox jumps over the lazy dog."
+    clip = spoken(tts, said, 16000, pad_s=0.2)
+    # espeak's randomness costs a word now and then; a lost or garbled path loses them all.
+    assert word_error_rate([said], [asr.transcribe(clip, prompt="Animals.")]) <= 0.4
+    assert word_error_rate([said], [asr.transcribe(clip, language=None)]) <= 0.4  # detected on the short window
+    # 31 s: longer than Whisper's window, so the padded path runs (the unpadded one cannot hold it).
+    long_audio = np.concatenate([clip, np.zeros(31 * 16000, np.float32), clip])
+    text = asr.transcribe(long_audio)
+    words = normalize_words(text)
+    assert words.count("fox") == 2 and words.count("dog") == 2, text  # both sentences, not just the first
 
 
 @pytest.mark.models

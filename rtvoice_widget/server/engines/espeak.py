@@ -3,7 +3,8 @@
 Hand-written ctypes binding: the Python wrappers on PyPI either only phonemise (phonemizer,
 misaki) or shell out to the CLI (py-espeak-ng). The library is one global synthesiser per process,
 so all calls go through ``_LIBRARY_LOCK``. Both backends return int16 mono samples at their own
-rate (22 050 Hz for espeak-ng) and raise ``RuntimeError`` with espeak's complaint on failure.
+rate (22 050 Hz for espeak-ng) and raise ``RuntimeError`` with espeak's complaint on failure
+(``UnknownVoiceError``, a ``RuntimeError``, for a voice name espeak does not know).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ MIN_RATE, DEFAULT_RATE, MAX_RATE = 80, 175, 450  # words per minute, espeak-ng's
 
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 _LIBRARY_LOCK = threading.Lock()
+
+
+class UnknownVoiceError(RuntimeError):
+    """espeak-ng has no voice of this name (the caller may fall back to another)."""
 
 
 class EspeakLibrary:
@@ -77,7 +82,7 @@ class EspeakLibrary:
         data = text.encode("utf-8") + b"\0"
         with _LIBRARY_LOCK:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
-                raise RuntimeError(f"espeak-ng has no voice {voice!r}")
+                raise UnknownVoiceError(f"espeak-ng has no voice {voice!r}")
             self._lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
             self._chunks = []
             status = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -109,6 +114,8 @@ class EspeakCLI:
                 capture_output=True,
                 timeout=60,
             )
+            if result.returncode != 0 and b"voice does not exist" in result.stderr:
+                raise UnknownVoiceError(f"espeak-ng has no voice {voice!r}")
             if result.returncode != 0:
                 raise RuntimeError(f"espeak-ng failed: {result.stderr.decode(errors='replace').strip()}")
             samples, rate_read = soundfile.read(wav.name, dtype="int16")

@@ -12,7 +12,10 @@ Each role takes a name — or a ready engine object, used as is:
 ========  ===============================================================================
 
 Results are cached by their arguments: a second call with the same choices returns the same
-``Engines`` without loading anything, and concurrent first calls load once (a lock). Progress
+``Engines`` without loading anything, and concurrent first calls load once (a lock). Each engine
+is also cached on its own, so changing one role (say the TTS) loads only that engine; a reused
+engine reports ``"cached": True`` and its original ``load_s`` in ``Engines.info`` (and is left
+out of ``total_load_s``, the time this call spent loading). Progress
 goes to the ``rtvoice_widget.server.engines`` logger and to ``progress(message, fraction)`` if
 given; load times land in ``Engines.info``.
 """
@@ -31,6 +34,7 @@ log = logging.getLogger("rtvoice_widget.server.engines")
 Progress = Callable[[str, float], None]
 
 _cache: dict[tuple, Engines] = {}
+_engine_cache: dict[tuple, tuple[object, float]] = {}  # (role, choice key) -> (engine, load seconds)
 _cache_lock = threading.Lock()
 
 
@@ -120,26 +124,38 @@ def load_engines(
         cached = _cache.get(key)
         if cached is not None:
             return cached
+        llm_key = tuple(_key(v) for v in (llm, llm_url, llm_model, llm_api_key))
         steps = [
-            ("vad", vad, lambda: _make_vad(vad)),
-            ("asr", asr, lambda: _make_asr(asr)),
-            ("llm", llm_url or llm, lambda: _make_llm(llm, llm_url, llm_model, llm_api_key)),
-            ("tts", tts, lambda: _make_tts(tts)),
+            ("vad", vad, _key(vad), lambda: _make_vad(vad)),
+            ("asr", asr, _key(asr), lambda: _make_asr(asr)),
+            ("llm", llm_url or llm, llm_key, lambda: _make_llm(llm, llm_url, llm_model, llm_api_key)),
+            ("tts", tts, _key(tts), lambda: _make_tts(tts)),
         ]
         built: dict[str, object] = {}
         info: dict = {}
-        for done, (role, choice, make) in enumerate(steps):
+        for done, (role, choice, choice_key, make) in enumerate(steps):
+            cached_engine = _engine_cache.get((role, choice_key))
             message = f"loading {role}: {choice if isinstance(choice, str) else type(choice).__name__}"
+            if cached_engine is not None:
+                message += " (cached)"
             log.info(message)
             if progress is not None:
                 progress(message, done / len(steps))
+            if cached_engine is not None:
+                built[role], seconds = cached_engine
+                info[role] = {"name": getattr(built[role], "name", type(built[role]).__name__), "load_s": seconds, "cached": True}
+                continue
             started = time.perf_counter()
             engine = make()
-            seconds = time.perf_counter() - started
+            seconds = round(time.perf_counter() - started, 3)
             built[role] = engine
-            info[role] = {"name": getattr(engine, "name", type(engine).__name__), "load_s": round(seconds, 3)}
+            info[role] = {"name": getattr(engine, "name", type(engine).__name__), "load_s": seconds}
+            # Objects passed in are the caller's: only engines built from names are worth keeping.
+            if isinstance(choice_key, str) or role == "llm" and isinstance(llm, str):
+                _engine_cache[(role, choice_key)] = (engine, seconds)
             log.info("loaded %s (%s) in %.2f s", role, info[role]["name"], seconds)
-        info["total_load_s"] = round(sum(info[role]["load_s"] for role, _, _ in steps), 3)
+        # What this call spent loading: engines reused from the cache cost nothing now.
+        info["total_load_s"] = round(sum(v["load_s"] for v in info.values() if not v.get("cached")), 3)
         if progress is not None:
             progress("engines ready", 1.0)
         engines = Engines(built["vad"], built["asr"], built["llm"], built["tts"], info)
