@@ -212,14 +212,16 @@ def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots
             http.shutdown()
 
 
-@pytest.mark.parametrize("situation", ["suspended", "denied"])
+@pytest.mark.parametrize("situation", ["suspended", "denied", "no_device"])
 def test_blocked_audio_is_explained_and_logged(tmp_path, mic_wav, situation, playwright_driver):
     """No user gesture: the AudioContext starts suspended -> "click to resume", and a click fixes
-    it. Mic permission refused -> a notice saying how to allow it. Both are logged as events."""
+    it. Mic permission refused -> a notice saying how to allow it. No microphone at all (no fake
+    device on a machine without a sound card) -> a notice saying so. All are logged as events."""
     http, base = serve_static()
-    # Neither case gets the autoplay flag; only "suspended" gets the auto-accepted mic prompt.
-    flags = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic_wav}"]
-    if situation == "suspended":
+    # None gets the autoplay flag; "suspended" and "no_device" get the auto-accepted mic prompt.
+    flags = [] if situation == "no_device" else [
+        "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={mic_wav}"]
+    if situation in ("suspended", "no_device"):
         flags.append("--use-fake-ui-for-media-stream")
     with ScriptedServer() as server, BrowserBridge() as bridge:
         p = playwright_driver
@@ -241,9 +243,12 @@ def test_blocked_audio_is_explained_and_logged(tmp_path, mic_wav, situation, pla
                 page.locator(".rtv-notice button", has_text="Resume audio").click()
                 page.wait_for_selector(".rtv-notice", state="hidden")
                 server.wait_for("input_audio_buffer.append", count=10, timeout=20)
-            else:
+            elif situation == "denied":
                 assert "denied" in text and "Allow it" in text, text
                 assert page.locator(".rtv-notice button").text_content() == "Try again"
+                assert not server.client_events("input_audio_buffer.append")
+            else:
+                assert "No microphone was found" in text, text
                 assert not server.client_events("input_audio_buffer.append")
             assert not errors, errors
         finally:
