@@ -42,8 +42,10 @@ def run_turn(question: str, backend: str, save_to: Path | None) -> int:
         reply = session.talk(audio, rate, timeout=120)
         print(f'Assistant heard:  "{reply.user_transcript or ""}"')
         print(f'Assistant said:   "{reply.transcript}"')
-        latency = "n/a" if reply.latency_ms is None else f"{reply.latency_ms:.0f} ms"
-        print(f"Voice-to-voice latency (end of your speech -> first reply audio): {latency}; "
+        turns = session.protocol.turns
+        latency = turns[-1].speech_to_first_audio_ms if turns else None
+        latency_text = "n/a" if latency is None else f"{latency:.0f} ms"
+        print(f"Voice-to-voice latency (server heard you stop -> first reply audio): {latency_text}; "
               f"reply audio {reply.duration_ms / 1000:.1f} s")
         if save_to is not None:
             from .saved import save_session
