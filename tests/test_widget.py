@@ -28,19 +28,9 @@ from scripted_server import (
     speech_started,
     voice_turn,
 )
-from widget_harness.bridge import CommRecorder
+from widget_harness.bridge import CommRecorder, wait_until
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789abcdef"
-
-
-def wait_until(predicate, timeout: float = 10.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 def frame(i: int, ms: int = 20) -> bytes:

@@ -9,6 +9,7 @@ Screenshots (light and dark) go to ``$RTVOICE_SCREENSHOTS`` (default: the test's
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from scripted_server import (
     voice_turn,
 )
 from widget_harness.bridge import BrowserBridge, serve_static
+from widget_harness.bridge import wait_until as harness_wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -39,14 +41,8 @@ BASE_FLAGS = [
 ]
 
 
-def wait_until(predicate, timeout: float = 15.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {message}")
+# A real browser takes longer to answer than the in-process comm recorder.
+wait_until = functools.partial(harness_wait_until, timeout=15.0, interval=0.02)
 
 
 @pytest.fixture(scope="module")

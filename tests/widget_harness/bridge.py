@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.server
+import time
 import json
 import threading
 from pathlib import Path
@@ -195,6 +196,17 @@ class BrowserBridge(CommRecorder):
             queue, loop = self._queue, self._loop
             if queue is not None and loop is not None:
                 loop.call_soon_threadsafe(queue.put_nowait, (msg_type, data, buffers))
+
+
+def wait_until(predicate, timeout: float = 10.0, message: str = "condition", interval: float = 0.01):
+    """Poll ``predicate`` until it returns something truthy (returned), else fail naming ``message``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}")
 
 
 def serve_static(directory: Path = HERE) -> tuple[http.server.ThreadingHTTPServer, str]:
