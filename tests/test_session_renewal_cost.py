@@ -147,7 +147,12 @@ def test_renewal_with_replay_turns_zero_only_resends_the_config(sessions):
         server.play([Abort()])
         renewed = s.wait_for("connection.renewed", timeout=10)
         assert renewed["payload"]["replayed_items"] == 0
-        assert [e["type"] for e in server.client_events(connection=1)] == ["session.update"]
+        # The log entry can beat the server's read of the frame; a probe sent after it marks the end
+        # of whatever renewal sent, so nothing replayed can hide behind a race.
+        s.send_text("probe", respond=False)
+        server.wait_for("conversation.item.create", connection=1)
+        assert [e["type"] for e in server.client_events(connection=1)] == ["session.update", "conversation.item.create"]
+        assert item_texts(server.client_events(connection=1)) == [("user", "probe")]
 
 
 def test_conversation_summary_events_validate_and_keep_order():
