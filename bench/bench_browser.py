@@ -7,7 +7,10 @@ The Realtime server here is a scripted GA server inside this process (every even
 validated against ``openai.types.realtime.RealtimeServerEvent``), so the bench controls exactly
 when audio deltas and ``speech_started`` leave, and records exactly when appends arrive. All
 clocks are this machine's wall clock (browser ``performance.timeOrigin + now()``, kernel and bench
-``time.time()``).
+``time.time()``); the bench measures the page-minus-bench offset (tightest of 40 bracketed reads,
+printed with its uncertainty) and subtracts it from page stamps. Context time (AudioWorklet
+``currentTime``) maps to the page clock as ``now - (ctx.currentTime - t)``, read together on one
+thread. Each figure is followed by its hop breakdown.
 
 Measured (issue 5 goals in brackets):
 - capture->wire [p50 <= 25 ms, p99 <= 60 ms]: a mic frame's capture stamp (set by the widget's
@@ -15,11 +18,13 @@ Measured (issue 5 goals in brackets):
   content hash. Baseline in the same run: the same frames forwarded by the kernel as 100 ms
   appends on a second connection (the seed's design); the ratio is printed.
 - wire->speaker [p50 <= 40 ms]: first ``response.output_audio.delta`` of an item leaves the server
-  -> the playback worklet starts it. The start is derived from the worklet's played-ms reports:
-  start = report arrival at the kernel - reported ms (an upper bound by the browser->kernel hop,
-  about 3 ms; the AudioContext's output latency is not included).
-- barge-in [p50 <= 30 ms]: the kernel receives ``speech_started`` -> the worklet's ``flushed``
-  report arrives at the kernel (an upper bound on "playback silent", by the same hop).
+  -> the playback worklet renders its first sample (``started_t``, from the worklet's frame
+  clock). The AudioContext's ``outputLatency`` (to the speaker) is printed apart; playback
+  underruns (gaps inside an item) are counted. Also printed: the previous definition (a played
+  report's arrival at the kernel minus its ms), which added the page->kernel hop.
+- barge-in [p50 <= 30 ms]: the kernel receives ``speech_started`` -> the worklet's output is
+  silent (``silent_t``: the flush reached the worklet, plus its 5 ms fade-out). Also printed: the
+  previous definition (the ``flushed`` report's arrival back at the kernel).
 - truncation accuracy [|error| <= 40 ms]: ``audio_end_ms`` of the truncate this server receives
   vs the position the worklet reports it really played when it flushed.
 - capture while a cell runs ``time.sleep(5)``: reported, not asserted (see docs/E2E.md).
@@ -41,7 +46,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 E2E_DIR = REPO / "tests" / "e2e"
-sys.path.insert(0, str(E2E_DIR))
+sys.path[:0] = [str(E2E_DIR), str(REPO)]  # run from a checkout, installed or not
 
 from e2e_harness import Browser, JupyterServer, make_speech_wav  # noqa: E402
 
@@ -206,6 +211,53 @@ def capture_to_wire(frames: list[dict], appends: list[tuple[float, bytes]]) -> l
     return [receipts[f["hash"]] - f["t"] for f in frames if counts[f["hash"]] == 1 and f["hash"] in receipts]
 
 
+def capture_hops(frames: list[dict], appends: list[tuple[float, bytes]], writes: list[float]) -> dict[str, list[float]]:
+    """Per-frame hop durations on the way in, for frames that reached the server.
+
+    ``writes[k]`` is when the session wrote the k-th append of this connection (its log row);
+    the server receives appends in that order, so the k-th append on the server is that one.
+    """
+    receipts = receipt_by_hash(appends)
+    index_by_time = {t: k for k, (t, _) in enumerate(appends)}
+    hops: dict[str, list[float]] = {name: [] for name in HOPS_IN}
+    counts: dict[str, int] = {}
+    for f in frames:
+        counts[f["hash"]] = counts.get(f["hash"], 0) + 1
+    for f in frames:
+        if counts[f["hash"]] != 1 or f["hash"] not in receipts or f.get("sent") is None:
+            continue
+        server = receipts[f["hash"]]
+        k = index_by_time.get(server)
+        if k is None or k >= len(writes):
+            continue
+        hops["capture -> front end sends"].append(f["sent"] - f["t"])
+        hops["front end -> kernel handler"].append(f["recv"] - f["sent"])
+        hops["handler -> session writes"].append(writes[k] - f["recv"])
+        hops["session writes -> server"].append(server - writes[k])
+    return hops
+
+
+HOPS_OUT = ("server sends -> session receives", "session -> front end receives", "front end -> worklet renders",
+            "(worklet -> speaker: outputLatency)")
+HOPS_BARGE = ("server sends -> session receives", "session -> front end receives flush", "front end -> worklet silent",
+              "(flushed report -> kernel)")
+HOPS_IN = ("capture -> front end sends", "front end -> kernel handler", "handler -> session writes",
+           "session writes -> server")
+
+
+def clock_offset_ms(page) -> tuple[float, float]:
+    """Page clock minus this process's clock (ms) and its uncertainty, from the tightest of a
+    few bracketed reads (same machine: both are the system wall clock; this checks it)."""
+    best = None
+    for _ in range(40):
+        before = now_ms()
+        page_ms = page.evaluate("performance.timeOrigin + performance.now()")
+        after = now_ms()
+        if best is None or after - before < best[1] * 2:
+            best = (page_ms - (before + after) / 2, (after - before) / 2)
+    return best
+
+
 def summary_line(name: str, values: list[float], unit: str = "ms") -> str:
     if not values:
         return f"{name:<34} no samples"
@@ -261,47 +313,83 @@ chat
         print(summary_line("capture->wire (20 ms frames)", product))
         print(summary_line("baseline (100 ms appends)", baseline))
         print(f"{'ratio baseline/product p50':<34} {pct(baseline, 50) / pct(product, 50):.2f}x"
-              f"   (frames captured {len(frames)}, matched {len(product)})")
+              f"   (frames captured {len(frames)}, matched {len(product)}, "
+              f"via the mic link {sum(f['via'] == 'link' for f in frames)})")
+        offset, uncertainty = clock_offset_ms(page.page)
+        print(f"{'  clocks: page - bench':<34} {offset:+.1f} ms (+-{uncertainty:.1f} ms)")
+        writes = page.kernel_json(
+            "[r['time'].timestamp() * 1000 for r in chat.events.to_pandas().query("
+            "\"type == 'input_audio_buffer.append' and source == 'client'\").to_dict('records')]")
+        for name, values in capture_hops(frames, server.appends["/v1/realtime"], writes).items():
+            print(summary_line(f"  {name}", values))
 
         # Mute the mic so the remaining measurements are not mixed with capture traffic.
         page.kernel_exec("baseline.close(); chat.mode = 'mute'")
 
-        # 2. wire -> speaker
-        wire_speaker = []
+        # 2. wire -> speaker. Page-clock stamps are corrected by the measured clock offset.
+        wire_speaker, wire_speaker_old, underruns = [], [], 0
+        hops_out: dict[str, list[float]] = {name: [] for name in HOPS_OUT}
         for _ in range(trials):
             sent = server.speak(1.0)
             iid = sent["item_id"]
             first = page.wait_kernel_true(
-                f"next(({{'recv': p['recv'], 'ms': p['ms']}} for p in tap.played if p['item_id'] == {iid!r} "
-                f"and p['ms'] > 0), None)", timeout_s=10)
+                f"next((p for p in tap.played if p['item_id'] == {iid!r} and p['started_t']), None)", timeout_s=10)
+            received = page.kernel_json(f"(tap.first('response.output_audio.delta', {{'item_id': {iid!r}}}) or {{}}).get('recv')")
             if first:
-                wire_speaker.append(first["recv"] - first["ms"] - sent["first_delta_ms"])
-            page.wait_kernel_true(f"tap.played_ms({iid!r}) >= {sent['audio_ms']} - 1", timeout_s=10)
+                rendered, arrived = first["started_t"] - offset, first["arrived_t"] - offset
+                wire_speaker.append(rendered - sent["first_delta_ms"])
+                # The previous definition: a played report's arrival at the kernel minus its ms.
+                wire_speaker_old.append(first["recv"] - first["ms"] - sent["first_delta_ms"])
+                if received:
+                    hops_out["server sends -> session receives"].append(received - sent["first_delta_ms"])
+                    hops_out["session -> front end receives"].append(arrived - received)
+                hops_out["front end -> worklet renders"].append(rendered - arrived)
+                if first.get("output_latency_ms") is not None:
+                    hops_out["(worklet -> speaker: outputLatency)"].append(first["output_latency_ms"])
+            last = page.wait_kernel_true(
+                f"next((p for p in reversed(tap.played) if p['item_id'] == {iid!r} "
+                f"and p['ms'] >= {sent['audio_ms']} - 1), None)", timeout_s=10)
+            if last and last.get("underruns") is not None:
+                underruns = int(last["underruns"])
         results["wire_speaker_p50"] = pct(wire_speaker, 50)
-        print(summary_line("wire->speaker", wire_speaker))
+        print(summary_line("wire->speaker (worklet renders)", wire_speaker))
+        print(summary_line("  (old: played report at kernel)", wire_speaker_old))
+        for name, values in hops_out.items():
+            print(summary_line(f"  {name}", values))
+        print(f"{'  playback underruns (gaps)':<34} {underruns}")
 
         # 3. barge-in and 4. truncation accuracy
-        barge, trunc_err = [], []
+        barge, barge_old, trunc_err = [], [], []
+        hops_barge: dict[str, list[float]] = {name: [] for name in HOPS_BARGE}
         for _ in range(trials):
             sent = server.speak(5.0)
             iid = sent["item_id"]
             page.wait_kernel_true(f"tap.played_ms({iid!r}) >= 800", timeout_s=10)
-            server.speech_started()
+            speech_sent = server.speech_started()
             flushed = page.wait_kernel_true(
                 f"next((p for p in tap.played if p['item_id'] == {iid!r} and p['flushed']), None)", timeout_s=10)
             heard = page.kernel_json(
-                "[r['time'].timestamp() * 1000 for r in chat.events.to_pandas().query("
-                "\"type == 'input_audio_buffer.speech_started'\").to_dict('records')][-1]")
+                "[r['recv'] for r in tap.rows if r['type'] == 'input_audio_buffer.speech_started'][-1]")
             truncates = [e for _, e in server.received if e.get("type") == "conversation.item.truncate"
                          and e.get("item_id") == iid]
             if flushed:
-                barge.append(flushed["recv"] - heard)
+                silent = flushed["silent_t"] - offset  # the worklet's output after its fade-out
+                barge.append(silent - heard)
+                barge_old.append(flushed["recv"] - heard)  # previous definition: report at kernel
+                hops_barge["server sends -> session receives"].append(heard - speech_sent)
+                if flushed.get("flush_arrived_t"):
+                    hops_barge["session -> front end receives flush"].append(flushed["flush_arrived_t"] - offset - heard)
+                    hops_barge["front end -> worklet silent"].append(flushed["silent_t"] - flushed["flush_arrived_t"])
+                hops_barge["(flushed report -> kernel)"].append(flushed["recv"] - silent)
             if flushed and truncates:
                 trunc_err.append(truncates[-1]["audio_end_ms"] - flushed["ms"])
             page.page.wait_for_timeout(300)
         results["barge_in_p50"] = pct(barge, 50)
         results["truncation_abs_max"] = max((abs(e) for e in trunc_err), default=float("nan"))
         print(summary_line("barge-in (speech_started->silent)", barge))
+        print(summary_line("  (old: flushed report at kernel)", barge_old))
+        for name, values in hops_barge.items():
+            print(summary_line(f"  {name}", values))
         print(summary_line("truncation error (end - played)", trunc_err))
 
         # 5. capture while a cell runs time.sleep(5)

@@ -30,6 +30,7 @@ const MIC_TEXT = {
   off: "Mic off",
   starting: "Starting mic\u2026",
   live: "Listening",
+  waiting: "Not listening yet",
   denied: "Mic access denied",
   no_device: "No microphone",
   unavailable: "Mic unavailable here",
@@ -93,6 +94,35 @@ class Engine {
     this.lastPlaybackAt = 0;
     this.pttHeld = false;
     this.framesSent = 0;
+    // Timing for benchmarks, page clock (ms since the epoch): see player.js's playedMessage().
+    this.itemTimes = new Map(); // itemId -> {arrivedT, startedT}
+    this.underruns = 0;
+    // The mic link (a worker with a WebSocket to the kernel, see worklets.js): frames skip the
+    // main thread and Jupyter while it is open; otherwise they go as custom messages.
+    this.linkInfo = null; // {url, token, key} from the kernel
+    this.linkWorker = null;
+    this.linkOpen = false;
+  }
+
+  /** Now on the page clock (ms since the epoch), the clock every timestamp we send uses. */
+  pageNow() {
+    return performance.timeOrigin + performance.now();
+  }
+
+  /** A context time (s) on the page clock: the context has rendered up to `currentTime` now. */
+  pageTimeOf(contextTime) {
+    if (!this.ctx) return null;
+    return this.pageNow() - Math.max(0, (this.ctx.currentTime - contextTime) * 1000);
+  }
+
+  timesOf(itemId) {
+    let times = this.itemTimes.get(itemId);
+    if (!times) {
+      times = { arrivedT: null, startedT: null };
+      this.itemTimes.set(itemId, times);
+      if (this.itemTimes.size > 64) this.itemTimes.delete(this.itemTimes.keys().next().value);
+    }
+    return times;
   }
 
   send(content, buffers) {
@@ -113,11 +143,15 @@ class Engine {
     if (!msg || typeof msg !== "object") return;
     switch (msg.type) {
       case "audio":
-        if (buffers && buffers.length) this.play(String(msg.item_id), buffers[0]);
+        if (buffers && buffers.length) {
+          const times = this.timesOf(String(msg.item_id));
+          if (times.arrivedT === null) times.arrivedT = this.pageNow();
+          this.play(String(msg.item_id), buffers[0]);
+        }
         break;
       case "flush":
+        if (this.playback) this.playback.port.postMessage({ type: "flush", t: this.pageNow() });
         this.pendingAudio = [];
-        if (this.playback) this.playback.port.postMessage({ type: "flush" });
         break;
       case "events":
         if (msg.reset) this.events = new this.libs.state.EventStore(5000);
@@ -126,6 +160,12 @@ class Engine {
           if (Array.isArray(rows)) this.events.add(rows);
         }
         this.notify("events");
+        break;
+      case "mic_link":
+        if (typeof msg.url === "string" && typeof msg.token === "string" && typeof msg.key === "string") {
+          this.linkInfo = { url: msg.url, token: msg.token, key: msg.key };
+          if (this.capture && !this.linkWorker) this.startLink();
+        }
         break;
       case "transcript":
         if (msg.reset) this.transcript = new this.libs.state.TranscriptStore(500);
@@ -165,10 +205,24 @@ class Engine {
       this.setMic("error", `Audio could not start: ${err && err.message ? err.message : err}`);
       return;
     }
-    await this.startMic();
+    // The mic opens when the session is ready (the server may first load its models for
+    // seconds): until then nothing could be heard, so the mic is not claimed. A context
+    // suspended for want of a user gesture is reported once the mic is asked for.
+    this.setMic("waiting", "", false);
+    this.maybeStartMic();
+  }
+
+  /** Open the mic if audio is up, the session is ready and nothing else holds it back. */
+  maybeStartMic() {
+    const m = this.model;
+    // A suspended context (no user gesture yet) does not stop us asking for the mic: the
+    // person then sees what to fix first (permission, device), and "click to resume" after.
+    const idle = this.mic === "waiting" || (this.mic === "suspended" && !this.stream);
+    if (this.ctx && idle && m.get("ready") && m.get("status") === "connected" && this.ownsMic()) this.startMic();
   }
 
   async startMic() {
+    this.setMic("starting", "", false);
     const md = typeof navigator !== "undefined" ? navigator.mediaDevices : undefined;
     if (!md || !md.getUserMedia) {
       this.setMic("unavailable", "This page cannot use a microphone (it needs https or localhost, and some front ends such as VS Code webviews block it). Type below instead, or open the notebook in JupyterLab in a browser.");
@@ -202,12 +256,48 @@ class Engine {
     if (track) track.onended = () => this.setMic("no_device", "The microphone was disconnected. Reconnect it and click the mic button.");
     this.setMic("live", track ? track.label : "");
     this.checkSuspended();
+    if (this.linkInfo && !this.linkWorker) this.startLink();
+  }
+
+  /** Open the mic link; until it is open (or if it never opens) frames go through Jupyter. */
+  startLink() {
+    if (typeof Worker === "undefined" || typeof MessageChannel === "undefined") return;
+    try {
+      const url = URL.createObjectURL(new Blob([this.libs.worklets.micLinkSource(this.libs.sources.dsp)], { type: "text/javascript" }));
+      this.linkWorker = new Worker(url, { type: "module" }); // module: dsp.js has exports
+    } catch (err) {
+      return; // a page that forbids workers (CSP): stay on Jupyter
+    }
+    this.linkWorker.onmessage = (e) => this.onLink(e.data);
+    for (const [kind, node] of [["capture", this.capture], ["playback", this.playback]]) {
+      const channel = new MessageChannel();
+      node.port.postMessage({ type: "link", port: channel.port1 }, [channel.port1]);
+      this.linkWorker.postMessage({ type: kind, port: channel.port2 }, [channel.port2]);
+    }
+    const url = `${this.linkInfo.url}?token=${encodeURIComponent(this.linkInfo.token)}`;
+    this.linkWorker.postMessage({ type: "open", url, key: this.linkInfo.key, sampleRate: this.ctx.sampleRate });
+  }
+
+  onLink(msg) {
+    if (msg.type === "arrived") {
+      const times = this.timesOf(msg.itemId);
+      if (times.arrivedT === null) times.arrivedT = msg.t;
+      this.playing = true;
+    } else if (msg.type === "open" || msg.type === "closed") {
+      const open = msg.type === "open";
+      if (open === this.linkOpen) return; // failed retries of a link that never opened: quiet
+      this.linkOpen = open;
+      this.send({ type: "mic", state: open ? "link_open" : "link_closed" });
+    }
   }
 
   checkSuspended() {
     if (!this.ctx) return;
     if (this.ctx.state === "suspended") this.setMic("suspended", "The browser paused audio until you interact with the page. Click to resume.");
-    else if (this.ctx.state === "running" && this.mic === "suspended") this.setMic(this.stream ? "live" : "off", "");
+    else if (this.ctx.state === "running" && this.mic === "suspended") {
+      this.setMic(this.stream ? "live" : "waiting", "", !!this.stream);
+      this.maybeStartMic();
+    }
   }
 
   async resume() {
@@ -217,6 +307,9 @@ class Engine {
 
   stopAudio(report = true) {
     if (this.stream) for (const t of this.stream.getTracks()) t.stop();
+    if (this.linkWorker) this.linkWorker.terminate();
+    this.linkWorker = null;
+    this.linkOpen = false;
     if (this.ctx) this.ctx.close().catch(() => {});
     this.stream = this.ctx = this.capture = this.playback = this.source = null;
     this.resamplers.clear();
@@ -233,6 +326,7 @@ class Engine {
     if (mode === "mute") return false;
     if (mode === "push_to_talk" && !this.pttHeld) return false;
     if (this.model.get("status") !== "connected") return false;
+    if (!this.model.get("ready")) return false; // the server has not confirmed the session yet
     // Half-duplex on speakers: the browser's echo canceller does not see Web Audio playback, so
     // the model would hear itself. Hold the mic while the assistant is audible (+ a short tail).
     if (!this.model.get("headphones") && (this.playing || performance.now() - this.lastPlaybackAt < 250)) return false;
@@ -242,11 +336,17 @@ class Engine {
   onFrame({ pcm, end, level }) {
     this.levels.mic = level;
     this.notify("levels");
-    if (!this.shouldSend()) return;
-    // Capture timestamp on the page clock (ms since the epoch): context time -> performance time.
-    const lagMs = Math.max(0, (this.ctx.currentTime - end) * 1000);
-    const t = performance.timeOrigin + performance.now() - lagMs;
-    this.send({ type: "audio", seq: this.seq++, t }, [pcm]);
+    const send = this.shouldSend();
+    if (this.linkOpen) {
+      // The worker sends this frame (it has its own copy); keep it told whether it may, and how
+      // context time maps to the page clock (read together here, so this thread's lateness
+      // does not matter).
+      this.linkWorker.postMessage({ type: "state", send, contextTime: this.ctx.currentTime, pageTime: this.pageNow() });
+      return;
+    }
+    if (!send) return;
+    // Capture timestamp: the frame's end, context time -> page clock.
+    this.send({ type: "audio", seq: this.seq++, t: this.pageTimeOf(end) }, [pcm]);
     this.framesSent++;
   }
 
@@ -271,9 +371,19 @@ class Engine {
   }
 
   onPlayback(msg) {
+    if (msg.type === "started") {
+      this.timesOf(msg.itemId).startedT = this.pageTimeOf(msg.time);
+      return;
+    }
     if (msg.type === "played" || msg.type === "flushed") {
-      const t = performance.timeOrigin + performance.now();
-      for (const r of msg.reports) this.send(this.libs.player.playedMessage(r, { flushed: msg.type === "flushed", t, ctx: this.ctx }));
+      const t = this.pageNow();
+      this.underruns = msg.underruns;
+      const flushed = msg.type === "flushed";
+      for (const r of msg.reports) {
+        const timing = { ...this.timesOf(r.itemId), underruns: this.underruns };
+        if (flushed) Object.assign(timing, { flushArrivedT: msg.arrivedT, silentT: this.pageTimeOf(msg.silentAt) });
+        this.send(this.libs.player.playedMessage(r, { flushed, t, ctx: this.ctx, timing }));
+      }
     }
     if (msg.type === "played") {
       this.levels.ai = msg.active ? msg.level : 0;
@@ -330,6 +440,9 @@ class View {
     this.extra = 0;
     this.pending = new Set();
     this.frame = 0;
+    this.waitingFor = null; // the wait being timed (`waiting_for`), since waitStart (ms)
+    this.waitStart = 0;
+    this.waitTicker = 0;
     this.build();
   }
 
@@ -622,9 +735,10 @@ class View {
       this.micBtn.innerHTML = ICONS[icon]; // our own constant SVG
       this.micBtn.dataset.icon = icon;
     }
-    this.micBtn.dataset.state = mic === "live" ? (muted ? "muted" : eng.pttHeld ? "talking" : mode) : mic;
+    this.micBtn.dataset.state = mic === "live" ? (muted ? "muted" : !m.get("ready") ? "waiting" : eng.pttHeld ? "talking" : mode) : mic;
     let label = MIC_TEXT[mic] || mic;
-    if (mic === "live") label = muted ? "Muted" : mode === "push_to_talk" ? (eng.pttHeld ? "Talking\u2026" : "Hold to talk (or Space)") : "Listening";
+    // Until the server confirmed the session (and, first time, loaded its models) nothing is heard.
+    if (mic === "live") label = muted ? "Muted" : !m.get("ready") ? MIC_TEXT.waiting : mode === "push_to_talk" ? (eng.pttHeld ? "Talking\u2026" : "Hold to talk (or Space)") : "Listening";
     if (mic === "live" && !m.get("headphones") && eng.playing && !muted) label = "Paused while AI speaks";
     this.micLabel.textContent = label;
 
@@ -638,12 +752,35 @@ class View {
     else if (mic === "suspended") [text, action, kind] = [eng.micDetail, "Resume audio", "warn"];
     else if (mic === "elsewhere" && live) [text, action] = ["Another view of this chat is using the microphone.", "Use mic here"];
     else if (["denied", "no_device", "unavailable", "error"].includes(mic)) [text, action, kind] = [eng.micDetail, mic === "unavailable" ? "" : "Try again", "error"];
-    else if (m.get("notice")) text = m.get("notice");
+    else if (m.get("waiting_for") && (status === "connecting" || (status === "connected" && !m.get("ready")))) {
+      text = `${m.get("waiting_for")} ${this.waitedSeconds()} s`;
+      kind = "wait";
+    } else if (m.get("notice")) text = m.get("notice");
+    this.tickWhileWaiting(kind === "wait");
     this.notice.hidden = !text;
     this.notice.dataset.kind = kind;
     this.noticeText.textContent = text;
     this.noticeAction.textContent = action;
     this.noticeAction.hidden = !action;
+  }
+
+  /** Seconds since the current wait (see `waiting_for`) began, as the person sees it. */
+  waitedSeconds() {
+    const what = this.model.get("waiting_for");
+    if (this.waitingFor !== what) {
+      this.waitingFor = what;
+      this.waitStart = performance.now();
+    }
+    return Math.floor((performance.now() - this.waitStart) / 1000);
+  }
+
+  /** Re-render once a second while waiting, so the elapsed time shows the wait is alive. */
+  tickWhileWaiting(on) {
+    if (on && !this.waitTicker) this.waitTicker = setInterval(() => this.schedule("state"), 1000);
+    else if (!on && this.waitTicker) {
+      clearInterval(this.waitTicker);
+      this.waitTicker = 0;
+    }
   }
 
   renderLevels() {
@@ -789,6 +926,7 @@ class View {
 
   destroy() {
     if (this.frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(this.frame);
+    this.tickWhileWaiting(false);
     this.root.remove();
   }
 }
@@ -823,8 +961,14 @@ function listen(model, names, fn) {
 }
 
 function attachModel(engine, model) {
+  let lastStatus = model.get("status");
   const onState = () => {
     engine.notify("state");
+    const status = model.get("status");
+    // Only a change *to* disconnected stops audio: Connect starts the mic inside the click,
+    // before the kernel reports "connecting", and other traits may change meanwhile.
+    const disconnectedNow = status === "disconnected" && lastStatus !== "disconnected";
+    lastStatus = status;
     const owner = model.get("_mic_owner");
     // Another view (maybe in another tab) took the mic: release ours so only one captures.
     if (engine.ctx && owner && !engine.views.has(owner)) engine.stopAudio(false);
@@ -834,7 +978,8 @@ function attachModel(engine, model) {
       model.save_changes();
     }
     if (model.get("status") === "connected" && engine.ownsMic() && !engine.ctx && engine.mic === "off") engine.startAudio();
-    if (model.get("status") === "disconnected" && engine.ctx) engine.stopAudio(false);
+    engine.maybeStartMic();
+    if (disconnectedNow && engine.ctx) engine.stopAudio(false);
   };
   const onSettings = () => {
     engine.notify("settings");
@@ -842,7 +987,7 @@ function attachModel(engine, model) {
   };
   const off = [
     listen(model, "msg:custom", (msg, buffers) => engine.onMessage(msg, buffers)),
-    listen(model, "change:status change:_mic_owner change:mode change:notice change:error change:backend_label change:model_name change:headphones", onState),
+    listen(model, "change:status change:_mic_owner change:mode change:notice change:error change:backend_label change:model_name change:headphones change:ready change:waiting_for", onState),
     listen(model, "change:stats", () => engine.notify("stats")),
     listen(model, "change:voice change:voices change:speed change:turn_detection change:vad_threshold change:silence_ms change:instructions change:settings_error change:mode change:headphones", onSettings),
   ];
@@ -869,7 +1014,7 @@ async function render({ model, el }) {
   const view = new View(model, engine, el);
   engine.views.set(view.id, view);
   // This view's own model proxy also sees state changes (anywidget may not share one object).
-  const stopListening = listen(model, "change:status change:_mic_owner change:mode", () => view.update("state"));
+  const stopListening = listen(model, "change:status change:_mic_owner change:mode change:ready change:waiting_for", () => view.update("state"));
   if (!model.get("_mic_owner") && model.get("status") === "connected") {
     model.set("_mic_owner", view.id);
     model.save_changes();

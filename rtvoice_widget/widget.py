@@ -13,18 +13,32 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   would start a turn nobody is waiting for.
 - ``{"type": "played", "item_id", "ms", "flushed"}``: what the player really rendered (for
   truncation); ``flushed: true`` marks its final position after a flush, which the truncation
-  of a barge-in waits for (the session has ``live_player=True``). Also ``t`` (page clock, ms
-  since the epoch) and ``output_latency_ms`` / ``base_latency_ms`` of the AudioContext, for
-  benchmarks and debugging.
-- ``{"type": "mic", "state", "detail"}``: mic started / denied / no device / ...; logged as
-  ``mic.<state>``.
+  of a barge-in waits for (the session has ``live_player=True``). Also, for benchmarks and
+  debugging (page clock, ms since the epoch; see ``js/lib/player.js``): ``t``, ``arrived_t``,
+  ``started_t``, ``flush_arrived_t``, ``silent_t``, ``underruns`` and the AudioContext's
+  ``output_latency_ms`` / ``base_latency_ms``.
+- ``{"type": "mic", "state", "detail"}``: mic started / denied / no device / ..., and the mic
+  link opening or closing (``link_open`` / ``link_closed``); logged as ``mic.<state>``.
 - ``{"type": "text", "text"}``: a typed user message.
 - ``{"type": "control", "action"}``: ``connect``, ``disconnect``, ``interrupt``, ``ptt_start``,
-  ``ptt_end``, ``hello`` (a view asks for the history so far).
+  ``ptt_end``, ``hello`` (a view asks for the history so far, and the mic link's address).
+
+The mic link (:class:`MicLink`, on by default, ``mic_link=False`` to turn it off): where the page
+can reach the kernel's 127.0.0.1 (a local JupyterLab), mic frames, assistant audio and flushes
+travel over a WebSocket between the page's audio worker and a thread of this kernel instead of
+through the page's main thread, the Jupyter server and the kernel's main thread. Mic frames then
+reach the session while a cell runs, and arrive in a few ms instead of 100+ ms. Frames from the
+link are handed to the same message handlers as Jupyter's (``content["via"] == "link"``).
+Everything else, and all audio where the link does not open, goes through Jupyter.
+
+Readiness: ``ready`` turns true when the server confirmed the session (``session.updated``, or
+5 s after ``session.created`` without one, logged as ``session.unconfirmed``); until then the
+page opens no mic and says why in ``waiting_for`` (e.g. the offline models loading).
 
 Kernel -> browser: ``{"type": "audio", "item_id", "response_id"}`` + PCM16 buffer (sent from the
 session thread as it arrives, so playback continues while a cell runs), ``{"type": "flush",
-"item_id"}``, and, batched at most every 100 ms, ``{"type": "events", "rows_json"}`` (one JSON
+"item_id"}`` (both over the mic link when it is open), ``{"type": "mic_link", "url", "token",
+"key"}`` (answering ``hello``), and, batched at most every 100 ms, ``{"type": "events", "rows_json"}`` (one JSON
 array of log rows, serialised once per batch) and
 ``{"type": "transcript", "entries"}``. Traitlets carry state only (status, settings, stats).
 
@@ -36,6 +50,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 import uuid
@@ -47,9 +62,10 @@ import traitlets
 
 from rtvoice_widget._assets import js_dir, js_source
 from rtvoice_widget.config import SessionConfig
+from rtvoice_widget.mic_link import MicLink
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 
-__all__ = ["VoiceChat", "StaleFrameFilter", "TranscriptView"]
+__all__ = ["MicLink", "StaleFrameFilter", "TranscriptView", "VoiceChat"]
 
 #: Voices of the OpenAI Realtime API (the local server maps any name to its own voice).
 VOICES = ("marin", "cedar", "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse")
@@ -58,6 +74,8 @@ _BATCH_INTERVAL_S = 0.1  # events/transcript to the browser at most 10 times a s
 _STATS_INTERVAL_S = 0.5
 _HISTORY_ROWS = 2000  # rows replayed to a view that (re)opens; the log itself keeps everything
 _PCM_BYTES_PER_MS = 48
+# After session.created, how long to wait for session.updated before listening anyway.
+_READY_TIMEOUT_S = 5.0
 
 
 class StaleFrameFilter:
@@ -222,6 +240,10 @@ class VoiceChat(anywidget.AnyWidget):
     _mic_owner = traitlets.Unicode("").tag(sync=True)
 
     status = traitlets.Unicode("disconnected", help="disconnected | connecting | connected | reconnecting | error").tag(sync=True)
+    ready = traitlets.Bool(False, help="the server confirmed the session settings (session.updated): "
+                           "the mic is really listening").tag(sync=True)
+    waiting_for = traitlets.Unicode("", help="what a connection in progress waits for, for the person "
+                                    "(e.g. the offline models loading); empty when nothing").tag(sync=True)
     error = traitlets.Unicode("", help="why the connection failed, when status is 'error'").tag(sync=True)
     notice = traitlets.Unicode("", help="an informational line for the person (e.g. local fallback)").tag(sync=True)
     backend_label = traitlets.Unicode("").tag(sync=True)
@@ -252,6 +274,7 @@ class VoiceChat(anywidget.AnyWidget):
         headphones: bool = False,
         mode: str = "continuous",
         stale_frame_ms: float = 500.0,
+        mic_link: bool = True,
         **session_options: Any,
     ) -> None:
         config = SessionConfig(
@@ -279,7 +302,8 @@ class VoiceChat(anywidget.AnyWidget):
             headphones=headphones,
             mode=mode,
         )
-        self._lock = threading.Lock()  # guards the batches shared with the session thread
+        self._lock = threading.Lock()  # guards the batches shared with the session thread, and `ready`
+        self._ready_timer: threading.Timer | None = None
         self._connect_lock = threading.Lock()
         self._pending_rows: list[dict[str, Any]] = []
         self._pending_entries: dict[str, dict[str, Any]] = {}
@@ -288,9 +312,13 @@ class VoiceChat(anywidget.AnyWidget):
         self._stale = StaleFrameFilter(stale_frame_ms)
         self._stale_burst = 0
         self._frames_in = 0
+        self._frames_via_link = 0
         self._callbacks: list[tuple[str, Callable[..., Any]]] = []
         self._unsubscribe: list[Callable[[], None]] = []
         self._applying = False
+        # Audio straight between the page's audio worker and here (see MicLink); Jupyter stays
+        # the fallback.
+        self._mic_link = MicLink(self._on_link_frame) if mic_link else None
         self._session = self._new_session()
         self._pump_stop = threading.Event()
         self._pump = threading.Thread(target=self._run_pump, name="rtvoice-widget-pump", daemon=True)
@@ -323,7 +351,7 @@ class VoiceChat(anywidget.AnyWidget):
     def metrics(self) -> dict[str, Any]:
         """Session counters and latencies, plus the widget's own (mic frames in, stale drops)."""
         return {**self._session.metrics(), "mic_frames_in": self._frames_in,
-                "mic_frames_stale_dropped": self._stale.dropped}
+                "mic_frames_via_link": self._frames_via_link, "mic_frames_stale_dropped": self._stale.dropped}
 
     def save(self, path: Any, **options: Any):
         """Save the conversation (events, turns, both audio tracks, config without secrets).
@@ -359,32 +387,80 @@ class VoiceChat(anywidget.AnyWidget):
                 self._replace_session()
             session = self._session
             self._stale.reset()
-            self.error = ""
-            self.status = "connecting"
+            self.ready = False
+            with self.hold_sync():  # one update: the front end never sees a half-changed state
+                self.error = ""
+                self.status = "connecting"
+                self.waiting_for = ("Loading the offline models (the first start takes a while)\u2026"
+                                    if self._uses_local_server() else "Connecting to the server\u2026")
             try:
                 session.connect(timeout)
             except BaseException as exc:
-                self.error = f"{type(exc).__name__}: {exc}"
-                self.status = "error"
+                with self.hold_sync():
+                    self.waiting_for = ""
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    self.status = "error"
                 raise
         endpoint = session.endpoint
         self.backend_label = endpoint.label if endpoint is not None else ""
         if endpoint is not None and endpoint.backend == "local" and self._backend == "auto":
             self.notice = ("No OPENAI_API_KEY found: using the offline local backend (small models, "
                            "robotic voice). Set OPENAI_API_KEY and reconnect to talk to OpenAI.")
+        with self._lock:  # session.updated may have come already, on the session thread
+            if not self.ready:
+                self.waiting_for = "Starting the session\u2026"
+                self._ready_timer = threading.Timer(_READY_TIMEOUT_S, self._assume_ready, args=(session,))
+                self._ready_timer.daemon = True
+                self._ready_timer.start()
         self.status = "connected"
         return self
+
+    def _uses_local_server(self) -> bool:
+        """Whether connecting will start (or reuse) the embedded server: the rule of
+        ``backends.resolve_endpoint`` for ``url=None``, read here only to word the wait."""
+        args = self._session_args
+        if args.get("url") is not None:
+            return False
+        key = args.get("api_key") or os.environ.get("OPENAI_API_KEY")
+        return args.get("backend") == "local" or (args.get("backend") == "auto" and not key)
+
+    def _on_ready(self) -> None:
+        # Session thread (session.updated) or the fallback timer.
+        with self._lock:
+            timer, self._ready_timer = self._ready_timer, None
+            self.ready = True
+            self.waiting_for = ""
+        if timer is not None:
+            timer.cancel()
+
+    def _assume_ready(self, session: RealtimeSession) -> None:
+        """A server that never confirms the settings must not leave the mic deaf for good."""
+        if session is self._session and session.connected and not self.ready:
+            self._local("session.unconfirmed", text=f"no session.updated within {_READY_TIMEOUT_S:g} s "
+                        "of session.created: listening anyway")
+            self._on_ready()
 
     def disconnect(self) -> None:
         """Close the connection (the log, transcript and recording stay readable)."""
         self._session.close()
+        self._not_ready()
         self.status = "disconnected"
+
+    def _not_ready(self) -> None:
+        with self._lock:
+            timer, self._ready_timer = self._ready_timer, None
+            self.ready = False
+            self.waiting_for = ""
+        if timer is not None:
+            timer.cancel()
 
     def close(self) -> None:
         """Disconnect and remove the widget (stops its background thread)."""
         self._pump_stop.set()
         try:
             self._session.close()
+            if self._mic_link is not None:
+                self._mic_link.close()
         finally:
             super().close()
 
@@ -396,7 +472,7 @@ class VoiceChat(anywidget.AnyWidget):
         """Stop the assistant now: flush playback, truncate at what was heard, cancel the reply."""
         self._session.interrupt()
         # Also whatever the browser still plays that the kernel does not count as audible.
-        self.send({"type": "flush", "item_id": None})
+        self._on_flush(None)
 
     def update(self, **settings: Any) -> SessionConfig:
         """Change session settings (``SessionConfig`` fields); applied live with ``session.update``.
@@ -468,6 +544,8 @@ class VoiceChat(anywidget.AnyWidget):
 
     def _track_connection(self, row: dict[str, Any]) -> None:
         type_ = row["type"]
+        if type_ == "session.updated" and not self.ready:
+            self._on_ready()
         if type_ == "connection.restored" or (type_ == "session.created" and self.status == "reconnecting"):
             self.status = "connected"
             self.notice = ""
@@ -476,16 +554,25 @@ class VoiceChat(anywidget.AnyWidget):
             self.notice = f"Connection lost ({row.get('text') or 'socket closed'}); reconnecting\u2026" \
                 if type_ == "connection.lost" else self.notice
         elif type_ == "connection.failed" and self.status != "connecting":
+            self._not_ready()
             self.error = row.get("text") or "connection failed"
             self.status = "error"
         elif type_ == "connection.closed" and self.status not in ("connecting", "error"):
+            self._not_ready()
             self.status = "disconnected"
 
     def _on_output_audio(self, item_id: str, response_id: str, pcm16: bytes) -> None:
-        self.send({"type": "audio", "item_id": item_id, "response_id": response_id}, buffers=[pcm16])
+        self._to_player({"type": "audio", "item_id": item_id, "response_id": response_id}, pcm16)
 
-    def _on_flush(self, item_id: str) -> None:
-        self.send({"type": "flush", "item_id": item_id})
+    def _on_flush(self, item_id: str | None) -> None:
+        self._to_player({"type": "flush", "item_id": item_id})
+
+    def _to_player(self, header: dict[str, Any], pcm16: bytes | None = None) -> None:
+        """Audio and flushes for the page's player: over the mic link when the page holds one
+        open (fewer hops, no main thread), else through Jupyter. Both keep their own order."""
+        if self._mic_link is not None and self._mic_link.send(header, pcm16 or b""):
+            return
+        self.send(header, buffers=[pcm16] if pcm16 is not None else None)
 
     # -- browser messages (kernel main thread) ----------------------------------------------
 
@@ -536,7 +623,14 @@ class VoiceChat(anywidget.AnyWidget):
                         "arrived late (the kernel was busy)", dropped_ms=self._stale_burst)
             self._stale_burst = 0
         self._frames_in += 1
+        if content.get("via") == "link":
+            self._frames_via_link += 1
         self._session.send_audio(pcm, captured_ms=captured_ms)
+
+    def _on_link_frame(self, content: dict[str, Any], pcm: bytes) -> None:
+        # MicLink's thread: through the custom-message callbacks, so every on_msg listener sees
+        # link frames as it sees frames that came through Jupyter.
+        self._handle_custom_msg(content, [pcm])
 
     def _captured_on_session_clock(self, capture_ms: float, received_ms: float, nbytes: int) -> float:
         """When a frame's first sample was captured, on the session clock.
@@ -556,6 +650,9 @@ class VoiceChat(anywidget.AnyWidget):
             self.disconnect()
         elif action == "hello":
             self._send_history()
+            if self._mic_link is not None:
+                self.send({"type": "mic_link", "url": self._mic_link.url, "token": self._mic_link.token,
+                           "key": self._mic_link.key})
         elif action == "interrupt":
             self.interrupt()
         elif action == "ptt_start":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 import time
 
 import numpy as np
@@ -25,9 +26,12 @@ from scripted_server import (
     assistant_response_end,
     assistant_response_start,
     pcm16_tone,
+    session_updated,
     speech_started,
     voice_turn,
 )
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 from widget_harness.bridge import CommRecorder, wait_until
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789abcdef"
@@ -422,3 +426,105 @@ def test_transcript_view_partials_finals_and_interruptions():
         {"id": "u2", "role": "user", "text": "typed", "final": True, "interrupted": False},
     ]
     assert t.consume({"type": "rate_limits.updated"}) == []
+
+
+# -- the mic link (audio straight between the page's audio worker and the kernel) ------------
+
+
+def link_frame(t: float, seq: int, pcm: bytes, sent: float | None = None) -> bytes:
+    """A page -> kernel mic-link frame, as js/worklets.js's worker builds it."""
+    return struct.pack("<ddI", t, t if sent is None else sent, seq) + pcm
+
+
+def link_message(data: bytes) -> tuple[dict, bytes]:
+    """A kernel -> page mic-link message: (JSON header, payload)."""
+    (length,) = struct.unpack_from("<H", data)
+    return json.loads(data[2:2 + length]), data[2 + length:]
+
+
+def link_info(chat, rec) -> dict:
+    """What the page learns about the mic link (through Jupyter) when it says hello."""
+    rec.browser_send(chat, {"type": "control", "action": "hello"})
+    info = wait_until(lambda: rec.custom("mic_link"), message="mic_link message")[-1][0]
+    assert info["url"].startswith("ws://127.0.0.1:")
+    return info
+
+
+def greeted(link, info: dict):
+    """The kernel proves itself first on the link, with the key the page got through Jupyter."""
+    assert link_message(link.recv(timeout=10)) == ({"type": "hello", "key": info["key"]}, b"")
+    return link
+
+
+def test_mic_link_carries_mic_frames_in_and_assistant_audio_and_flushes_out(chat, server, rec):
+    info = link_info(chat, rec)
+    with ws_connect(f"{info['url']}?token={info['token']}") as link:
+        greeted(link, info)
+        wait_until(lambda: chat._mic_link.connected, message="link connected")
+        now = time.time() * 1000
+        for i in range(10):
+            link.send(link_frame(now + 20 * i, i, frame(i)))
+        wait_until(lambda: len(server.client_events("input_audio_buffer.append")) >= 10, message="appends")
+        assert appended_audio(server) == b"".join(frame(i) for i in range(10))
+        assert chat.metrics()["mic_frames_via_link"] == 10
+        # The recording places them at their capture time, as for frames through Jupyter.
+        row = chat.events.filter(type="input_audio_buffer.append").iloc[-1]
+        assert row["payload"]["captured_ms"] <= row["t_ms"]
+
+        # Assistant audio comes back over the link, not as Jupyter messages.
+        server.play(voice_turn(audio_ms=400, transcript="Sunny."))
+        received = b""
+        while len(received) < 400 * 48:
+            header, payload = link_message(link.recv(timeout=10))
+            assert header["type"] == "audio" and header["item_id"]
+            item = header["item_id"]
+            received += payload
+        assert received == pcm16_tone(400)
+        assert not rec.custom("audio")
+        # A flush (the Interrupt button) takes the same path, so it cannot overtake audio.
+        rec.browser_send(chat, {"type": "control", "action": "interrupt"})
+        flushes = [link_message(link.recv(timeout=10)) for _ in range(2)]
+        assert [h["type"] for h, _ in flushes] == ["flush", "flush"] and not any(p for _, p in flushes)
+        assert {h["item_id"] for h, _ in flushes} == {item, None}  # the session's, then the widget's own
+    # The page went away: audio goes through Jupyter again.
+    wait_until(lambda: not chat._mic_link.connected, message="link closed")
+    server.play(voice_turn(audio_ms=100))
+    wait_until(lambda: rec.custom("audio"), message="audio through Jupyter")
+    # Token and key are for this page only: never in the widget's (saved) state.
+    state = json.dumps(chat.get_state(), default=str)
+    assert info["token"] not in state and info["key"] not in state
+
+
+def test_mic_link_refuses_a_wrong_token_and_shrugs_off_bad_frames(chat, server, rec):
+    info = link_info(chat, rec)
+    for url in (info["url"], f"{info['url']}?token=wrong{info['token']}"):
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(url)
+        assert refused.value.response.status_code == 403
+    with ws_connect(f"{info['url']}?token={info['token']}") as link:
+        greeted(link, info)
+        link.send("not binary")
+        link.send(b"\x00" * 10)  # shorter than the header
+        link.send(link_frame(1.0, 0, b"\x01\x02\x03"))  # odd PCM16 byte count
+        link.send(link_frame(time.time() * 1000, 1, frame(1)))
+        wait_until(lambda: server.client_events("input_audio_buffer.append"), message="the good frame")
+        assert chat._mic_link.rejected == 3
+        assert appended_audio(server) == frame(1)
+
+
+def test_ready_only_after_the_server_confirms_the_session(rec):
+    with ScriptedServer(auto_session_updated=False) as server:
+        chat = VoiceChat(url=server.url, mic_link=False)
+        try:
+            assert not chat.ready and chat.waiting_for == ""
+            chat.connect(timeout=10)
+            update = server.wait_for("session.update")[0]
+            assert chat.status == "connected" and not chat.ready
+            assert chat.waiting_for == "Starting the session\u2026"
+            server.play([session_updated(update["session"])])
+            wait_until(lambda: chat.ready, message="ready")
+            assert chat.waiting_for == ""
+            chat.disconnect()
+            assert not chat.ready
+        finally:
+            chat.close()

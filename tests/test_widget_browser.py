@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import os
 import shutil
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +28,8 @@ from scripted_server import (
     assistant_response_end,
     assistant_response_start,
     pcm16_tone,
+    session_created,
+    session_updated,
     speech_started,
     voice_turn,
 )
@@ -81,12 +85,16 @@ def played_reports(page, item_id: str) -> list[dict]:
         "(id) => window.harness.sent.filter((m) => m.type === 'played' && m.item_id === id)", item_id)
 
 
-def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots, playwright_driver):
+@pytest.mark.parametrize("transport", ["mic_link", "jupyter"])
+def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots, playwright_driver, transport):
+    """The whole widget, with audio over the mic link (default) and over Jupyter messages only."""
     assert shutil.which("chromium") or Path(CHROMIUM).exists()
     http, base = serve_static()
     with ScriptedServer() as server, BrowserBridge() as bridge:
         p = playwright_driver
-        chat = VoiceChat(url=server.url)
+        chat = VoiceChat(url=server.url, mic_link=transport == "mic_link")
+        frames: list[dict] = []  # what reached the kernel's message handlers, by either path
+        chat.on_msg(lambda _w, content, _b: frames.append(content) if content.get("type") == "audio" else None)
         ctx = launch(p, tmp_path, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                      f"--use-file-for-fake-audio-capture={mic_wav}", "--autoplay-policy=no-user-gesture-required")
         try:
@@ -110,7 +118,16 @@ def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots
             # The level meter moves with the voice.
             page.wait_for_function("parseFloat(document.querySelector('.rtv-meter-fill').style.width) > 20", timeout=10000)
             sent = page.evaluate("window.harness.sent.filter((m) => m.type === 'audio').map((m) => m.seq)")
-            assert sent[:50] == list(range(50))
+            if transport == "jupyter":
+                assert sent[:50] == list(range(50))
+                assert not any(f.get("via") == "link" for f in frames)
+            else:
+                # Frames go through Jupyter only until the link is open (a few at most), then
+                # all through the link, in order.
+                assert len(chat.events.filter(type="mic.link_open")) == 1
+                via_link = [f["seq"] for f in frames if f.get("via") == "link"]
+                assert len(via_link) >= 40 and len(sent) < 25, (len(via_link), len(sent))
+                assert via_link == list(range(via_link[0], via_link[0] + len(via_link)))
             # Only one view captures: one engine, so sequence numbers are not duplicated.
             assert len(set(sent)) == len(sent)
 
@@ -251,3 +268,116 @@ def test_blocked_audio_is_explained_and_logged(tmp_path, mic_wav, situation, pla
             ctx.close()
             chat.close()
             http.shutdown()
+
+
+def test_mic_does_not_claim_to_listen_before_the_session_is_ready(tmp_path, mic_wav, playwright_driver):
+    """Connect starts the mic at once (inside the click), but until the server greeted us and
+    confirmed the session settings (``session.updated``) the widget says what it waits for,
+    the mic says it is not listening yet, and no audio is sent; then it listens."""
+    http, base = serve_static()
+    with ScriptedServer(greet=False, auto_session_updated=False) as server, BrowserBridge() as bridge:
+        chat = VoiceChat(url=server.url)
+        ctx = launch(playwright_driver, tmp_path, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={mic_wav}", "--autoplay-policy=no-user-gesture-required")
+        try:
+            page = ctx.new_page()
+            errors = watch_console(page)
+            page.goto(f"{base}/index.html?ws={bridge.port}")
+            page.wait_for_function("window.harness.ready", timeout=15000)
+            mic_label = page.locator(".rtv-mic-label")
+            notice = page.locator(".rtv-notice-text")
+
+            page.locator(".rtv-header button").click()
+            server.wait_for_connections(1)
+            # 1. Connecting (models loading, for the offline backend): the mic is open, not listening.
+            page.wait_for_function("document.querySelector('.rtv-mic-label').textContent === 'Not listening yet'")
+            assert chat.status == "connecting" and not chat.ready
+            assert notice.text_content().startswith("Connecting to the server\u2026"), notice.text_content()
+            assert page.locator(".rtv-mic").get_attribute("data-state") == "waiting"
+            # The elapsed time ticks, so the wait visibly is alive.
+            page.wait_for_function("/ [1-9][0-9]* s$/.test(document.querySelector('.rtv-notice-text').textContent)")
+
+            # 2. Greeted, settings sent, not yet confirmed: still not listening, nothing sent.
+            server.play([session_created()])
+            wait_until(lambda: chat.status == "connected", message="connected")
+            update = server.wait_for("session.update")[0]
+            page.wait_for_function("document.querySelector('.rtv-notice-text').textContent.startsWith('Starting the session')")
+            assert mic_label.text_content() == "Not listening yet"
+            time.sleep(1.0)  # a second of speech from the fake mic, which must not be sent
+            assert not server.client_events("input_audio_buffer.append")
+            assert not page.evaluate("window.harness.sent.filter((m) => m.type === 'audio').length")
+
+            # 3. Confirmed: listening, and the mic's audio flows.
+            server.play([session_updated(update.get("session", {}))])
+            wait_until(lambda: chat.ready, message="ready after session.updated")
+            page.wait_for_function("document.querySelector('.rtv-mic-label').textContent === 'Listening'")
+            page.wait_for_selector(".rtv-notice", state="hidden")
+            server.wait_for("input_audio_buffer.append", count=10, timeout=20)
+            assert page.locator(".rtv-mic").get_attribute("data-state") == "continuous"
+            assert not errors, errors
+        finally:
+            ctx.close()
+            chat.close()
+            http.shutdown()
+
+
+def test_page_sends_no_audio_to_a_link_that_cannot_prove_it_is_the_kernel(tmp_path, mic_wav, playwright_driver):
+    """Where the kernel is remote, the link's 127.0.0.1 address is the person's own machine, and
+    something else may listen on that port. The page must send it nothing until it proved it
+    is our kernel (the key the page got through Jupyter); audio keeps going through Jupyter."""
+    import asyncio
+    import threading
+
+    from websockets.asyncio.server import serve
+
+    received: list[object] = []
+    paths: list[str] = []
+    ready = threading.Event()
+    stop: list[asyncio.Future] = []
+    loop = asyncio.new_event_loop()
+
+    async def impostor(ws):
+        paths.append(ws.request.path)
+        hello = json.dumps({"type": "hello", "key": "not-the-key"}).encode()
+        await ws.send(struct.pack("<H", len(hello)) + hello)
+        async for message in ws:
+            received.append(message)
+
+    async def main():
+        async with serve(impostor, "127.0.0.1", 0) as server:
+            stop.append(loop.create_future())
+            ports.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            await stop[0]
+
+    ports: list[int] = []
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    http, base = serve_static()
+    with ScriptedServer() as server, BrowserBridge() as bridge:
+        chat = VoiceChat(url=server.url, mic_link=False)
+        ctx = launch(playwright_driver, tmp_path, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={mic_wav}", "--autoplay-policy=no-user-gesture-required")
+        try:
+            page = ctx.new_page()
+            errors = watch_console(page)
+            page.goto(f"{base}/index.html?ws={bridge.port}")
+            page.wait_for_function("window.harness.ready", timeout=15000)
+            page.locator(".rtv-header button").click()
+            server.wait_for("input_audio_buffer.append", count=5, timeout=20)
+            # A link address that leads to the impostor instead of the kernel.
+            chat.send({"type": "mic_link", "url": f"ws://127.0.0.1:{ports[0]}/mic", "token": "t", "key": "the-key"})
+            wait_until(lambda: paths, message="the page tried the link")
+            before = len(server.client_events("input_audio_buffer.append"))
+            wait_until(lambda: len(server.client_events("input_audio_buffer.append")) > before + 50,
+                       message="a second of audio after the link attempt")
+            assert received == [], "audio went to a server that did not prove it is the kernel"
+            assert not chat.events.filter(type="mic.link_open").shape[0]
+            assert not errors, errors
+        finally:
+            ctx.close()
+            chat.close()
+            http.shutdown()
+            loop.call_soon_threadsafe(stop[0].set_result, None)
+            thread.join(5)

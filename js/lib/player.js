@@ -6,10 +6,15 @@
 // item have really been rendered to the speakers.
 
 /**
- * A small jitter buffer for assistant audio, keyed by conversation item.
+ * A small adaptive jitter buffer for assistant audio, keyed by conversation item.
  *
- * - Start-up: after silence (start or underrun) output waits until `prebufferMs` is queued, or
+ * - Start-up: after silence (start or underrun) output waits until the prebuffer is queued, or
  *   until it has waited that long, whichever comes first, so a short last chunk still plays.
+ * - Adaptive prebuffer: it starts at `prebufferMs` (default 0: the first delta plays at once,
+ *   because Realtime servers send audio in bursts faster than real time). An underrun (the queue
+ *   ran dry and more of the *same* item came later: an audible gap) adds `underrunStepMs`, up to
+ *   `maxPrebufferMs`; each is counted in `underruns`. A new item after an item ran out is no
+ *   underrun: that is the end of a reply.
  * - Each item starts with a `fadeMs` linear fade-in (no click on the first sample).
  * - `flush()` stops at once: everything queued is dropped except a `fadeMs` fade-out of what is
  *   playing now, and it returns the played ms of every item it touched: those queued, and the
@@ -18,10 +23,17 @@
  * - `played(itemId)` is exact: samples written to the output for that item, in ms.
  */
 export class PlaybackQueue {
-  constructor(sampleRate, { prebufferMs = 60, fadeMs = 5 } = {}) {
+  constructor(sampleRate, { prebufferMs = 0, fadeMs = 5, underrunStepMs = 40, maxPrebufferMs = 300 } = {}) {
     if (!(sampleRate > 0)) throw new RangeError("sampleRate must be positive");
     this.sampleRate = sampleRate;
     this.prebuffer = Math.round((prebufferMs * sampleRate) / 1000);
+    this.underrunStep = Math.round((underrunStepMs * sampleRate) / 1000);
+    this.maxPrebuffer = Math.max(this.prebuffer, Math.round((maxPrebufferMs * sampleRate) / 1000));
+    this.underruns = 0;
+    this.ranDry = null; // the item whose audio ran out last, until other audio is queued
+    this.flushing = false; // a flush's fade-out tail is playing
+    this.frame = 0; // output frames rendered so far (the queue's own clock)
+    this.startedAt = []; // [{itemId, frame}] items whose first sample was rendered, not yet taken
     this.fade = Math.max(1, Math.round((fadeMs * sampleRate) / 1000));
     this.chunks = []; // {itemId, samples, offset}
     this.queued = 0; // samples not yet rendered
@@ -36,6 +48,15 @@ export class PlaybackQueue {
 
   push(itemId, samples) {
     if (samples.length === 0) return;
+    if (this.ranDry !== null) {
+      if (this.ranDry === itemId) {
+        // The item went on after its queue ran dry: the listener heard a gap. Buffer more.
+        this.underruns++;
+        this.prebuffer = Math.min(this.maxPrebuffer, this.prebuffer + this.underrunStep);
+      }
+      this.ranDry = null;
+    }
+    this.flushing = false; // new audio: the queue running dry after it is a real end or gap
     this.chunks.push({ itemId, samples, offset: 0 });
     this.queued += samples.length;
   }
@@ -68,6 +89,8 @@ export class PlaybackQueue {
     this.chunks = kept;
     this.queued = kept.reduce((n, c) => n + c.samples.length, 0);
     this.fadeOutLeft = this.queued;
+    this.ranDry = null; // what follows a flush is new audio, not the rest of a gap
+    this.flushing = this.queued > 0;
     this.waiting = this.queued === 0;
     this.waited = 0;
     // The fade-out tail still counts as played once rendered; report what is certain now plus it.
@@ -81,6 +104,19 @@ export class PlaybackQueue {
 
   /** Fill `out` (one channel) and return the number of samples that carried audio. */
   render(out) {
+    const written = this._fill(out);
+    this.frame += out.length;
+    return written;
+  }
+
+  /** Take the items that started playing since the last call: [{itemId, frame}]. */
+  takeStarted() {
+    const started = this.startedAt;
+    this.startedAt = [];
+    return started;
+  }
+
+  _fill(out) {
     out.fill(0);
     if (this.waiting) {
       if (this.queued === 0) {
@@ -114,6 +150,7 @@ export class PlaybackQueue {
         out[written + i] = s;
         energy += s * s;
       }
+      if (playedBefore === 0) this.startedAt.push({ itemId: chunk.itemId, frame: this.frame + written });
       this.started.add(chunk.itemId);
       this.lastItem = chunk.itemId;
       this.playedSamples.set(chunk.itemId, playedBefore + take);
@@ -122,7 +159,12 @@ export class PlaybackQueue {
       this.queued -= take;
       if (chunk.offset >= chunk.samples.length) this.chunks.shift();
     }
-    if (this.queued === 0) this.waiting = true; // underrun or end: re-buffer before the next audio
+    if (this.queued === 0) {
+      this.waiting = true; // underrun or end: re-buffer before the next audio
+      // A flush's fade-out tail running out is no gap in the item: it was stopped on purpose.
+      if (written > 0 && !this.flushing) this.ranDry = this.lastItem;
+      this.flushing = false;
+    }
     this.level = written > 0 ? Math.sqrt(energy / written) : 0;
     return written;
   }
@@ -167,19 +209,30 @@ export class PlayedReporter {
 
 /**
  * The kernel message for one played report (`{itemId, ms}` from the worklet). `flushed` marks
- * the final position after a flush. Debug fields for the e2e bench: `t`, the page clock (ms since
- * the epoch) when the report reached the main thread, and the AudioContext's `outputLatency` /
- * `baseLatency` in ms (null where the browser does not expose them).
+ * the final position after a flush. Debug fields for the e2e bench, page clock in ms since the
+ * epoch (null when unknown): `t` when the report reached the main thread; `arrived_t` when the
+ * item's first audio reached the main thread; `started_t` when the worklet rendered the item's
+ * first sample (to the speaker add `output_latency_ms`); `flush_arrived_t` when the last flush
+ * reached the page (main thread, or the mic-link worker); `silent_t` when the player's output
+ * went silent after it (flushed reports only); `underruns`, the player's gaps so far; and the AudioContext's
+ * `outputLatency` / `baseLatency` in ms (null where the browser does not expose them).
  */
-export function playedMessage(report, { flushed = false, t, ctx } = {}) {
+export function playedMessage(report, { flushed = false, t, ctx, timing = {} } = {}) {
   const ms = (seconds) => (typeof seconds === "number" && Number.isFinite(seconds) ? seconds * 1000 : null);
+  const known = (x) => (typeof x === "number" && Number.isFinite(x) ? x : null);
   return {
     type: "played",
     item_id: report.itemId,
     ms: report.ms,
     flushed,
     t,
+    arrived_t: known(timing.arrivedT),
+    started_t: known(timing.startedT),
+    flush_arrived_t: known(timing.flushArrivedT),
+    silent_t: known(timing.silentT),
+    underruns: known(timing.underruns),
     output_latency_ms: ctx ? ms(ctx.outputLatency) : null,
     base_latency_ms: ctx ? ms(ctx.baseLatency) : null,
   };
 }
+

@@ -112,8 +112,12 @@ test("flush reports the item played last even when its queue had run dry", () =>
 
 test("played messages carry the flush flag, the page clock and the output latencies", () => {
   const ctx = { outputLatency: 0.0213, baseLatency: 0.005333 };
-  const msg = playedMessage({ itemId: "a", ms: 912.5 }, { flushed: true, t: 1700000000123.5, ctx });
-  assert.deepEqual(Object.keys(msg).sort(), ["base_latency_ms", "flushed", "item_id", "ms", "output_latency_ms", "t", "type"]);
+  const timing = { arrivedT: 1700000000001, startedT: 1700000000002.5, flushArrivedT: 1700000000100, silentT: 1700000000107, underruns: 2 };
+  const msg = playedMessage({ itemId: "a", ms: 912.5 }, { flushed: true, t: 1700000000123.5, ctx, timing });
+  assert.deepEqual(Object.keys(msg).sort(), ["arrived_t", "base_latency_ms", "flush_arrived_t", "flushed", "item_id", "ms",
+    "output_latency_ms", "silent_t", "started_t", "t", "type", "underruns"]);
+  assert.deepEqual([msg.arrived_t, msg.started_t, msg.flush_arrived_t, msg.silent_t, msg.underruns],
+    [1700000000001, 1700000000002.5, 1700000000100, 1700000000107, 2]);
   assert.equal(msg.type, "played");
   assert.equal(msg.item_id, "a");
   assert.equal(msg.ms, 912.5);
@@ -127,4 +131,60 @@ test("played messages carry the flush flag, the page clock and the output latenc
   assert.equal(bare.output_latency_ms, null);
   assert.equal(bare.base_latency_ms, 10);
   assert.equal(playedMessage({ itemId: "c", ms: 1 }).output_latency_ms, null);
+  assert.equal(bare.started_t, null);
+  assert.equal(playedMessage({ itemId: "d", ms: 1 }, { timing: { startedT: NaN } }).started_t, null);
+});
+
+test("by default the first delta plays in the very next block (no start-up wait)", () => {
+  const q = new PlaybackQueue(RATE);
+  q.push("a", ones(480)); // 10 ms
+  assert.equal(q.render(new Float32Array(128)), 128);
+  assert.equal(q.underruns, 0);
+});
+
+test("an underrun inside an item is counted and grows the prebuffer, up to its cap", () => {
+  const q = new PlaybackQueue(RATE, { underrunStepMs: 40, maxPrebufferMs: 100 });
+  q.push("a", ones(480));
+  renderAll(q, 10); // ran dry after 10 ms: a gap if more of "a" comes
+  q.push("a", ones(480));
+  assert.equal(q.underruns, 1);
+  assert.equal(q.prebuffer, (40 * RATE) / 1000);
+  // Now it waits for 40 ms queued (or 40 ms waited) before playing again.
+  assert.equal(q.render(new Float32Array(128)), 0);
+  q.push("a", ones(1920)); // 10 + 40 ms queued
+  assert.equal(q.render(new Float32Array(128)), 128);
+  renderAll(q, 30);
+  for (let i = 0; i < 3; i++) {
+    q.push("a", ones(48));
+    renderAll(q, 40);
+  }
+  assert.equal(q.underruns, 4);
+  assert.equal(q.prebuffer, (100 * RATE) / 1000, "capped at maxPrebufferMs");
+});
+
+test("a new item after the last one ended is no underrun, nor is audio after a flush", () => {
+  const q = new PlaybackQueue(RATE);
+  q.push("a", ones(480));
+  renderAll(q, 10);
+  q.push("b", ones(480)); // the next reply
+  renderAll(q, 10);
+  q.push("c", ones(4800));
+  renderAll(q, 5);
+  q.flush();
+  renderAll(q, 10); // the fade-out tail runs out
+  q.push("c", ones(480)); // a late delta of the flushed item
+  assert.equal(q.underruns, 0);
+  assert.equal(q.prebuffer, 0);
+});
+
+test("the queue tells where in its frame clock each item's first sample was rendered", () => {
+  const q = new PlaybackQueue(RATE, { fadeMs: 1 });
+  renderAll(q, 2); // 256 frames of silence
+  q.push("a", ones(100));
+  q.push("b", ones(100));
+  renderAll(q, 1);
+  assert.deepEqual(q.takeStarted(), [{ itemId: "a", frame: 256 }, { itemId: "b", frame: 356 }]);
+  assert.deepEqual(q.takeStarted(), []);
+  renderAll(q, 3);
+  assert.equal(q.frame, 6 * 128);
 });

@@ -35,8 +35,11 @@ class BrowserTap:
     """Records the browser -> kernel custom messages of one widget, with kernel receive times."""
 
     def __init__(self, widget) -> None:
-        self.frames: list[dict] = []  # mic frames: seq, capture t (page clock, ms), recv (ms), bytes, hash
-        self.played: list[dict] = []  # played reports: recv (ms), item_id, ms, flushed
+        # mic frames: seq, capture t (page clock, ms), sent (page clock, ms: when the front end
+        # sent it), via ("link" or "jupyter"), recv (ms), bytes, hash
+        self.frames: list[dict] = []
+        # played reports: recv (ms), item_id, ms, flushed, and the browser's timing fields
+        self.played: list[dict] = []
         self.controls: list[dict] = []
         self.rows: list[dict] = []  # log rows (not appends), as chat.on("*") delivers them
         widget.on_msg(self._on_msg)
@@ -64,11 +67,16 @@ class BrowserTap:
         kind = content.get("type")
         if kind == "audio":
             pcm = bytes(buffers[0]) if buffers else b""
-            self.frames.append({"seq": content.get("seq"), "t": content.get("t"), "recv": now,
-                                "bytes": len(pcm), "hash": frame_hash(pcm)})
+            # Through the widget's mic link the worker stamps when it sent; through Jupyter the
+            # message header says when the page created the message.
+            via = content.get("via", "jupyter")
+            sent = content.get("sent") if via == "link" else _message_sent_ms()
+            self.frames.append({"seq": content.get("seq"), "t": content.get("t"), "sent": sent, "via": via,
+                                "recv": now, "bytes": len(pcm), "hash": frame_hash(pcm)})
         elif kind == "played":
-            self.played.append({"recv": now, "item_id": content.get("item_id"),
-                                "ms": content.get("ms"), "flushed": bool(content.get("flushed"))})
+            self.played.append({"recv": now, "sent": _message_sent_ms(), "item_id": content.get("item_id"),
+                                "ms": content.get("ms"), "flushed": bool(content.get("flushed")),
+                                **{k: content.get(k) for k in _PLAYED_TIMING}})
         elif kind in ("control", "mic"):
             self.controls.append({"recv": now, **content})
 
@@ -86,6 +94,25 @@ class BrowserTap:
             items[p["item_id"]] = max(items.get(p["item_id"], 0.0), p["ms"])
         return {"frames": len(self.frames), "played": items,
                 "flushed_reports": sum(p["flushed"] for p in self.played)}
+
+
+_PLAYED_TIMING = ("t", "arrived_t", "started_t", "flush_arrived_t", "silent_t", "underruns", "output_latency_ms",
+                  "base_latency_ms")
+
+
+def _message_sent_ms() -> float | None:
+    """When the front end created the Jupyter message being handled (its header ``date``).
+
+    JupyterLab and Notebook 7 stamp each message with the page's wall clock (ms resolution) as
+    they create it, which for a widget's ``model.send`` is the moment the widget sent it.
+    """
+    try:
+        from ipykernel.kernelbase import Kernel
+
+        date = Kernel.instance().get_parent("shell")["header"]["date"]
+        return date.timestamp() * 1000
+    except (ImportError, KeyError, TypeError, AttributeError):  # not in a kernel / no date: unknown
+        return None
 
 
 def _dig(value, dotted: str):
@@ -109,6 +136,7 @@ class ChunkedForwarder:
         self._chunk_bytes = 48 * chunk_ms
         self._pending = bytearray()
         self.sent = 0
+        self._widget = widget
         widget.on_msg(self._on_msg)
 
     def _on_msg(self, _widget, content, buffers) -> None:
@@ -122,6 +150,7 @@ class ChunkedForwarder:
             self.sent += 1
 
     def close(self) -> None:
+        self._widget.on_msg(self._on_msg, remove=True)
         self._ws.close()
 
 

@@ -194,6 +194,41 @@ def test_spoken_question_gets_a_played_spoken_answer_in_jupyterlab(jupyter, brow
     assert page.console_errors() == []
 
 
+def test_first_connect_says_the_models_load_and_listens_only_when_ready(jupyter, browsers, wavs):
+    """A fresh kernel, no key: Connect starts the embedded server, which loads its models for
+    seconds. Meanwhile the widget says so (with the time waited), the mic says it is not
+    listening yet and nothing is sent; once the server confirmed the session, it listens."""
+    cell = f"""
+import sys
+sys.path.insert(0, {E2E_DIR!r})
+from kernel_side import BrowserTap
+from rtvoice_widget import VoiceChat
+chat = VoiceChat(headphones=True)
+tap = BrowserTap(chat)
+chat
+"""
+    page = open_chat(browsers, jupyter, wavs["silence"], "loading.ipynb", "lab", cell)
+    page.page.locator(".rtv-root .rtv-header > button.rtv-btn").click()
+    page.page.wait_for_function(
+        "() => { const n = document.querySelector('.rtv-notice-text'); const m = document.querySelector('.rtv-mic-label');"
+        " return n && n.textContent.startsWith('Loading the offline models') && m.textContent === 'Not listening yet'; }",
+        timeout=30_000)
+    page.page.wait_for_function(  # the wait visibly goes on
+        "() => / [1-9][0-9]* s$/.test(document.querySelector('.rtv-notice-text').textContent)", timeout=30_000)
+    while_loading = page.kernel_json("{'status': chat.status, 'ready': chat.ready, 'frames': len(tap.frames)}")
+    assert while_loading == {"status": "connecting", "ready": False, "frames": 0}, while_loading
+
+    assert page.wait_kernel_true("chat.status == 'connected' and chat.ready", timeout_s=180), \
+        page.kernel_json("{'status': chat.status, 'error': chat.error}")
+    page.page.wait_for_function("document.querySelector('.rtv-mic-label').textContent === 'Listening'", timeout=30_000)
+    # Frames flow once ready, and none was sent before the session was confirmed.
+    assert page.wait_kernel_true("len(chat.events.filter(type='input_audio_buffer.append')) >= 10", timeout_s=60)
+    order = page.kernel_json(
+        "[str(t) for t in chat.events.to_pandas().type if t in ('session.updated', 'input_audio_buffer.append')][:2]")
+    assert order == ["session.updated", "input_audio_buffer.append"], order
+    assert page.console_errors() == []
+
+
 def test_same_spoken_turn_in_notebook7(jupyter, browsers, wavs):
     page = open_chat(browsers, jupyter, wavs["question"], "voice-nb7.ipynb", "notebook",
                      setup_cell("echo", headphones=True), loop=False)
