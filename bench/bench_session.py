@@ -7,7 +7,12 @@ streams 20 ms frames in real time and reports its own CPU time (all threads: the
 session's) divided by the seconds of audio streamed.
 
 Baseline: a bare ``websockets`` asyncio client on its own loop thread doing only the wire work
-(JSON + base64 each way), without our session, protocol, event log or recorder. CPU time per
+(JSON + base64 each way), without our session, protocol, event log or recorder. The session
+beats it on its own wire path (``rtvoice_widget/wire.py``: frames written from the caller's
+thread, messages handled where the transport delivers them), which spares the loop wake-ups the
+baseline pays. Also printed, not asserted: the *floor*, the same traffic with nothing but a
+pre-framed ``sendall`` per frame and a thread parsing frames in a blocking ``recv`` (the cost
+of the system calls and thread wake-ups alone, under any client). CPU time per
 operation swells on a loaded machine, so baseline and session run *interleaved* in the same run
 (rounds in ABBA order, each variant on a fresh connection) and the figures are medians over the
 rounds. Goals, both asserted: the session costs <= 3 % of one core per second of two-way audio
@@ -26,6 +31,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -171,6 +177,58 @@ def run_baseline(url: str, seconds: float) -> dict:
     return {"cpu_s": cpu, "wall_s": wall, "ok": ok, "sent": expected, "received": state["bytes"]}
 
 
+def run_floor(url: str, seconds: float) -> dict:
+    """The same traffic with the least a client can do: one blocking ``sendall`` of a frame
+    framed once in advance, and a thread blocking in ``recv`` that only parses the frames
+    (websockets' sans-I/O protocol). No event loop, JSON, base64, log or recorder: what is left
+    is the cost of the system calls and thread wake-ups, the floor under any client."""
+    from websockets.client import ClientProtocol
+    from websockets.frames import Opcode
+    from websockets.http11 import Response
+    from websockets.uri import parse_uri
+
+    uri = parse_uri(url)
+    protocol = ClientProtocol(uri, max_size=2**24)
+    sock = socket.create_connection((uri.host, uri.port), timeout=20)
+    protocol.send_request(protocol.connect())
+    sock.sendall(b"".join(protocol.data_to_send()))
+    while not any(isinstance(e, Response) for e in protocol.events_received()):
+        protocol.receive_data(sock.recv(65536))
+    sock.settimeout(None)
+    todo = frames(seconds)
+    protocol.send_text(json.dumps({"type": "input_audio_buffer.append",
+                                   "audio": base64.b64encode(todo[0]).decode()}).encode())
+    framed = b"".join(protocol.data_to_send())
+    received = threading.Event()
+    state = {"deltas": 0}
+
+    def read() -> None:
+        while True:
+            data = sock.recv(2**16)
+            if not data:
+                return
+            protocol.receive_data(data)
+            for event in protocol.events_received():
+                if event.opcode is Opcode.TEXT and b"response.output_audio.delta" in event.data:
+                    state["deltas"] += 1
+                    if state["deltas"] >= len(todo):
+                        received.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    paced([framed] * len(todo), sock.sendall)
+    ok = received.wait(30)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    protocol.send_close(1000)  # the server answers and closes: the reader sees the end
+    sock.sendall(b"".join(protocol.data_to_send()))
+    reader.join(5)
+    sock.close()
+    expected = sum(map(len, todo))
+    return {"cpu_s": cpu, "wall_s": wall, "ok": ok, "sent": expected,
+            "received": state["deltas"] * len(todo[0])}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds x 1.5 s per variant (CI smoke)")
@@ -184,12 +242,13 @@ def main() -> int:
     seconds = args.seconds or (1.5 if args.quick else 8.0)
     rounds = args.rounds or (2 if args.quick else 6)
     # Bound the whole run: a hung connection must not hang CI.
-    signal.alarm(int(rounds * 2 * (seconds + 40)) + 30)
+    signal.alarm(int(rounds * 3 * (seconds + 40)) + 30)
 
     server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     baselines: list[dict] = []
     sessions: list[dict] = []
+    floors: list[dict] = []
     loads: list[float] = []
     try:
         url = server.stdout.readline().strip()
@@ -199,8 +258,9 @@ def main() -> int:
         for index in range(rounds):
             # ABBA: neither variant always runs first, so a drifting machine load cancels out.
             order = (run_baseline, run_session) if index % 2 == 0 else (run_session, run_baseline)
-            for run in order:
-                (baselines if run is run_baseline else sessions).append(run(url, seconds))
+            results = {run_baseline: baselines, run_session: sessions, run_floor: floors}
+            for run in (*order, run_floor):
+                results[run].append(run(url, seconds))
             loads.append(os.getloadavg()[0])
     finally:
         server.stdin.close()
@@ -212,6 +272,7 @@ def main() -> int:
     # The same seconds were streamed in and received back in each round.
     base_pcts = [r["cpu_s"] / seconds * 100 for r in baselines]
     ours_pcts = [r["cpu_s"] / seconds * 100 for r in sessions]
+    floor_pcts = [r["cpu_s"] / seconds * 100 for r in floors]
     base_pct, ours_pct = statistics.median(base_pcts), statistics.median(ours_pcts)
     ratio = statistics.median([o / b for o, b in zip(ours_pcts, base_pcts)])
     overhead_pp = statistics.median([o - b for o, b in zip(ours_pcts, base_pcts)])
@@ -222,13 +283,15 @@ def main() -> int:
     print(f"RealtimeSession (protocol+log+rec): median {ours_pct:5.2f} % of a core   "
           f"rounds: {' '.join(f'{p:.2f}' for p in ours_pcts)}   "
           f"({sessions[-1]['events']} events logged in the last round)")
+    print(f"floor (syscalls + wake-ups only):    median {statistics.median(floor_pcts):5.2f} % of a core   "
+          f"rounds: {' '.join(f'{p:.2f}' for p in floor_pcts)}   (not a goal: what no client can go under)")
     print(f"session's own overhead: median {overhead_pp:+.2f} percentage points, "
           f"ratio session / baseline {ratio:.2f}x   goal: <= {GOAL_RATIO:.2f}x")
     print(f"absolute: {ours_pct:.2f} % of a core   goal: <= {GOAL_CPU_PERCENT:.1f} %")
     # CPU time per operation grows on a contended machine; the load says how much to trust the figures.
     print(f"machine: {os.cpu_count()} cores, load average {min(loads):.1f}..{max(loads):.1f} during the run")
     failures = []
-    for name, results in (("session", sessions), ("baseline", baselines)):
+    for name, results in (("session", sessions), ("baseline", baselines), ("floor", floors)):
         for r in results:
             if not r["ok"]:
                 failures.append(f"{name}: not all audio came back ({r['received']} of {r['sent']} bytes)")

@@ -26,8 +26,8 @@ payload        object (dict)         the event as received/sent, audio field rem
 =============  ====================  ==========================================================
 
 Rows are stored column by column (numbers and categorical codes in :mod:`array` columns, one
-list per object column, ids interned) so a long session stays small and ``to_pandas()`` needs
-no per-row work. Payload dicts are stored by reference: an event must not be mutated after it
+list per object column, sharing its strings with the payloads) so a long session stays small
+and ``to_pandas()`` needs no per-row work. Payload dicts are stored by reference: an event must not be mutated after it
 was appended, nor a row's ``payload`` by a subscriber (only events that carry audio are
 copied, to drop the audio). Audio durations assume the Realtime PCM16 24 kHz format.
 """
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import sys
 import threading
 import time as _time_module
 from array import array
@@ -213,6 +214,7 @@ class EventLog:
             raise ValueError(f"max_events must be a positive int or None, got {max_events!r}")
         self.max_events = max_events
         self._lock = threading.Lock()
+        # Bound methods: bare acquire/release is ~100 ns cheaper than ``with`` on append's hot path.
         self._acquire, self._release = self._lock.acquire, self._lock.release
         self._first_seq = 0  # seq of the oldest row held
         self._next_seq = 0
@@ -225,6 +227,7 @@ class EventLog:
         self._subscribers: list[Callable[[dict[str, Any]], Any]] = []
         self._reporting = threading.local()  # set while logging a subscriber's failure
         self._set_columns(array("q"), array("d"), array("d"), array("i"), [], [], [], [], [])
+        self._set_prune_seq()
 
     def _set_columns(self, time_ns, t_ms, audio_ms, codes, event_id, item_id, response_id, text,
                      payload) -> None:
@@ -250,22 +253,14 @@ class EventLog:
             if not isinstance(event, Mapping):
                 raise TypeError(f"event must be a dict with a 'type', got {event!r:.200}")
             event = dict(event)
-        type_ = event.get("type")
-        if type_.__class__ is not str:
-            if type_ is None:
-                raise TypeError(f"event must be a dict with a 'type', got {event!r:.200}")
-            raise TypeError(f"event 'type' must be a str, got {type_!r:.100}")
-        plans = self._plans.get(source)
-        if plans is None:
-            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        try:  # one lookup for source and type, when both were seen before
+            type_ = event["type"]
+            packed, category_code, audio_field = self._plans[source][type_]
+        except (KeyError, TypeError):  # new, or bad input (raised there)
+            type_, (packed, category_code, audio_field) = self._plan_of(source, event)
         if t_ms.__class__ is not float:
             t_ms = float(t_ms)
         time_ns = _now_ns() if time is None else _to_ns(time)
-
-        plan = plans.get(type_)
-        if plan is None:
-            plan = self._new_plan(type_, source)
-        packed, category_code, audio_field = plan
         get = event.get
         if audio_field is None:
             audio_ms = 0.0
@@ -285,25 +280,27 @@ class EventLog:
                 text = _text_of(event)
         else:
             audio = get(audio_field)
+            payload = event.copy()
             if audio.__class__ is str:
                 n = len(audio)
                 audio_ms = ((n >> 2) * 3 - (n > 0 and audio[-1] == "=") - (n > 1 and audio[-2] == "=")) \
                     / PCM16_BYTES_PER_MS
+                del payload[audio_field]
             elif isinstance(audio, (bytes, bytearray, memoryview)):
                 audio_ms = memoryview(audio).nbytes / PCM16_BYTES_PER_MS
+                del payload[audio_field]
             else:
                 audio_ms = 0.0
-            payload = event.copy()
-            payload.pop(audio_field, None)
+                payload.pop(audio_field, None)
             item_id = get("item_id")
             response_id = get("response_id")
             text = None
-        # Ids repeat on thousands of events: keep one string object per id.
-        if item_id is not None:
-            item_id = self._ids.setdefault(item_id, item_id) if item_id.__class__ is str else str(item_id)
-        if response_id is not None:
-            response_id = self._ids.setdefault(response_id, response_id) if response_id.__class__ is str \
-                else str(response_id)
+        # No interning here: the column shares the string object with the payload, which
+        # keeps it anyway (load() interns, its columns and payloads being parsed apart).
+        if item_id.__class__ is not str and item_id is not None:
+            item_id = str(item_id)
+        if response_id.__class__ is not str and response_id is not None:
+            response_id = str(response_id)
         event_id = get("event_id")
         if event_id is not None and event_id.__class__ is not str:
             event_id = str(event_id)
@@ -311,8 +308,7 @@ class EventLog:
         if category_code < 0:
             category_code = _CATEGORY_CODES[category_of(type_, source, event)]
 
-        # Nothing below can raise (every value was checked above), so the columns stay aligned;
-        # bare acquire/release is ~100 ns cheaper than ``with`` on this hot path.
+        # Nothing below can raise (every value was checked above), so the columns stay aligned.
         self._acquire()
         try:
             seq = self._next_seq
@@ -327,7 +323,7 @@ class EventLog:
             a[6](response_id)
             a[7](text)
             a[8](payload)
-            if self.max_events is not None and len(self._payload) >= 2 * self.max_events:
+            if seq >= self._prune_seq:
                 self._prune_locked()
         finally:
             self._release()
@@ -339,6 +335,21 @@ class EventLog:
                 "audio_ms": audio_ms, "payload": payload,
             })
         return seq
+
+    def _plan_of(self, source: Any, event: dict[str, Any]) -> tuple[str, tuple[int, int, str | None]]:
+        """The type and plan of an event not seen before; raises on bad input."""
+        type_ = event.get("type")
+        if type_.__class__ is not str:
+            if type_ is None:
+                raise TypeError(f"event must be a dict with a 'type', got {event!r:.200}")
+            if not isinstance(type_, str):
+                raise TypeError(f"event 'type' must be a str, got {type_!r:.100}")
+            type_ = str(type_)
+        plans = self._plans.get(source) if source.__class__ is str else None
+        if plans is None:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        plan = plans.get(type_)
+        return type_, plan if plan is not None else self._new_plan(type_, source)
 
     def _new_plan(self, type_: str, source: str) -> tuple[int, int, str | None]:
         with self._lock:
@@ -367,11 +378,18 @@ class EventLog:
 
     def _prune_locked(self) -> None:
         # Pruning in batches (whenever twice the limit is reached) keeps append O(1) amortised.
-        drop = len(self._payload) - self.max_events
-        if drop > 0:
-            for column in self._columns:
-                del column[:drop]
-            self._first_seq += drop
+        if self.max_events is not None:
+            drop = len(self._payload) - self.max_events
+            if drop > 0:
+                for column in self._columns:
+                    del column[:drop]
+                self._first_seq += drop
+        self._set_prune_seq()
+
+    def _set_prune_seq(self) -> None:
+        # append() prunes once it appended this seq, i.e. when twice max_events rows are held:
+        # one comparison per append instead of a len() and two attribute lookups.
+        self._prune_seq = sys.maxsize if self.max_events is None else self._first_seq + 2 * self.max_events - 1
 
     def _snapshot(self) -> _Snapshot:
         """A consistent copy of the kept rows (respecting ``max_events`` exactly)."""
@@ -631,8 +649,7 @@ class EventLog:
         log._first_seq = first
         log._next_seq = first + len(seqs)
         with log._lock:
-            if max_events is not None and len(log._payload) > max_events:
-                log._prune_locked()
+            log._prune_locked()
         return log
 
 

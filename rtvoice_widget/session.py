@@ -10,13 +10,19 @@ Threading model. ``connect()`` starts a daemon thread running an asyncio loop th
 socket, the protocol state and the recorder. A Jupyter cell can block the kernel's main thread
 (``time.sleep``, a long computation): the session keeps sending and receiving regardless. Public
 methods may be called from any thread; they validate their input on the caller's thread (so bad
-input raises right there), then hand the work to the loop. Commands (``commit``,
+input raises right there), then hand the work to the loop (``send_audio`` usually writes itself,
+see below). Commands (``commit``,
 ``create_response``, ...) wait until the loop has built and queued their event; ``send_audio``
 and ``playback_progress`` do not wait, so a 50 Hz caller never blocks on the loop.
 
 Outgoing events go through one queue and are logged when they were really written to the socket.
 While the connection is down (between a loss and a successful reconnect) they stay queued and
-go out after the session config has been re-sent.
+go out after the session config has been re-sent. The exception is the 50 Hz audio path:
+``send_audio`` writes its append to the socket itself, from the caller's thread, when nothing is
+queued ahead of it and the connection allows it (plain ``ws://``, open, greeted, socket not
+full; see :mod:`rtvoice_widget.wire`), which spares the loop a wake-up per frame. Both paths
+log, count and record under the connection's ``wire_lock``, so the log follows the wire order.
+Server events are handled on the loop thread right where the transport delivers them.
 
 Reconnection. Any close the session did not ask for (server close, network drop, a frame over
 ``max_frame_bytes``) is logged as ``connection.lost``; the session then retries with exponential
@@ -48,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import math
@@ -60,7 +67,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from websockets.asyncio.client import ClientConnection, connect as ws_connect
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from rtvoice_widget.audio import Recorder, pcm16_to_float32, read_wav, to_pcm16
@@ -69,6 +76,7 @@ from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.events import CATEGORIES, EventLog
 from rtvoice_widget.protocol import ClientProtocol, CostCapReached, FlushPlayback, PlayAudio, RunTool, Send
 from rtvoice_widget.tools import ToolRegistry
+from rtvoice_widget.wire import RealtimeConnection
 
 __all__ = ["Reply", "RealtimeSession", "SessionClosedError"]
 
@@ -230,7 +238,10 @@ class RealtimeSession:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._supervisor: asyncio.Task | None = None
-        self._ws: ClientConnection | None = None
+        self._ws: RealtimeConnection | None = None
+        # The connection send_audio may write to from the caller's thread (see _send_now): set
+        # once the server greeted it, cleared when it is lost.
+        self._direct: RealtimeConnection | None = None
         self._ready: concurrent.futures.Future[None] | None = None
         self._closing = False
         self._closed_reason: str | None = None
@@ -370,13 +381,42 @@ class RealtimeSession:
                 or not math.isfinite(captured_ms)):
             raise ValueError(f"captured_ms must be a finite number of ms on the session clock, got {captured_ms!r}")
         pcm16 = to_pcm16(audio, sample_rate)
+        if captured_ms is not None:
+            captured_ms = float(captured_ms)
+        if self._direct is not None and self._send_now(pcm16, captured_ms):
+            return len(pcm16) / _BYTES_PER_MS
         # deque.append is atomic; the flag may be stale, which costs at most a spare wakeup
         # (it is cleared on the loop *before* the deque is drained, so no frame is stranded).
-        self._audio_in.append((pcm16, None if captured_ms is None else float(captured_ms)))
+        self._audio_in.append((pcm16, captured_ms))
         if not self._audio_wakeup_pending:
             self._audio_wakeup_pending = True
             self._call_soon(self._take_audio)
         return len(pcm16) / _BYTES_PER_MS
+
+    def _send_now(self, pcm16: bytes, captured_ms: float | None) -> bool:
+        """Write one append from this (the caller's) thread, without waking the loop; False
+        when it must take the queue: the wire is busy, something is queued ahead of it, the
+        connection cannot be written from here (TLS, closing, a full socket), or it is too big.
+
+        Half the session's CPU per frame went into waking the loop (the self-pipe write, an
+        epoll return, a task); the frame also reaches the server sooner.
+        """
+        ws = self._direct
+        if ws is None or len(pcm16) > _MAX_APPEND_BYTES or not ws.wire_lock.acquire(blocking=False):
+            return False
+        try:
+            if self._audio_in or self._outbox or self._closing or not ws.can_write_now():
+                return False
+            event = self.protocol.append_audio(pcm16)
+            text = _event_text(event, pcm16)
+            if not ws.write_now(text):  # closed just now: the queue keeps it for the next connection
+                self._direct = None
+                self._call_soon(self._enqueue_append, event, pcm16, captured_ms)
+                return True
+            self._sent(event, pcm16, len(text), captured_ms)
+            return True
+        finally:
+            ws.wire_lock.release()
 
     def commit(self) -> None:
         """Commit the input audio buffer (push-to-talk / manual turn detection)."""
@@ -677,6 +717,7 @@ class RealtimeSession:
                     # Base64 PCM barely compresses; deflate would only cost CPU on both ends.
                     compression=None,
                     logger=_wire_logger,
+                    create_connection=RealtimeConnection,
                 )
             except (OSError, asyncio.TimeoutError, WebSocketException) as exc:
                 reason = _describe_connect_error(exc)
@@ -702,7 +743,7 @@ class RealtimeSession:
                 self._ready.set_exception(ConnectionError(self._closed_reason))
                 return
 
-    async def _serve(self, ws: ClientConnection, first: bool) -> None:
+    async def _serve(self, ws: RealtimeConnection, first: bool) -> None:
         assert self.endpoint is not None and self._outbox_ready is not None
         self._local("connection.opened", endpoint=self.endpoint.label, reconnect=not first)
         self._ws = ws
@@ -714,15 +755,14 @@ class RealtimeSession:
             # The config goes first on every connection, ahead of anything queued meanwhile.
             await self._write(ws, self.protocol.session_update(), None)
             writer = asyncio.get_running_loop().create_task(self._drain_outbox(ws))
-            async for frame in ws:
-                try:
-                    self._receive(frame)
-                except Exception as exc:  # a bug of ours must not end the connection
-                    self._protocol_error(f"internal error handling a server frame: {type(exc).__name__}: {exc}")
+            # Server events are handled where the transport delivers them (no reader task).
+            ws.on_message = self._on_message
+            ws.deliver()
+            await ws.wait_closed()
         except ConnectionClosed:
             pass
         finally:
-            self._ws = None
+            self._ws = self._direct = None
             if writer is not None:
                 writer.cancel()
         if not self._closing:
@@ -733,7 +773,7 @@ class RealtimeSession:
             self._local("connection.lost", text=info, code=ws.close_code,
                         reason=ws.close_reason or None, queued=len(self._outbox))
 
-    async def _drain_outbox(self, ws: ClientConnection) -> None:
+    async def _drain_outbox(self, ws: RealtimeConnection) -> None:
         assert self._outbox_ready is not None and self._server_greeted is not None
         try:
             # A renewal puts the conversation summary ahead of the queue at session.created.
@@ -754,19 +794,19 @@ class RealtimeSession:
             else:  # a renewal's summary was put in front meanwhile
                 self._outbox.remove((event, pcm16))
 
-    async def _write(self, ws: ClientConnection, event: dict, pcm16: bytes | None) -> None:
-        if pcm16 is not None and len(event) == 2:
-            # append_audio's {type, audio}, 50 per second: base64 needs no JSON escaping, so skip
-            # the encoder's scan of the ~1.3 kB string.
-            text = '{"type":"input_audio_buffer.append","audio":"' + event["audio"] + '"}'
-        else:
-            text = _encode_json(event)
+    async def _write(self, ws: RealtimeConnection, event: dict, pcm16: bytes | None) -> None:
+        text = _event_text(event, pcm16)
         await ws.send(text)
+        captured = self._captured.pop(id(event), None) if self._captured else None
+        with ws.wire_lock:  # send_audio's direct path accounts for its frames too (_send_now)
+            self._sent(event, pcm16, len(text), None if captured is None else captured[1])
+
+    def _sent(self, event: dict, pcm16: bytes | None, size: int, captured_ms: float | None) -> None:
+        """Count, log and record an event just written (holding the connection's wire_lock, so
+        the log and the recording follow the wire order)."""
         t_ms = self.now_ms()
         self._counters["frames_sent"] += 1
-        self._counters["bytes_sent"] += len(text)
-        captured = self._captured.pop(id(event), None) if self._captured else None
-        captured_ms = captured[1] if captured is not None else None
+        self._counters["bytes_sent"] += size
         if captured_ms is None:
             self.events.append("client", event, t_ms)
         else:
@@ -786,6 +826,7 @@ class RealtimeSession:
             while self._outbox and self._ws is not None and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)
         self._closing = True
+        self._direct = None
         for task in list(self._tool_tasks):
             task.cancel()
         if ws is not None:
@@ -813,6 +854,12 @@ class RealtimeSession:
         self._closing = True
 
     # -- loop side: receiving ---------------------------------------------------------------
+
+    def _on_message(self, frame: str | bytes) -> None:
+        try:
+            self._receive(frame)
+        except Exception as exc:  # a bug of ours must not end the connection
+            self._protocol_error(f"internal error handling a server frame: {type(exc).__name__}: {exc}")
 
     def _receive(self, frame: str | bytes) -> None:
         t_ms = self.now_ms()
@@ -856,6 +903,8 @@ class RealtimeSession:
                              f"items replayed",
                         session_id=session_id, previous_session_id=previous, replayed_items=len(summary))
         self._reconnected = False
+        # From now on send_audio may write to this connection itself (once the queue is empty).
+        self._direct = self._ws
         if self._server_greeted is not None:
             self._server_greeted.set()
         if self._outbox and self._outbox_ready is not None:
@@ -926,7 +975,15 @@ class RealtimeSession:
             pending.clear()
             return
         # One append per send_audio call (callers and tests see their frames 1:1 on the wire),
-        # however many piled up for this wakeup; only a call over 1 s is split.
+        # however many piled up for this wakeup; only a call over 1 s is split. Moved under the
+        # wire lock: send_audio's direct path must not see both queues empty meanwhile.
+        with self._direct.wire_lock if self._direct is not None else contextlib.nullcontext():
+            self._queue_audio()
+        assert self._outbox_ready is not None
+        self._outbox_ready.set()
+
+    def _queue_audio(self) -> None:
+        pending = self._audio_in
         while pending:
             pcm16, captured_ms = pending.popleft()
             for start in range(0, len(pcm16), _MAX_APPEND_BYTES):
@@ -935,6 +992,11 @@ class RealtimeSession:
                 if captured_ms is not None:
                     self._captured[id(event)] = (event, captured_ms + start / _BYTES_PER_MS)
                 self._outbox.append((event, chunk))
+
+    def _enqueue_append(self, event: dict, pcm16: bytes, captured_ms: float | None) -> None:
+        if captured_ms is not None:
+            self._captured[id(event)] = (event, captured_ms)
+        self._outbox.appendleft((event, pcm16))  # it was meant to go before anything queued since
         assert self._outbox_ready is not None
         self._outbox_ready.set()
 
@@ -1065,6 +1127,14 @@ class _ReplyCollector:
         )
 
 
+def _event_text(event: dict, pcm16: bytes | None) -> str:
+    if pcm16 is not None and len(event) == 2:
+        # append_audio's {type, audio}, 50 per second: base64 needs no JSON escaping, so skip
+        # the encoder's scan of the ~1.3 kB string.
+        return '{"type":"input_audio_buffer.append","audio":"' + event["audio"] + '"}'
+    return _encode_json(event)
+
+
 def _check_seconds(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value <= 0:
@@ -1086,7 +1156,7 @@ def _describe_connect_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _close_info(ws: ClientConnection) -> str:
+def _close_info(ws: RealtimeConnection) -> str:
     code = ws.close_code
     if code is None:
         return "connection dropped without a close frame"

@@ -15,6 +15,8 @@ What it does on its own:
   ``session.updated`` (echoing the requested session), like the real API;
 - records every frame a client sends (parsed JSON, or the raw text when it does not parse) with
   the index of the connection it arrived on;
+- can stop reading for a while (:meth:`ScriptedServer.pause_reading`), so that a client's
+  socket buffer fills up;
 - runs *responders*: ``server.respond("input_audio_buffer.commit", fn)`` calls
   ``fn(event, server)`` on the server loop for each such client event and plays the steps it
   returns — this is how a test scripts a server that reacts (e.g. a reply after a commit).
@@ -140,6 +142,9 @@ class ScriptedServer:
         self._closed_connections = 0
         self._responders: dict[str, list[Responder]] = {}
         self._event_ids = itertools.count(1)
+        # Cleared by pause_reading(): the server stops reading, so the client's socket fills up.
+        self._reading = threading.Event()
+        self._reading.set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: Any = None
@@ -258,6 +263,14 @@ class ScriptedServer:
 
     # -- scripting -------------------------------------------------------------------------
 
+    def pause_reading(self) -> None:
+        """Stop reading client frames (websockets then stops reading the socket after a few
+        queued messages, and TCP makes the client's writes block) until :meth:`resume_reading`."""
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
     def respond(self, type: str, responder: Responder) -> None:
         """On each client event of ``type``, play the steps ``responder(event, server)`` returns."""
         with self._lock:
@@ -318,6 +331,8 @@ class ScriptedServer:
             await self._play(conn, [greeting])
         try:
             async for frame in conn:
+                while not self._reading.is_set():
+                    await asyncio.sleep(0.01)
                 try:
                     event = json.loads(frame)
                 except (ValueError, TypeError):

@@ -132,8 +132,11 @@ def test_renewal_replay_is_bounded_by_turns_and_characters(sessions):
                                ("three", "a rather long third answer that exceeds the budget")])
         server.play([Abort()])
         s.wait_for("connection.renewed", timeout=10)
-        server.wait_for("conversation.item.create", connection=1)
-        replayed = item_texts(server.client_events(connection=1))
+        # A probe sent after the renewal marks the end of what it replayed (see below).
+        s.send_text("probe", respond=False)
+        server.wait_for("conversation.item.create", count=2, connection=1)
+        *replayed, probe = item_texts(server.client_events(connection=1))
+        assert probe == ("user", "probe")
         # Newest first within the budget: the third answer's end fills it, older turns drop.
         assert replayed == [("assistant", "a rather long third answer that exceeds the budget"[-30:])]
         assert sum(len(text) for _, text in replayed) <= 30
