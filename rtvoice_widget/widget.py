@@ -32,7 +32,8 @@ link are handed to the same message handlers as Jupyter's (``content["via"] == "
 Everything else, and all audio where the link does not open, goes through Jupyter.
 
 Readiness: ``ready`` turns true when the server confirmed the session (``session.updated``, or
-5 s after ``session.created`` without one, logged as ``session.unconfirmed``); until then the
+10 s after ``session.created`` without one, 120 s from the local server while it loads its
+models; logged as ``session.unconfirmed``); until then the
 page opens no mic and says why in ``waiting_for`` (e.g. the offline models loading).
 
 Kernel -> browser: ``{"type": "audio", "item_id", "response_id"}`` + PCM16 buffer (sent from the
@@ -74,8 +75,10 @@ _BATCH_INTERVAL_S = 0.1  # events/transcript to the browser at most 10 times a s
 _STATS_INTERVAL_S = 0.5
 _HISTORY_ROWS = 2000  # rows replayed to a view that (re)opens; the log itself keeps everything
 _PCM_BYTES_PER_MS = 48
-# After session.created, how long to wait for session.updated before listening anyway.
-_READY_TIMEOUT_S = 5.0
+# After session.created, how long to wait for session.updated before listening anyway. The local
+# server confirms only once its models are loaded: seconds when warm, tens of seconds on a busy
+# machine's first start. A remote server answers at once; one that never does is broken.
+_READY_TIMEOUT_S = {"local": 120.0, "remote": 10.0}
 
 
 class StaleFrameFilter:
@@ -406,10 +409,13 @@ class VoiceChat(anywidget.AnyWidget):
         if endpoint is not None and endpoint.backend == "local" and self._backend == "auto":
             self.notice = ("No OPENAI_API_KEY found: using the offline local backend (small models, "
                            "robotic voice). Set OPENAI_API_KEY and reconnect to talk to OpenAI.")
+        local = endpoint is not None and endpoint.backend == "local"
         with self._lock:  # session.updated may have come already, on the session thread
             if not self.ready:
-                self.waiting_for = "Starting the session\u2026"
-                self._ready_timer = threading.Timer(_READY_TIMEOUT_S, self._assume_ready, args=(session,))
+                if not local:
+                    self.waiting_for = "Starting the session\u2026"
+                wait_s = _READY_TIMEOUT_S["local" if local else "remote"]
+                self._ready_timer = threading.Timer(wait_s, self._assume_ready, args=(session, wait_s))
                 self._ready_timer.daemon = True
                 self._ready_timer.start()
         self.status = "connected"
@@ -433,10 +439,10 @@ class VoiceChat(anywidget.AnyWidget):
         if timer is not None:
             timer.cancel()
 
-    def _assume_ready(self, session: RealtimeSession) -> None:
+    def _assume_ready(self, session: RealtimeSession, wait_s: float) -> None:
         """A server that never confirms the settings must not leave the mic deaf for good."""
         if session is self._session and session.connected and not self.ready:
-            self._local("session.unconfirmed", text=f"no session.updated within {_READY_TIMEOUT_S:g} s "
+            self._local("session.unconfirmed", text=f"no session.updated within {wait_s:g} s "
                         "of session.created: listening anyway")
             self._on_ready()
 
