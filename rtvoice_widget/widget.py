@@ -75,6 +75,13 @@ _BATCH_INTERVAL_S = 0.1  # events/transcript to the browser at most 10 times a s
 _STATS_INTERVAL_S = 0.5
 _HISTORY_ROWS = 2000  # rows replayed to a view that (re)opens; the log itself keeps everything
 _PCM_BYTES_PER_MS = 48
+# Events after which the user is no longer speaking, as far as the server's VAD is concerned.
+_SPEECH_ENDED = frozenset({"input_audio_buffer.speech_stopped", "input_audio_buffer.cleared",
+                           "input_audio_buffer.committed", "connection.lost", "connection.closed"})
+# The longest semantic VAD waits for more speech, per eagerness (OpenAI's documented 8/4/2 s).
+_SEMANTIC_MAX_WAIT_MS = {"low": 8000, "medium": 4000, "auto": 4000, "high": 2000}
+# Silence sent on mute beyond the VAD's silence duration, so its decision is not borderline.
+_MUTE_TAIL_MARGIN_MS = 200
 # After session.created, how long to wait for session.updated before listening anyway. The local
 # server confirms only once its models are loaded: seconds when warm, tens of seconds on a busy
 # machine's first start. A remote server answers at once; one that never does is broken.
@@ -319,6 +326,7 @@ class VoiceChat(anywidget.AnyWidget):
         self._callbacks: list[tuple[str, Callable[..., Any]]] = []
         self._unsubscribe: list[Callable[[], None]] = []
         self._applying = False
+        self._user_speaking = False  # between the server's speech_started and its end
         # Audio straight between the page's audio worker and here (see MicLink); Jupyter stays
         # the fallback.
         self._mic_link = MicLink(self._on_link_frame) if mic_link else None
@@ -550,6 +558,10 @@ class VoiceChat(anywidget.AnyWidget):
 
     def _track_connection(self, row: dict[str, Any]) -> None:
         type_ = row["type"]
+        if type_ == "input_audio_buffer.speech_started":
+            self._user_speaking = True
+        elif type_ in _SPEECH_ENDED:
+            self._user_speaking = False
         if type_ == "session.updated" and not self.ready:
             self._on_ready()
         if type_ == "connection.restored" or (type_ == "session.created" and self.status == "reconnecting"):
@@ -669,6 +681,22 @@ class VoiceChat(anywidget.AnyWidget):
         else:
             raise ValueError(f"unknown control action {action!r:.40}")
 
+    def _end_speech_on_mute(self) -> None:
+        """Muting mid-sentence means "that was all": the browser stops sending, so the server's
+        VAD would wait for a silence that never comes. Send that silence now, so the words
+        spoken so far become a turn and get their answer."""
+        turn = self._config.turn_detection
+        if not (self._user_speaking and self._session.connected and turn.type in ("server_vad", "semantic_vad")):
+            return
+        wait_ms = turn.silence_duration_ms if turn.type == "server_vad" else _SEMANTIC_MAX_WAIT_MS[turn.eagerness]
+        silence_ms = wait_ms + _MUTE_TAIL_MARGIN_MS
+        try:
+            self._session.send_audio(bytes(_PCM_BYTES_PER_MS * silence_ms))
+        except SessionClosedError:
+            return
+        self._local("mic.muted_mid_speech",
+                    text=f"muted while speaking: sent {silence_ms} ms of silence to end the turn")
+
     def _connect_quietly(self) -> None:
         try:
             self.connect()
@@ -689,7 +717,9 @@ class VoiceChat(anywidget.AnyWidget):
         if self._applying:
             return
         if change["name"] == "mode" and "push_to_talk" not in (change["old"], change["new"]):
-            return  # mute/continuous only changes what the browser sends
+            if change["new"] == "mute":
+                self._end_speech_on_mute()
+            return  # otherwise mute/continuous only changes what the browser sends
         try:
             wanted = self._settings_from_traits()
             changes = {k: v for k, v in wanted.items() if getattr(self._config, k) != v}

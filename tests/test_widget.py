@@ -28,6 +28,7 @@ from scripted_server import (
     pcm16_tone,
     session_updated,
     speech_started,
+    speech_stopped_and_committed,
     voice_turn,
 )
 from websockets.exceptions import InvalidStatus
@@ -310,6 +311,31 @@ def test_push_to_talk_commits_on_release(chat, server, rec):
     rec.browser_set(chat, mode="continuous")
     wait_until(lambda: (server.client_events("session.update")[-1]["session"]["audio"]["input"].get("turn_detection") or {}).get("type") == "server_vad",
                message="server VAD back")
+    server.assert_client_events_valid()
+
+
+def test_muting_mid_sentence_sends_the_silence_that_ends_the_turn(chat, server, rec):
+    # The browser stops sending on mute; without this the server's VAD would wait for a silence
+    # that never comes and the words spoken so far would get no answer.
+    spoken = frame(0, 200)
+    rec.browser_send(chat, {"type": "audio", "seq": 0, "t": time.time() * 1000}, [spoken])
+    server.play([speech_started("item_u1", 0)])
+    chat.session.wait_for("input_audio_buffer.speech_started", timeout=10)
+    wait_until(lambda: len(appended_audio(server)) >= len(spoken), message="spoken audio")
+    rec.browser_set(chat, mode="mute")
+    silence_ms = chat.session.config.turn_detection.silence_duration_ms + 200
+    wait_until(lambda: len(appended_audio(server)) >= len(spoken) + 48 * silence_ms, message="closing silence")
+    assert appended_audio(server) == spoken + bytes(48 * silence_ms)
+    [logged] = chat.events.filter(type="mic.muted_mid_speech").to_dict("records")
+    assert f"{silence_ms} ms of silence" in logged["text"]
+    # Muting when nobody is speaking sends nothing.
+    server.play(speech_stopped_and_committed("item_u1", 200))
+    chat.session.wait_for("input_audio_buffer.committed", timeout=10)
+    rec.browser_set(chat, mode="continuous")
+    rec.browser_set(chat, mode="mute")
+    rec.browser_send(chat, {"type": "text", "text": "probe"})
+    server.wait_for("conversation.item.create")
+    assert appended_audio(server) == spoken + bytes(48 * silence_ms)
     server.assert_client_events_valid()
 
 

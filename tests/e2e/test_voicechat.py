@@ -288,7 +288,7 @@ def test_barge_in_flushes_playback_and_truncates_at_played_position(jupyter, bro
     page.kernel_exec("chat.mode = 'mute'")
     assert page.wait_kernel_true(
         "tap.types().count('response.done') >= 2 and tap.rows[-1]['type'] != 'response.created'",
-        timeout_s=120)
+        timeout_s=120), page.kernel_json("[t for t in tap.types() if not t.endswith('delta')][-40:]")
     errors = page.kernel_json("[r['text'] for r in tap.rows if r['category'] == 'error']")
     assert errors == []
     assert page.console_errors() == []
