@@ -5,11 +5,13 @@
 
 1. Latency, speech_stopped → first response.output_audio.delta, seen by a client that streams
    espeak-ng prompts in real time (20 ms chunks), p50/p90 over the prompts, for the server as
-   shipped (speculative transcription + partials), the same without periodic partials (they can
-   hold the ASR when speech ends), and a baseline server in the same run that transcribes only
+   shipped (speculative transcription + speculative reply + partials), the same without the
+   speculative reply (the reply starts at speech_stopped), the same without periodic partials
+   (they compete for the CPU), and a baseline server in the same run that transcribes only
    after speech_stopped. Per turn, the wire splits it into "speech_stopped → transcript"
    and "transcript → first audio"; the engines are also timed alone on the same prompts (ASR,
-   LLM first token, first TTS clause).
+   LLM first token, LLM first voiced piece, its TTS), and the LLM's first evaluation after
+   loading (what a cold first turn paid before the server warmed the model up at start).
 2. ASR word error rate on the prompts; real-time factors of ASR and TTS.
 3. Soak: 4 concurrent sessions talking for 2 minutes: no errors, RSS stable.
 
@@ -23,6 +25,8 @@ import argparse
 import asyncio
 import base64
 import json
+import logging
+import os
 import sys
 import threading
 import time
@@ -36,11 +40,16 @@ from rtvoice_widget.server import LocalRealtimeServer  # noqa: E402
 from rtvoice_widget.server.chunking import ClauseChunker  # noqa: E402
 from rtvoice_widget.server.engines import load_engines  # noqa: E402
 from rtvoice_widget.server.engines.evaluation import word_errors  # noqa: E402
-from rtvoice_widget.server.pipeline import transcribe  # noqa: E402
+from rtvoice_widget.server.pipeline import transcribe, warm_llm  # noqa: E402
+from rtvoice_widget.server.settings import SessionSettings  # noqa: E402
+from rtvoice_widget.server.turns import warm_up_job  # noqa: E402
 
 RATE = 24000
 CHUNK_MS = 20
 GOAL_P50_MS = 350.0
+
+# The server's default instructions: the stage timings see the prompt the server's replies see.
+SYSTEM = warm_up_job(SessionSettings("bench")).messages
 
 PROMPTS = [
     "What is the capital of France?",
@@ -129,12 +138,24 @@ async def spoken_turn(url: str, pcm: bytes, *, silence_ms: int = 500) -> dict:
     return result
 
 
-def measure_latency(servers: dict[str, str], prompts: list[tuple[str, bytes]]) -> dict[str, dict]:
+def forget_last_question(engines) -> None:
+    """Leave the shared LLM's KV cache holding the system prompt and a neutral user turn.
+
+    The servers share one LLM, whose cache reuses the longest common prompt prefix: without
+    this, the second server asked the same question finds it already evaluated (measured: the
+    first server of each prompt came out 200 ms slower, whichever it was)."""
+    for _ in engines.llm.stream([*SYSTEM, {"role": "user", "content": "Hello."}], max_tokens=1):
+        pass
+
+
+def measure_latency(servers: dict[str, str], prompts: list[tuple[str, bytes]], engines) -> dict[str, dict]:
     """Each prompt against each server in turn (interleaved, so load drift on a shared machine
-    hits every configuration alike); per server: p50/p90 and the wire's split of the latency."""
+    hits every configuration alike), from the same LLM cache state; per server: p50/p90 and the
+    wire's split of the latency."""
     turns: dict[str, list[dict]] = {label: [] for label in servers}
     for text, pcm in prompts:
         for label, url in servers.items():
+            forget_last_question(engines)
             turn = asyncio.run(spoken_turn(url, pcm))
             turn["prompt"] = text
             turns[label].append(turn)
@@ -155,9 +176,20 @@ def measure_latency(servers: dict[str, str], prompts: list[tuple[str, bytes]]) -
     return results
 
 
+def measure_cold_start(engines) -> dict:
+    """The LLM's first evaluation after loading, then the same prompt again (cached)."""
+    timings = []
+    for _ in range(2):
+        started = time.perf_counter()
+        warm_llm(engines.llm, warm_up_job(SessionSettings("bench")))
+        timings.append((time.perf_counter() - started) * 1000)
+    return {"first_eval_ms": timings[0], "cached_ms": timings[1]}
+
+
 def measure_stages(engines, prompts: list[tuple[str, bytes]]) -> dict:
     """The engines alone on the same prompts: ASR time/RTF/WER, LLM first token, first TTS clause."""
     asr_s, asr_audio_s, errors, ref_words, llm_first, tts_first, tts_s, tts_audio_s = [], [], 0, 0, [], [], 0.0, 0.0
+    llm_piece: list[float] = []
     for text, pcm in prompts:
         started = time.perf_counter()
         heard = transcribe(engines.asr, pcm)
@@ -165,8 +197,7 @@ def measure_stages(engines, prompts: list[tuple[str, bytes]]) -> dict:
         asr_audio_s.append(len(pcm) / 2 / RATE)
         e, n = word_errors(text, heard)
         errors, ref_words = errors + e, ref_words + n
-        messages = [{"role": "system", "content": "You are a helpful, concise voice assistant."},
-                    {"role": "user", "content": heard}]
+        messages = [*SYSTEM, {"role": "user", "content": heard}]
         chunker = ClauseChunker()
         started = time.perf_counter()
         first_clause = None
@@ -180,6 +211,7 @@ def measure_stages(engines, prompts: list[tuple[str, bytes]]) -> dict:
                 first_clause = pieces[0]
                 break
         first_clause = first_clause or " ".join(chunker.flush()) or heard
+        llm_piece.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         audio = engines.tts.synthesize(first_clause)
         elapsed = time.perf_counter() - started
@@ -191,6 +223,8 @@ def measure_stages(engines, prompts: list[tuple[str, bytes]]) -> dict:
         "asr_rtf": sum(asr_s) / sum(asr_audio_s),
         "wer": errors / max(1, ref_words),
         "llm_first_token_ms_p50": percentile(llm_first, 50),
+        "llm_first_piece_ms_p50": percentile(llm_piece, 50),
+        "llm_first_piece_ms_p90": percentile(llm_piece, 90),
         "tts_first_clause_ms_p50": percentile(tts_first, 50),
         "tts_rtf": tts_s / max(tts_audio_s, 1e-9),
     }
@@ -239,6 +273,27 @@ def soak(url: str, prompts: list[tuple[str, bytes]], seconds: float, sessions: i
             "rss_mb_end": rss[-1][1] / 2**20, "rss_growth_second_half": growth}
 
 
+class ServerLog(logging.Handler):
+    """What the servers log at DEBUG: each session's speculative-reply outcomes (added up) and
+    each reply job's stage times (from the job's start: LLM first chunk, first voiced piece,
+    its audio)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.totals = {"started": 0, "adopted": 0, "discarded": 0}
+        self.reply_stages: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("session ended; speculative replies"):
+            for key, value in record.args.items():  # logging unwraps a lone dict argument
+                self.totals[key] += value
+        elif record.msg.startswith("reply %s stages"):
+            self.reply_stages.append(record.args[1])
+
+    def stage_p50(self, stage: str) -> float:
+        return percentile([s[stage] for s in self.reply_stages if stage in s], 50)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 prompts per mode and a 15 s soak")
@@ -250,6 +305,7 @@ def main() -> int:
     n_prompts = args.prompts or (3 if args.quick else 20)
     soak_seconds = args.soak_seconds or (15.0 if args.quick else 120.0)
 
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     started = time.perf_counter()
     engines = load_engines(vad=args.vad, llm=args.llm)
     print(f"engines loaded in {time.perf_counter() - started:.1f} s: {engines.info}", flush=True)
@@ -258,32 +314,56 @@ def main() -> int:
         spoken = to_pcm16(engines.tts.synthesize(text, voice="echo"))  # a male voice; replies use "alloy"
         prompts.append((text, bytes(2 * RATE * 300 // 1000) + spoken + bytes(2 * RATE * 1200 // 1000)))
 
+    counter = ServerLog()
+    server_log = logging.getLogger("rtvoice_widget.server")
+    server_log.setLevel(logging.DEBUG)
+    server_log.addHandler(counter)
+    cold = measure_cold_start(engines)
     stages = measure_stages(engines, prompts)
     with LocalRealtimeServer(engines=engines, progress=None) as shipped, \
+            LocalRealtimeServer(engines=engines, progress=None, speculative_reply=False) as at_stop, \
             LocalRealtimeServer(engines=engines, progress=None, partial_interval_ms=None) as quiet, \
             LocalRealtimeServer(engines=engines, progress=None, speculative=False) as baseline:
-        print("latency: shipped = speculative transcription + partials every 1 s; no-partials = the same "
-              "without periodic partials; baseline = transcribe after speech_stopped", flush=True)
-        results = measure_latency({"shipped": shipped.url, "no-partials": quiet.url, "baseline": baseline.url},
-                                  prompts)
+        print("latency: shipped = speculative transcription + speculative reply + partials every 1 s; "
+              "reply-at-stop = the same but the reply starts at speech_stopped; no-partials = shipped without "
+              "periodic partials; baseline = transcribe after speech_stopped", flush=True)
+        results = measure_latency({"shipped": shipped.url, "reply-at-stop": at_stop.url, "no-partials": quiet.url,
+                                   "baseline": baseline.url}, prompts, engines)
+        speculation = dict(counter.totals)  # shipped and no-partials together, before the soak
         fast, no_partials, slow = results["shipped"], results["no-partials"], results["baseline"]
+        reply_at_stop = results["reply-at-stop"]
         print(f"soak: 4 sessions for {soak_seconds:.0f} s", flush=True)
         soaked = soak(shipped.url, prompts, soak_seconds)
 
     wer = [word_errors(t["prompt"], t.get("transcript", "")) for t in fast["turns"]]
     print()
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (on 2 cores; numbers above "
+          f"that are wall-clock inflate with it)")
     print(f"voice-to-voice (speech_stopped -> first audio), {len(prompts)} prompts:")
     print(f"  speculative: p50 {fast['p50']:.0f} ms, p90 {fast['p90']:.0f} ms "
           f"(wait for transcript p50 {fast['asr_wait_p50']:.0f} ms, transcript -> first audio p50 "
           f"{fast['after_transcript_p50']:.0f} ms); missing {fast['missing']}, errors {fast['errors']}")
+    print(f"  reply at stop: p50 {reply_at_stop['p50']:.0f} ms, p90 {reply_at_stop['p90']:.0f} ms "
+          f"(wait for transcript p50 {reply_at_stop['asr_wait_p50']:.0f} ms, transcript -> first audio p50 "
+          f"{reply_at_stop['after_transcript_p50']:.0f} ms)")
     print(f"  no partials: p50 {no_partials['p50']:.0f} ms, p90 {no_partials['p90']:.0f} ms "
           f"(wait for transcript p50 {no_partials['asr_wait_p50']:.0f} ms)")
     print(f"  baseline:    p50 {slow['p50']:.0f} ms, p90 {slow['p90']:.0f} ms "
           f"(wait for transcript p50 {slow['asr_wait_p50']:.0f} ms)")
-    print(f"  ratio speculative/baseline p50: {fast['p50'] / slow['p50']:.2f}")
+    print(f"  speculative replies (shipped + no-partials): {speculation['started']} started, "
+          f"{speculation['adopted']} adopted, {speculation['discarded']} discarded; the other turns' "
+          f"speculative transcript came after speech_stopped")
+    print(f"  ratio shipped/baseline p50: {fast['p50'] / slow['p50']:.2f}; "
+          f"shipped/reply-at-stop p50: {fast['p50'] / reply_at_stop['p50']:.2f}")
+    print(f"reply jobs in the servers (all four, from the job's start), p50: LLM first chunk "
+          f"{counter.stage_p50('llm_first_chunk_ms'):.0f} ms, first voiced piece {counter.stage_p50('first_piece_ms'):.0f} ms, "
+          f"its audio {counter.stage_p50('first_audio_ms'):.0f} ms ({len(counter.reply_stages)} replies)")
     print(f"stages alone: ASR p50 {stages['asr_ms_p50']:.0f} ms (RTF {stages['asr_rtf']:.2f}), "
-          f"LLM first token p50 {stages['llm_first_token_ms_p50']:.0f} ms, first TTS clause p50 "
+          f"LLM first token p50 {stages['llm_first_token_ms_p50']:.0f} ms, LLM first voiced piece p50/p90 "
+          f"{stages['llm_first_piece_ms_p50']:.0f}/{stages['llm_first_piece_ms_p90']:.0f} ms, its TTS p50 "
           f"{stages['tts_first_clause_ms_p50']:.0f} ms (TTS RTF {stages['tts_rtf']:.3f})")
+    print(f"LLM first evaluation after load (a cold first turn's extra cost, now paid at server start): "
+          f"{cold['first_eval_ms']:.0f} ms; the same prompt cached: {cold['cached_ms']:.0f} ms")
     print(f"ASR WER: engine alone {stages['wer']:.1%}, through the server "
           f"{sum(e for e, _ in wer) / max(1, sum(n for _, n in wer)):.1%}")
     print(f"soak: {soaked['turns']} turns, {len(soaked['errors'])} errors, RSS {soaked['rss_mb_start']:.0f} -> "

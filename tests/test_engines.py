@@ -341,8 +341,25 @@ def test_small_model_history_flattens_tool_turns_and_merges_system_prompts():
         {"role": "system", "content": "Be brief.\n\nMention the city."},
         {"role": "user", "content": "weather in Rome?"},
         {"role": "assistant", "content": "(calling get_weather({}))"},
-        {"role": "user", "content": "(Tool result: rainy) Tell me this in one sentence."},
+        {"role": "user", "content": "(The get_weather tool said: rainy.)"},
     ]
+    # The result the reply answers becomes a fact in the system prompt, in words; its call goes.
+    answering = [*messages[:2], messages[2], {"role": "tool", "tool_call_id": "c1", "content": '{"sky": "rainy"}'}]
+    assert _plain_messages(answering) == [
+        {"role": "system", "content": "Be brief.\n\nFacts from the get_weather tool: sky rainy."},
+        {"role": "user", "content": "weather in Rome?"},
+    ]
+
+
+def test_small_model_sees_tool_results_as_words_not_json():
+    from rtvoice_widget.server.engines.llm_llama import tool_result_words
+
+    assert tool_result_words('{"temperature_c": 21, "condition": "sunny", "windy": false, "alerts": []}') == \
+        "temperature c 21, condition sunny, windy no, alerts none"
+    assert tool_result_words('{"forecast": [{"day": "Mon", "high": 20}, {"day": "Tue", "high": null}]}') == \
+        "forecast day Mon, high 20, day Tue, high unknown"
+    assert tool_result_words("It is raining.") == "It is raining"
+    assert tool_result_words("42") == "42"
 
 
 # --- EchoLLM -------------------------------------------------------------------------------------
@@ -548,7 +565,8 @@ def test_load_engines_caches_each_engine_on_its_own():
     assert other_tts is not first and other_tts.tts is not first.tts and other_tts.tts.backend == "cli"
     assert other_tts.vad is first.vad and other_tts.llm is first.llm and other_tts.asr is first.asr
     assert other_tts.info["vad"]["cached"] and other_tts.info["llm"]["cached"]
-    assert "loading vad: energy (cached)" in seen and "loading tts: espeak-cli" in seen
+    # (espeak-cli itself may be cached already when another test module loaded it first)
+    assert "loading vad: energy (cached)" in seen and any(m.startswith("loading tts: espeak-cli") for m in seen)
     assert other_tts.info["total_load_s"] == other_tts.info["tts"]["load_s"] + other_tts.info["asr"]["load_s"]
     # A different endpoint for the same llm name is a different engine.
     assert load_engines(vad="energy", asr=first.asr, llm="echo", tts="espeak", llm_url="http://127.0.0.1:9/v1", llm_model="m").llm is not first.llm
@@ -760,3 +778,27 @@ def test_smollm2_tool_call_has_valid_arguments(default_engines):
     assert isinstance(arguments.get("city"), str) and arguments["city"]
     no_tool = list(llm.stream([{"role": "user", "content": "Say hello."}], tools=[WEATHER_TOOL], max_tokens=10))
     assert all(c.tool_call is None for c in no_tool) and "".join(c.text for c in no_tool)
+
+
+@pytest.mark.models
+def test_smollm2_warm_up_caches_the_system_prompt_for_the_next_reply(default_engines):
+    llm = default_engines.llm
+    llama = llm._llama  # the cache is llama.cpp's: watch what it evaluates
+    system = {"role": "system", "content": "You are Quibble, a terse assistant who loves prime numbers."}
+    llm.warm([system])
+    evaluated: list[str] = []
+    original_eval = llama.eval
+
+    def recording_eval(tokens):
+        evaluated.append(llama.detokenize(list(tokens)).decode(errors="replace"))
+        return original_eval(tokens)
+
+    llama.eval = recording_eval
+    try:
+        reply = "".join(c.text for c in llm.stream([system, {"role": "user", "content": "Name one."}], max_tokens=8))
+    finally:
+        del llama.eval  # back to the class's method
+    assert reply.strip()
+    # Only the user's turn was evaluated: the system prompt came from the cache.
+    assert "Name one." in evaluated[0] and "Quibble" not in evaluated[0]
+    assert not any("Quibble" in batch for batch in evaluated)

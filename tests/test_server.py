@@ -328,5 +328,10 @@ def test_engines_load_once_per_process_and_progress_is_reported(engines):
     assert server.load() is engines  # the module fixture loaded these choices already: nothing reloads
     fresh = LocalRealtimeServer(engines={"vad": "energy", "llm": "echo", "tts": "espeak-cli"},
                                 progress=lambda m, f: steps.append((m, f)))
-    assert fresh.load() is not engines
+    reloaded = fresh.load()
+    assert reloaded is not engines
+    # Only the engine that differs is new: every session of either server shares one ASR (the
+    # Whisper model: hundreds of MB and seconds to load), one VAD and one LLM.
+    assert reloaded.tts is not engines.tts
+    assert reloaded.asr is engines.asr and reloaded.vad is engines.vad and reloaded.llm is engines.llm
     assert steps[-1] == ("engines ready", 1.0) and any("loading asr" in m for m, _ in steps)

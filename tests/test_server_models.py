@@ -104,7 +104,7 @@ async def test_history_is_kept_per_session(server):
     async with sdk.realtime.connect(model="gpt-realtime") as conn:
         await conn.session.update(session={"type": "realtime", "output_modalities": ["text"],
                                            "instructions": "Answer in a few words."})
-        for text in ("My name is Zorblax.", "What is my name?"):
+        for text in ("My name is Zorblax.", "Please repeat my name back to me."):
             await conn.conversation.item.create(item={"type": "message", "role": "user",
                                                       "content": [{"type": "input_text", "text": text}]})
             await conn.response.create()
@@ -115,3 +115,51 @@ async def test_history_is_kept_per_session(server):
                     break
     answer = event["response"]["output"][0]["content"][0]["text"]
     assert "zorblax" in answer.lower()
+
+
+async def test_a_spoken_question_with_one_right_answer_gets_it(server, engines):
+    # The reply may have been started speculatively, before speech_stopped: the client must not
+    # be able to tell, except by the answer arriving sooner.
+    events = await spoken_turn(server.url, spoken(engines, "What is the capital of France?"))
+    types = [e["type"] for e in events]
+    assert types.index("input_audio_buffer.speech_stopped") < types.index("input_audio_buffer.committed") \
+        < types.index("response.created") < types.index("response.output_audio.delta")
+    assert types.index("conversation.item.input_audio_transcription.completed") < types.index("response.output_audio.delta")
+    assert len(of(events, "response.created")) == 1
+    done = of(events, "response.done")[-1]["response"]
+    assert done["status"] == "completed" and done["id"] == of(events, "response.created")[0]["response"]["id"]
+    # A 135M model samples (temperature 0.2): it is usually right ("The capital of France is
+    # Paris."), sometimes confidently wrong, but always on topic.
+    reply_words = set(done["output"][0]["content"][0]["transcript"].lower().replace(".", " ").split())
+    assert reply_words & {"paris", "france", "capital"}, reply_words
+
+
+async def test_a_tool_result_is_answered_in_words(server):
+    tool = {"type": "function", "name": "get_weather", "description": "Get the current weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    sdk = AsyncOpenAI(api_key="local", websocket_base_url=server.url.removesuffix("/realtime"))
+    async with sdk.realtime.connect(model="gpt-realtime") as conn:
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"], "tools": [tool]})
+        await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "What's the weather in Paris?"}]})
+        await conn.response.create()
+        calls = []
+        while True:
+            event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
+            SERVER_EVENT.validate_python(event)
+            if event["type"] == "response.function_call_arguments.done":
+                calls.append(event)
+            if event["type"] == "response.done":
+                break
+        assert [c["name"] for c in calls] == ["get_weather"]
+        await conn.conversation.item.create(item={"type": "function_call_output", "call_id": calls[0]["call_id"],
+                                                  "output": json.dumps({"temperature_c": 21, "condition": "sunny"})})
+        await conn.response.create()
+        while True:
+            event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
+            SERVER_EVENT.validate_python(event)
+            if event["type"] == "response.done":
+                break
+    answer = event["response"]["output"][0]["content"][0]["text"]
+    assert not any(mark in answer for mark in '{}"_'), answer  # words, not the JSON read out
+    assert "21" in answer or "sunny" in answer.lower(), answer

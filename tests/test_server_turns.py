@@ -8,6 +8,7 @@ the engine emits is validated against the official SDK's ``RealtimeServerEvent``
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 
 import numpy as np
@@ -17,7 +18,7 @@ from pydantic import TypeAdapter
 
 from rtvoice_widget.server.engines import EnergyVAD
 from rtvoice_widget.server.pipeline import SpeechDetector, vad_frame_samples_24k
-from rtvoice_widget.server.turns import CancelReply, DetectSpeech, Reply, Transcribe, TurnEngine
+from rtvoice_widget.server.turns import CancelReply, DetectSpeech, Reply, Transcribe, TurnEngine, WarmUp
 
 SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
 RATE = 24000
@@ -592,6 +593,24 @@ def test_long_conversations_hand_the_llm_only_the_newest_history():
     assert sum(len(c) for c in contents) <= 300
 
 
+def test_history_window_start_moves_in_steps_so_the_llm_cache_stays_valid():
+    d = Driver(history_chars=300)
+    starts = []
+    for n in range(30):
+        text_turn(d, f"message {n:02d} " + "x" * 19)  # 30 characters each
+        d.send({"type": "response.create"})
+        reply, = d.take_jobs(Reply)
+        d.finish(reply.response_id)
+        contents = [m["content"] for m in reply.messages[1:]]
+        assert contents[-1].startswith(f"message {n:02d}")
+        assert 150 <= sum(len(c) for c in contents) <= 300 or n < 5
+        starts.append(contents[0])
+    changes = sum(1 for a, b in itertools.pairwise(starts) if a != b)
+    # 30 turns of 30 characters past a 300-character budget: the start moves every 150
+    # characters (5 turns), not every turn.
+    assert 3 <= changes <= 6, starts
+
+
 def test_short_gaps_inside_speech_do_not_start_a_speculation():
     d = Driver(partial_interval_ms=None)
     d.configure(audio=vad(silence_duration_ms=500))
@@ -645,3 +664,305 @@ def test_clause_chunker_releases_the_first_clause_early_and_keeps_decimals_whole
     pieces += chunker.flush()
     # "Sure," alone is too short to voice; later clauses under 40 characters wait for the sentence end.
     assert pieces == ["Sure, the answer is 3.5 metres;", "that is about eleven feet, give or take.", "Bye"]
+
+
+# -- speculative reply -----------------------------------------------------------------------------
+
+
+def pause_before_stop(d: Driver, text: str = "what time is it") -> Transcribe:
+    """A spoken turn whose speculative transcript arrives while the silence is still too short."""
+    d.configure(instructions="Answer briefly.", audio=vad(silence_duration_ms=500))
+    d.append(silence(300) + tone(900) + silence(250))
+    speculative, = d.take_jobs(Transcribe, "speculative")
+    d.transcribe(speculative, text)
+    return speculative
+
+
+RESPONSE_EVENTS = ("response.", "conversation.item.added", "conversation.item.done")
+
+
+_IDS = {"id", "event_id", "item_id", "response_id", "previous_item_id", "call_id"}
+
+
+def without_ids(value):
+    if isinstance(value, dict):
+        return {k: without_ids(v) for k, v in value.items() if k not in _IDS}
+    if isinstance(value, list):
+        return [without_ids(v) for v in value]
+    return value
+
+
+def visible_trace(d: Driver) -> list[dict]:
+    """The events as a client sees them, ids left out (they are random)."""
+    return [without_ids(event) for event in d.events]
+
+
+def test_speculative_reply_is_adopted_with_no_llm_work_after_speech_stopped():
+    d = Driver()
+    pause_before_stop(d)
+    reply, = d.take_jobs(Reply)  # started before speech_stopped
+    assert not d.of("input_audio_buffer.speech_stopped")
+    assert reply.messages == [{"role": "system", "content": "Answer briefly."},
+                              {"role": "user", "content": "what time is it"}]
+    before = len(d.events)
+    d.segment(reply.response_id, "It is noon.", 600)
+    d.finish(reply.response_id)
+    assert len(d.events) == before  # nothing of it is visible yet
+    d.append(silence(450))
+    assert d.take_jobs(Reply) == [] and d.take_jobs(CancelReply) == []  # no new LLM work after the stop
+    types = d.types()
+    stopped = types.index("input_audio_buffer.speech_stopped")
+    assert types.index("conversation.item.done") < types.index("response.created")
+    assert stopped < types.index("response.created") < types.index("response.output_audio.delta")
+    created, = d.of("response.created")
+    assert created["response"]["id"] == reply.response_id
+    done, = d.of("response.done")
+    assert done["response"]["status"] == "completed"
+    assert done["response"]["output"][0]["content"][0]["transcript"] == "It is noon."
+    assert d.engine.speculation_stats == {"started": 1, "adopted": 1, "discarded": 0}
+
+
+def test_adopted_speculation_looks_exactly_like_a_reply_started_at_the_stop():
+    def run(speculative_reply: bool) -> Driver:
+        d = Driver(speculative_reply=speculative_reply)
+        pause_before_stop(d)
+        if speculative_reply:
+            reply, = d.take_jobs(Reply)
+            d.segment(reply.response_id, "It is noon,", 400)
+            d.append(silence(450))
+        else:
+            assert d.take_jobs(Reply) == []
+            d.append(silence(450))
+            reply, = d.take_jobs(Reply)
+            d.segment(reply.response_id, "It is noon,", 400)
+        d.segment(reply.response_id, "more or less.", 500)  # live, after the adoption
+        d.finish(reply.response_id)
+        return d
+
+    with_speculation, without = run(True), run(False)
+    assert visible_trace(with_speculation) == visible_trace(without)
+    assert with_speculation.engine.items[0].data["content"] == without.engine.items[0].data["content"]
+    assert len(with_speculation.engine.items) == len(without.engine.items) == 2
+
+
+def test_speculative_reply_discarded_when_speech_resumes():
+    d = Driver(partial_interval_ms=None)
+    pause_before_stop(d, "what time")
+    stale, = d.take_jobs(Reply)
+    d.segment(stale.response_id, "Time is", 300)
+    d.append(tone(600))  # the speaker goes on
+    cancel, = d.take_jobs(CancelReply)
+    assert cancel.response_id == stale.response_id
+    d.segment(stale.response_id, "a late clause.", 300)
+    d.finish(stale.response_id)
+    d.append(silence(250))
+    fresh_asr, = d.take_jobs(Transcribe, "speculative")
+    d.transcribe(fresh_asr, "what time is it in Paris")
+    fresh, = d.take_jobs(Reply)
+    assert fresh.response_id != stale.response_id
+    assert fresh.messages[-1] == {"role": "user", "content": "what time is it in Paris"}
+    d.append(silence(450))
+    d.finish(fresh.response_id)
+    assert [e["response"]["id"] for e in d.of("response.created")] == [fresh.response_id]
+    assert stale.response_id not in json.dumps(d.events)
+    assert "Time is" not in json.dumps(d.events) and "late clause" not in json.dumps(d.events)
+    assert [m["content"] for m in d.engine._messages()] == ["what time is it in Paris"]
+    assert d.engine.speculation_stats == {"started": 2, "adopted": 1, "discarded": 1}
+
+
+def test_speculative_reply_discarded_when_the_buffer_is_cleared():
+    d = Driver()
+    pause_before_stop(d)
+    reply, = d.take_jobs(Reply)
+    d.send({"type": "input_audio_buffer.clear"})
+    assert d.take_jobs(CancelReply)[0].response_id == reply.response_id
+    d.segment(reply.response_id, "It is noon.", 300)
+    d.finish(reply.response_id)
+    d.append(silence(600))
+    assert not d.of("response.created") and not d.of("input_audio_buffer.speech_stopped")
+    assert d.engine.items == []
+
+
+@pytest.mark.parametrize("change", [
+    {"instructions": "Answer like a pirate."},
+    {"audio": {"output": {"voice": "echo"}}},
+    {"output_modalities": ["text"]},
+])
+def test_speculative_reply_discarded_when_the_reply_would_differ(change):
+    d = Driver()
+    pause_before_stop(d)
+    stale, = d.take_jobs(Reply)
+    d.configure(**change)
+    assert d.take_jobs(CancelReply)[0].response_id == stale.response_id
+    d.segment(stale.response_id, "Stale words.", 300)
+    d.append(silence(450))
+    fresh, = d.take_jobs(Reply)  # started at the stop, with the new settings
+    assert fresh.response_id != stale.response_id
+    assert d.of("response.created")[0]["response"]["id"] == fresh.response_id
+    assert "Stale words" not in json.dumps(d.events)
+
+
+def test_speculative_reply_kept_when_a_session_update_does_not_change_it():
+    d = Driver()
+    pause_before_stop(d)
+    reply, = d.take_jobs(Reply)
+    d.configure(audio=vad(silence_duration_ms=500, threshold=0.6), instructions="Answer briefly.")
+    assert d.take_jobs(CancelReply) == []
+    d.append(silence(450))
+    assert d.take_jobs(Reply) == []
+    assert d.of("response.created")[0]["response"]["id"] == reply.response_id
+
+
+def test_speculative_reply_discarded_when_history_changes():
+    d = Driver()
+    pause_before_stop(d)
+    stale, = d.take_jobs(Reply)
+    text_turn(d, "Remember: I live in Oslo.")
+    assert d.take_jobs(CancelReply)[0].response_id == stale.response_id
+    d.append(silence(450))
+    fresh, = d.take_jobs(Reply)
+    assert [m["content"] for m in fresh.messages[1:]] == ["Remember: I live in Oslo.", "what time is it"]
+
+
+def test_no_speculative_reply_without_auto_response_or_while_a_response_is_active():
+    d = Driver()
+    d.configure(audio=vad(silence_duration_ms=500, create_response=False))
+    d.append(silence(300) + tone(900) + silence(250))
+    speculative, = d.take_jobs(Transcribe, "speculative")
+    d.transcribe(speculative, "hello")
+    d.append(silence(450))
+    assert d.take_jobs(Reply) == [] and not d.of("response.created")
+
+    d = Driver()
+    d.configure(audio=vad(silence_duration_ms=500, interrupt_response=False))
+    text_turn(d)
+    d.send({"type": "response.create"})
+    assert len(d.take_jobs(Reply)) == 1  # the active response's
+    d.append(silence(300) + tone(900) + silence(250))
+    speculative, = d.take_jobs(Transcribe, "speculative")
+    d.transcribe(speculative, "and another thing")
+    assert d.take_jobs(Reply) == []  # the next reply waits for the active one, so no speculation
+
+
+def test_manual_turns_never_speculate():
+    d = Driver()
+    d.configure(audio={"input": {"turn_detection": None}})
+    d.append(silence(300) + tone(900) + silence(600))
+    assert d.take_jobs(Transcribe) == [] and d.take_jobs(Reply) == []
+
+
+def test_speculative_tool_call_is_replayed_on_adoption():
+    d = Driver()
+    tool = {"type": "function", "name": "get_time", "description": "The current time",
+            "parameters": {"type": "object", "properties": {}}}
+    d.configure(tools=[tool])
+    pause_before_stop(d)
+    reply, = d.take_jobs(Reply)
+    assert reply.tools == [tool]
+    d.engine.reply_tool_call(reply.response_id, "get_time", "{}")
+    d.finish(reply.response_id)
+    assert not d.of("response.function_call_arguments.done")
+    d.append(silence(450))
+    args_done, = d.of("response.function_call_arguments.done")
+    assert args_done["name"] == "get_time" and args_done["response_id"] == reply.response_id
+    assert d.of("response.done")[0]["response"]["output"][0]["type"] == "function_call"
+
+
+def test_barge_in_cancels_an_adopted_speculative_reply():
+    d = Driver()
+    pause_before_stop(d)
+    reply, = d.take_jobs(Reply)
+    d.append(silence(450))
+    d.segment(reply.response_id, "A long answer,", 2000)
+    d.append(tone(300))
+    done, = d.of("response.done")
+    assert done["response"]["id"] == reply.response_id and done["response"]["status"] == "cancelled"
+    assert d.take_jobs(CancelReply)[0].response_id == reply.response_id
+
+
+def test_llm_warm_up_once_per_distinct_prompt_prefix():
+    d = Driver()
+    default, = d.take_jobs(WarmUp)  # at session creation
+    assert default.messages[0]["role"] == "system"
+    d.configure(audio=vad(silence_duration_ms=300))
+    d.configure(instructions=default.messages[0]["content"])
+    assert d.take_jobs(WarmUp) == []
+    d.configure(instructions="Speak like a pirate.")
+    d.configure(instructions="Speak like a pirate.", output_modalities=["text"])
+    warm, = d.take_jobs(WarmUp)
+    assert warm.messages == [{"role": "system", "content": "Speak like a pirate."}]
+    tool = {"type": "function", "name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}}
+    d.configure(tools=[tool])
+    assert d.take_jobs(WarmUp)[0].tools == [tool]
+
+
+def test_clause_chunker_cuts_a_long_first_clause_before_a_natural_break():
+    from rtvoice_widget.server.chunking import ClauseChunker
+
+    def pieces_of(text: str, **options) -> list[str]:
+        chunker = ClauseChunker(**options)
+        pieces: list[str] = []
+        for token in text.split(" "):
+            pieces += chunker.push(token + " ")
+        return pieces + chunker.flush()
+
+    # No punctuation for long: the first piece stops before "from", the last break word in reach.
+    assert pieces_of("Light takes about eight minutes from the sun to reach us here. Fast.") == [
+        "Light takes about eight minutes", "from the sun to reach us here.", "Fast."]
+    # No break word in reach: cut after first_max_words words.
+    assert pieces_of("The sun is approximately 93.5 million kilometers away, roughly.") == [
+        "The sun is approximately 93.5 million", "kilometers away, roughly."]
+    # Only the first piece is cut early; a short first sentence is untouched.
+    assert pieces_of("The capital of France is Paris. It is a big city with many old buildings and parks.") == [
+        "The capital of France is Paris.", "It is a big city with many old buildings and parks."]
+    assert pieces_of("The sun is approximately 93.5 million kilometers away.", first_max_words=None) == [
+        "The sun is approximately 93.5 million kilometers away."]
+
+
+# -- idle timeout ----------------------------------------------------------------------------------
+
+
+def test_idle_timeout_after_the_reply_has_played_triggers_a_response():
+    d = Driver()
+    d.configure(audio=vad(silence_duration_ms=300, idle_timeout_ms=5000))
+    text_turn(d)
+    d.append(silence(1000))
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    d.segment(reply.response_id, "Hello there.", 2000)  # 2 s of audio, "played" from response.created
+    d.finish(reply.response_id)
+    d.append(silence(6900))  # 2 s of playback + 4.9 s idle: not yet
+    assert not d.of("input_audio_buffer.timeout_triggered")
+    d.append(silence(200))
+    triggered, = d.of("input_audio_buffer.timeout_triggered")
+    # response.created at 1000 ms (as far as the VAD had framed it: 31 frames of 32 ms) + 2000 ms of audio
+    assert triggered["audio_start_ms"] == 992 + 2000
+    assert 5000 <= triggered["audio_end_ms"] - triggered["audio_start_ms"] < 5000 + 32 + 1  # within one VAD frame
+    types = d.types()
+    at = types.index("input_audio_buffer.timeout_triggered")
+    assert types[at + 1] == "input_audio_buffer.committed"
+    assert d.of("input_audio_buffer.committed")[-1]["item_id"] == triggered["item_id"]
+    final, = d.take_jobs(Transcribe, "final")
+    d.transcribe(final, "")
+    assert d.take_jobs(Reply)  # the response the timeout asked for
+    assert len(d.of("response.created")) == 2
+    d.append(silence(8000))
+    assert len(d.of("input_audio_buffer.timeout_triggered")) == 1  # once per reply
+
+
+def test_idle_timeout_is_reset_by_speech_and_validated():
+    d = Driver()
+    d.configure(audio=vad(silence_duration_ms=300, idle_timeout_ms=5000))
+    text_turn(d)
+    d.send({"type": "response.create"})
+    reply, = d.take_jobs(Reply)
+    d.finish(reply.response_id)
+    d.append(silence(4000) + tone(500) + silence(400))  # the user speaks before the timeout
+    for job in d.take_jobs(Transcribe):
+        d.transcribe(job, "hello")
+    second, = d.take_jobs(Reply)
+    d.finish(second.response_id)
+    d.append(silence(4000))
+    assert not d.of("input_audio_buffer.timeout_triggered")
+    d.configure(audio=vad(idle_timeout_ms=100))
+    assert d.of("error")[-1]["error"]["param"] == "session.audio.input.turn_detection.idle_timeout_ms"

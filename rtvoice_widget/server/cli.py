@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llm-model", default=None, help="model name at --llm-url")
     parser.add_argument("--tts", default="espeak", help="espeak (default) or espeak-cli")
     parser.add_argument("--no-speculative", action="store_true", help="transcribe only after speech_stopped (slower; for comparison)")
+    parser.add_argument("--no-speculative-reply", action="store_true",
+                        help="start the reply only at speech_stopped, not on the speculative transcript (for comparison)")
     parser.add_argument("--partial-interval-ms", type=float, default=1000.0,
                         help="partial transcription period while the user speaks (0 turns it off)")
     parser.add_argument("--exit-with-parent", action="store_true",
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             engines=engines,
             token=args.token,
             speculative=not args.no_speculative,
+            speculative_reply=not args.no_speculative_reply,
             partial_interval_ms=args.partial_interval_ms or None,
             progress=print_progress,
         )

@@ -27,8 +27,8 @@ from typing import Callable
 from websockets.exceptions import ConnectionClosed
 
 from .engines.base import Engines
-from .pipeline import SpeechDetector, run_reply, transcribe, vad_frame_samples_24k
-from .turns import CancelReply, DetectSpeech, Reply, Transcribe, TurnEngine
+from .pipeline import SpeechDetector, run_reply, transcribe, vad_frame_samples_24k, warm_llm
+from .turns import SPECULATION_DELAY_MS, CancelReply, DetectSpeech, Reply, Transcribe, TurnEngine, WarmUp
 from .wire import ProtocolError, error_event
 
 __all__ = ["TranscriptionQueue", "Workers", "serve_connection"]
@@ -101,6 +101,7 @@ class Workers:
         self.asr = ThreadPoolExecutor(1, thread_name_prefix="rtvoice-asr")
         self.reply = ThreadPoolExecutor(max_replies, thread_name_prefix="rtvoice-reply")
         self.transcriptions = TranscriptionQueue(self.asr)
+        self.replies_running = 0  # server-wide; counted on the event loop
 
     def shutdown(self) -> None:
         for pool in (self.vad, self.asr, self.reply):
@@ -127,6 +128,8 @@ async def serve_connection(
     *,
     model: str,
     speculative: bool = True,
+    speculative_reply: bool = True,
+    speculation_delay_ms: float = SPECULATION_DELAY_MS,
     partial_interval_ms: float | None = 1000.0,
 ) -> None:
     """Serve one client until it disconnects. Engine failures end a response, never the connection."""
@@ -136,6 +139,8 @@ async def serve_connection(
         vad_frame_samples_24k=vad_frame_samples_24k(engines.vad),
         partial_interval_ms=partial_interval_ms,
         speculative=speculative,
+        speculative_reply=speculative_reply,
+        speculation_delay_ms=speculation_delay_ms,
     )
     detector = SpeechDetector(engines.vad)
     outbox: asyncio.Queue[str | None] = asyncio.Queue()
@@ -156,6 +161,8 @@ async def serve_connection(
             else:
                 if isinstance(job, Transcribe):
                     runner = run_transcription(job)
+                elif isinstance(job, WarmUp):
+                    runner = warm_up(job)
                 else:
                     # Registered now, not when the task first runs: a cancel may come before that.
                     cancels[job.response_id] = threading.Event()
@@ -166,10 +173,16 @@ async def serve_connection(
 
     async def run_transcription(job: Transcribe) -> None:
         queue = workers.transcriptions
-        if job.kind == "partial" and (queue.busy or queue.recent_ms > (partial_interval_ms or 0)):
-            # Partials are a courtesy. One running when speech ends delays the transcript that
-            # matters by a whole ASR call, so they run only on an idle ASR that keeps up with
-            # their period (on a loaded CPU they step aside; speculations still give partials).
+        vad = engine.settings.vad
+        # Partials are a courtesy. One running when speech ends delays the transcript that
+        # matters (the speculation waits for the ASR), so they run only on an idle ASR, never
+        # while a reply (perhaps a speculative one) needs the CPU, and only while a transcription
+        # takes at most half the silence that ends a turn: then even a partial started just as
+        # the speaker stops leaves time for the speculation to finish by speech_stopped. On this
+        # 2-core CPU under load they step aside; a speculation overtaken by more speech still
+        # serves as a partial.
+        budget_ms = min(partial_interval_ms or 0, vad.silence_duration_ms / 2 if vad else 0)
+        if job.kind == "partial" and (queue.busy or queue.recent_ms > budget_ms or workers.replies_running):
             engine.transcribed(job, None, error="skipped: ASR busy")
             dispatch()
             return
@@ -210,11 +223,19 @@ async def serve_connection(
             except RuntimeError:  # the loop is gone: the server stopped mid-reply
                 cancel.set()
 
+        workers.replies_running += 1
         try:
             if not cancel.is_set():  # cancelled before it started: the engine has closed it already
                 await loop.run_in_executor(workers.reply, run_reply, job, engines, cancel, deliver)
         finally:
+            workers.replies_running -= 1
             cancels.pop(job.response_id, None)
+
+    async def warm_up(job: WarmUp) -> None:
+        try:
+            await loop.run_in_executor(workers.reply, warm_llm, engines.llm, job)
+        except Exception:  # only an optimisation: the first reply will evaluate the prompt itself
+            log.exception("LLM warm-up failed")
 
     async def writer() -> None:
         while (message := await outbox.get()) is not None:
@@ -247,3 +268,4 @@ async def serve_connection(
             pass  # the client is gone; nothing left to tell it
         for task in list(tasks):
             task.cancel()
+        log.debug("session ended; speculative replies: %s", engine.speculation_stats)

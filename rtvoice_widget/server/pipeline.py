@@ -5,22 +5,27 @@
 - :func:`run_reply`: LLM tokens → clauses → TTS → segments, two threads so the LLM keeps
   generating while a clause is being voiced. Results go to ``deliver`` in order; the last call is
   always ``deliver(("finished", error_or_None))``.
+- :func:`warm_llm`: cache a session's prompt prefix in the LLM, if the engine can (``warm``).
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
 from typing import Callable
 
 import numpy as np
 import soxr
 
 from .chunking import ClauseChunker
-from .engines.base import ASR, TTS, VAD, Engines
-from .turns import SAMPLE_RATE, Reply
+from .engines.base import ASR, LLM, TTS, VAD, Engines
+from .turns import SAMPLE_RATE, Reply, WarmUp
 
-__all__ = ["SpeechDetector", "transcribe", "run_reply", "pcm16_to_float", "float_to_pcm16"]
+log = logging.getLogger("rtvoice_widget.server")
+
+__all__ = ["SpeechDetector", "transcribe", "run_reply", "warm_llm", "pcm16_to_float", "float_to_pcm16"]
 
 
 def pcm16_to_float(pcm16: bytes) -> np.ndarray:
@@ -71,7 +76,16 @@ def _voice_for(tts: TTS, voice: str | None) -> str | None:
     return voice if voice.lower() in known else None
 
 
+def warm_llm(llm: LLM, job: WarmUp) -> None:
+    """Evaluate ``job``'s prompt prefix into ``llm``'s cache; engines without a cache (the echo
+    LLM, a remote endpoint) have no ``warm`` and need none."""
+    warm = getattr(llm, "warm", None)
+    if warm is not None:
+        warm(job.messages, tools=job.tools or None)
+
+
 _END = object()
+_CLOSING = set(".,;:!?…—–\"')]")
 
 
 def run_reply(job: Reply, engines: Engines, cancel: threading.Event, deliver: Callable[[tuple], None]) -> None:
@@ -82,22 +96,30 @@ def run_reply(job: Reply, engines: Engines, cancel: threading.Event, deliver: Ca
     """
     voiced = "audio" in job.modalities
     pieces: queue.Queue = queue.Queue()
+    started = time.perf_counter()
+    # Milliseconds from the job's start to each stage of its first clause, logged at DEBUG
+    # (the benchmark's per-stage breakdown reads them).
+    stages: dict[str, float] = {}
+
+    def mark(stage: str) -> None:
+        stages.setdefault(stage, round((time.perf_counter() - started) * 1000, 1))
 
     def generate() -> None:
         chunker = ClauseChunker()
         try:
             for chunk in engines.llm.stream(job.messages, tools=job.tools or None, max_tokens=job.max_tokens, cancel=cancel):
+                mark("llm_first_chunk_ms")
                 if cancel.is_set():
                     break
                 if chunk.tool_call is not None:
                     for text in chunker.flush():
-                        pieces.put(("text", text))
+                        pieces.put(("last", text))
                     pieces.put(("tool", chunk.tool_call.name, chunk.tool_call.arguments))
                 elif chunk.text:
                     for text in chunker.push(chunk.text) if voiced else [chunk.text]:
                         pieces.put(("text", text))
             for text in chunker.flush():
-                pieces.put(("text", text))
+                pieces.put(("last", text))
             pieces.put((_END, None))
         except Exception as exc:  # an engine failure ends this response, not the connection
             pieces.put((_END, f"LLM failed: {type(exc).__name__}: {exc}"))
@@ -116,14 +138,21 @@ def run_reply(job: Reply, engines: Engines, cancel: threading.Event, deliver: Ca
         if piece[0] == "tool":
             deliver(piece)
         elif voiced:
+            # A piece cut mid-sentence is voiced as if a comma ended it: espeak then keeps the
+            # pitch up (more to come) instead of falling as at a full stop.
+            spoken = piece[1] if piece[1][-1] in _CLOSING or piece[0] == "last" else piece[1] + ","
+            mark("first_piece_ms")
             try:
-                audio = engines.tts.synthesize(piece[1], voice=voice, speed=job.speed)
+                audio = engines.tts.synthesize(spoken, voice=voice, speed=job.speed)
             except Exception as exc:
                 cancel.set()
                 error = f"TTS failed: {type(exc).__name__}: {exc}"
                 continue
+            mark("first_audio_ms")
             deliver(("segment", piece[1], float_to_pcm16(_resample(audio, engines.tts.sample_rate, SAMPLE_RATE))))
         else:
+            mark("first_piece_ms")
             deliver(("segment", piece[1], None))
     llm_thread.join()
+    log.debug("reply %s stages: %s", job.response_id, stages)
     deliver(("finished", error))

@@ -13,6 +13,8 @@ Mappings where the local server differs from the hosted API (documented, deliber
 - Any voice name is accepted and echoed; names the TTS engine does not know use its default
   voice, so clients written for OpenAI voices ("alloy", "marin") work unchanged.
 - Only ``audio/pcm`` at 24 kHz is accepted for input and output.
+- ``server_vad``'s ``idle_timeout_ms`` (5000–30000, as in the API) is kept; the input audio is
+  its clock (see ``turns.py``). ``semantic_vad`` has none, as in the API.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class VadSettings:
     silence_duration_ms: int
     create_response: bool
     interrupt_response: bool
+    idle_timeout_ms: int | None = None  # server_vad only: respond after this much silence following a reply
 
 
 def default_session(model: str) -> dict:
@@ -123,6 +126,10 @@ class SessionSettings:
             for key in ("prefix_padding_ms", "silence_duration_ms"):
                 if (turn.get(key) or 0) < 0:
                     raise ProtocolError(f"{key} must not be negative", param=f"session.audio.input.turn_detection.{key}", event_id=event_id)
+            idle = turn.get("idle_timeout_ms")
+            if idle is not None and not 5000 <= idle <= 30000:  # the API's range
+                raise ProtocolError("idle_timeout_ms must be between 5000 and 30000",
+                                    param="session.audio.input.turn_detection.idle_timeout_ms", event_id=event_id)
         self.session = candidate
 
     # -- what the turn engine reads ------------------------------------------------------------
@@ -183,4 +190,5 @@ class SessionSettings:
             silence_duration_ms=500 if turn.get("silence_duration_ms") is None else int(turn["silence_duration_ms"]),
             create_response=True if create is None else create,
             interrupt_response=True if interrupt is None else interrupt,
+            idle_timeout_ms=None if turn.get("idle_timeout_ms") is None else int(turn["idle_timeout_ms"]),
         )

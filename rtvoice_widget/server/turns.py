@@ -21,8 +21,8 @@ are dropped here; :meth:`wants` lets the driver skip queued transcriptions nobod
 Streaming choices:
 
 - partial recognition: every ``partial_interval_ms`` of ongoing speech a ``partial`` transcription
-  of the growing buffer is requested (one in flight at a time; the driver skips it when the ASR
-  is busy or slower than that period); a speculation overtaken by more speech serves as a
+  of the growing buffer is requested (one in flight at a time; the driver skips it when it
+  could delay the final transcript, see ``connection.py``); a speculation overtaken by more speech serves as a
   partial too. The words two consecutive partials agree on are sent as
   ``input_audio_transcription.delta`` before the turn ends; the final transcript's remainder
   follows as one more delta, then ``.completed``.
@@ -30,8 +30,25 @@ Streaming choices:
   buffer so far is transcribed at once; if the silence lasts (speech_stopped) the result is
   reused, if speech resumes it is discarded. The server waits ``silence_duration_ms`` anyway,
   which hides that much of the ASR time.
+- speculative reply: when the speculative transcript arrives while the silence is still short of
+  ``silence_duration_ms`` and the turn would create a response, the :class:`Reply` it would get
+  is started at once under a fresh response id. Its results are buffered here, invisible to the
+  client. At speech_stopped the response is built as usual, and if the ``Reply`` it would start
+  is identical to the speculative one (same messages, instructions, tools, voice, ...), that one
+  is adopted: ``response.created`` carries its id and the buffered results are flushed at once.
+  Anything that changes what the reply would be (speech resuming, the buffer cleared or
+  committed by hand, a session.update, an item created, deleted or truncated) discards it with a
+  :class:`CancelReply`; nothing of it reaches the conversation. Manual turns never speculate.
 - a reply is requested (``Reply`` job) once every user item it depends on has its transcript;
   ``response.created`` goes out at once, as the API does.
+- idle timeout (``server_vad`` ``idle_timeout_ms``): counted in input audio from the moment the
+  last response's audio would have finished playing (its ``response.created`` position plus its
+  audio length, or ``response.done`` if later); if no speech starts by then,
+  ``input_audio_buffer.timeout_triggered`` goes out, the buffer is committed and transcribed as
+  any turn, and a response is created. Once per reply: the next timeout waits for the next reply.
+- LLM warm-up: a :class:`WarmUp` job asks the driver to evaluate the session's system prompt
+  (instructions and tools) into the LLM's cache, at session creation and whenever they change,
+  so a turn does not pay for it.
 """
 
 from __future__ import annotations
@@ -49,7 +66,10 @@ __all__ = [
     "Transcribe",
     "Reply",
     "CancelReply",
+    "WarmUp",
+    "warm_up_job",
     "SAMPLE_RATE",
+    "SPECULATION_DELAY_MS",
 ]
 
 SAMPLE_RATE = 24000
@@ -62,6 +82,8 @@ _MIN_COMMIT_MS = 100
 # the event count (and the JSON cost per event) low.
 _DELTA_MS = 200
 _SNAPSHOT_KEYS = {"item", "response", "session", "part"}
+# Silence before the buffer is transcribed speculatively (see TurnEngine).
+SPECULATION_DELAY_MS = 160.0
 
 
 # -- jobs ------------------------------------------------------------------------------------------
@@ -111,6 +133,16 @@ class CancelReply:
     response_id: str
 
 
+@dataclass
+class WarmUp:
+    """Evaluate the prompt prefix every reply of this session starts with (``messages``: the
+    system message; ``tools``) into the LLM's cache, so the first turn is not cold. Optional
+    work: nothing is reported back."""
+
+    messages: list[dict]
+    tools: list[dict]
+
+
 # -- conversation state ----------------------------------------------------------------------------
 
 
@@ -147,6 +179,7 @@ class _Response:
     output_tokens: int = 0
     input_tokens: int = 0
     started: bool = False  # the Reply job went out
+    created_ms: float = 0.0  # input audio position at response.created
 
 
 @dataclass
@@ -155,26 +188,60 @@ class _Speculation:
     text: str | None = None  # None while the ASR works on it
 
 
+@dataclass
+class _SpeculativeReply:
+    """A Reply started before speech_stopped; its results wait in ``results`` until adoption."""
+
+    job: Reply
+    results: list[tuple] = field(default_factory=list)  # ("segment", text, pcm16) | ("tool", name, args) | ("finished", error)
+
+
 def _estimate_tokens(text: str) -> int:
     # The engines do not report token counts; ~4 characters per token is the usual English rule.
     return max(1, len(text) // 4) if text else 0
 
 
+def _size(message: dict) -> int:
+    calls = message.get("tool_calls")
+    return len(str(message.get("content") or "")) + (len(json.dumps(calls)) if calls else 0)
+
+
 def _recent(messages: list[dict], budget_chars: int) -> list[dict]:
-    """The newest messages that fit ``budget_chars`` (the API's ``truncation: auto``, by characters:
-    small local models have small contexts). The newest one always stays; a tool result never
-    starts the window without the call it answers."""
-    kept: list[dict] = []
-    used = 0
-    for message in reversed(messages):
-        used += len(str(message.get("content") or "")) + len(json.dumps(message.get("tool_calls") or ""))
-        if kept and used > budget_chars:
-            break
-        kept.append(message)
-    kept.reverse()
-    while len(kept) > 1 and kept[0]["role"] == "tool":
-        kept.pop(0)
-    return kept
+    """The newest messages within ``budget_chars`` (the API's ``truncation: auto``, by
+    characters: small local models have small contexts).
+
+    The window's start moves in steps of half the budget, not one message per turn: the LLM
+    reuses its cache only for an unchanged prompt prefix, and a start that crept forward every
+    turn would make every turn of a long conversation re-evaluate the whole window (≈ 1500
+    tokens, ~18 CPU-s for SmolLM2 here). After a step the window holds at least half the
+    budget. The newest message always stays; a tool result never starts the window without the
+    call it answers."""
+    total = sum(_size(m) for m in messages)
+    if total <= budget_chars:
+        return list(messages)
+    step = max(1, budget_chars // 2)
+    # Drop whole steps of the oldest text: the smallest multiple of ``step`` that brings the rest
+    # within budget. It changes only after another ``step`` characters of conversation.
+    drop_chars = -(-(total - budget_chars) // step) * step
+    dropped = 0
+    start = 0
+    while start < len(messages) - 1 and dropped < drop_chars:
+        dropped += _size(messages[start])
+        start += 1
+    while start < len(messages) - 1 and messages[start]["role"] == "tool":
+        start += 1
+    return list(messages[start:])
+
+
+def warm_up_job(settings: SessionSettings) -> WarmUp:
+    """The prompt prefix every reply of a session with ``settings`` starts with."""
+    instructions = settings.instructions
+    return WarmUp(messages=[{"role": "system", "content": instructions}] if instructions else [],
+                  tools=settings.tools)
+
+
+def _input_tokens(job: Reply) -> int:
+    return sum(_estimate_tokens(str(m.get("content") or "")) for m in job.messages)
 
 
 def _stable_prefix(a: str, b: str) -> str:
@@ -197,6 +264,7 @@ class TurnEngine:
     inside words (stop consonants) would each start a transcription that is thrown away, and
     the ASR serialises calls, so the guess that counts would wait behind them (measured: a
     1 s-audio guess at "What is the cap-" delayed the real one by a full ASR run);
+    ``speculative_reply`` starts the reply on the speculative transcript (needs ``speculative``);
     ``history_chars`` bounds the conversation text handed to the LLM (oldest dropped first).
     """
 
@@ -207,7 +275,8 @@ class TurnEngine:
         vad_frame_samples_24k: int,
         partial_interval_ms: float | None = 1000.0,
         speculative: bool = True,
-        speculation_delay_ms: float = 160.0,
+        speculation_delay_ms: float = SPECULATION_DELAY_MS,
+        speculative_reply: bool = True,
         history_chars: int = 6000,
     ) -> None:
         self.settings = SessionSettings(model)
@@ -215,6 +284,7 @@ class TurnEngine:
         self.partial_interval_ms = partial_interval_ms
         self.speculative = speculative
         self.speculation_delay_ms = speculation_delay_ms
+        self.speculative_reply = speculative_reply
         self.history_chars = history_chars
         self._frame_bytes = vad_frame_samples_24k * 2
         self._events: list[dict] = []
@@ -238,7 +308,13 @@ class TurnEngine:
         self._awaiting_transcript: dict[str, str] = {}
         self._response: _Response | None = None
         self._queued_response: dict | None = None  # auto-response waiting for the active one to end
+        self._spec_reply: _SpeculativeReply | None = None
+        # How the speculative replies fared: "started", "adopted", "discarded" (for logs and benchmarks).
+        self.speculation_stats = {"started": 0, "adopted": 0, "discarded": 0}
+        self._warmed: WarmUp | None = None
+        self._idle_since_ms: float | None = None  # audio position the idle timeout counts from
         self._emit({"type": "session.created", "session": self.settings.session})
+        self._warm_up()
 
     # -- driver interface ------------------------------------------------------------------------
 
@@ -262,6 +338,10 @@ class TurnEngine:
             handler(event, event.get("event_id"))
         except ProtocolError as error:
             self._events.append(error_event(error))
+        else:
+            if self._spec_reply is not None and event["type"] != "input_audio_buffer.append":
+                # Instructions, voice, tools or history may have changed what the reply would be.
+                self._check_speculative_reply()
 
     # -- client events ---------------------------------------------------------------------------
 
@@ -275,6 +355,7 @@ class TurnEngine:
             self._speaking = False
             self._speculation = None
         self._emit({"type": "session.updated", "session": self.settings.session})
+        self._warm_up()
 
     def _on_input_audio_buffer_append(self, event: dict, event_id: str | None) -> None:
         pcm = decode_audio(event["audio"], param="audio", event_id=event_id)
@@ -417,6 +498,9 @@ class TurnEngine:
             else:
                 self._loud_run = 0
                 if not self._speaking:
+                    if (vad.idle_timeout_ms and self._idle_since_ms is not None and self._response is None
+                            and now_ms - self._idle_since_ms >= vad.idle_timeout_ms):
+                        self._idle_timeout(now_ms)
                     continue
                 self._silence_ms += frame_ms
                 if self.speculative and self._speculation is None and self._silence_ms >= min(
@@ -433,6 +517,8 @@ class TurnEngine:
                     self._jobs.append(job)
         if vad is not None and not self._speaking:
             self._trim_idle_buffer(vad, frame_ms)
+        if self._spec_reply is not None and (self._speculation is None or self._speculation.text is None):
+            self._discard_speculative_reply()  # the speaker went on
 
     def _trim_idle_buffer(self, vad, frame_ms: float) -> None:
         # Between turns only the audio that could become prefix padding is worth keeping.
@@ -449,6 +535,7 @@ class TurnEngine:
         del self._buffer[:drop]
         self._buffer_start_ms += drop / _BYTES_PER_MS
         self._speaking = True
+        self._idle_since_ms = None
         self._speech_item_id = new_id("item")
         self._last_partial_ms = onset_ms
         self._partials, self._sent_partial, self._partial_job = [], "", None
@@ -457,6 +544,14 @@ class TurnEngine:
                     "item_id": self._speech_item_id})
         if self._response is not None and vad.interrupt_response:
             self._cancel_response("turn_detected")
+
+    def _idle_timeout(self, now_ms: float) -> None:
+        item_id = new_id("item")
+        self._emit({"type": "input_audio_buffer.timeout_triggered", "audio_start_ms": int(self._idle_since_ms),
+                    "audio_end_ms": int(now_ms), "item_id": item_id})
+        self._idle_since_ms = None
+        end_byte = min(len(self._buffer), int((now_ms - self._buffer_start_ms) * _BYTES_PER_MS) & ~1)
+        self._commit(item_id, end_byte, reuse_speculation=False, auto_response=True)
 
     def _speculate(self, now_ms: float) -> None:
         # The last frames were silent, so the buffer up to here holds the whole utterance so far.
@@ -523,6 +618,8 @@ class TurnEngine:
             self._speculation.text = text if error is None else None
             if error is not None:
                 self._speculation = None
+            else:
+                self._speculate_reply(text)
             return
         if self._awaiting_transcript.get(job.item_id) != job.job_id:
             return  # discarded speculation, or a deleted item
@@ -591,31 +688,126 @@ class TurnEngine:
             overrides=overrides,
         )
         self._response = response
+        response.created_ms = self._frames_pos_ms
+        self._idle_since_ms = None
+        adopted = self._adopt_speculative_reply(response)
         self._emit({"type": "response.created", "response": self._response_object(response, "in_progress")})
-        self._maybe_start_reply()
+        if adopted is None:
+            self._maybe_start_reply()
+        else:
+            self._replay(response.id, adopted)
 
     def _maybe_start_reply(self) -> None:
         response = self._response
         if response is None or response.started or self._awaiting_transcript:
             return
         response.started = True
-        overrides = response.overrides
-        instructions = overrides.get("instructions", self.settings.instructions)
-        tools = [t for t in overrides.get("tools", self.settings.tools) if t.get("type") == "function"]
+        job = self._reply_job(response.id, response.overrides)
+        response.input_tokens = _input_tokens(job)
+        self._jobs.append(job)
+
+    def _reply_job(self, response_id: str, overrides: dict, pending_user_text: str | None = None) -> Reply:
+        """The Reply a response with ``overrides`` gets now; ``pending_user_text``: as if the turn
+        in progress had been committed with that transcript (for a speculative reply)."""
+        settings = self.settings
+        instructions = overrides.get("instructions", settings.instructions)
+        tools = [t for t in overrides.get("tools", settings.tools) if t.get("type") == "function"]
+        history = self._messages()
+        if pending_user_text:
+            history.append({"role": "user", "content": pending_user_text})
         messages = [{"role": "system", "content": instructions}] if instructions else []
-        messages += _recent(self._messages(), self.history_chars)
-        max_tokens = overrides.get("max_output_tokens", self.settings.max_output_tokens)
-        response.input_tokens = sum(_estimate_tokens(str(m.get("content") or "")) for m in messages)
-        self._jobs.append(Reply(
-            response_id=response.id,
+        messages += _recent(history, self.history_chars)
+        max_tokens = overrides.get("max_output_tokens", settings.max_output_tokens)
+        voice = ((overrides.get("audio") or {}).get("output") or {}).get("voice", settings.voice)
+        return Reply(
+            response_id=response_id,
             messages=messages,
             tools=tools,
-            tool_choice=overrides.get("tool_choice", self.settings.tool_choice),
+            tool_choice=overrides.get("tool_choice", settings.tool_choice),
             max_tokens=None if max_tokens == "inf" else max_tokens,
-            modalities=response.modalities,
-            voice=response.voice,
-            speed=self.settings.speed,
-        ))
+            modalities=list(overrides.get("output_modalities") or settings.output_modalities),
+            voice=voice.get("id") if isinstance(voice, dict) else voice,
+            speed=settings.speed,
+        )
+
+    # -- speculative reply -----------------------------------------------------------------------
+
+    def _speculate_reply(self, text: str) -> None:
+        """Start the reply the turn in progress would get if it ended with transcript ``text``."""
+        vad = self.settings.vad
+        if not (self.speculative_reply and vad is not None and vad.create_response and self._speaking):
+            return
+        if self._response is not None or self._queued_response is not None or self._awaiting_transcript:
+            return  # the reply would not start at speech_stopped, or not with this history
+        self._discard_speculative_reply()
+        job = self._reply_job(new_id("resp"), {}, pending_user_text=text)
+        self._spec_reply = _SpeculativeReply(job)
+        self.speculation_stats["started"] += 1
+        self._jobs.append(job)
+
+    def _check_speculative_reply(self) -> None:
+        """Discard the speculative reply unless the turn in progress would still get exactly it."""
+        spec, speculation = self._spec_reply, self._speculation
+        if spec is None:
+            return
+        vad = self.settings.vad
+        if (speculation is None or speculation.text is None or not self._speaking or self._response is not None
+                or vad is None or not vad.create_response):
+            self._discard_speculative_reply()
+            return
+        expected = self._reply_job(spec.job.response_id, {}, pending_user_text=speculation.text)
+        if expected != spec.job:
+            self._discard_speculative_reply()
+
+    def _discard_speculative_reply(self) -> None:
+        if self._spec_reply is not None:
+            self._jobs.append(CancelReply(self._spec_reply.job.response_id))
+            self.speculation_stats["discarded"] += 1
+            self._spec_reply = None
+
+    def _adopt_speculative_reply(self, response: _Response) -> list[tuple] | None:
+        """If ``response`` would start exactly the speculative Reply, take it over: ``response``
+        gets its id and the buffered results are returned (to be replayed after
+        response.created); otherwise the speculation is discarded and None returned."""
+        spec, self._spec_reply = self._spec_reply, None
+        if spec is None:
+            return None
+        if not self._awaiting_transcript:
+            expected = self._reply_job(spec.job.response_id, response.overrides)
+            if expected == spec.job:
+                response.id = spec.job.response_id
+                response.started = True
+                response.input_tokens = _input_tokens(spec.job)
+                self.speculation_stats["adopted"] += 1
+                return spec.results
+        self._jobs.append(CancelReply(spec.job.response_id))
+        self.speculation_stats["discarded"] += 1
+        return None
+
+    def _buffered(self, response_id: str, result: tuple) -> bool:
+        """Keep a result of the speculative reply until adoption; False if it is not one."""
+        if self._spec_reply is None or self._spec_reply.job.response_id != response_id:
+            return False
+        self._spec_reply.results.append(result)
+        return True
+
+    def _replay(self, response_id: str, results: list[tuple]) -> None:
+        for result in results:
+            if result[0] == "segment":
+                self.reply_segment(response_id, result[1], result[2])
+            elif result[0] == "tool":
+                self.reply_tool_call(response_id, result[1], result[2])
+            else:
+                self.reply_finished(response_id, result[1])
+
+    # -- LLM warm-up -----------------------------------------------------------------------------
+
+    def _warm_up(self) -> None:
+        """Ask for the session's prompt prefix to be cached, once per distinct prefix."""
+        job = warm_up_job(self.settings)
+        if job != self._warmed:
+            self._warmed = job
+            self._jobs.append(job)
 
     def _messages(self) -> list[dict]:
         """The conversation as OpenAI chat messages; assistant audio counts only as far as it was heard."""
@@ -640,6 +832,8 @@ class TurnEngine:
 
     def reply_segment(self, response_id: str, text: str, pcm16: bytes | None = None) -> None:
         """One voiced clause (or, text-only, one text piece) of ``response_id``."""
+        if self._buffered(response_id, ("segment", text, pcm16)):
+            return
         response = self._response
         if response is None or response.id != response_id or not (text or pcm16):
             return
@@ -663,6 +857,8 @@ class TurnEngine:
             message.segments.append(_Segment(text, 0.0, 0.0))
 
     def reply_tool_call(self, response_id: str, name: str, arguments: str) -> None:
+        if self._buffered(response_id, ("tool", name, arguments)):
+            return
         response = self._response
         if response is None or response.id != response_id:
             return
@@ -681,6 +877,8 @@ class TurnEngine:
 
     def reply_finished(self, response_id: str, error: str | None = None) -> None:
         """The Reply job for ``response_id`` ended (normally, or with ``error`` from an engine)."""
+        if self._buffered(response_id, ("finished", error)):
+            return
         response = self._response
         if response is None or response.id != response_id:
             return
@@ -743,6 +941,9 @@ class TurnEngine:
 
     def _finish_response(self, response: _Response, status: str, details: dict | None) -> None:
         self._response = None
+        if not self._speaking:  # a barge-in's cancel: the idle time starts after the user's turn
+            played_until_ms = response.created_ms + sum(item.audio_ms for item in response.output)
+            self._idle_since_ms = max(self._frames_pos_ms, played_until_ms)
         self._emit({"type": "response.done", "response": self._response_object(response, status, details)})
         if self._queued_response is not None:
             overrides, self._queued_response = self._queued_response, None

@@ -61,6 +61,10 @@ class LLMChunk:
 
 @runtime_checkable
 class LLM(Protocol):
+    """An engine may also offer ``warm(messages, *, tools=None)``: evaluate a prompt prefix
+    (the system message) ahead of the first reply that starts with it. Optional, so not part
+    of the protocol: the server calls it when present (``pipeline.warm_llm``)."""
+
     name: str
 
     def stream(
