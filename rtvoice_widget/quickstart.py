@@ -50,7 +50,8 @@ def run_turn(question: str, backend: str, save_to: Path | None) -> int:
         if save_to is not None:
             from .saved import save_session
 
-            save_session(session, save_to)
+            # Running the quickstart again replaces its last session (never a folder of anything else).
+            save_session(session, save_to, overwrite=True)
             print(f"Session saved to {save_to} (load it with rtvoice_widget.load_session)")
     return 0 if reply.duration_ms > 0 else 1
 

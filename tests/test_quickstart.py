@@ -20,3 +20,9 @@ def test_quickstart_round_trip_speaks_answers_and_saves(tmp_path, monkeypatch, c
     roles = saved.turns["role"].tolist()
     assert "user" in roles and "assistant" in roles
     assert saved.recording.assistant.size > 0
+    first_events = len(saved.events)
+    # A newcomer runs it twice: the second run replaces the first session instead of failing.
+    assert main(["--no-lab", "--save", str(tmp_path / "session")]) == 0
+    again = load_session(tmp_path / "session")
+    assert again.events["time"].min() > saved.events["time"].max()
+    assert len(again.events) > 0 and first_events > 0
