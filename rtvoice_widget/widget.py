@@ -440,9 +440,12 @@ class VoiceChat(anywidget.AnyWidget):
 
     def _on_ready(self) -> None:
         # Session thread (session.updated) or the fallback timer.
+        self._set_ready(True)
+
+    def _set_ready(self, ready: bool) -> None:
         with self._lock:
             timer, self._ready_timer = self._ready_timer, None
-            self.ready = True
+            self.ready = ready
             self.waiting_for = ""
         if timer is not None:
             timer.cancel()
@@ -461,12 +464,7 @@ class VoiceChat(anywidget.AnyWidget):
         self.status = "disconnected"
 
     def _not_ready(self) -> None:
-        with self._lock:
-            timer, self._ready_timer = self._ready_timer, None
-            self.ready = False
-            self.waiting_for = ""
-        if timer is not None:
-            timer.cancel()
+        self._set_ready(False)
 
     def close(self) -> None:
         """Disconnect and remove the widget (stops its background thread)."""

@@ -156,7 +156,9 @@ def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots
             server.play(assistant_response_start(resp, long_item)
                         + assistant_audio_reply(resp, long_item, "Once upon a time there was a very long story",
                                                 pcm16_tone(6000)))
-            wait_until(lambda: chat.session.protocol.items[long_item].played_ms >= 500, message="long reply playing")
+            # The server's events reach the session thread a moment after play(): the item may not exist yet.
+            wait_until(lambda: getattr(chat.session.protocol.items.get(long_item), "played_ms", 0) >= 500,
+                       message="long reply playing")
             server.play([speech_started("item_user_browser_3", 0)]
                         + assistant_response_end(resp, long_item, "Once upon a time", status="cancelled"))
             truncate = server.wait_for("conversation.item.truncate")[0]
