@@ -80,6 +80,22 @@ def watch_console(page) -> list[str]:
     return errors
 
 
+def fake_mic(wav: Path) -> tuple[str, ...]:
+    """Chromium flags: a fake microphone playing ``wav``, permission granted, autoplay allowed."""
+    return ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required")
+
+
+def open_harness(ctx, base: str, bridge, *, views: int = 1, wait_ready: bool = True):
+    """A new harness page on ``bridge`` with its console errors collected: ``(page, errors)``."""
+    page = ctx.new_page()
+    errors = watch_console(page)
+    page.goto(f"{base}/index.html?ws={bridge.port}" + (f"&views={views}" if views > 1 else ""))
+    if wait_ready:
+        page.wait_for_function("window.harness.ready", timeout=15000)
+    return page, errors
+
+
 def played_reports(page, item_id: str) -> list[dict]:
     return page.evaluate(
         "(id) => window.harness.sent.filter((m) => m.type === 'played' && m.item_id === id)", item_id)
@@ -95,13 +111,9 @@ def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots
         chat = VoiceChat(url=server.url, mic_link=transport == "mic_link")
         frames: list[dict] = []  # what reached the kernel's message handlers, by either path
         chat.on_msg(lambda _w, content, _b: frames.append(content) if content.get("type") == "audio" else None)
-        ctx = launch(p, tmp_path, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={mic_wav}", "--autoplay-policy=no-user-gesture-required")
+        ctx = launch(p, tmp_path, *fake_mic(mic_wav))
         try:
-            page = ctx.new_page()
-            errors = watch_console(page)
-            page.goto(f"{base}/index.html?ws={bridge.port}&views=2")
-            page.wait_for_function("window.harness.ready", timeout=15000)
+            page, errors = open_harness(ctx, base, bridge, views=2)
             views = page.locator(".harness-view")
             assert views.count() == 2
 
@@ -243,9 +255,7 @@ def test_blocked_audio_is_explained_and_logged(tmp_path, mic_wav, situation, pla
         chat = VoiceChat(url=server.url)
         ctx = launch(p, tmp_path, *flags)
         try:
-            page = ctx.new_page()
-            errors = watch_console(page)
-            page.goto(f"{base}/index.html?ws={bridge.port}")
+            page, errors = open_harness(ctx, base, bridge, wait_ready=False)
             # Wait from the kernel side: Playwright's page evaluations count as user gestures.
             wait_until(lambda: any(c.get("reset") for c, _ in bridge.custom("events")), message="page said hello")
             chat.connect(timeout=10)  # from Python: no gesture in the page
@@ -279,13 +289,9 @@ def test_mic_does_not_claim_to_listen_before_the_session_is_ready(tmp_path, mic_
     http, base = serve_static()
     with ScriptedServer(greet=False, auto_session_updated=False) as server, BrowserBridge() as bridge:
         chat = VoiceChat(url=server.url)
-        ctx = launch(playwright_driver, tmp_path, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={mic_wav}", "--autoplay-policy=no-user-gesture-required")
+        ctx = launch(playwright_driver, tmp_path, *fake_mic(mic_wav))
         try:
-            page = ctx.new_page()
-            errors = watch_console(page)
-            page.goto(f"{base}/index.html?ws={bridge.port}")
-            page.wait_for_function("window.harness.ready", timeout=15000)
+            page, errors = open_harness(ctx, base, bridge)
             mic_label = page.locator(".rtv-mic-label")
             notice = page.locator(".rtv-notice-text")
 
@@ -359,13 +365,9 @@ def test_page_sends_no_audio_to_a_link_that_cannot_prove_it_is_the_kernel(tmp_pa
     http, base = serve_static()
     with ScriptedServer() as server, BrowserBridge() as bridge:
         chat = VoiceChat(url=server.url, mic_link=False)
-        ctx = launch(playwright_driver, tmp_path, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                     f"--use-file-for-fake-audio-capture={mic_wav}", "--autoplay-policy=no-user-gesture-required")
+        ctx = launch(playwright_driver, tmp_path, *fake_mic(mic_wav))
         try:
-            page = ctx.new_page()
-            errors = watch_console(page)
-            page.goto(f"{base}/index.html?ws={bridge.port}")
-            page.wait_for_function("window.harness.ready", timeout=15000)
+            page, errors = open_harness(ctx, base, bridge)
             page.locator(".rtv-header button").click()
             server.wait_for("input_audio_buffer.append", count=5, timeout=20)
             # A link address that leads to the impostor instead of the kernel.
