@@ -414,10 +414,10 @@ class VoiceChat(anywidget.AnyWidget):
                 raise
         endpoint = session.endpoint
         self.backend_label = endpoint.label if endpoint is not None else ""
-        if endpoint is not None and endpoint.backend == "local" and self._backend == "auto":
+        local = endpoint is not None and endpoint.backend == "local"
+        if local and self._backend == "auto":
             self.notice = ("No OPENAI_API_KEY found: using the offline local backend (small models, "
                            "robotic voice). Set OPENAI_API_KEY and reconnect to talk to OpenAI.")
-        local = endpoint is not None and endpoint.backend == "local"
         with self._lock:  # session.updated may have come already, on the session thread
             if not self.ready:
                 if not local:
@@ -552,9 +552,9 @@ class VoiceChat(anywidget.AnyWidget):
             self._history.append(row)
             for entry in changed:
                 self._pending_entries[entry["id"]] = entry
-        self._track_connection(row)
+        self._track_state(row)
 
-    def _track_connection(self, row: dict[str, Any]) -> None:
+    def _track_state(self, row: dict[str, Any]) -> None:
         type_ = row["type"]
         if type_ == "input_audio_buffer.speech_started":
             self._user_speaking = True
