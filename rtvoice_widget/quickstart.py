@@ -14,6 +14,7 @@ Step 2 needs no browser and no microphone, so it is also a smoke test for headle
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,11 @@ def open_lab() -> int:
               "    from rtvoice_widget import VoiceChat\n    VoiceChat()")
         return 0
     print(f"Starting JupyterLab on {NOTEBOOK} (Ctrl+C to stop)...", flush=True)
-    return subprocess.call([jupyter, "lab", str(NOTEBOOK)])
+    command = [jupyter, "lab", str(NOTEBOOK)]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Containers and CI machines often run as root, which Jupyter refuses unless told.
+        command.append("--allow-root")
+    return subprocess.call(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,12 @@ on the local backend, with no key and no browser."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from rtvoice_widget import load_session
@@ -26,3 +32,35 @@ def test_quickstart_round_trip_speaks_answers_and_saves(tmp_path, monkeypatch, c
     again = load_session(tmp_path / "session")
     assert again.events["time"].min() > saved.events["time"].max()
     assert len(again.events) > 0 and first_events > 0
+
+
+@pytest.mark.models
+def test_quickstart_command_ends_in_a_running_jupyterlab(tmp_path):
+    # The README's first command, as a newcomer runs it (also as root, as in containers and CI,
+    # where Jupyter refuses to start unless told): the round trip, then JupyterLab serving.
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env.update(BROWSER="true", JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    proc = subprocess.Popen([sys.executable, "-m", "rtvoice_widget.quickstart", "--save", str(tmp_path / "s")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own group: JupyterLab is its child
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "is running at" in line:
+                break
+        output = "".join(lines)
+        assert "Voice-to-voice latency" in output, output[-3000:]
+        assert "is running at" in output, output[-3000:]
+    finally:
+        # Like Ctrl+C in a terminal: the whole group, the quickstart and the JupyterLab it started.
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
