@@ -190,6 +190,9 @@ class _Snapshot:
         return len(self.payload)
 
 
+_ROW_WIDTH = 9  # values per row in EventLog._pending, in EventLog._columns order
+_FLUSH_ROWS = 4096  # rows kept pending at most: bounds the boxed numbers held before the columns
+
 _OBJECT_COLUMNS = ("event_id", "item_id", "response_id", "text", "payload")
 _SOURCE_CODES = {name: code for code, name in enumerate(SOURCES)}
 _CATEGORY_CODES = {name: code for code, name in enumerate(CATEGORIES)}
@@ -205,7 +208,9 @@ class EventLog:
 
     Storage is columnar: numbers and categorical codes in :mod:`array` columns, one list per
     object column; ``source``/``type``/``category`` are coded at append time so the DataFrame
-    needs no string hashing.
+    needs no string hashing. An append adds its row to a flat pending list (one ``extend``
+    instead of nine appends: about 15 % of the append's time); every few thousand rows, and
+    before any read, the pending rows move into the columns with one slice per column.
     """
 
     def __init__(self, max_events: int | None = None) -> None:
@@ -235,7 +240,10 @@ class EventLog:
         self._time_ns, self._t_ms, self._audio_ms, self._code = time_ns, t_ms, audio_ms, codes
         self._event_id, self._item_id, self._response_id = event_id, item_id, response_id
         self._text, self._payload = text, payload
-        self._appenders = tuple(col.append for col in self._columns)
+        # Rows land here first, flat (_ROW_WIDTH values per row), and move to the columns in
+        # batches (see _flush_locked): one list extend per append instead of nine appends.
+        self._pending: list[Any] = []
+        self._pend = self._pending.extend
 
     # -- writing -------------------------------------------------------------------------
 
@@ -313,18 +321,10 @@ class EventLog:
         try:
             seq = self._next_seq
             self._next_seq = seq + 1
-            a = self._appenders
-            a[0](time_ns)
-            a[1](t_ms)
-            a[2](audio_ms)
-            a[3](packed | category_code)
-            a[4](event_id)
-            a[5](item_id)
-            a[6](response_id)
-            a[7](text)
-            a[8](payload)
-            if seq >= self._prune_seq:
-                self._prune_locked()
+            self._pend((time_ns, t_ms, audio_ms, packed | category_code, event_id, item_id, response_id, text,
+                        payload))
+            if seq >= self._flush_seq:
+                self._flush_locked()
         finally:
             self._release()
         if self._subscribers and not getattr(self._reporting, "active", False):
@@ -376,6 +376,17 @@ class EventLog:
             event["text"] = text
         return self.append("local", event, t_ms)
 
+    def _flush_locked(self) -> None:
+        """Move the pending rows into the columns, then prune if due."""
+        pending = self._pending
+        if pending:
+            for k, column in enumerate(self._columns):
+                column.extend(pending[k::_ROW_WIDTH])
+            pending.clear()
+        if self._next_seq > self._prune_seq:
+            self._prune_locked()
+        self._flush_seq = min(self._prune_seq, self._next_seq + _FLUSH_ROWS - 1)
+
     def _prune_locked(self) -> None:
         # Pruning in batches (whenever twice the limit is reached) keeps append O(1) amortised.
         if self.max_events is not None:
@@ -390,10 +401,12 @@ class EventLog:
         # append() prunes once it appended this seq, i.e. when twice max_events rows are held:
         # one comparison per append instead of a len() and two attribute lookups.
         self._prune_seq = sys.maxsize if self.max_events is None else self._first_seq + 2 * self.max_events - 1
+        self._flush_seq = min(self._prune_seq, self._next_seq + _FLUSH_ROWS - 1)
 
     def _snapshot(self) -> _Snapshot:
         """A consistent copy of the kept rows (respecting ``max_events`` exactly)."""
         with self._lock:
+            self._flush_locked()
             n = len(self._payload)
             i = 0 if self.max_events is None else max(0, n - self.max_events)
             first_seq, type_names = self._first_seq + i, list(self._type_names)
@@ -450,7 +463,7 @@ class EventLog:
 
     def __len__(self) -> int:
         with self._lock:
-            n = len(self._payload)
+            n = self._next_seq - self._first_seq
         return n if self.max_events is None else min(n, self.max_events)
 
     @property
@@ -458,7 +471,7 @@ class EventLog:
         """How many events ``max_events`` dropped so far (= the ``seq`` of the oldest kept one,
         since ``seq`` starts at 0; a loaded log keeps the count of the log it was saved from)."""
         with self._lock:
-            n = len(self._payload)
+            n = self._next_seq - self._first_seq
             extra = 0 if self.max_events is None else max(0, n - self.max_events)
             return self._first_seq + extra
 

@@ -109,7 +109,8 @@ class Reply:
 
     ``audio`` is float32 mono at ``sample_rate`` (24 kHz), the concatenated audio of every
     response in the turn (a tool call's follow-up response included). Times are on the session
-    clock (ms): ``input_end_ms`` when the last input audio (or the commit) was sent,
+    clock (ms): ``input_end_ms`` when the utterance's last audio was sent (before the commit
+    or the trailing silence that ends the turn),
     ``first_audio_ms`` when the first reply audio arrived, ``done_ms`` when the final
     ``response.done`` arrived.
     """
@@ -621,13 +622,15 @@ class RealtimeSession:
         try:
             input_started_ms = self.now_ms()
             self._stream(pcm16, chunk_ms, realtime)
+            # Before the commit or the trailing silence: a fast server answers while they are
+            # still going out, and the latency is the listener's, from the end of the words.
+            input_end_ms = self.now_ms()
             turn_detection = self.config.turn_detection
             if turn_detection.type is None:
                 self._command(lambda p: [p.commit(), p.create_response()])
             else:
                 silence_ms = turn_detection.silence_duration_ms + 300
                 self._stream(bytes(int(silence_ms * _BYTES_PER_MS) // 2 * 2), chunk_ms, realtime)
-            input_end_ms = self.now_ms()
             deadline = time.monotonic() + timeout
             while not collector.finished.wait(0.05):
                 if self._closing or (self._thread is not None and not self._thread.is_alive()):

@@ -223,6 +223,10 @@ def test_talk_server_vad_streams_trailing_silence_in_real_time(server, open_sess
     server.respond("input_audio_buffer.append", vad)
     reply = s.talk(pcm16_tone(200), realtime=True, timeout=10)
     assert reply.transcript == "Sure." and len(reply.audio) == 300 * 24
+    # The reply came while talk() still streamed trailing silence: latency counts from the
+    # end of the words (200 ms of tone), so it covers the 240 ms of silence the server waited.
+    assert reply.first_audio_ms >= reply.input_end_ms
+    assert reply.latency_ms >= 200
     assert reply.user_transcript == "What's the weather like?"
     # 200 ms speech + 500 ms silence (silence_duration_ms + 300) in 20 ms frames, paced.
     deadline = time.monotonic() + 10
