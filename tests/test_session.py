@@ -855,36 +855,6 @@ def test_debug_logging_never_prints_the_key(server, caplog):
     assert key not in caplog.text  # ...but never the handshake headers
 
 
-def test_concurrent_senders_lose_nothing_and_keep_their_order(server, open_session):
-    s = open_session(config=MANUAL)
-    per_thread = 40
-
-    def sender(index: int) -> None:
-        for n in range(per_thread):
-            # Each frame carries its sender and number in its first two samples.
-            s.send_audio(np.array([index, n] + [0] * 478, np.int16))
-            if n % 10 == 9:
-                s.send_text(f"thread {index} message {n}", respond=False)
-
-    threads = [threading.Thread(target=sender, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    s.commit()
-    server.wait_for("input_audio_buffer.commit")
-    appends = server.client_events("input_audio_buffer.append")
-    assert all(len(base64.b64decode(e["audio"])) == 960 for e in appends)  # one append per call
-    frames = [np.frombuffer(base64.b64decode(e["audio"]), "<i2")[:2] for e in appends]
-    assert len(frames) == 4 * per_thread
-    for index in range(4):
-        assert [int(f[1]) for f in frames if f[0] == index] == list(range(per_thread))
-    texts = [e["item"]["content"][0]["text"] for e in server.client_events("conversation.item.create")]
-    assert len(texts) == 4 * per_thread // 10
-    s.wait_for("input_audio_buffer.commit", timeout=5)
-    assert log_types(s, "client").count("input_audio_buffer.append") == 4 * per_thread
-
-
 def test_send_audio_property_any_supported_input_becomes_24k_pcm16(server, open_session):
     from hypothesis import given, settings, strategies as st
 

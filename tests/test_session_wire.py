@@ -123,6 +123,8 @@ def test_the_log_lists_client_events_in_wire_order(server, session):
     on_wire = [e["type"] for e in server.client_events()]
     logged = [str(t) for t in session.events.filter(source="client")["type"]]
     assert logged == on_wire
+    assert on_wire.count("conversation.item.create") == 3 * per_thread // 10
+    # Each thread's frames arrived whole (one append per call), none lost, in its own order.
     for index in range(3):
         mine = [f for f in appended(server) if 1000 * index <= np.frombuffer(f, "<i2")[0] < 1000 * (index + 1)]
         assert mine == [frame(1000 * index + n) for n in range(per_thread)]
