@@ -485,7 +485,7 @@ class SavedSession:
         """Turn ``n`` (0-based row of :attr:`turns`, negative counts from the end), with its
         audio: the user's speech as the server's VAD delimited it, or the assistant's reply as
         far as it was heard (the same spans the timeline draws)."""
-        from rtvoice_widget.plots import assistant_speech_spans, user_speech_spans
+        from rtvoice_widget.spans import assistant_speech_spans, user_speech_spans
 
         count = len(self.turns)
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool):

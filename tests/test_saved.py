@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -225,6 +226,18 @@ def test_turn_audio_plays_the_turn(saved_folder):
     with pytest.raises(ValueError, match="no audio"):
         _ = call.audio
     assert "turn" in call._repr_html_()
+
+
+def test_turn_audio_needs_no_matplotlib(saved_folder, monkeypatch):
+    # matplotlib comes with the optional "analysis" extra; listening to a turn must not need it.
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith(("matplotlib.", "rtvoice_widget.plots"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an absent package looks like to import
+    with pytest.raises(ImportError):
+        import rtvoice_widget.plots  # noqa: F401
+    loaded = load_session(saved_folder)
+    user = loaded.turn(loaded.turns["role"].tolist().index("user"))
+    assert user.samples.size / 24000 == pytest.approx(0.8, abs=0.025)
 
 
 def test_turn_numbers_are_checked(saved_folder):
