@@ -33,10 +33,12 @@ tolerated (they return no action).
 
 from __future__ import annotations
 
+import base64
 import binascii
 import itertools
 import math
 import statistics
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -211,6 +213,15 @@ def _cost_usd(tokens: Mapping[str, int], prices: Mapping[str, float]) -> float:
 def pcm16_ms(nbytes: int) -> float:
     """Duration in ms of ``nbytes`` of PCM16 mono 24 kHz audio."""
     return nbytes / _BYTES_PER_MS
+
+
+if sys.version_info >= (3, 11):
+    def _strict_b64decode(text: str) -> bytes:
+        # strict_mode: the C equivalent of b64decode(validate=True), without its regex pass.
+        return binascii.a2b_base64(text, strict_mode=True)
+else:  # strict_mode is new in 3.11
+    def _strict_b64decode(text: str) -> bytes:
+        return base64.b64decode(text, validate=True)
 
 
 def _check_id(name: str, value: Any) -> None:
@@ -1107,8 +1118,7 @@ class ClientProtocol:
 
     def _on_audio_delta(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         try:
-            # strict_mode: the C equivalent of b64decode(validate=True), without its regex pass.
-            pcm16 = binascii.a2b_base64(event["delta"], strict_mode=True)
+            pcm16 = _strict_b64decode(event["delta"])
         except (binascii.Error, ValueError, TypeError) as exc:
             raise ProtocolError(f"{event['type']}: delta is not base64 audio ({exc})") from exc
         if len(pcm16) % 2:
