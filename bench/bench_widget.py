@@ -95,7 +95,7 @@ def bench_mic_frames(n: int, repeats: int = 3) -> tuple[float, float]:
         chat.connect(timeout=10)
         comm = chat.comm
         base_s = widget_s = float("inf")
-        for _ in range(repeats):
+        for repeat in range(repeats):
             t0 = time.perf_counter()
             for pcm in data:
                 baseline.send_audio(pcm)
@@ -104,7 +104,7 @@ def bench_mic_frames(n: int, repeats: int = 3) -> tuple[float, float]:
             for i, pcm in enumerate(data):
                 # Stamped "just captured": the frames arrive faster than real time here.
                 comm.handle_msg({"content": {"comm_id": comm.comm_id, "data": {"method": "custom", "content": {
-                    "type": "audio", "seq": i, "t": time.time() * 1000}}}, "buffers": [memoryview(pcm)]})
+                    "type": "audio", "stream": repeat, "seq": i, "t": time.time() * 1000}}}, "buffers": [memoryview(pcm)]})
             widget_s = min(widget_s, time.perf_counter() - t0)
         sent = chat.metrics()["mic_frames_in"]
         baseline.close()
@@ -140,7 +140,7 @@ def bench_mic_link(n: int) -> tuple[float, float]:
             for i, pcm in enumerate(data):
                 written.clear()
                 t0 = time.perf_counter()
-                ws.send(struct.pack("<ddI", time.time() * 1000, time.time() * 1000, i) + pcm)
+                ws.send(struct.pack("<ddII", time.time() * 1000, time.time() * 1000, 1, i) + pcm)
                 if written.wait(5):
                     via_link.append((time.perf_counter() - t0) * 1000)
         chat.close()

@@ -53,10 +53,11 @@ function importSource(source) {
 
 async function loadLibs(model) {
   const sources = model.get("_modules") || {};
-  for (const name of ["dsp", "player", "state", "worklets"]) {
+  const names = ["dsp", "player", "state", "worklets", "handover"];
+  for (const name of names) {
     if (typeof sources[name] !== "string") throw new Error(`rtvoice-widget: front-end module '${name}' missing`);
   }
-  const [dsp, player, state, worklets] = await Promise.all(["dsp", "player", "state", "worklets"].map((n) => importSource(sources[n])));
+  const [dsp, player, state, worklets] = await Promise.all(names.slice(0, 4).map((n) => importSource(sources[n])));
   return { dsp, player, state, worklets, sources };
 }
 
@@ -87,8 +88,7 @@ class Engine {
     this.capture = null;
     this.playback = null;
     this.resamplers = new Map(); // itemId -> Resampler 24 kHz -> context rate
-    this.pendingAudio = []; // [itemId, buffer] received before the player was ready
-    this.seq = 0;
+    this.pendingAudio = []; // [header, buffer] received before the player was ready
     this.levels = { mic: 0, ai: 0 };
     this.playing = false;
     this.lastPlaybackAt = 0;
@@ -98,10 +98,17 @@ class Engine {
     this.itemTimes = new Map(); // itemId -> {arrivedT, startedT}
     this.underruns = 0;
     // The mic link (a worker with a WebSocket to the kernel, see worklets.js): frames skip the
-    // main thread and Jupyter while it is open; otherwise they go as custom messages.
+    // main thread and Jupyter while it is open; otherwise they go as custom messages. The
+    // worker also feeds the player, from both transports, in the kernel's order.
     this.linkInfo = null; // {url, token, key} from the kernel
     this.linkWorker = null;
     this.linkOpen = false;
+    // Mic hand-over (see handover.js, LinkSender): this capture's id, the first frame the
+    // worker sends (null: it sends none, all go through Jupyter), and the frames skipped here
+    // for it in the last second, sent through Jupyter after all should the link close.
+    this.captureId = 0;
+    this.linkFrom = null;
+    this.leftToLink = [];
   }
 
   /** Now on the page clock (ms since the epoch), the clock every timestamp we send uses. */
@@ -143,15 +150,11 @@ class Engine {
     if (!msg || typeof msg !== "object") return;
     switch (msg.type) {
       case "audio":
-        if (buffers && buffers.length) {
-          const times = this.timesOf(String(msg.item_id));
-          if (times.arrivedT === null) times.arrivedT = this.pageNow();
-          this.play(String(msg.item_id), buffers[0]);
-        }
+        if (buffers && buffers.length) this.toPlayer(msg, buffers[0]);
         break;
       case "flush":
-        if (this.playback) this.playback.port.postMessage({ type: "flush", t: this.pageNow() });
-        this.pendingAudio = [];
+      case "player_link":
+        this.toPlayer(msg, null);
         break;
       case "events":
         if (msg.reset) this.events = new this.libs.state.EventStore(5000);
@@ -164,7 +167,7 @@ class Engine {
       case "mic_link":
         if (typeof msg.url === "string" && typeof msg.token === "string" && typeof msg.key === "string") {
           this.linkInfo = { url: msg.url, token: msg.token, key: msg.key };
-          if (this.capture && !this.linkWorker) this.startLink();
+          this.startLink();
         }
         break;
       case "transcript":
@@ -197,9 +200,11 @@ class Engine {
       this.playback = new AudioWorkletNode(this.ctx, "rtv-playback", { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1] });
       this.playback.port.onmessage = (e) => this.onPlayback(e.data);
       this.playback.connect(this.ctx.destination);
+      // The link opens now, before the mic: the first words can go straight over it.
+      this.startLink();
       const pending = this.pendingAudio;
       this.pendingAudio = [];
-      for (const [itemId, buffer] of pending) this.play(itemId, buffer);
+      for (const [header, buffer] of pending) this.toPlayer(header, buffer);
     } catch (err) {
       this.stopAudio(false);
       this.setMic("error", `Audio could not start: ${err && err.message ? err.message : err}`);
@@ -245,7 +250,10 @@ class Engine {
     }
     if (!this.ctx) return; // stopped while waiting for permission
     const source = this.ctx.createMediaStreamSource(this.stream);
-    this.capture = new AudioWorkletNode(this.ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1] });
+    this.captureId = crypto.getRandomValues(new Uint32Array(1))[0];
+    this.linkFrom = null;
+    this.leftToLink = [];
+    this.capture = new AudioWorkletNode(this.ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.captureId } });
     this.capture.port.onmessage = (e) => this.onFrame(e.data);
     // Chromium only pulls audio through nodes connected to the destination: route it there muted.
     const sink = this.ctx.createGain();
@@ -256,26 +264,36 @@ class Engine {
     if (track) track.onended = () => this.setMic("no_device", "The microphone was disconnected. Reconnect it and click the mic button.");
     this.setMic("live", track ? track.label : "");
     this.checkSuspended();
-    if (this.linkInfo && !this.linkWorker) this.startLink();
+    if (this.linkWorker) this.linkPort("capture", this.capture);
   }
 
-  /** Open the mic link; until it is open (or if it never opens) frames go through Jupyter. */
+  /**
+   * Start the mic-link worker (once the player exists and the kernel said where the link is).
+   * Until the link is open (or if it never opens) frames go through Jupyter; from then on the
+   * worker sends them, and it feeds the player from both transports in the kernel's order.
+   */
   startLink() {
+    if (this.linkWorker || !this.linkInfo || !this.playback) return;
     if (typeof Worker === "undefined" || typeof MessageChannel === "undefined") return;
+    const { worklets, sources } = this.libs;
     try {
-      const url = URL.createObjectURL(new Blob([this.libs.worklets.micLinkSource(this.libs.sources.dsp)], { type: "text/javascript" }));
-      this.linkWorker = new Worker(url, { type: "module" }); // module: dsp.js has exports
+      const url = URL.createObjectURL(new Blob([worklets.micLinkSource(sources.dsp, sources.handover)], { type: "text/javascript" }));
+      this.linkWorker = new Worker(url, { type: "module" }); // module: the libraries have exports
     } catch (err) {
       return; // a page that forbids workers (CSP): stay on Jupyter
     }
     this.linkWorker.onmessage = (e) => this.onLink(e.data);
-    for (const [kind, node] of [["capture", this.capture], ["playback", this.playback]]) {
-      const channel = new MessageChannel();
-      node.port.postMessage({ type: "link", port: channel.port1 }, [channel.port1]);
-      this.linkWorker.postMessage({ type: kind, port: channel.port2 }, [channel.port2]);
-    }
+    this.linkPort("playback", this.playback);
+    if (this.capture) this.linkPort("capture", this.capture);
     const url = `${this.linkInfo.url}?token=${encodeURIComponent(this.linkInfo.token)}`;
     this.linkWorker.postMessage({ type: "open", url, key: this.linkInfo.key, sampleRate: this.ctx.sampleRate });
+  }
+
+  /** Connect a worklet to the link worker by a port of its own (no main thread in between). */
+  linkPort(kind, node) {
+    const channel = new MessageChannel();
+    node.port.postMessage({ type: "link", port: channel.port1 }, [channel.port1]);
+    this.linkWorker.postMessage({ type: kind, port: channel.port2 }, [channel.port2]);
   }
 
   onLink(msg) {
@@ -283,8 +301,17 @@ class Engine {
       const times = this.timesOf(msg.itemId);
       if (times.arrivedT === null) times.arrivedT = msg.t;
       this.playing = true;
+    } else if (msg.type === "linkFrom") {
+      if (msg.stream === this.captureId) this.linkFrom = msg.seq;
     } else if (msg.type === "open" || msg.type === "closed") {
       const open = msg.type === "open";
+      if (!open && this.linkFrom !== null) {
+        // What the worker may not have got out: through Jupyter (the kernel drops copies).
+        this.linkFrom = null;
+        const left = this.leftToLink;
+        this.leftToLink = [];
+        for (const frame of left) this.sendFrame(frame);
+      }
       if (open === this.linkOpen) return; // failed retries of a link that never opened: quiet
       this.linkOpen = open;
       this.send({ type: "mic", state: open ? "link_open" : "link_closed" });
@@ -310,6 +337,8 @@ class Engine {
     if (this.linkWorker) this.linkWorker.terminate();
     this.linkWorker = null;
     this.linkOpen = false;
+    this.linkFrom = null;
+    this.leftToLink = [];
     if (this.ctx) this.ctx.close().catch(() => {});
     this.stream = this.ctx = this.capture = this.playback = this.source = null;
     this.resamplers.clear();
@@ -333,31 +362,64 @@ class Engine {
     return true;
   }
 
-  onFrame({ pcm, end, level }) {
-    this.levels.mic = level;
-    this.notify("levels");
-    const send = this.shouldSend();
-    if (this.linkOpen) {
-      // The worker sends this frame (it has its own copy); keep it told whether it may, and how
-      // context time maps to the page clock (read together here, so this thread's lateness
-      // does not matter).
-      this.linkWorker.postMessage({ type: "state", send, contextTime: this.ctx.currentTime, pageTime: this.pageNow() });
+  onFrame(frame) {
+    if (!this.capture) return; // stopped meanwhile
+    if (frame.ack) {
+      this.send({ type: "control", action: frame.ack, stream: frame.stream, through: frame.seq });
       return;
     }
-    if (!send) return;
-    // Capture timestamp: the frame's end, context time -> page clock.
-    this.send({ type: "audio", seq: this.seq++, t: this.pageTimeOf(end) }, [pcm]);
+    this.levels.mic = frame.level;
+    this.notify("levels");
+    // The capture worklet numbers and stamps the frames meant for the kernel; it learns which
+    // those are (and how its clock maps to the page's) from here, for the next frames.
+    this.capture.port.postMessage({ type: "gate", send: this.shouldSend(), contextTime: this.ctx.currentTime, pageTime: this.pageNow() });
+    if (frame.seq === null) return;
+    if (this.linkFrom !== null && frame.seq >= this.linkFrom) {
+      // The link worker sends this one. Keep the last second, in case the link closes first.
+      this.leftToLink.push(frame);
+      if (this.leftToLink.length > 50) this.leftToLink.shift();
+      return;
+    }
+    this.sendFrame(frame);
+  }
+
+  sendFrame({ stream, seq, t, pcm }) {
+    this.send({ type: "audio", stream, seq, t }, [pcm]);
     this.framesSent++;
   }
 
-  play(itemId, buffer) {
+  /**
+   * A player message (audio, flush, hand-over marker) that came through Jupyter. With a link
+   * worker it goes there, to be played in order with what comes over the link; without one
+   * it is played from here.
+   */
+  toPlayer(header, buffer) {
     if (!this.ownsMic()) return; // another view plays it
+    const t = this.pageNow();
+    if (this.linkWorker) {
+      const payload = buffer ? this.libs.dsp.toInt16(buffer).buffer : null;
+      this.linkWorker.postMessage({ type: "jupyter", header, payload, t }, payload ? [payload] : []);
+      return;
+    }
+    if (header.type === "flush") {
+      if (this.playback) this.playback.port.postMessage({ type: "flush", t });
+      this.pendingAudio = [];
+    } else if (header.type === "audio") {
+      const itemId = String(header.item_id);
+      const times = this.timesOf(itemId);
+      if (times.arrivedT === null) times.arrivedT = t;
+      this.play(header, buffer);
+    }
+  }
+
+  play(header, buffer) {
     if (!this.playback) {
       // Audio can beat the player: a reply to chat.connect() + chat.say() in one cell arrives
       // while the AudioContext and worklets are still loading. Hold it (bounded) until ready.
-      if (this.pendingAudio.length < 1500) this.pendingAudio.push([itemId, buffer]);
+      if (this.pendingAudio.length < 1500) this.pendingAudio.push([header, buffer]);
       return;
     }
+    const itemId = String(header.item_id);
     const { dsp } = this.libs;
     let resampler = this.resamplers.get(itemId);
     if (!resampler) {
@@ -399,8 +461,15 @@ class Engine {
   pushToTalk(held) {
     if (this.pttHeld === held) return;
     this.pttHeld = held;
-    this.send({ type: "control", action: held ? "ptt_start" : "ptt_end" });
     this.notify("mic");
+    // A suspended context's worklet may not answer: then nothing was captured meanwhile anyway.
+    if (held || !this.capture || this.ctx.state !== "running") {
+      this.send({ type: "control", action: held ? "ptt_start" : "ptt_end" });
+      return;
+    }
+    // The turn ends after the last frame captured while the key was held, wherever that frame
+    // travels: the capture closes its gate and names that frame (onFrame sends ptt_end then).
+    this.capture.port.postMessage({ type: "gate", send: false, contextTime: this.ctx.currentTime, pageTime: this.pageNow(), ack: "ptt_end" });
   }
 }
 
@@ -440,8 +509,7 @@ class View {
     this.extra = 0;
     this.pending = new Set();
     this.frame = 0;
-    this.waitingFor = null; // the wait being timed (`waiting_for`), since waitStart (ms)
-    this.waitStart = 0;
+    this.waitStart = null; // when the current wait began (performance.now() ms); null: none
     this.waitTicker = 0;
     this.build();
   }
@@ -756,6 +824,7 @@ class View {
       text = `${m.get("waiting_for")} ${this.waitedSeconds()} s`;
       kind = "wait";
     } else if (m.get("notice")) text = m.get("notice");
+    if (kind !== "wait") this.waitStart = null;
     this.tickWhileWaiting(kind === "wait");
     this.notice.hidden = !text;
     this.notice.dataset.kind = kind;
@@ -764,13 +833,12 @@ class View {
     this.noticeAction.hidden = !action;
   }
 
-  /** Seconds since the current wait (see `waiting_for`) began, as the person sees it. */
+  /**
+   * Seconds since the current wait (see `waiting_for`) began, as the person sees it. A wait
+   * goes through stages (the offline server's models, then the session): the count goes on.
+   */
   waitedSeconds() {
-    const what = this.model.get("waiting_for");
-    if (this.waitingFor !== what) {
-      this.waitingFor = what;
-      this.waitStart = performance.now();
-    }
+    if (this.waitStart === null) this.waitStart = performance.now();
     return Math.floor((performance.now() - this.waitStart) / 1000);
   }
 

@@ -5,10 +5,20 @@
 // followed by the processor class below. The libraries are the same files node's tests import.
 //
 // Contract with the main thread (widget.js):
-//   capture  -> {pcm: ArrayBuffer (480 PCM16 samples, 20 ms at 24 kHz), end: context time (s) of
-//                the frame's last sample, level: RMS of the frame}
-//   capture  <- {type: "link", port}: also post each frame ({pcm, end}) to `port` (the mic-link
-//                worker), so frames reach the kernel without waiting for the main thread
+//   capture  (processorOptions {stream}: a uint32 naming this capture, see MicFrameOrder in
+//            rtvoice_widget/mic_link.py)
+//   capture  -> {level: RMS of the frame, seq: null} for a frame not meant for the kernel, else
+//               {level, stream, seq, t, pcm: ArrayBuffer (480 PCM16 samples, 20 ms at 24 kHz)}:
+//               seq numbers the frames meant for the kernel (0, 1, ... no holes), t is the
+//               capture time of the frame's last sample on the page clock (ms since the epoch)
+//   capture  <- {type: "gate", send, contextTime, pageTime, ack?}: whether frames are meant for
+//               the kernel from now on (mode, readiness, half-duplex: decided by the main
+//               thread), and a context time (s) read together with the page time (ms) to stamp
+//               `t`; with `ack`, answered by {ack, stream, seq: the last frame numbered (-1:
+//               none)}, after every frame posted before it
+//            <- {type: "link", port}: also post each frame meant for the kernel ({stream, seq,
+//               t, pcm}) to `port` (the mic-link worker), so it reaches the kernel without
+//               waiting for the main thread
 //   playback <- {type: "push", itemId, samples: Float32Array at the context rate}
 //               | {type: "flush", t: page clock when the flush reached the page (echoed as arrivedT)}
 //               | {type: "link", port}: take pushes and flushes from `port` (the mic-link worker) too
@@ -19,13 +29,22 @@
 
 const CAPTURE = `
 class RtvCapture extends AudioWorkletProcessor {
-  constructor() {
+  constructor(options) {
     super();
+    this.stream = options.processorOptions.stream;
     this.resampler = new Resampler(sampleRate, 24000);
     this.chunker = new FrameChunker(480);
     this.link = null;
+    this.gate = null; // the main thread's latest {send, contextTime, pageTime}
+    this.seq = 0;
     this.port.onmessage = (e) => {
-      if (e.data && e.data.type === "link") this.link = e.data.port;
+      const msg = e.data;
+      if (msg && msg.type === "link") this.link = msg.port;
+      else if (msg && msg.type === "gate") {
+        this.gate = msg;
+        // Asked to say which frame was the last one numbered before this gate (-1: none yet).
+        if (msg.ack) this.port.postMessage({ ack: msg.ack, stream: this.stream, seq: this.seq - 1 });
+      }
     };
   }
   process(inputs) {
@@ -33,13 +52,20 @@ class RtvCapture extends AudioWorkletProcessor {
     if (!channel) return true; // no input yet (device still starting): keep the node alive
     const frames = this.chunker.push(this.resampler.process(channel));
     for (const frame of frames) {
-      const floats = pcm16ToFloat(frame);
+      const level = rms(pcm16ToFloat(frame));
+      const gate = this.gate;
+      if (!gate || !gate.send) {
+        this.port.postMessage({ level, seq: null });
+        continue;
+      }
+      // Numbered here, the one place every frame passes, so both transports share the numbers.
       const end = currentTime + channel.length / sampleRate;
+      const meta = { stream: this.stream, seq: this.seq++, t: gate.pageTime + (end - gate.contextTime) * 1000 };
       if (this.link) {
         const copy = frame.buffer.slice(0);
-        this.link.postMessage({ pcm: copy, end }, [copy]);
+        this.link.postMessage({ ...meta, pcm: copy }, [copy]);
       }
-      this.port.postMessage({ pcm: frame.buffer, end, level: rms(floats) }, [frame.buffer]);
+      this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);
     }
     return true;
   }
@@ -85,30 +111,66 @@ registerProcessor("rtv-playback", RtvPlayback);
 `;
 
 // The mic-link worker, off the main thread, between the worklets and the kernel's MicLink
-// WebSocket (see rtvoice_widget/widget.py): frames from the capture worklet go to the kernel;
-// assistant audio (resampled here) and flushes from the kernel go to the playback worklet. The
-// main thread tells it where to connect, the key the kernel proves itself with and the context
-// rate ({type: "open", url, key, sampleRate}),
-// hands it the worklets' ports ({type: "capture" | "playback", port}), and keeps it told whether
-// frames may go out and how context time maps to the page clock
-// ({type: "state", send, contextTime, pageTime}). It answers {type: "open"} / {type: "closed"}
-// (reconnecting every 2 s while closed), and {type: "arrived", itemId, t} (page clock) for an
-// item's first audio, for the UI and the benchmarks.
+// WebSocket (see rtvoice_widget/mic_link.py): frames from the capture worklet go to the kernel
+// (LinkSender: kept while the link is not proven, sent from the moment it is); the player's
+// messages, from the link and forwarded by the main thread from Jupyter, go to the playback
+// worklet in the kernel's order (PlayerHandover), resampled here. Main thread -> worker:
+// {type: "open", url, key, sampleRate} (where to connect, the key the kernel proves itself
+// with, the context rate), {type: "capture" | "playback", port} (the worklets' ports),
+// {type: "jupyter", header, payload, t} (a player message that came through Jupyter).
+// Worker -> main thread: {type: "open"} / {type: "closed"} (reconnecting every 2 s while
+// closed), {type: "linkFrom", stream, seq} (from `seq` on, this worker sends every frame of
+// `stream`), {type: "arrived", itemId, t} (page clock) for an item's first audio.
 const MIC_LINK = `
 let ws = null;
 let verified = false; // the server proved it is our kernel (see "hello")
+let conn = 0; // the kernel's number for this connection
 let url = null;
 let key = null;
-let state = { send: false, contextTime: 0, pageTime: 0 };
-let seq = 0;
 let playback = null;
 let sampleRate = 48000;
 const resamplers = new Map(); // itemId -> Resampler 24 kHz -> context rate
-const HEADER = 20;
+const HEADER = 24;
 const decoder = new TextDecoder();
 const pageNow = () => performance.timeOrigin + performance.now();
 
+function toPlayer(header, payload, t) {
+  if (!playback) return;
+  if (header.type === "flush") {
+    playback.postMessage({ type: "flush", t });
+    return;
+  }
+  if (header.type !== "audio") return;
+  const itemId = String(header.item_id);
+  let resampler = resamplers.get(itemId);
+  if (!resampler) {
+    postMessage({ type: "arrived", itemId, t });
+    resampler = new Resampler(24000, sampleRate);
+    resamplers.set(itemId, resampler);
+    if (resamplers.size > 64) resamplers.delete(resamplers.keys().next().value);
+  }
+  const samples = resampler.process(pcm16ToFloat(toInt16(payload)));
+  playback.postMessage({ type: "push", itemId, samples }, [samples.buffer]);
+}
+
+const player = new PlayerHandover(toPlayer);
+
+const sender = new LinkSender(
+  ({ stream, seq, t, pcm }) => {
+    const message = new ArrayBuffer(HEADER + pcm.byteLength);
+    const view = new DataView(message);
+    view.setFloat64(0, t, true); // capture time, page clock
+    view.setFloat64(8, pageNow(), true); // sent, page clock
+    view.setUint32(16, stream, true);
+    view.setUint32(20, seq, true);
+    new Uint8Array(message, HEADER).set(new Uint8Array(pcm));
+    ws.send(message);
+  },
+  (stream, seq) => postMessage({ type: "linkFrom", stream, seq }),
+);
+
 function fromKernel(data) {
+  const t = pageNow();
   const view = new DataView(data);
   const length = view.getUint16(0, true);
   const header = JSON.parse(decoder.decode(new Uint8Array(data, 2, length)));
@@ -116,22 +178,10 @@ function fromKernel(data) {
     // Not our kernel (another service on this port of this machine): never send it audio.
     if (header.key !== key) return ws.close();
     verified = true;
+    conn = header.conn;
     postMessage({ type: "open" });
-  } else if (!verified) return;
-  else if (header.type === "flush") {
-    if (playback) playback.postMessage({ type: "flush", t: pageNow() });
-  } else if (header.type === "audio" && playback) {
-    const itemId = String(header.item_id);
-    let resampler = resamplers.get(itemId);
-    if (!resampler) {
-      postMessage({ type: "arrived", itemId, t: pageNow() });
-      resampler = new Resampler(24000, sampleRate);
-      resamplers.set(itemId, resampler);
-      if (resamplers.size > 64) resamplers.delete(resamplers.keys().next().value);
-    }
-    const samples = resampler.process(pcm16ToFloat(toInt16(new Uint8Array(data, 2 + length))));
-    playback.postMessage({ type: "push", itemId, samples }, [samples.buffer]);
-  }
+    sender.opened();
+  } else if (verified) player.fromLink(conn, header, new Uint8Array(data, 2 + length), t);
 }
 
 function connect() {
@@ -143,20 +193,10 @@ function connect() {
   ws.onclose = () => {
     ws = null;
     verified = false;
+    sender.closed();
     postMessage({ type: "closed" });
     setTimeout(connect, 2000);
   };
-}
-
-function frame({ pcm, end }) {
-  if (!verified || ws.readyState !== 1 || !state.send) return;
-  const message = new ArrayBuffer(HEADER + pcm.byteLength);
-  const view = new DataView(message);
-  view.setFloat64(0, state.pageTime + (end - state.contextTime) * 1000, true); // capture time, page clock
-  view.setFloat64(8, performance.timeOrigin + performance.now(), true); // sent, page clock
-  view.setUint32(16, seq++, true);
-  new Uint8Array(message, HEADER).set(new Uint8Array(pcm));
-  ws.send(message);
 }
 
 onmessage = (e) => {
@@ -166,15 +206,15 @@ onmessage = (e) => {
     key = msg.key;
     sampleRate = msg.sampleRate;
     connect();
-  } else if (msg.type === "capture") msg.port.onmessage = (m) => frame(m.data);
+  } else if (msg.type === "capture") msg.port.onmessage = (m) => sender.frame(m.data);
   else if (msg.type === "playback") playback = msg.port;
-  else if (msg.type === "state") state = msg;
+  else if (msg.type === "jupyter") player.fromJupyter(msg.header, msg.payload, msg.t);
 };
 `;
 
-/** The mic-link worker's source, given dsp.js's source text. */
-export function micLinkSource(dspSource) {
-  return `${dspSource}\n${MIC_LINK}`;
+/** The mic-link worker's source, given dsp.js's and handover.js's source texts. */
+export function micLinkSource(dspSource, handoverSource) {
+  return `${dspSource}\n${handoverSource}\n${MIC_LINK}`;
 }
 
 /** The capture processor's module source, given dsp.js's source text. */

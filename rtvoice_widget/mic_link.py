@@ -3,21 +3,160 @@
 Mic frames, assistant audio and flushes travel between the page's audio worker and a thread of
 this kernel, skipping the page's main thread, the Jupyter server and the kernel's main thread
 (see :class:`MicLink` for why and for the frame format). ``VoiceChat`` owns one per widget.
+
+Mixing two transports must neither lose nor reorder audio: :class:`MicFrameOrder` puts the mic
+frames that came either way back in capture order, once each; assistant audio and flushes are
+ordered on the page (see :class:`MicLink`, "hand-over").
 """
 
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
 import secrets
 import struct
 import threading
-from typing import Any, Callable
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.exceptions import ConnectionClosed
 
-__all__ = ["MicLink"]
+__all__ = ["Gap", "MicFrameOrder", "MicLink"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Mic frames given up on: ``count`` frames of capture ``stream`` from ``first`` on never came
+    in time, and the frames after them went on without them."""
+
+    stream: int
+    first: int
+    count: int
+
+
+class MicFrameOrder(Generic[T]):
+    """Puts the page's mic frames back in capture order, each exactly once, whichever way they came.
+
+    The page numbers the frames it sends, per capture ``stream`` (a random id per mic start):
+    ``seq`` 0, 1, 2, ... with no holes (frames it does not send, e.g. while muted, get no
+    number). Each goes through Jupyter, the mic link, or, around the moment the link opens or
+    closes, both. :meth:`push` returns the frames that are now next in order: a frame ahead of a
+    missing one waits; one already released is a duplicate, and one given up on is late: both
+    are dropped and counted (``duplicates``, ``late``).
+
+    A missing frame is given up on when more than ``max_held`` frames wait behind it, or when
+    the owner calls :meth:`give_up` (the widget does after a wall-clock wait, and before it
+    clears a turn) or :meth:`skip_through`: the waiting frames are released and a :class:`Gap`
+    reported (``missing`` counts such frames). :meth:`covers` says whether a frame is behind
+    (the widget ends a push-to-talk turn once its last frame is). A new stream releases what
+    the previous one held and
+    starts at ``seq`` 0; frames of a previous stream that arrive afterwards are late. Not
+    thread-safe: the owner serialises calls and the delivery of what they return.
+    """
+
+    def __init__(self, max_held: int) -> None:
+        if max_held < 1:
+            raise ValueError(f"max_held must be at least 1, not {max_held}")
+        self.max_held = max_held
+        self.duplicates = 0
+        self.late = 0
+        self.missing = 0
+        self._stream: int | None = None
+        self._next = 0
+        self._held: dict[int, T] = {}
+        self._skipped: deque[range] = deque(maxlen=16)  # recent gaps of this stream, to tell late from duplicate
+        self._old_streams: deque[int] = deque(maxlen=16)
+
+    @property
+    def held(self) -> int:
+        """Frames waiting for a missing one."""
+        return len(self._held)
+
+    def push(self, stream: int, seq: int, frame: T) -> tuple[list[T], list[Gap]]:
+        """Take frame ``seq`` of ``stream``; return the frames now due, in order, and any gaps
+        given up on to release them."""
+        released: list[T] = []
+        gaps: list[Gap] = []
+        if stream != self._stream:
+            if stream in self._old_streams:
+                self.late += 1
+                return released, gaps
+            released, gaps = self._switch_to(stream)
+        if seq < self._next and any(seq in gap for gap in self._skipped):
+            self.late += 1
+            return released, gaps
+        if seq < self._next or seq in self._held:
+            self.duplicates += 1
+            return released, gaps
+        self._held[seq] = frame
+        released += self._release()
+        while len(self._held) > self.max_held:
+            gaps.append(self._skip_to(min(self._held)))
+            released += self._release()
+        return released, gaps
+
+    def covers(self, stream: int, seq: int) -> bool:
+        """Whether frame ``seq`` of ``stream`` is behind us (released or given up; every frame
+        of a stream that is over), so nothing up to it can still be waited for."""
+        if stream == self._stream:
+            return seq < self._next
+        return stream in self._old_streams or seq < 0
+
+    def skip_through(self, stream: int, seq: int) -> tuple[list[T], list[Gap]]:
+        """Stop waiting for anything up to ``seq`` of ``stream``: release what is held up to it
+        (and what follows in order), reporting the frames that never came as gaps."""
+        released: list[T] = []
+        gaps: list[Gap] = []
+        if self.covers(stream, seq):
+            return released, gaps
+        if stream != self._stream:
+            released, gaps = self._switch_to(stream)
+        while self._next <= seq:
+            if self._next in self._held:
+                released += self._release()
+                continue
+            gaps.append(self._skip_to(min([s for s in self._held if s <= seq] + [seq + 1])))
+            released += self._release()
+        return released, gaps
+
+    def give_up(self) -> tuple[list[T], list[Gap]]:
+        """Stop waiting: release every held frame in order, reporting the gaps between them."""
+        released: list[T] = []
+        gaps: list[Gap] = []
+        while self._held:
+            gaps.append(self._skip_to(min(self._held)))
+            released += self._release()
+        return released, gaps
+
+    def _switch_to(self, stream: int) -> tuple[list[T], list[Gap]]:
+        """A new stream: the previous one is over (what it held goes now); this one starts at 0."""
+        released, gaps = self.give_up()
+        if self._stream is not None:
+            self._old_streams.append(self._stream)
+        self._stream, self._next = stream, 0
+        self._skipped.clear()
+        return released, gaps
+
+    def _release(self) -> list[T]:
+        out = []
+        while self._next in self._held:
+            out.append(self._held.pop(self._next))
+            self._next += 1
+        return out
+
+    def _skip_to(self, seq: int) -> Gap:
+        """Give up on the frames from the next one up to (not including) ``seq``."""
+        assert self._stream is not None
+        gap = Gap(self._stream, self._next, seq - self._next)
+        self._skipped.append(range(self._next, seq))
+        self.missing += gap.count
+        self._next = seq
+        return gap
 
 
 class MicLink:
@@ -35,20 +174,30 @@ class MicLink:
 
     Access needs ``token`` (random, sent to the page in a custom message, never in a trait, so
     it is not saved with the notebook). The page trusts the link only after it received
-    ``{"type": "hello", "key"}`` on it with the ``key`` it got the same way: where the kernel is
-    remote, 127.0.0.1 is the person's own machine, and mic audio must never go to whatever else
-    listens on that port there. Binary frames, little-endian: float64 ``t`` (capture
-    time of the frame's end, page clock, ms since the epoch), float64 ``sent`` (when the worker
-    sent it, same clock), uint32 ``seq``, then 20 ms of 24 kHz PCM16. ``on_frame(content, pcm)``
-    gets ``{"type": "audio", "seq", "t", "sent", "via": "link"}`` on this server's thread.
-    Malformed frames are counted in ``rejected`` and dropped; the connection stays.
+    ``{"type": "hello", "key", "conn"}`` on it with the ``key`` it got the same way: where the
+    kernel is remote, 127.0.0.1 is the person's own machine, and mic audio must never go to
+    whatever else listens on that port there. ``conn`` numbers the connection (1, 2, ...).
+
+    Page -> kernel, binary frames, little-endian: float64 ``t`` (capture time of the frame's
+    end, page clock, ms since the epoch), float64 ``sent`` (when the worker sent it, same
+    clock), uint32 ``stream``, uint32 ``seq`` (see :class:`MicFrameOrder`), then 20 ms of 24 kHz
+    PCM16. ``on_frame(content, pcm)`` gets ``{"type": "audio", "stream", "seq", "t", "sent",
+    "via": "link"}`` on this server's thread. Malformed frames are counted in ``rejected`` and
+    dropped; the connection stays.
+
     Kernel -> page (:meth:`send`): uint16 length of a JSON header (``{"type": "audio",
     "item_id"}`` or ``{"type": "flush", "item_id"}``), the header, then the PCM16 payload.
+    Hand-over: the page's worker plays what comes through Jupyter at once, but holds what comes
+    on connection ``conn`` until Jupyter delivered ``{"type": "player_link", "conn"}``, which the
+    widget sends through Jupyter after everything it sent there before using that connection
+    (``on_peer(conn)`` is called, on this server's thread, as soon as a page connects). So
+    audio that went through Jupyter always plays before audio that went over the link after it.
     """
 
-    HEADER = struct.Struct("<ddI")
+    HEADER = struct.Struct("<ddII")
 
-    def __init__(self, on_frame: Callable[[dict[str, Any], bytes], None]) -> None:
+    def __init__(self, on_frame: Callable[[dict[str, Any], bytes], None],
+                 on_peer: Callable[[int], None] | None = None) -> None:
         from websockets.sync.server import serve
 
         self.token = secrets.token_urlsafe(24)
@@ -56,7 +205,9 @@ class MicLink:
         self.rejected = 0
         self.connections = 0
         self._on_frame = on_frame
-        self._peer: Any = None  # the page's connection, once open
+        self._on_peer = on_peer
+        self._peer: tuple[int, Any] | None = None  # (conn, the page's connection) once open
+        self._conn_numbers = itertools.count(1)  # next() is atomic: connections are numbered once
         self._send_lock = threading.Lock()  # a sync connection's send is not re-entrant
         # No compression: PCM barely compresses, and deflate would cost CPU on both sides.
         self._server = serve(self._handle, "127.0.0.1", 0, process_request=self._authorize,
@@ -80,14 +231,21 @@ class MicLink:
     def connected(self) -> bool:
         return self._peer is not None
 
-    def send(self, header: dict[str, Any], payload: bytes = b"") -> bool:
-        """Send to the page (any thread); False when no page is connected or the send failed."""
+    @property
+    def conn(self) -> int | None:
+        """The number of the page connection :meth:`send` uses now (None: no page)."""
         peer = self._peer
-        if peer is None:
+        return None if peer is None else peer[0]
+
+    def send(self, header: dict[str, Any], payload: bytes = b"", conn: int | None = None) -> bool:
+        """Send to the page (any thread); False when no page is connected (or, with ``conn``,
+        when that is not the connection in use) or the send failed."""
+        peer = self._peer
+        if peer is None or conn is not None and peer[0] != conn:
             return False
         try:
             with self._send_lock:
-                peer.send(self._encode(header, payload))
+                peer[1].send(self._encode(header, payload))
         except ConnectionClosed:
             return False
         return True
@@ -99,25 +257,29 @@ class MicLink:
 
     def _handle(self, connection: Any) -> None:
         self.connections += 1
+        conn = next(self._conn_numbers)
         try:
-            connection.send(self._encode({"type": "hello", "key": self.key}))
+            connection.send(self._encode({"type": "hello", "key": self.key, "conn": conn}))
         except ConnectionClosed:
+            self.connections -= 1
             return
-        self._peer = connection
+        self._peer = (conn, connection)
         try:
+            if self._on_peer is not None:
+                self._on_peer(conn)
             for message in connection:
                 if not isinstance(message, bytes) or len(message) <= self.HEADER.size \
                         or (len(message) - self.HEADER.size) % 2:
                     self.rejected += 1
                     continue
-                t, sent, seq = self.HEADER.unpack_from(message)
-                self._on_frame({"type": "audio", "seq": seq, "t": t, "sent": sent, "via": "link"},
+                t, sent, stream, seq = self.HEADER.unpack_from(message)
+                self._on_frame({"type": "audio", "stream": stream, "seq": seq, "t": t, "sent": sent, "via": "link"},
                                message[self.HEADER.size:])
         except ConnectionClosed:
             pass  # the page went away (reload, closed tab): it reconnects if it comes back
         finally:
             self.connections -= 1
-            if self._peer is connection:
+            if self._peer is not None and self._peer[1] is connection:
                 self._peer = None
 
     def close(self) -> None:

@@ -5,8 +5,12 @@ RealtimeSession`; it never builds Realtime protocol JSON and never sees the sock
 
 Browser -> kernel custom messages (``on_msg``, kernel main thread):
 
-- ``{"type": "audio", "seq", "t"}`` + one buffer: 20 ms of 24 kHz mono PCM16; ``t`` is the capture
-  time on the page clock (ms since the epoch). Forwarded with ``session.send_audio``, with the
+- ``{"type": "audio", "stream", "seq", "t"}`` + one buffer: 20 ms of 24 kHz mono PCM16; ``t`` is
+  the capture time on the page clock (ms since the epoch); ``stream`` (a uint32 per mic start,
+  default 0) and ``seq`` (0, 1, ... per stream) number the frames the page sends, whichever way:
+  frames reach the session in that order, once each (:class:`~rtvoice_widget.mic_link.
+  MicFrameOrder`; a frame that does not come within half of ``stale_frame_ms`` is given up,
+  logged as ``mic.gap``). Forwarded with ``session.send_audio``, with the
   capture time mapped to the session clock (``captured_ms``). Frames that
   arrive late as a burst (the kernel was busy running a cell, see :class:`StaleFrameFilter`) are
   dropped, counted and logged as one ``mic.stale_dropped`` event: replaying seconds-old speech
@@ -22,6 +26,9 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
 - ``{"type": "text", "text"}``: a typed user message.
 - ``{"type": "control", "action"}``: ``connect``, ``disconnect``, ``interrupt``, ``ptt_start``,
   ``ptt_end``, ``hello`` (a view asks for the history so far, and the mic link's address).
+  ``ptt_end`` carries ``stream`` and ``through`` (the last frame the capture numbered before the
+  key was released, -1 for none): the turn is committed once the session has every frame up to
+  it, whichever way they travel (at most half of ``stale_frame_ms`` later).
 
 The mic link (:class:`MicLink`, on by default, ``mic_link=False`` to turn it off): where the page
 can reach the kernel's 127.0.0.1 (a local JupyterLab), mic frames, assistant audio and flushes
@@ -29,17 +36,24 @@ travel over a WebSocket between the page's audio worker and a thread of this ker
 through the page's main thread, the Jupyter server and the kernel's main thread. Mic frames then
 reach the session while a cell runs, and arrive in a few ms instead of 100+ ms. Frames from the
 link are handed to the same message handlers as Jupyter's (``content["via"] == "link"``).
-Everything else, and all audio where the link does not open, goes through Jupyter.
+Everything else, and all audio where the link does not open, goes through Jupyter. Switching
+between the two (the link opens after the first frames went through Jupyter, or closes) loses
+and reorders nothing: mic frames are put back in ``seq`` order, copies dropped
+(:class:`~rtvoice_widget.mic_link.MicFrameOrder`), and the player's audio is handed over behind a
+``player_link`` marker (see :class:`MicLink`).
 
 Readiness: ``ready`` turns true when the server confirmed the session (``session.updated``, or
 10 s after ``session.created`` without one, 120 s from the local server while it loads its
 models; logged as ``session.unconfirmed``); until then the
-page opens no mic and says why in ``waiting_for`` (e.g. the offline models loading).
+page opens no mic and says why in ``waiting_for``: for the embedded offline server, the stage
+it is loading (``ensure_local_server(progress=...)``, e.g. "Loading speech recognition
+(whisper-base)…"), which the page shows with the seconds waited so far.
 
 Kernel -> browser: ``{"type": "audio", "item_id", "response_id"}`` + PCM16 buffer (sent from the
 session thread as it arrives, so playback continues while a cell runs), ``{"type": "flush",
 "item_id"}`` (both over the mic link when it is open), ``{"type": "mic_link", "url", "token",
-"key"}`` (answering ``hello``), and, batched at most every 100 ms, ``{"type": "events", "rows_json"}`` (one JSON
+"key"}`` (answering ``hello``), ``{"type": "player_link", "conn"}`` (the hand-over of the player's
+audio to link connection ``conn``, see :class:`MicLink`), and, batched at most every 100 ms, ``{"type": "events", "rows_json"}`` (one JSON
 array of log rows, serialised once per batch) and
 ``{"type": "transcript", "entries"}``. Traitlets carry state only (status, settings, stats).
 
@@ -63,7 +77,7 @@ import traitlets
 
 from rtvoice_widget._assets import js_dir, js_source
 from rtvoice_widget.config import SessionConfig
-from rtvoice_widget.mic_link import MicLink
+from rtvoice_widget.mic_link import Gap, MicFrameOrder, MicLink
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 
 __all__ = ["MicLink", "StaleFrameFilter", "TranscriptView", "VoiceChat"]
@@ -75,6 +89,7 @@ _BATCH_INTERVAL_S = 0.1  # events/transcript to the browser at most 10 times a s
 _STATS_INTERVAL_S = 0.5
 _HISTORY_ROWS = 2000  # rows replayed to a view that (re)opens; the log itself keeps everything
 _PCM_BYTES_PER_MS = 48
+_FRAME_MS = 20  # the page sends the mic in frames of this length
 # Events after which the user is no longer speaking, as far as the server's VAD is concerned.
 _SPEECH_ENDED = frozenset({"input_audio_buffer.speech_stopped", "input_audio_buffer.cleared",
                            "input_audio_buffer.committed", "connection.lost", "connection.closed"})
@@ -86,6 +101,10 @@ _MUTE_TAIL_MARGIN_MS = 200
 # server confirms only once its models are loaded: seconds when warm, tens of seconds on a busy
 # machine's first start. A remote server answers at once; one that never does is broken.
 _READY_TIMEOUT_S = {"local": 120.0, "remote": 10.0}
+
+
+def _is_uint32(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 32
 
 
 class StaleFrameFilter:
@@ -299,7 +318,8 @@ class VoiceChat(anywidget.AnyWidget):
         td = config.turn_detection
         super().__init__(
             _modules={name: js_source(f"{path}.js") for name, path in
-                      (("dsp", "lib/dsp"), ("player", "lib/player"), ("state", "lib/state"), ("worklets", "worklets"))},
+                      (("dsp", "lib/dsp"), ("player", "lib/player"), ("state", "lib/state"),
+                       ("handover", "lib/handover"), ("worklets", "worklets"))},
             _widget_id=uuid.uuid4().hex,
             voice=config.voice,
             voices=list(dict.fromkeys((config.voice, *VOICES))),
@@ -320,6 +340,21 @@ class VoiceChat(anywidget.AnyWidget):
         self._history: deque[dict[str, Any]] = deque(maxlen=_HISTORY_ROWS)
         self._transcript = TranscriptView()
         self._stale = StaleFrameFilter(stale_frame_ms)
+        # Mic frames back in capture order (they may come through Jupyter and the link). Frames
+        # waiting for a missing one wait half the stale limit at most: a missing frame later
+        # than that is nearly stale itself, and the waiting ones must still be fresh enough to
+        # pass the stale filter once they go on.
+        self._mic_lock = threading.Lock()  # order + delivery: one frame at a time, in order
+        self._mic_order: MicFrameOrder[tuple[dict[str, Any], bytes] | None] = MicFrameOrder(
+            max(1, math.ceil(stale_frame_ms / 2 / _FRAME_MS)))
+        self._mic_wait_s = stale_frame_ms / 2 / 1000
+        self._mic_held_since: float | None = None
+        # An action (the end of a push-to-talk turn) waiting until the session has the frames
+        # the page numbered before it: (stream, last seq, action, since when).
+        self._mic_then: tuple[int, int, Callable[[], None], float] | None = None
+        self._mic_timer: threading.Timer | None = None
+        self._player_lock = threading.Lock()  # player messages: one transport decision at a time
+        self._player_conn: int | None = None  # the link connection the page was told to play from
         self._stale_burst = 0
         self._frames_in = 0
         self._frames_via_link = 0
@@ -329,7 +364,7 @@ class VoiceChat(anywidget.AnyWidget):
         self._user_speaking = False  # between the server's speech_started and its end
         # Audio straight between the page's audio worker and here (see MicLink); Jupyter stays
         # the fallback.
-        self._mic_link = MicLink(self._on_link_frame) if mic_link else None
+        self._mic_link = MicLink(self._on_link_frame, self._on_link_peer) if mic_link else None
         self._session = self._new_session()
         self._pump_stop = threading.Event()
         self._pump = threading.Thread(target=self._run_pump, name="rtvoice-widget-pump", daemon=True)
@@ -361,8 +396,11 @@ class VoiceChat(anywidget.AnyWidget):
 
     def metrics(self) -> dict[str, Any]:
         """Session counters and latencies, plus the widget's own (mic frames in, stale drops)."""
+        order = self._mic_order
         return {**self._session.metrics(), "mic_frames_in": self._frames_in,
-                "mic_frames_via_link": self._frames_via_link, "mic_frames_stale_dropped": self._stale.dropped}
+                "mic_frames_via_link": self._frames_via_link, "mic_frames_stale_dropped": self._stale.dropped,
+                "mic_frames_duplicate": order.duplicates, "mic_frames_late": order.late,
+                "mic_frames_missing": order.missing}
 
     def save(self, path: Any, **options: Any):
         """Save the conversation (events, turns, both audio tracks, config without secrets).
@@ -405,6 +443,12 @@ class VoiceChat(anywidget.AnyWidget):
                 self.waiting_for = ("Loading the offline models (the first start takes a while)\u2026"
                                     if self._uses_local_server() else "Connecting to the server\u2026")
             try:
+                if self._uses_local_server():
+                    # Start (or join the start of) the embedded server here rather than inside
+                    # session.connect(), which then finds it running: so its loading stages show.
+                    from rtvoice_widget.server import ensure_local_server
+
+                    ensure_local_server(progress=self._on_server_stage)
                 session.connect(timeout)
             except BaseException as exc:
                 with self.hold_sync():
@@ -420,8 +464,7 @@ class VoiceChat(anywidget.AnyWidget):
                            "robotic voice). Set OPENAI_API_KEY and reconnect to talk to OpenAI.")
         with self._lock:  # session.updated may have come already, on the session thread
             if not self.ready:
-                if not local:
-                    self.waiting_for = "Starting the session\u2026"
+                self.waiting_for = "Starting the session\u2026"
                 wait_s = _READY_TIMEOUT_S["local" if local else "remote"]
                 self._ready_timer = threading.Timer(wait_s, self._assume_ready, args=(session, wait_s))
                 self._ready_timer.daemon = True
@@ -429,9 +472,16 @@ class VoiceChat(anywidget.AnyWidget):
         self.status = "connected"
         return self
 
+    def _on_server_stage(self, stage: str) -> None:
+        # The local server's relay thread: what it loads now, e.g. "Loading speech recognition
+        # (whisper-base)"; the page adds the seconds waited so far.
+        if self.status == "connecting":
+            self.waiting_for = f"{stage}\u2026"
+
     def _uses_local_server(self) -> bool:
         """Whether connecting will start (or reuse) the embedded server: the rule of
-        ``backends.resolve_endpoint`` for ``url=None``, read here only to word the wait."""
+        ``backends.resolve_endpoint`` for ``url=None``, read here to start it with progress
+        (and word the wait); were it ever to disagree, the session starts the server itself."""
         args = self._session_args
         if args.get("url") is not None:
             return False
@@ -469,6 +519,9 @@ class VoiceChat(anywidget.AnyWidget):
     def close(self) -> None:
         """Disconnect and remove the widget (stops its background thread)."""
         self._pump_stop.set()
+        with self._mic_lock:
+            if self._mic_timer is not None:
+                self._mic_timer.cancel()
         try:
             self._session.close()
             if self._mic_link is not None:
@@ -585,10 +638,27 @@ class VoiceChat(anywidget.AnyWidget):
 
     def _to_player(self, header: dict[str, Any], pcm16: bytes | None = None) -> None:
         """Audio and flushes for the page's player: over the mic link when the page holds one
-        open (fewer hops, no main thread), else through Jupyter. Both keep their own order."""
-        if self._mic_link is not None and self._mic_link.send(header, pcm16 or b""):
-            return
-        self.send(header, buffers=[pcm16] if pcm16 is not None else None)
+        open (fewer hops, no main thread), else through Jupyter. Each transport keeps its own
+        order, and the hand-over marker (see :class:`MicLink`) keeps it across them."""
+        with self._player_lock:
+            link = self._mic_link
+            conn = link.conn if link is not None else None
+            if conn is not None:
+                self._hand_player_to(conn)
+                if link.send(header, pcm16 or b"", conn):
+                    return
+            self.send(header, buffers=[pcm16] if pcm16 is not None else None)
+
+    def _hand_player_to(self, conn: int) -> None:
+        # Holds _player_lock: the marker follows everything sent through Jupyter before it.
+        if conn != self._player_conn:
+            self.send({"type": "player_link", "conn": conn})
+            self._player_conn = conn
+
+    def _on_link_peer(self, conn: int) -> None:
+        # MicLink's thread, as a page connects: tell it now, so link audio never waits for it.
+        with self._player_lock:
+            self._hand_player_to(conn)
 
     # -- browser messages (kernel main thread) ----------------------------------------------
 
@@ -608,7 +678,7 @@ class VoiceChat(anywidget.AnyWidget):
             elif kind == "text":
                 self._session.send_text(content.get("text"))
             elif kind == "control":
-                self._on_control(content.get("action"))
+                self._on_control(content.get("action"), content)
             else:
                 self._local_error(f"ignored an unknown browser message type {kind!r:.40}")
         except SessionClosedError:
@@ -617,20 +687,116 @@ class VoiceChat(anywidget.AnyWidget):
             self._local_error(f"bad {kind} message from the browser: {exc}")
 
     def _on_mic_frame(self, content: dict[str, Any], buffers: list[Any]) -> None:
-        if not buffers:
-            raise ValueError("audio message without a buffer")
+        """A mic frame from either transport (any thread): into capture order, then delivered."""
+        stream, seq = content.get("stream", 0), content.get("seq")
+        for name, value in (("stream", stream), ("seq", seq)):
+            if not _is_uint32(value):
+                raise ValueError(f"audio message with a bad {name} {value!r:.40}: a uint32 is required")
+        pcm = bytes(buffers[0]) if buffers else b""
+        problem = ("audio message without a buffer" if not buffers else "empty audio frame" if not pcm
+                   else f"audio frame of {len(pcm)} bytes: PCM16 needs an even count" if len(pcm) % 2 else None)
+        with self._mic_lock:
+            # A bad frame still takes its place, so the frames after it need not wait for it.
+            self._deliver_mic(*self._mic_order.push(stream, seq, None if problem else (content, pcm)))
+        if problem:
+            raise ValueError(problem)
+
+    def _deliver_mic(self, frames: list[tuple[dict[str, Any], bytes] | None], gaps: list[Gap]) -> None:
+        """Hand ordered frames to the session (holds _mic_lock); keep a timer while some wait."""
+        for gap in gaps:
+            self._local("mic.gap", text=f"{gap.count * _FRAME_MS} ms of mic audio never arrived "
+                        f"(frames {gap.first}..{gap.first + gap.count - 1}); went on without it",
+                        stream=gap.stream, first_seq=gap.first, missing_frames=gap.count,
+                        missing_ms=gap.count * _FRAME_MS)
+        for frame in frames:
+            if frame is None:
+                continue
+            try:
+                self._send_mic_frame(*frame)
+            except SessionClosedError:
+                pass  # late frames after a disconnect: nothing to deliver them to
+            except (TypeError, ValueError) as exc:
+                self._local_error(f"bad audio message from the browser: {exc}")
+        then = self._mic_then
+        if then is not None and self._mic_order.covers(then[0], then[1]):
+            self._mic_then = None
+            self._run_mic_action(then[2])
+        if not self._mic_order.held:
+            self._mic_held_since = None
+        elif self._mic_held_since is None:
+            self._mic_held_since = time.monotonic()
+        waiting = [t for t in (self._mic_held_since, self._mic_then and self._mic_then[3]) if t is not None]
+        if waiting and self._mic_timer is None:
+            wait = self._mic_wait_s - (time.monotonic() - min(waiting))
+            self._mic_timer = threading.Timer(max(0.0, wait), self._on_mic_wait_over)
+            self._mic_timer.daemon = True
+            self._mic_timer.start()
+
+    def _on_mic_wait_over(self) -> None:
+        # Timer thread: frames the page sent did not come within half of stale_frame_ms (the mic
+        # may have gone quiet since, so no later frame would push the waiting ones out): go on
+        # without them. Then re-arm for whatever still waits.
+        with self._mic_lock:
+            self._mic_timer = None
+            now = time.monotonic()
+            then = self._mic_then
+            if then is not None and now - then[3] >= self._mic_wait_s:
+                self._deliver_mic(*self._mic_order.skip_through(then[0], then[1]))
+            since = self._mic_held_since
+            if since is not None and now - since >= self._mic_wait_s:
+                self._deliver_mic(*self._mic_order.give_up())
+            self._deliver_mic([], [])
+
+    def _after_mic_frames(self, content: dict[str, Any], action: Callable[[], None]) -> None:
+        """Run ``action`` once the session has every frame the page numbered before it asked
+        (``stream``, ``through``: the last one; frames still on their way over the link may
+        arrive after the request that came through Jupyter), waiting at most half of
+        ``stale_frame_ms``. Without them (an older page), deliver what waits and run it now."""
+        stream, through = content.get("stream"), content.get("through")
+        with self._mic_lock:
+            if self._mic_then is not None:  # an earlier request still waiting: it goes first
+                earlier, self._mic_then = self._mic_then, None
+                self._deliver_mic(*self._mic_order.skip_through(earlier[0], earlier[1]))
+                self._run_mic_action(earlier[2])
+            if not (_is_uint32(stream) and isinstance(through, int) and not isinstance(through, bool)
+                    and -1 <= through < 2 ** 32):
+                self._deliver_mic(*self._mic_order.give_up())
+                self._run_mic_action(action)
+                return
+            self._mic_then = (stream, through, action, time.monotonic())
+            self._deliver_mic([], [])  # runs it at once if those frames are all here
+
+    def _run_mic_action(self, action: Callable[[], None]) -> None:
+        # Holds _mic_lock, on whichever thread delivered the last frame it waited for.
+        try:
+            action()
+        except SessionClosedError:
+            pass
+        except Exception as exc:  # e.g. the cost limit: the session logged it; keep the link alive
+            self._local_error(f"{getattr(action, '__name__', 'action')} failed: {type(exc).__name__}: {exc}")
+
+    def _end_push_to_talk(self) -> None:
+        self._session.commit()
+        self._session.create_response()
+
+    def _flush_mic_order(self) -> None:
+        """Deliver every frame still waiting for a missing one, before the turn ends or clears."""
+        with self._mic_lock:
+            self._deliver_mic(*self._mic_order.give_up())
+
+    def _send_mic_frame(self, content: dict[str, Any], pcm: bytes) -> None:
         if not self._session.connected:
             return
-        pcm = bytes(buffers[0])
         capture_ms = content.get("t")
         rebased = self._stale.rebased
         captured_ms = None
         if isinstance(capture_ms, (int, float)) and not isinstance(capture_ms, bool) and math.isfinite(capture_ms):
-            received_ms = time.time() * 1000
+            # Both clocks read together: a thread switch between them would shift captured_ms.
+            received_ms, session_ms = time.time() * 1000, self._session.now_ms()
             if self._stale.is_stale(float(capture_ms), received_ms):
                 self._stale_burst += len(pcm) / _PCM_BYTES_PER_MS
                 return
-            captured_ms = self._captured_on_session_clock(float(capture_ms), received_ms, len(pcm))
+            captured_ms = self._captured_on_session_clock(float(capture_ms), received_ms, session_ms, len(pcm))
         if self._stale.rebased != rebased:
             self._local("mic.delay_adopted", text="mic audio keeps arriving late: accepting the longer "
                         "delay instead of dropping it", transit_ms=self._stale.baseline)
@@ -648,18 +814,20 @@ class VoiceChat(anywidget.AnyWidget):
         # link frames as it sees frames that came through Jupyter.
         self._handle_custom_msg(content, [pcm])
 
-    def _captured_on_session_clock(self, capture_ms: float, received_ms: float, nbytes: int) -> float:
+    def _captured_on_session_clock(self, capture_ms: float, received_ms: float, session_ms: float,
+                                   nbytes: int) -> float:
         """When a frame's first sample was captured, on the session clock.
 
         ``t`` is the frame's end on the page clock. As in :class:`StaleFrameFilter`, the fastest
         transit seen counts as zero: a frame that took longer than that was captured that much
-        before it arrived.
+        before it arrived. ``received_ms`` (page-comparable clock) and ``session_ms`` are the
+        same moment on the two clocks.
         """
         assert self._stale.baseline is not None  # set by is_stale() just before
         extra_transit = (received_ms - capture_ms) - self._stale.baseline
-        return self._session.now_ms() - extra_transit - nbytes / _PCM_BYTES_PER_MS
+        return session_ms - extra_transit - nbytes / _PCM_BYTES_PER_MS
 
-    def _on_control(self, action: Any) -> None:
+    def _on_control(self, action: Any, content: dict[str, Any]) -> None:
         if action == "connect":
             threading.Thread(target=self._connect_quietly, name="rtvoice-widget-connect", daemon=True).start()
         elif action == "disconnect":
@@ -672,10 +840,10 @@ class VoiceChat(anywidget.AnyWidget):
         elif action == "interrupt":
             self.interrupt()
         elif action == "ptt_start":
+            self._flush_mic_order()
             self._session.clear_audio()
         elif action == "ptt_end":
-            self._session.commit()
-            self._session.create_response()
+            self._after_mic_frames(content, self._end_push_to_talk)
         else:
             raise ValueError(f"unknown control action {action!r:.40}")
 
@@ -688,6 +856,7 @@ class VoiceChat(anywidget.AnyWidget):
             return
         wait_ms = turn.silence_duration_ms if turn.type == "server_vad" else _SEMANTIC_MAX_WAIT_MS[turn.eagerness]
         silence_ms = wait_ms + _MUTE_TAIL_MARGIN_MS
+        self._flush_mic_order()  # the last words first, then the silence
         try:
             self._session.send_audio(bytes(_PCM_BYTES_PER_MS * silence_ms))
         except SessionClosedError:

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 
+from rtvoice_widget.mic_link import Gap, MicFrameOrder
 from rtvoice_widget.widget import StaleFrameFilter, TranscriptView, VoiceChat
 from scripted_server import (
     Close,
@@ -110,10 +111,16 @@ def test_bad_browser_messages_are_logged_and_lose_nothing(chat, server, rec):
     assert any("without a buffer" in e for e in errors)
     assert any("played_ms" in e for e in errors)
     assert any("nonsense" in e for e in errors)
-    # The session is unharmed: a good frame still goes through.
+    # The session is unharmed: a good frame still goes through, at once (the bad frames took
+    # their places in the order, so it waits for nothing).
     rec.browser_send(chat, {"type": "audio", "seq": 2, "t": time.time() * 1000}, [frame(2)])
     wait_until(lambda: appended_audio(server) == frame(2), message="good frame after bad ones")
     assert chat.session.connected
+    assert chat.events.filter(type="mic.gap").empty and chat._mic_order.held == 0
+    for bad in ({"seq": -1}, {"seq": "3"}, {"seq": 3, "stream": 2 ** 32}, {}):
+        rec.browser_send(chat, {"type": "audio", "t": time.time() * 1000, **bad}, [frame(3)])
+    wait_until(lambda: sum("a uint32 is required" in e for e in chat.events.filter(type="widget.error")["text"]) == 4,
+               message="4 errors for bad frame numbers")
 
 
 # -- audio server -> browser, flush and truncate ---------------------------------------------
@@ -457,9 +464,9 @@ def test_transcript_view_partials_finals_and_interruptions():
 # -- the mic link (audio straight between the page's audio worker and the kernel) ------------
 
 
-def link_frame(t: float, seq: int, pcm: bytes, sent: float | None = None) -> bytes:
+def link_frame(t: float, seq: int, pcm: bytes, sent: float | None = None, stream: int = 0) -> bytes:
     """A page -> kernel mic-link frame, as js/worklets.js's worker builds it."""
-    return struct.pack("<ddI", t, t if sent is None else sent, seq) + pcm
+    return struct.pack("<ddII", t, t if sent is None else sent, stream, seq) + pcm
 
 
 def link_message(data: bytes) -> tuple[dict, bytes]:
@@ -478,7 +485,8 @@ def link_info(chat, rec) -> dict:
 
 def greeted(link, info: dict):
     """The kernel proves itself first on the link, with the key the page got through Jupyter."""
-    assert link_message(link.recv(timeout=10)) == ({"type": "hello", "key": info["key"]}, b"")
+    header, payload = link_message(link.recv(timeout=10))
+    assert header == {"type": "hello", "key": info["key"], "conn": header["conn"]} and payload == b""
     return link
 
 
@@ -532,7 +540,7 @@ def test_mic_link_refuses_a_wrong_token_and_shrugs_off_bad_frames(chat, server, 
         link.send("not binary")
         link.send(b"\x00" * 10)  # shorter than the header
         link.send(link_frame(1.0, 0, b"\x01\x02\x03"))  # odd PCM16 byte count
-        link.send(link_frame(time.time() * 1000, 1, frame(1)))
+        link.send(link_frame(time.time() * 1000, 0, frame(1)))
         wait_until(lambda: server.client_events("input_audio_buffer.append"), message="the good frame")
         assert chat._mic_link.rejected == 3
         assert appended_audio(server) == frame(1)
@@ -554,3 +562,266 @@ def test_ready_only_after_the_server_confirms_the_session(rec):
             assert not chat.ready
         finally:
             chat.close()
+
+
+# -- mic frames through two transports: in capture order, once each -------------------------
+
+
+def test_frame_order_releases_in_sequence_and_drops_duplicates():
+    order: MicFrameOrder[str] = MicFrameOrder(max_held=5)
+    assert order.push(7, 0, "a") == (["a"], [])
+    assert order.push(7, 2, "c") == ([], []) and order.held == 1
+    assert order.push(7, 2, "c again") == ([], [])  # held twice: once is enough
+    assert order.push(7, 1, "b") == (["b", "c"], [])
+    assert order.push(7, 1, "b again") == ([], [])  # already released
+    assert (order.duplicates, order.late, order.missing, order.held) == (2, 0, 0, 0)
+
+
+def test_frame_order_gives_up_on_a_gap_when_too_much_waits_behind_it():
+    order: MicFrameOrder[int] = MicFrameOrder(max_held=3)
+    for seq in (2, 3, 4):
+        assert order.push(1, seq, seq) == ([], [])
+    assert order.push(1, 5, 5) == ([2, 3, 4, 5], [Gap(stream=1, first=0, count=2)])
+    assert order.push(1, 1, 1) == ([], [])  # came after all: late, dropped (order first)
+    assert order.push(1, 6, 6) == ([6], [])
+    assert (order.late, order.missing, order.duplicates) == (1, 2, 0)
+
+
+def test_frame_order_give_up_and_new_streams():
+    order: MicFrameOrder[int] = MicFrameOrder(max_held=10)
+    order.push(1, 0, 0)
+    order.push(1, 2, 2)
+    order.push(1, 5, 5)
+    assert order.give_up() == ([2, 5], [Gap(1, 1, 1), Gap(1, 3, 2)])
+    assert order.give_up() == ([], [])
+    order.push(1, 7, 7)
+    # The mic restarted: what the old stream held goes first, the new one starts at 0.
+    assert order.push(2, 1, 21) == ([7], [Gap(1, 6, 1)])
+    assert order.push(2, 0, 20) == ([20, 21], [])
+    assert order.push(1, 8, 8) == ([], [])  # the old stream is over: late
+    assert order.late == 1
+    with pytest.raises(ValueError):
+        MicFrameOrder(0)
+
+
+def test_frames_through_jupyter_and_the_link_reach_the_session_in_order_once(chat, server, rec):
+    """Around the moment the link opens the page sends some frames both ways, and the link is
+    faster: frames 10..14 (and copies of 5..9) over the link arrive before 0..9 through Jupyter.
+    The session gets 0..14 once each, in capture order."""
+    info = link_info(chat, rec)
+    frames = [frame(i) for i in range(15)]
+    now = time.time() * 1000
+    with ws_connect(f"{info['url']}?token={info['token']}") as link:
+        greeted(link, info)
+        for i in range(5, 15):
+            link.send(link_frame(now + 20 * i, i, frames[i], stream=9))
+        wait_until(lambda: chat._mic_order.held == 10, message="link frames waiting for 0..4")
+        assert not server.client_events("input_audio_buffer.append")
+        for i in range(10):
+            rec.browser_send(chat, {"type": "audio", "stream": 9, "seq": i, "t": now + 20 * i}, [frames[i]])
+        wait_until(lambda: len(appended_audio(server)) >= sum(map(len, frames)), message="all frames")
+    assert appended_audio(server) == b"".join(frames)
+    metrics = chat.metrics()
+    assert (metrics["mic_frames_in"], metrics["mic_frames_duplicate"], metrics["mic_frames_missing"]) == (15, 5, 0)
+    assert metrics["mic_frames_via_link"] == 10  # the first copy of 5..9 to arrive went on
+    assert chat.events.filter(type="mic.gap").empty
+    assert server.assert_client_events_valid() > 0
+
+
+def test_a_frame_that_never_comes_is_given_up_within_the_stale_window(server, rec):
+    """Frame 0 is lost and the mic goes quiet after frame 2: nothing would push 1 and 2 out, so
+    after half of ``stale_frame_ms`` they go on without it (fresh enough to pass the stale
+    filter), and the gap is logged."""
+    chat = VoiceChat(url=server.url, stale_frame_ms=300, mic_link=False)
+    try:
+        chat.connect(timeout=10)
+        now = time.time() * 1000
+        for i in (1, 2):
+            rec.browser_send(chat, {"type": "audio", "stream": 4, "seq": i, "t": now + 20 * i}, [frame(i)])
+        gap = wait_until(lambda: chat.events.filter(type="mic.gap").to_dict("records"), message="gap logged")[0]
+        assert gap["payload"]["first_seq"] == 0 and gap["payload"]["missing_ms"] == 20
+        wait_until(lambda: appended_audio(server) == frame(1) + frame(2), message="frames after the gap")
+        # The lost frame turns up after all: too late, dropped, counted.
+        rec.browser_send(chat, {"type": "audio", "stream": 4, "seq": 0, "t": now}, [frame(0)])
+        assert chat.metrics()["mic_frames_late"] == 1
+        assert appended_audio(server) == frame(1) + frame(2)
+    finally:
+        chat.close()
+
+
+def test_mute_and_push_to_talk_deliver_waiting_frames_first(chat, server, rec):
+    """Words held behind a missing frame are part of the turn that muting or releasing the
+    push-to-talk key ends: they reach the server before the silence / the commit."""
+    now = time.time() * 1000
+    rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
+    rec.browser_send(chat, {"type": "audio", "stream": 5, "seq": 1, "t": now}, [frame(1)])
+    assert chat._mic_order.held == 1
+    rec.browser_send(chat, {"type": "control", "action": "ptt_end"})
+    server.wait_for("input_audio_buffer.commit")
+    types = [e["type"] for e in server.client_events() if e["type"].startswith("input_audio_buffer.")]
+    assert types[-2:] == ["input_audio_buffer.append", "input_audio_buffer.commit"]
+    assert appended_audio(server) == frame(1)
+
+
+def test_player_audio_hands_over_to_each_link_connection_behind_a_marker(chat, server, rec):
+    """Assistant audio that went through Jupyter must play before audio that goes over the link
+    after it: the page holds link audio of connection ``conn`` until Jupyter delivers the
+    ``player_link`` marker for it, which the kernel sends after all its earlier Jupyter audio."""
+    info = link_info(chat, rec)
+    server.play(voice_turn(audio_ms=200, transcript="Before the link."))
+    wait_until(lambda: sum(len(b[0]) for _, b in rec.custom("audio")) >= 200 * 48, message="audio through Jupyter")
+    conns = []
+    for _ in range(2):
+        with ws_connect(f"{info['url']}?token={info['token']}") as link:
+            conn = link_message(link.recv(timeout=10))[0]["conn"]
+            conns.append(conn)
+            marker = wait_until(lambda: [c for c, _ in rec.custom("player_link") if c["conn"] == conn],
+                                message="hand-over marker")
+            assert marker == [{"type": "player_link", "conn": conn}]
+            jupyter_audio = len(rec.custom("audio"))
+            server.play(voice_turn(audio_ms=100, transcript="Over the link."))
+            header, payload = link_message(link.recv(timeout=10))
+            while header["type"] == "flush":  # the turn's speech_started flushes first
+                header, payload = link_message(link.recv(timeout=10))
+            assert header["type"] == "audio" and len(payload) > 0
+            assert len(rec.custom("audio")) == jupyter_audio
+        wait_until(lambda: not chat._mic_link.connected, message="link closed")
+    assert conns[1] == conns[0] + 1
+    # In the Jupyter stream, each marker comes after every audio message sent before it.
+    kinds = [c["type"] for c, _ in rec.custom() if c["type"] in ("audio", "player_link")]
+    first_marker = kinds.index("player_link")
+    assert kinds[:first_marker] == ["audio"] * first_marker and first_marker >= 1
+
+
+# -- the embedded server's loading stages, shown while Connect waits ---------------------------
+
+
+@pytest.mark.models
+@pytest.mark.timeout(300)
+def test_ensure_local_server_reports_each_loading_stage_to_every_waiting_caller(capfd):
+    import threading
+
+    from rtvoice_widget.server import ensure_local_server, stop_local_server
+
+    stop_local_server()  # a fresh start: the stages happen again
+    first: list[str] = []
+    joined: list[str] = []
+    urls: list[str] = []
+    joiners_in = threading.Event()
+
+    def first_progress(stage: str) -> None:
+        first.append(stage)
+        if stage.startswith("Loading speech recognition"):
+            joiners_in.wait(60)  # hold the relay here until the other callers joined this start
+
+    def broken(stage: str) -> None:
+        raise RuntimeError("a broken progress callback")
+
+    callers = [threading.Thread(target=lambda p=p, k=k: urls.append(ensure_local_server(progress=p, **k)))
+               for p, k in ((first_progress, {"vad": "energy", "llm": "echo"}), (joined.append, {}), (broken, {}))]
+    try:
+        callers[0].start()
+        wait_until(lambda: len(first) == 2, timeout=60, message="the ASR stage")
+        for caller in callers[1:]:
+            caller.start()
+        # Joining a start under way: the current stage at once (then the rest).
+        wait_until(lambda: joined and "a broken progress callback" in capfd.readouterr().err,
+                   timeout=30, message="the joiners told the current stage")
+        joiners_in.set()
+        for caller in callers:
+            caller.join(60)
+        assert first == ["Loading voice detection (energy)", "Loading speech recognition (whisper-base)",
+                         "Loading the language model (echo)", "Loading speech synthesis (espeak)",
+                         "Warming up the language model"]
+        assert joined == first[1:]
+        assert len(urls) == 3 and len(set(urls)) == 1 and urls[0].startswith("ws://127.0.0.1:")
+        again: list[str] = []
+        assert ensure_local_server(progress=again.append) == urls[0] and again == []  # running: no stages
+    finally:
+        joiners_in.set()
+        for caller in callers:
+            if caller.is_alive():
+                caller.join(60)
+        stop_local_server()
+
+
+@pytest.mark.models
+@pytest.mark.timeout(300)
+def test_connect_shows_what_the_offline_server_is_loading(rec):
+    from rtvoice_widget.server import stop_local_server
+
+    stop_local_server()
+    chat = VoiceChat(backend="local", mic_link=False)
+    shown: list[str] = []
+    chat.observe(lambda change: shown.append(change["new"]), names="waiting_for")
+    try:
+        chat.connect(timeout=60)
+        wait_until(lambda: chat.ready, timeout=120, message="ready")
+    finally:
+        chat.close()
+        stop_local_server()
+    assert shown[0] == "Loading the offline models (the first start takes a while)\u2026"
+    for stage in ("Loading speech recognition (whisper-base)\u2026", "Loading the language model (smollm2)\u2026"):
+        assert stage in shown, shown
+    assert shown[-2:] == ["Starting the session\u2026", ""], shown
+
+
+def test_push_to_talk_ends_after_the_last_frame_captured_while_held(chat, server, rec):
+    """The key's release comes through Jupyter, the last frames over the (here: slower) link:
+    the turn is committed only once frames up to ``through`` reached the session."""
+    info = link_info(chat, rec)
+    now = time.time() * 1000
+    with ws_connect(f"{info['url']}?token={info['token']}") as link:
+        greeted(link, info)
+        rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
+        for i in range(2):
+            rec.browser_send(chat, {"type": "audio", "stream": 6, "seq": i, "t": now + 20 * i}, [frame(i)])
+        rec.browser_send(chat, {"type": "control", "action": "ptt_end", "stream": 6, "through": 3})
+        assert chat._mic_then is not None  # waiting for frames 2 and 3
+        assert chat.events.filter(type="input_audio_buffer.commit").empty
+        for i in (2, 3):
+            link.send(link_frame(now + 20 * i, i, frame(i), stream=6))
+        server.wait_for("input_audio_buffer.commit")
+    types = [e["type"] for e in server.client_events() if e["type"].startswith("input_audio_buffer.")]
+    assert types[-5:] == ["input_audio_buffer.append"] * 4 + ["input_audio_buffer.commit"]
+    assert appended_audio(server) == b"".join(frame(i) for i in range(4))
+    server.wait_for("response.create")
+    assert chat.events.filter(type="mic.gap").empty
+
+
+def test_push_to_talk_ends_anyway_when_its_last_frames_never_come(server, rec):
+    chat = VoiceChat(url=server.url, stale_frame_ms=300, mic_link=False)
+    try:
+        chat.connect(timeout=10)
+        now = time.time() * 1000
+        rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
+        rec.browser_send(chat, {"type": "audio", "stream": 8, "seq": 0, "t": now}, [frame(0)])
+        rec.browser_send(chat, {"type": "control", "action": "ptt_end", "stream": 8, "through": 2})
+        server.wait_for("input_audio_buffer.commit")
+        gap = chat.events.filter(type="mic.gap").to_dict("records")
+        assert [(g["payload"]["first_seq"], g["payload"]["missing_frames"]) for g in gap] == [(1, 2)]
+        assert appended_audio(server) == frame(0)
+        # Nothing numbered before the release (-1): committed at once.
+        rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
+        rec.browser_send(chat, {"type": "control", "action": "ptt_end", "stream": 8, "through": -1})
+        assert chat._mic_then is None
+        wait_until(lambda: len(server.client_events("input_audio_buffer.commit")) == 2, message="second commit")
+    finally:
+        chat.close()
+
+
+def test_frame_order_skip_through_and_covers():
+    order: MicFrameOrder[int] = MicFrameOrder(max_held=10)
+    assert order.covers(3, -1) and not order.covers(3, 0)  # a stream not seen yet: wait for its frames
+    order.push(3, 0, 0)
+    order.push(3, 2, 2)
+    order.push(3, 5, 5)
+    assert order.covers(3, 0) and not order.covers(3, 2)
+    assert order.skip_through(3, 3) == ([2], [Gap(3, 1, 1), Gap(3, 3, 1)])
+    assert order.covers(3, 3) and order.held == 1
+    assert order.push(3, 4, 4) == ([4, 5], [])
+    assert order.skip_through(3, 1) == ([], [])
+    # Skipping through frames of a stream that has not begun starts it, with its gap.
+    assert order.skip_through(4, 1) == ([], [Gap(4, 0, 2)])
+    assert order.covers(3, 99) and order.push(4, 2, 42) == ([42], [])
+    assert order.missing == 4

@@ -1,7 +1,9 @@
 """``rtvoice-server`` (also ``python -m rtvoice_widget.server``): run the local server in the foreground.
 
-Prints one line ``rtvoice-server listening on ws://HOST:PORT/v1/realtime`` on stdout once it
-accepts connections (``ensure_local_server`` waits for that line); progress and logs go to stderr.
+Stdout carries two kinds of lines, for ``ensure_local_server``: one ``rtvoice-server stage: TEXT``
+line per loading stage (``TEXT`` in words for a person, see :func:`describe_stage`), then one
+line ``rtvoice-server listening on ws://HOST:PORT/v1/realtime`` once it accepts connections. Logs
+go to stderr.
 """
 
 from __future__ import annotations
@@ -9,12 +11,37 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import threading
 
-from .app import LocalRealtimeServer, print_progress
+from .app import LocalRealtimeServer
 
 READY_PREFIX = "rtvoice-server listening on "
+STAGE_PREFIX = "rtvoice-server stage: "
+
+_ROLES = {"vad": "voice detection", "asr": "speech recognition", "llm": "the language model",
+          "tts": "speech synthesis"}
+
+
+def describe_stage(message: str) -> str:
+    """A model-loading progress message (``load_engines`` / ``LocalRealtimeServer.load``) in words
+    for a person: ``"loading asr: whisper-base"`` -> ``"Loading speech recognition (whisper-base)"``,
+    ``"engines ready"`` -> ``"Warming up the language model"`` (what ``load`` does next).
+    A message this does not know is passed on as it is (capitalised), never dropped."""
+    loading = re.fullmatch(r"loading (\w+): (.+?)( \(cached\))?", message)
+    if loading and loading[1] in _ROLES:
+        return f"Loading {_ROLES[loading[1]]} ({loading[2]}{', cached' if loading[3] else ''})"
+    if message == "engines ready":
+        return "Warming up the language model"
+    if re.fullmatch(r"LLM warmed up in [\d.]+ s", message):
+        return "Starting the server"
+    return message[:1].upper() + message[1:]
+
+
+def print_stage(message: str, fraction: float) -> None:
+    """The CLI's progress: one stage line on stdout (see the module docstring)."""
+    print(STAGE_PREFIX + describe_stage(message), flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             speculative=not args.no_speculative,
             speculative_reply=not args.no_speculative_reply,
             partial_interval_ms=args.partial_interval_ms or None,
-            progress=print_progress,
+            progress=print_stage,
         )
         url = server.start()
     except (ValueError, OSError, ImportError) as exc:

@@ -7,9 +7,11 @@ kernel's GIL, so the session thread keeps streaming audio and cells stay respons
 native model code cannot take the kernel down; and restarting the kernel frees the models' memory.
 The price is a second Python process (~1-3 s extra start-up, paid once).
 
-The subprocess prints its loading progress, which is relayed to this process's ``sys.stderr``
-(a notebook shows it under the cell that started the chat), then its URL. It exits when this
-process does: its stdin is a pipe from us, and it stops when that closes.
+The subprocess prints its loading stages (``cli.STAGE_PREFIX`` lines, in words for a person:
+"Loading speech recognition (whisper-base)"), which go to every ``progress`` callback of the
+callers waiting for it, and everything it prints goes to this process's ``sys.stderr`` (a
+notebook shows it under the cell that started the chat), until it prints its URL. It exits when
+this process does: its stdin is a pipe from us, and it stops when that closes.
 """
 
 from __future__ import annotations
@@ -20,14 +22,77 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
-from .cli import READY_PREFIX
+from .cli import READY_PREFIX, STAGE_PREFIX
 
 __all__ = ["ensure_local_server", "stop_local_server"]
 
 _lock = threading.Lock()
 _process: subprocess.Popen | None = None
 _url: str | None = None
+_starting: "_Start | None" = None  # a start in progress, shared by every caller waiting for it
+
+
+class _Start:
+    """One start of the server subprocess: relays its output until it prints its URL."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            env=env,
+        )
+        self.done = threading.Event()  # the URL came, or the process ended
+        self.url: str | None = None
+        self.output: list[str] = []
+        self.stage: str | None = None  # the latest stage, for callers that start listening late
+        self._listeners: list[Callable[[str], None]] = []
+        threading.Thread(target=self._relay, name="rtvoice-server-output", daemon=True).start()
+
+    def listen(self, progress: Callable[[str], None]) -> None:
+        """Call ``progress(stage)`` with the current stage (if any) and each later one."""
+        with _lock:
+            if self.done.is_set():
+                return
+            self._listeners.append(progress)
+            stage = self.stage
+        if stage is not None:
+            self._tell(progress, stage)
+
+    def _tell(self, progress: Callable[[str], None], stage: str) -> None:
+        try:
+            progress(stage)
+        except Exception as exc:  # a broken callback must not stop the relay (it drains the pipe)
+            sys.stderr.write(f"rtvoice-server: progress callback {progress!r:.60} failed: {exc!r}; not called again\n")
+            with _lock:
+                if progress in self._listeners:
+                    self._listeners.remove(progress)
+
+    def _relay(self) -> None:
+        # Progress goes to our stderr until the server is up; afterwards the pipe is only
+        # drained (a full pipe would block the server's logging).
+        for line in self.process.stdout:
+            if self.done.is_set():
+                continue
+            if line.startswith(READY_PREFIX):
+                self.url = line[len(READY_PREFIX):].strip()
+                self._finish()
+                continue
+            self.output.append(line)
+            sys.stderr.write(line)
+            if line.startswith(STAGE_PREFIX):
+                stage = line[len(STAGE_PREFIX):].strip()
+                with _lock:
+                    self.stage = stage
+                    listeners = list(self._listeners)
+                for progress in listeners:
+                    self._tell(progress, stage)
+        self._finish()
+
+    def _finish(self) -> None:
+        with _lock:
+            self._listeners.clear()
+        self.done.set()
 
 
 def ensure_local_server(
@@ -39,54 +104,52 @@ def ensure_local_server(
     llm_url: str | None = None,
     llm_model: str | None = None,
     timeout: float = 300.0,
+    progress: Callable[[str], None] | None = None,
 ) -> str:
     """URL of this process's local server, starting it (once) with these engines if needed.
 
     Later calls return the running server's URL whatever engines they name: one server per
-    kernel, so the models load once. Raises ``RuntimeError`` with the server's output if it
-    fails to start, ``TimeoutError`` after ``timeout`` seconds (first-time model setup included).
+    kernel, so the models load once; a call made while another is starting the server waits for
+    that start. ``progress(stage)`` is called (on a relay thread: keep it short) with each
+    loading stage the server reports while this call waits, in words for a person, e.g.
+    ``"Loading speech recognition (whisper-base)"``; first with the current stage when the start
+    was already under way, never when the server was running already. Raises ``RuntimeError``
+    with the server's output if it fails to start, ``TimeoutError`` after ``timeout`` seconds
+    (first-time model setup included; the server is stopped).
     """
-    global _process, _url
+    global _process, _url, _starting
     with _lock:
         if _process is not None and _process.poll() is None and _url is not None:
             return _url
-        command = [sys.executable, "-m", "rtvoice_widget.server", "--host", "127.0.0.1", "--port", "0",
-                   "--exit-with-parent", "--vad", vad, "--asr", asr, "--llm", llm, "--tts", tts]
-        if llm_url:
-            command += ["--llm-url", llm_url] + (["--llm-model", llm_model] if llm_model else [])
-        # The child must import this very package, even when it is on sys.path but not installed.
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-            env=env,
-        )
-        ready = threading.Event()
-        found: list[str] = []
-        output: list[str] = []
-
-        def relay() -> None:
-            # Progress goes to our stderr until the server is up; afterwards the pipe is only
-            # drained (a full pipe would block the server's logging).
-            for line in process.stdout:
-                if line.startswith(READY_PREFIX) and not ready.is_set():
-                    found.append(line[len(READY_PREFIX):].strip())
-                    ready.set()
-                elif not ready.is_set():
-                    output.append(line)
-                    sys.stderr.write(line)
-            ready.set()
-
-        threading.Thread(target=relay, name="rtvoice-server-output", daemon=True).start()
-        if not ready.wait(timeout):
-            process.kill()
-            raise TimeoutError(f"the local server did not start within {timeout} s")
-        if not found:
-            process.wait(timeout=5)
-            raise RuntimeError("the local server failed to start:\n" + "".join(output[-20:]))
-        _process, _url = process, found[0]
-        return _url
+        if _starting is None:
+            command = [sys.executable, "-m", "rtvoice_widget.server", "--host", "127.0.0.1", "--port", "0",
+                       "--exit-with-parent", "--vad", vad, "--asr", asr, "--llm", llm, "--tts", tts]
+            if llm_url:
+                command += ["--llm-url", llm_url] + (["--llm-model", llm_model] if llm_model else [])
+            # The child must import this very package, even when it is on sys.path but not installed.
+            env = dict(os.environ)
+            package_root = str(Path(__file__).resolve().parents[2])
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+            _starting = _Start(command, env)
+        start = _starting
+    if progress is not None:
+        start.listen(progress)
+    finished = start.done.wait(timeout)
+    with _lock:
+        if _starting is start:
+            _starting = None
+            if finished and start.url is not None:
+                _process, _url = start.process, start.url
+        if _url is not None and _process is start.process:
+            return _url
+    if not finished:
+        start.process.kill()
+        raise TimeoutError(f"the local server did not start within {timeout} s")
+    try:
+        start.process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        start.process.kill()
+    raise RuntimeError("the local server failed to start:\n" + "".join(start.output[-20:]))
 
 
 def stop_local_server() -> None:

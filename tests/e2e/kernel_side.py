@@ -35,8 +35,9 @@ class BrowserTap:
     """Records the browser -> kernel custom messages of one widget, with kernel receive times."""
 
     def __init__(self, widget) -> None:
-        # mic frames: seq, capture t (page clock, ms), sent (page clock, ms: when the front end
-        # sent it), via ("link" or "jupyter"), recv (ms), bytes, hash
+        # mic frames, as they arrived (around a link hand-over some come both ways): stream, seq,
+        # capture t (page clock, ms), sent (page clock, ms: when the front end sent it), via
+        # ("link" or "jupyter"), recv (ms), bytes, hash
         self.frames: list[dict] = []
         # played reports: recv (ms), item_id, ms, flushed, and the browser's timing fields
         self.played: list[dict] = []
@@ -71,7 +72,8 @@ class BrowserTap:
             # message header says when the page created the message.
             via = content.get("via", "jupyter")
             sent = content.get("sent") if via == "link" else _message_sent_ms()
-            self.frames.append({"seq": content.get("seq"), "t": content.get("t"), "sent": sent, "via": via,
+            self.frames.append({"stream": content.get("stream", 0), "seq": content.get("seq"), "t": content.get("t"),
+                                "sent": sent, "via": via,
                                 "recv": now, "bytes": len(pcm), "hash": frame_hash(pcm)})
         elif kind == "played":
             self.played.append({"recv": now, "sent": _message_sent_ms(), "item_id": content.get("item_id"),
@@ -125,7 +127,8 @@ class ChunkedForwarder:
     """Forwards a widget's mic frames to ``url`` as ``input_audio_buffer.append`` of ``chunk_ms``.
 
     A second listener on the same frames, so the baseline sees exactly the audio the product
-    path sees, in the same run. Sends from the kernel's main thread (where ``on_msg`` runs).
+    path sees, in the same run (each frame once: copies that came the other way too are
+    skipped). Sends from the kernel's main thread (where ``on_msg`` runs).
     """
 
     def __init__(self, widget, url: str, chunk_ms: int = 100) -> None:
@@ -136,12 +139,17 @@ class ChunkedForwarder:
         self._chunk_bytes = 48 * chunk_ms
         self._pending = bytearray()
         self.sent = 0
+        self._seen: set[tuple[int, int]] = set()  # (stream, seq) forwarded
         self._widget = widget
         widget.on_msg(self._on_msg)
 
     def _on_msg(self, _widget, content, buffers) -> None:
         if not isinstance(content, dict) or content.get("type") != "audio" or not buffers:
             return
+        key = (content.get("stream", 0), content.get("seq"))
+        if key in self._seen:
+            return
+        self._seen.add(key)
         self._pending += bytes(buffers[0])
         while len(self._pending) >= self._chunk_bytes:
             chunk, self._pending = bytes(self._pending[:self._chunk_bytes]), self._pending[self._chunk_bytes:]

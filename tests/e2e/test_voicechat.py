@@ -17,6 +17,8 @@ not depend on how fast the server answers.
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -208,10 +210,17 @@ tap = BrowserTap(chat)
 chat
 """
     page = open_chat(browsers, jupyter, wavs["silence"], "loading.ipynb", "lab", cell)
+    # Every text the notice line shows, in order (the stages can pass faster than a poll).
+    page.page.evaluate("""() => {
+        const n = document.querySelector('.rtv-notice-text');
+        window.noticeTexts = [];
+        new MutationObserver(() => window.noticeTexts.push(n.textContent))
+            .observe(n, {childList: true, characterData: true, subtree: true});
+    }""")
     page.page.locator(".rtv-root .rtv-header > button.rtv-btn").click()
     page.page.wait_for_function(
         "() => { const n = document.querySelector('.rtv-notice-text'); const m = document.querySelector('.rtv-mic-label');"
-        " return n && n.textContent.startsWith('Loading the offline models') && m.textContent === 'Not listening yet'; }",
+        " return n && n.textContent.startsWith('Loading ') && m.textContent === 'Not listening yet'; }",
         timeout=30_000)
     page.page.wait_for_function(  # the wait visibly goes on
         "() => / [1-9][0-9]* s$/.test(document.querySelector('.rtv-notice-text').textContent)", timeout=30_000)
@@ -220,6 +229,14 @@ chat
 
     assert page.wait_kernel_true("chat.status == 'connected' and chat.ready", timeout_s=180), \
         page.kernel_json("{'status': chat.status, 'error': chat.error}")
+    # The notice named what the server was loading, stage by stage, the seconds counting on.
+    waits = [t for t in page.page.evaluate("window.noticeTexts") if re.fullmatch(r".+\u2026 \d+ s", t)]
+    stages = list(dict.fromkeys(t.rsplit("\u2026", 1)[0] for t in waits))
+    assert stages[0] == "Loading the offline models (the first start takes a while)", stages
+    assert "Loading speech recognition (whisper-base)" in stages, stages
+    assert "Loading the language model (smollm2)" in stages, stages
+    seconds = [int(t.rsplit(" ", 2)[1]) for t in waits]
+    assert seconds == sorted(seconds) and seconds[-1] >= 1, waits
     page.page.wait_for_function("document.querySelector('.rtv-mic-label').textContent === 'Listening'", timeout=30_000)
     # Frames flow once ready, and none was sent before the session was confirmed.
     assert page.wait_kernel_true("len(chat.events.filter(type='input_audio_buffer.append')) >= 10", timeout_s=60)

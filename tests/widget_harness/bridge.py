@@ -111,7 +111,9 @@ class BrowserBridge(CommRecorder):
     """A :class:`CommRecorder` that also talks to a page over a WebSocket (127.0.0.1, port 0).
 
     The page (``harness.js``) gets the recorded ``comm_open`` first, then every later message;
-    its messages are delivered to the widget's comm on the bridge thread.
+    its messages are delivered to the widget's comm on the bridge thread. :meth:`hold` keeps
+    custom messages of some types from the page until :meth:`release` (a slow Jupyter, for one
+    kind of message).
     """
 
     def __init__(self) -> None:
@@ -123,6 +125,30 @@ class BrowserBridge(CommRecorder):
         self._queue: asyncio.Queue | None = None
         self._thread: threading.Thread | None = None
         self._server: Any = None
+        self._held_types: set[str] = set()
+        self._held: list[tuple[str, Any, list[bytes]]] = []
+
+    def hold(self, *types: str) -> None:
+        """Keep custom messages of these types from the page (they are recorded) until :meth:`release`."""
+        with self._lock:
+            self._held_types.update(types)
+
+    def release(self, *types: str) -> None:
+        """Send the held messages of these types (default: all) to the page, in the order they
+        were sent, and stop holding those types."""
+        with self._lock:
+            chosen = set(types) or set(self._held_types)
+            out = [m for m in self._held if m[1]["content"]["type"] in chosen]
+            self._held = [m for m in self._held if m[1]["content"]["type"] not in chosen]
+            self._held_types -= chosen
+            queue, loop = self._queue, self._loop
+            if queue is not None and loop is not None:
+                for message in out:
+                    loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    def _is_held(self, msg_type: str, data: Any) -> bool:
+        return (msg_type == "comm_msg" and isinstance(data, dict) and data.get("method") == "custom"
+                and isinstance(data.get("content"), dict) and data["content"].get("type") in self._held_types)
 
     def __enter__(self) -> "BrowserBridge":
         super().__enter__()
@@ -158,7 +184,8 @@ class BrowserBridge(CommRecorder):
         queue: asyncio.Queue = asyncio.Queue()
         with self._lock:
             for message in self.messages:
-                queue.put_nowait(message)
+                if not self._is_held(message[0], message[1]):  # held ones wait in _held already
+                    queue.put_nowait(message)
             self._conn, self._queue = conn, queue
         writer = asyncio.get_running_loop().create_task(self._write(conn, queue))
         header: dict | None = None
@@ -193,6 +220,9 @@ class BrowserBridge(CommRecorder):
             if not self._is_widget(c, msg_type, data):
                 return
             self.messages.append((msg_type, data, buffers))
+            if self._is_held(msg_type, data):
+                self._held.append((msg_type, data, buffers))
+                return
             queue, loop = self._queue, self._loop
             if queue is not None and loop is not None:
                 loop.call_soon_threadsafe(queue.put_nowait, (msg_type, data, buffers))
