@@ -12,7 +12,11 @@
    and "transcript → first audio"; the engines are also timed alone on the same prompts (ASR,
    LLM first token, LLM first voiced piece, its TTS), and the LLM's first evaluation after
    loading (what a cold first turn paid before the server warmed the model up at start).
-2. ASR word error rate on the prompts; real-time factors of ASR and TTS.
+2. ASR word error rate on the prompts, through the server and by the engine alone; real-time
+   factors of ASR and TTS. Two baselines put the WERs in proportion: the engine alone with the
+   speech moved by 50 and 100 ms in its window (greedy Whisper is sensitive to that, and the
+   server's window starts where its VAD heard the onset, not where the bench put it), and the
+   engine alone decoding greedily only, without the beam-search fallback (``asr.py``).
 3. Soak: 4 concurrent sessions talking for 2 minutes: no errors, RSS stable.
 
 Goals (exit status 1 when missed): p50 latency <= 350 ms; soak without errors; RSS growth over the
@@ -46,6 +50,10 @@ from rtvoice_widget.server.turns import warm_up_job  # noqa: E402
 
 RATE = 24000
 CHUNK_MS = 20
+LEAD_MS = 300  # silence before each prompt, as a client's stream would have
+# The engine alone also hears the prompts with less lead: the spread is what where the speech
+# sits in Whisper's window does to the WER, the noise any WER comparison here lives with.
+OTHER_LEADS_MS = (200, 250)
 GOAL_P50_MS = 350.0
 
 # The server's default instructions: the stage timings see the prompt the server's replies see.
@@ -186,6 +194,25 @@ def measure_cold_start(engines) -> dict:
     return {"first_eval_ms": timings[0], "cached_ms": timings[1]}
 
 
+def asr_wer(engines, prompts: list[tuple[str, bytes]], *, lead_ms: int = LEAD_MS, **asr_options) -> float:
+    """The ASR engine's WER on the prompts with ``lead_ms`` of silence before the speech, with its
+    attributes set to ``asr_options`` for the duration (call it while no server transcribes)."""
+    asr = engines.asr
+    saved = {name: getattr(asr, name) for name in asr_options}
+    for name, value in asr_options.items():
+        setattr(asr, name, value)
+    try:
+        errors = words = 0
+        for text, pcm in prompts:
+            shifted = bytes(2 * RATE * lead_ms // 1000) + pcm[2 * RATE * LEAD_MS // 1000:]
+            e, n = word_errors(text, transcribe(asr, shifted))
+            errors, words = errors + e, words + n
+        return errors / max(1, words)
+    finally:
+        for name, value in saved.items():
+            setattr(asr, name, value)
+
+
 def measure_stages(engines, prompts: list[tuple[str, bytes]]) -> dict:
     """The engines alone on the same prompts: ASR time/RTF/WER, LLM first token, first TTS clause."""
     asr_s, asr_audio_s, errors, ref_words, llm_first, tts_first, tts_s, tts_audio_s = [], [], 0, 0, [], [], 0.0, 0.0
@@ -312,7 +339,7 @@ def main() -> int:
     prompts = []
     for text in PROMPTS[:n_prompts]:
         spoken = to_pcm16(engines.tts.synthesize(text, voice="echo"))  # a male voice; replies use "alloy"
-        prompts.append((text, bytes(2 * RATE * 300 // 1000) + spoken + bytes(2 * RATE * 1200 // 1000)))
+        prompts.append((text, bytes(2 * RATE * LEAD_MS // 1000) + spoken + bytes(2 * RATE * 1200 // 1000)))
 
     counter = ServerLog()
     server_log = logging.getLogger("rtvoice_widget.server")
@@ -320,6 +347,9 @@ def main() -> int:
     server_log.addHandler(counter)
     cold = measure_cold_start(engines)
     stages = measure_stages(engines, prompts)
+    wer_other_leads = {lead: asr_wer(engines, prompts, lead_ms=lead) for lead in OTHER_LEADS_MS}
+    wer_greedy = asr_wer(engines, prompts, fallback_logprob=None)
+    asr_stats_before = dict(getattr(engines.asr, "stats", {}))
     with LocalRealtimeServer(engines=engines, progress=None) as shipped, \
             LocalRealtimeServer(engines=engines, progress=None, speculative_reply=False) as at_stop, \
             LocalRealtimeServer(engines=engines, progress=None, partial_interval_ms=None) as quiet, \
@@ -330,6 +360,7 @@ def main() -> int:
         results = measure_latency({"shipped": shipped.url, "reply-at-stop": at_stop.url, "no-partials": quiet.url,
                                    "baseline": baseline.url}, prompts, engines)
         speculation = dict(counter.totals)  # shipped and no-partials together, before the soak
+        asr_stats = {k: v - asr_stats_before.get(k, 0) for k, v in getattr(engines.asr, "stats", {}).items()}
         fast, no_partials, slow = results["shipped"], results["no-partials"], results["baseline"]
         reply_at_stop = results["reply-at-stop"]
         print(f"soak: 4 sessions for {soak_seconds:.0f} s", flush=True)
@@ -366,6 +397,11 @@ def main() -> int:
           f"{cold['first_eval_ms']:.0f} ms; the same prompt cached: {cold['cached_ms']:.0f} ms")
     print(f"ASR WER: engine alone {stages['wer']:.1%}, through the server "
           f"{sum(e for e, _ in wer) / max(1, sum(n for _, n in wer)):.1%}")
+    print(f"  baselines, engine alone: speech at {'/'.join(str(lead) for lead in OTHER_LEADS_MS)} ms instead of "
+          f"{LEAD_MS} ms into the window {'/'.join(f'{w:.1%}' for w in wer_other_leads.values())}; greedy only "
+          f"(no beam-search fallback) {wer_greedy:.1%}")
+    if asr_stats.get("decoded"):
+        print(f"  the servers' transcriptions redone with beam search: {asr_stats['redone']} of {asr_stats['decoded']}")
     print(f"soak: {soaked['turns']} turns, {len(soaked['errors'])} errors, RSS {soaked['rss_mb_start']:.0f} -> "
           f"{soaked['rss_mb_end']:.0f} MB (second half growth {soaked['rss_growth_second_half']:+.1%})")
     for error in soaked["errors"][:5]:

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 from websockets.asyncio.client import connect
 
 from rtvoice_widget.server import LocalRealtimeServer, ensure_local_server, stop_local_server
-from rtvoice_widget.server.cli import READY_PREFIX
+from rtvoice_widget.server.cli import READY_PREFIX, STAGE_PREFIX
 from rtvoice_widget.server.engines import load_engines
 
 SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
@@ -274,8 +274,11 @@ def test_cli_starts_prints_its_url_and_serves():
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        line = process.stdout.readline()
+        stages = []
+        while (line := process.stdout.readline()).startswith(STAGE_PREFIX):  # loading progress comes first
+            stages.append(line)
         assert line.startswith(READY_PREFIX), process.stderr.read() if process.poll() is not None else line
+        assert stages, "no loading stage was reported before the server was ready"
         url = line[len(READY_PREFIX):].strip()
 
         async def talk() -> dict:

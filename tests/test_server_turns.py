@@ -219,6 +219,32 @@ def test_speculation_discarded_when_speech_resumes():
     assert len(d.of("input_audio_buffer.speech_started")) == 1
 
 
+@pytest.mark.parametrize("speculative", [True, False])
+def test_the_asr_hears_the_whole_turn_from_the_prefix_padding_on(speculative):
+    """What a turn's transcription gets is one contiguous stretch of the client's audio: from
+    ``prefix_padding_ms`` before the onset to the speculation point (at least
+    ``speculation_delay_ms`` past the last voiced frame) or to speech_stopped, nothing cut or
+    added. (Measured with Whisper: the server's and the engine-alone transcripts differ only where
+    the speech sits in the window, which greedy Whisper is sensitive to; see docs/ENGINES.md.)"""
+    d = Driver(speculative=speculative, partial_interval_ms=None)
+    d.configure(audio=vad(prefix_padding_ms=300, silence_duration_ms=500, create_response=False))
+    # A swelling sine, not a steady tone: a window shifted by any number of samples cannot match.
+    speech = (np.sin(np.linspace(0, 900, RATE)) * np.linspace(0.1, 0.3, RATE) * 32767).astype("<i2").tobytes()
+    stream = silence(640) + speech + silence(900)
+    d.append(stream)
+    job, = d.take_jobs(Transcribe, "speculative" if speculative else "final")
+    started, = d.of("input_audio_buffer.speech_started")
+    stopped, = d.of("input_audio_buffer.speech_stopped")
+    start = started["audio_start_ms"] * 48
+    assert abs(started["audio_start_ms"] - (640 - 300)) <= 32  # the prefix padding before the onset
+    assert job.pcm16 == stream[start : start + len(job.pcm16)]
+    end_ms = started["audio_start_ms"] + len(job.pcm16) / 48
+    if speculative:
+        assert end_ms >= 640 + 1000 + d.engine.speculation_delay_ms
+    else:
+        assert end_ms == stopped["audio_end_ms"]
+
+
 def test_without_speculation_the_final_transcription_starts_at_stop():
     d = Driver(speculative=False)
     spoken_turn(d)
