@@ -945,6 +945,21 @@ def test_clause_chunker_cuts_a_long_first_clause_before_a_natural_break():
         "The sun is approximately 93.5 million kilometers away."]
 
 
+def test_the_chunker_does_not_wait_on_a_run_without_spaces():
+    from rtvoice_widget.server.chunking import ClauseChunker
+
+    # SmolLM2 once answered "There are 120,396,875,480,000,..." token by token: no boundary and no
+    # word to count, so nothing was voiced until the run ended (first audio after 1.7 s).
+    chunker = ClauseChunker(max_run_chars=24)
+    pieces: list[str] = []
+    for token in ["There", " are", " 120", ","] + ["396", ","] * 12:
+        pieces += chunker.push(token)
+    assert pieces and pieces[0] == "There are 120," + "396," * 5  # cut after the run's 24th character
+    assert all(len(p.split()[-1]) <= 24 for p in pieces)
+    # Ordinary words never come near the limit.
+    assert ClauseChunker().push("Internationalization and ") == []
+
+
 # -- idle timeout ----------------------------------------------------------------------------------
 
 

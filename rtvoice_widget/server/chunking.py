@@ -6,8 +6,10 @@ holds a couple of words; if ``first_max_words`` words come without one, the firs
 there anyway, before a conjunction or preposition when one is near ("The sun is approximately
 93.5 million | kilometers away..."; "The original sentence is | about..."), so a long first
 clause does not hold up the first audio. Later pieces wait for a sentence end, or a clause
-boundary once they are long enough to sound natural. Whatever is left when the stream ends is
-the last piece.
+boundary once they are long enough to sound natural. A piece never waits on one unbroken run of
+``max_run_chars`` characters: a tiny LLM sometimes strings digits together ("There are
+120,396,875,480,000,..."), which has neither a boundary nor words to count, and held the first
+audio back for 1.7 s. Whatever is left when the stream ends is the last piece.
 """
 
 from __future__ import annotations
@@ -35,12 +37,17 @@ class ClauseChunker:
     any); ``None`` waits for a boundary however long it takes.
     ``clause_min_chars``: later pieces cut at a clause boundary only past this length (else they
     wait for a sentence end).
+    ``max_run_chars``: a run of this many characters without whitespace is cut after its last one.
     """
 
-    def __init__(self, *, first_min_words: int = 2, first_max_words: int | None = 6, clause_min_chars: int = 40) -> None:
+    def __init__(self, *, first_min_words: int = 2, first_max_words: int | None = 6, clause_min_chars: int = 40,
+                 max_run_chars: int = 24) -> None:
+        if max_run_chars < 1:
+            raise ValueError(f"max_run_chars must be at least 1, got {max_run_chars}")
         self.first_min_words = first_min_words
         self.first_max_words = first_max_words
         self.clause_min_chars = clause_min_chars
+        self._long_run = re.compile(r"\S{%d}" % max_run_chars)
         self._pending = ""
         self._emitted = 0
 
@@ -74,6 +81,9 @@ class ClauseChunker:
                         count = index
                         break
                 return self._cut(words[count - 1].end())
+        run = self._long_run.search(self._pending)
+        if run is not None:
+            return self._cut(run.end())
         return None
 
     def _cut(self, end: int) -> str:
