@@ -799,14 +799,11 @@ class RealtimeSession:
 
     async def _write(self, ws: RealtimeConnection, event: dict, pcm16: bytes | None) -> None:
         text = _event_text(event, pcm16)
-        # Held across the send, not only around the log: websockets frames the message into
-        # its protocol's buffer first and writes that buffer afterwards, and a direct write
-        # from another thread in between (send_audio's _send_now) would put this frame on the
-        # wire ahead of its own while logging it after. The loop thread owns this RLock
-        # meanwhile, so the loop's own callbacks re-enter it; _send_now only tries it.
+        await ws.send(text)  # framed and written under wire_lock (RealtimeConnection.send_context)
+        captured = self._captured.pop(id(event), None) if self._captured else None
+        # Between the send and the log no direct write can come in: the event is still at the
+        # head of the outbox, which sends send_audio's direct path to the queue (_send_now).
         with ws.wire_lock:
-            await ws.send(text)
-            captured = self._captured.pop(id(event), None) if self._captured else None
             self._sent(event, pcm16, len(text), None if captured is None else captured[1])
 
     def _sent(self, event: dict, pcm16: bytes | None, size: int, captured_ms: float | None) -> None:

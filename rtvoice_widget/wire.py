@@ -15,16 +15,17 @@ two shortcuts:
   the *calling* thread, without waking the loop, when that is safe: a plain TCP connection (with
   TLS the encryption state lives in the transport, so ``wss://`` always takes the loop), open,
   and with nothing waiting in the transport's buffer. Everything that touches the protocol state
-  or writes to the socket (parsing received data, websockets' own writes, ``write_now``) holds
+  or writes to the socket (parsing received data, websockets' framing and writes, ``write_now``) holds
   :attr:`~RealtimeConnection.wire_lock`, so frames never interleave on the wire.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -109,6 +110,16 @@ class RealtimeConnection(ClientConnection):
             handler(inbox.popleft())
 
     # -- writing ----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def send_context(self, *, expected_state: State = State.OPEN) -> AsyncIterator[None]:
+        # websockets frames a message into the protocol's buffer in the caller's block and
+        # writes that buffer afterwards (send_data): a write_now from another thread in between
+        # would put this frame on the wire ahead of its own. Held across both; the loop thread
+        # owns the RLock meanwhile (its own callbacks re-enter it), write_now's callers only try it.
+        with self.wire_lock:
+            async with super().send_context(expected_state=expected_state):
+                yield
 
     def send_data(self) -> None:
         # Every write websockets makes (sends, pongs, close frames) goes through here.
