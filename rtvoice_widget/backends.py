@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 from urllib.parse import urlencode, urlsplit
 
 __all__ = ["BACKENDS", "DEFAULT_MODEL", "Endpoint", "resolve_endpoint"]
@@ -55,6 +55,10 @@ class Endpoint:
     label: str
     model: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: For a server this process runs: ``crash_report(wait_s)`` is why it died by itself (waiting
+    #: up to ``wait_s`` seconds for a dying process), or ``None``; a session asks it when its
+    #: connection drops, and stops reconnecting to a server that is gone.
+    crash_report: Callable[[float], str | None] | None = field(default=None, repr=False, compare=False)
 
 
 def resolve_endpoint(
@@ -159,12 +163,14 @@ def _azure_endpoint(
 
 def _local_endpoint(model: str | None) -> Endpoint:
     # Imported lazily: the server pulls in the offline engines, which plain OpenAI users never need.
-    from rtvoice_widget.server import ensure_local_server
+    from rtvoice_widget.server import ensure_local_server, local_server_crash
 
     url = ensure_local_server()
+    served = url
     if model is not None:
         url = _with_query(url, {"model": model})
-    return Endpoint(url=url, backend="local", label=f"local {url}", model=model)
+    return Endpoint(url=url, backend="local", label=f"local {url}", model=model,
+                    crash_report=lambda wait_s: local_server_crash(served, wait_s))
 
 
 def _with_query(url: str, params: dict[str, str]) -> str:

@@ -30,7 +30,10 @@ backoff (``reconnect_delay`` doubling up to ``max_reconnect_delay``), logging
 ``connection.reconnecting`` per attempt and ``connection.restored`` on success, and re-sends
 ``session.update``. After ``max_reconnect_attempts`` consecutive failures (or a rejected
 handshake such as HTTP 401/403) it logs ``connection.failed`` (category ``error``) and closes;
-later calls raise :class:`SessionClosedError` with the reason.
+later calls raise :class:`SessionClosedError` with the reason. A local server this process
+started that died (a native crash, the out-of-memory killer) is not retried: ``connection.failed``
+then carries the crash report (signal, stage or engine, what to try) at once, and the next
+``connect()`` of a new session starts a fresh server.
 
 Renewal. Each connection's ``session.created`` carries the server session's id. When a
 reconnect lands in a *new* server session (another id, or none: the server forgot the
@@ -292,7 +295,11 @@ class RealtimeSession:
         if self._thread is not None:
             raise RuntimeError("connect() was already called on this session; make a new one")
         timeout = self.connect_timeout if timeout is None else timeout
-        self.endpoint = resolve_endpoint(**self._connect_options)
+        try:
+            self.endpoint = resolve_endpoint(**self._connect_options)
+        except Exception as exc:  # a missing key, a local server that crashed while starting
+            self._local("connection.failed", text=str(exc))
+            raise
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="rtvoice-session", daemon=True)
@@ -775,6 +782,18 @@ class RealtimeSession:
                 self._local("protocol.error", text=f"server frame larger than max_frame_bytes={self.max_frame_bytes}")
             self._local("connection.lost", text=info, code=ws.close_code,
                         reason=ws.close_reason or None, queued=len(self._outbox))
+            crash = await self._server_crash(wait_s=2.0)
+            if crash is not None:
+                self._give_up(crash)
+
+    async def _server_crash(self, wait_s: float) -> str | None:
+        """Why the server died, when it is one this process runs and it did (see
+        ``Endpoint.crash_report``): reconnecting to it would only fail, so the caller gives up
+        with this message, and the next ``connect()`` starts a fresh server."""
+        report = self.endpoint.crash_report if self.endpoint is not None else None
+        if report is None:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(None, report, wait_s)
 
     async def _drain_outbox(self, ws: RealtimeConnection) -> None:
         assert self._outbox_ready is not None and self._server_greeted is not None

@@ -448,7 +448,11 @@ class VoiceChat(anywidget.AnyWidget):
                     # session.connect(), which then finds it running: so its loading stages show.
                     from rtvoice_widget.server import ensure_local_server
 
-                    ensure_local_server(progress=self._on_server_stage)
+                    try:
+                        ensure_local_server(progress=self._on_server_stage)
+                    except Exception as exc:  # e.g. a native crash while loading: in the log too
+                        session.events.local("connection.failed", session.now_ms(), text=str(exc))
+                        raise
                 session.connect(timeout)
             except BaseException as exc:
                 with self.hold_sync():
@@ -589,6 +593,8 @@ class VoiceChat(anywidget.AnyWidget):
     def _replace_session(self) -> None:
         for off in self._unsubscribe:
             off()
+        # A used session is over (closed, or gave up: its loop thread still runs until close()).
+        self._session.close()
         self._session = self._new_session()
         self._transcript = TranscriptView()
         with self._lock:
@@ -624,6 +630,7 @@ class VoiceChat(anywidget.AnyWidget):
                 if type_ == "connection.lost" else self.notice
         elif type_ == "connection.failed" and self.status != "connecting":
             self._not_ready()
+            self.notice = ""  # "reconnecting…" is over
             self.error = row.get("text") or "connection failed"
             self.status = "error"
         elif type_ == "connection.closed" and self.status not in ("connecting", "error"):

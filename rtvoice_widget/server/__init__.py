@@ -2,16 +2,17 @@
 
 - :class:`LocalRealtimeServer` — in-process server on a background thread (``start()`` → URL).
 - :func:`ensure_local_server` — the one server per kernel the client uses when no key is set
-  (a subprocess; see ``local.py`` for why).
+  (a subprocess; see ``local.py`` for why); :func:`local_server_crash` says why it died, when it did.
 - ``rtvoice-server`` / ``python -m rtvoice_widget.server`` — the CLI.
 
 Layout: ``wire`` (parse/validate client events, ``error`` events) · ``settings`` (the session
 object) · ``turns`` (the sans-I/O turn engine) · ``chunking`` (tokens → speakable clauses) ·
-``pipeline`` (engine work in threads) · ``connection`` (one WebSocket) · ``app`` (the server) ·
+``pipeline`` (engine work in threads) · ``crash`` (a dead server process, in words) · ``connection`` (one WebSocket) · ``app`` (the server) ·
 ``engines`` (VAD, ASR, LLM, TTS behind small interfaces).
 """
 
 from .app import DEFAULT_MODEL, LocalRealtimeServer
-from .local import ensure_local_server, stop_local_server
+from .local import LocalServerCrashed, ensure_local_server, local_server_crash, stop_local_server
 
-__all__ = ["LocalRealtimeServer", "ensure_local_server", "stop_local_server", "DEFAULT_MODEL"]
+__all__ = ["LocalRealtimeServer", "ensure_local_server", "stop_local_server", "local_server_crash",
+           "LocalServerCrashed", "DEFAULT_MODEL"]

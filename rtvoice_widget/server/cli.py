@@ -3,12 +3,13 @@
 Stdout carries two kinds of lines, for ``ensure_local_server``: one ``rtvoice-server stage: TEXT``
 line per loading stage (``TEXT`` in words for a person, see :func:`describe_stage`), then one
 line ``rtvoice-server listening on ws://HOST:PORT/v1/realtime`` once it accepts connections. Logs
-go to stderr.
+go to stderr, and so does ``faulthandler``'s dump of every thread's stack if native code crashes.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import re
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A crash in native model code then prints every thread's Python stack: the parent's crash
+    # report (server/crash.py) reads which engine was running from it.
+    faulthandler.enable(all_threads=True)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="rtvoice-server: %(message)s")
     engines = {"vad": args.vad, "asr": args.asr, "llm": args.llm, "tts": args.tts}
     if args.llm_url:

@@ -12,6 +12,14 @@ The subprocess prints its loading stages (``cli.STAGE_PREFIX`` lines, in words f
 callers waiting for it, and everything it prints goes to this process's ``sys.stderr`` (a
 notebook shows it under the cell that started the chat), until it prints its URL. It exits when
 this process does: its stdin is a pipe from us, and it stops when that closes.
+
+When it dies on its own (a signal from a native crash, the out-of-memory killer), the message of
+:func:`rtvoice_widget.server.crash.describe_exit` names the signal, the stage or engine and what
+to try: :func:`ensure_local_server` raises it as :class:`LocalServerCrashed` while starting, and
+:func:`local_server_crash` hands it to a session whose connection just dropped. Nothing restarts
+it by itself; the next :func:`ensure_local_server` call starts a fresh one (so one reconnect from
+the user, never a loop). The output it keeps for that is bounded: the last
+``OUTPUT_LINES`` lines.
 """
 
 from __future__ import annotations
@@ -21,21 +29,31 @@ import os
 import subprocess
 import sys
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
 from .cli import READY_PREFIX, STAGE_PREFIX
+from .crash import describe_exit
 
-__all__ = ["ensure_local_server", "stop_local_server"]
+__all__ = ["ensure_local_server", "stop_local_server", "local_server_crash", "LocalServerCrashed"]
+
+#: Lines of the server's output kept for error messages (a faulthandler dump fits many times).
+OUTPUT_LINES = 400
 
 _lock = threading.Lock()
-_process: subprocess.Popen | None = None
-_url: str | None = None
+_server: "_Start | None" = None  # the server that printed its URL (running, or ended since)
 _starting: "_Start | None" = None  # a start in progress, shared by every caller waiting for it
 
 
+class LocalServerCrashed(RuntimeError):
+    """The local server process died by itself (a signal, or an unexpected exit code); the
+    message says how, where, and what to try."""
+
+
 class _Start:
-    """One start of the server subprocess: relays its output until it prints its URL."""
+    """One server subprocess: relays its output until it prints its URL, then keeps a tail of it
+    and, once it ends, what its end means (``crash``)."""
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
@@ -43,9 +61,12 @@ class _Start:
             env=env,
         )
         self.done = threading.Event()  # the URL came, or the process ended
+        self.ended = threading.Event()  # the process ended and ``crash`` is final
         self.url: str | None = None
-        self.output: list[str] = []
+        self.output: deque[str] = deque(maxlen=OUTPUT_LINES)
         self.stage: str | None = None  # the latest stage, for callers that start listening late
+        self.stopping = False  # we asked it to end (stop_local_server, a start timeout)
+        self.crash: str | None = None
         self._listeners: list[Callable[[str], None]] = []
         threading.Thread(target=self._relay, name="rtvoice-server-output", daemon=True).start()
 
@@ -69,10 +90,11 @@ class _Start:
                     self._listeners.remove(progress)
 
     def _relay(self) -> None:
-        # Progress goes to our stderr until the server is up; afterwards the pipe is only
-        # drained (a full pipe would block the server's logging).
+        # Progress goes to our stderr until the server is up; afterwards the pipe is drained (a
+        # full pipe would block the server's logging) into the bounded tail a crash report reads.
         for line in self.process.stdout:
             if self.done.is_set():
+                self.output.append(line)
                 continue
             if line.startswith(READY_PREFIX):
                 self.url = line[len(READY_PREFIX):].strip()
@@ -88,6 +110,24 @@ class _Start:
                 for progress in listeners:
                     self._tell(progress, stage)
         self._finish()
+        returncode = self.process.wait()
+        if returncode != 0 and not self.stopping:
+            self.crash = describe_exit(returncode, list(self.output), stage=self.stage,
+                                       serving=self.url is not None)
+        self.ended.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the process: EOF on its stdin (its --exit-with-parent watch shuts it down
+        cleanly), SIGKILL after ``timeout`` seconds."""
+        self.stopping = True
+        if self.process.poll() is not None:
+            return
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
 
     def _finish(self) -> None:
         with _lock:
@@ -115,12 +155,14 @@ def ensure_local_server(
     ``"Loading speech recognition (whisper-base)"``; first with the current stage when the start
     was already under way, never when the server was running already. Raises ``RuntimeError``
     with the server's output if it fails to start, ``TimeoutError`` after ``timeout`` seconds
-    (first-time model setup included; the server is stopped).
+    (first-time model setup included; the server is stopped); :class:`LocalServerCrashed`
+    (a ``RuntimeError``) naming the signal, the stage and what to try when it died by itself.
+    After a crash (at start or later) the next call starts a fresh server.
     """
-    global _process, _url, _starting
+    global _server, _starting
     with _lock:
-        if _process is not None and _process.poll() is None and _url is not None:
-            return _url
+        if _server is not None and _server.process.poll() is None:
+            return _server.url
         if _starting is None:
             command = [sys.executable, "-m", "rtvoice_widget.server", "--host", "127.0.0.1", "--port", "0",
                        "--exit-with-parent", "--vad", vad, "--asr", asr, "--llm", llm, "--tts", tts]
@@ -139,32 +181,47 @@ def ensure_local_server(
         if _starting is start:
             _starting = None
             if finished and start.url is not None:
-                _process, _url = start.process, start.url
-        if _url is not None and _process is start.process:
-            return _url
+                _server = start
+        if _server is start:
+            return start.url
     if not finished:
+        start.stopping = True
         start.process.kill()
         raise TimeoutError(f"the local server did not start within {timeout} s")
-    try:
-        start.process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
+    if not start.ended.wait(5):
+        start.stopping = True
         start.process.kill()
-    raise RuntimeError("the local server failed to start:\n" + "".join(start.output[-20:]))
+    if start.crash is not None:
+        raise LocalServerCrashed(start.crash)
+    raise RuntimeError("the local server failed to start:\n" + "".join(list(start.output)[-20:]))
+
+
+def local_server_crash(url: str, wait: float = 0.0) -> str | None:
+    """Why the local server that served ``url`` died by itself, or ``None`` (still running,
+    stopped by us, or not ours). ``url`` may carry a query (``?model=...``). Waits up to
+    ``wait`` seconds for a dying process to end, e.g. right after its socket dropped."""
+    with _lock:
+        server = _server
+    if server is None or server.url is None or url.split("?", 1)[0] != server.url.split("?", 1)[0]:
+        return None
+    if wait > 0 and server.process.poll() is None:
+        try:
+            server.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return None
+    if server.process.poll() is None:
+        return None
+    server.ended.wait(5)  # the relay reads the last of the output, then decides
+    return server.crash
 
 
 def stop_local_server() -> None:
     """Stop the server ``ensure_local_server`` started (also done at interpreter exit)."""
-    global _process, _url
+    global _server
     with _lock:
-        process, _process, _url = _process, None, None
-    if process is None or process.poll() is not None:
-        return
-    process.stdin.close()  # the server's --exit-with-parent watch sees EOF and shuts down cleanly
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        server, _server = _server, None
+    if server is not None:
+        server.stop()
 
 
 atexit.register(stop_local_server)

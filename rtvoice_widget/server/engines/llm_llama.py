@@ -15,6 +15,7 @@ always parse and have the declared shape; if that still misses a required field,
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -23,6 +24,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
+from . import native_cpu
 from .base import LLMChunk, ToolCall
 from .sentences import SentenceBudget
 from .tool_routing import answering_tool_result, content_text, guess_arguments, last_user_text, route
@@ -122,8 +124,46 @@ def _words(value) -> str:
     return str(value)
 
 
+_defaults_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _model_defaults(**fields) -> Iterator[None]:
+    """Construct a ``Llama`` with these ``llama_model_params`` fields changed from the defaults.
+
+    ``Llama()`` (llama-cpp-python 0.3.36) has no argument for some fields (``use_extra_bufts``)
+    and builds its params from ``llama_model_default_params()`` at construction, so that one
+    function is wrapped while one construction runs (under a lock: constructions in other threads
+    must see the real defaults). A field the installed version does not have is left alone: an
+    old build without extra buffer types has nothing to turn off.
+    """
+    import llama_cpp.llama_cpp as low
+
+    known = {name for name, _ in low.llama_model_params._fields_}
+    original = low.llama_model_default_params
+
+    def defaults():
+        params = original()
+        for name, value in fields.items():
+            if name in known:
+                setattr(params, name, value)
+        return params
+
+    with _defaults_lock:
+        low.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original
+
+
 class LlamaCppLLM:
     """``LlamaCppLLM()`` runs the bundled SmolLM2-135M-Instruct; ``LlamaCppLLM("x.gguf")`` any GGUF.
+
+    Load parameters follow the CPU (``cpu_flags``, read from ``/proc/cpuinfo`` when ``None``):
+    no extra buffer types where AMX is present, and a build compiled for instructions the CPU
+    lacks is refused with the rebuild command instead of dying with SIGILL (see
+    :mod:`.native_cpu`). ``extra_buffers`` tells what was chosen.
 
     One llama.cpp context is shared, so generations are serialised by a lock (a stream holds it
     until it finishes, is cancelled or is closed). Its KV cache holds one token sequence, reused
@@ -150,21 +190,26 @@ class LlamaCppLLM:
         max_sentences: int | None = 3,
         seed: int = 0,
         saved_prompts: int = 4,
+        cpu_flags: frozenset[str] | None = None,
     ) -> None:
+        self.model_path = Path(model_path) if model_path is not None else bundled_smollm2_path()
+        flags = native_cpu.cpu_flags() if cpu_flags is None else cpu_flags
+        native_cpu.check_llama_build(flags=flags)  # before the first matmul can raise SIGILL
         from llama_cpp import Llama
 
-        self.model_path = Path(model_path) if model_path is not None else bundled_smollm2_path()
         self.name = BUNDLED if model_path is None else self.model_path.stem
         self.temperature = temperature
         self.max_sentences = max_sentences
-        self._llama = Llama(
-            model_path=str(self.model_path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,  # prompt evaluation would otherwise use every core
-            seed=seed,
-            verbose=False,
-        )
+        self.extra_buffers = native_cpu.llama_extra_buffers(flags)
+        with _model_defaults(use_extra_bufts=self.extra_buffers):
+            self._llama = Llama(
+                model_path=str(self.model_path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,  # prompt evaluation would otherwise use every core
+                seed=seed,
+                verbose=False,
+            )
         # Free the model before interpreter teardown: llama-cpp-python's __del__ otherwise runs
         # after its C bindings are gone and prints a TypeError at exit.
         atexit.register(self._llama.close)
