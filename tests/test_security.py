@@ -7,10 +7,16 @@ openai SDK, ``websockets`` clients and the real mic link.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
+import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import websockets
@@ -18,6 +24,9 @@ from openai import AsyncOpenAI
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 from websockets.asyncio.client import connect
+from websockets.sync.client import connect as ws_connect
+
+from rtvoice_widget.mic_link import MicLink
 
 from rtvoice_widget.server import LocalRealtimeServer, ensure_local_server, local_server_token, stop_local_server
 from rtvoice_widget.server.cli import READY_PREFIX
@@ -131,3 +140,123 @@ def test_cli_takes_its_token_and_origins_from_env_and_flags():
     finally:
         process.stdin.close()
         process.wait(timeout=30)
+
+
+# -- ways in and ways to wedge it: the mic link ---------------------------------------------------
+
+
+def _link_message(data: bytes) -> tuple[dict, bytes]:
+    length = int.from_bytes(data[:2], "little")
+    return json.loads(data[2 : 2 + length]), data[2 + length :]
+
+
+@pytest.fixture
+def link():
+    frames: list[tuple[dict, bytes]] = []
+    link = MicLink(lambda content, pcm: frames.append((content, pcm)))
+    link.frames = frames
+    yield link
+    link.close()
+
+
+def _wait(condition, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_idle_pre_auth_connections_are_bounded_cost_no_threads_and_time_out(link):
+    threads = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", link.port)) for _ in range(link.MAX_PENDING + 20)]
+    try:
+        for sock in idle:
+            sock.settimeout(30)
+        # Over the bound: closed at once. The others: closed when their handshake time is up.
+        for sock in idle:
+            assert sock.recv(1) == b""
+        assert link.refused >= 20
+        assert threading.active_count() == threads  # one loop serves them all: no thread each
+    finally:
+        for sock in idle:
+            sock.close()
+    # Afterwards a page connects as usual.
+    with ws_connect(f"{link.url}?token={link.token}") as page:
+        header, _ = _link_message(page.recv(timeout=10))
+        assert header["type"] == "hello" and header["key"] == link.key
+
+
+def test_the_token_never_reaches_a_log_even_at_debug_level(link, caplog):
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("websockets").setLevel(logging.DEBUG)
+    # This test's client (the page's side) logs what it sends too: its log is not the kernel's.
+    page_log = logging.getLogger("test.page")
+    page_log.setLevel(logging.INFO)
+    try:
+        with ws_connect(f"{link.url}?token={link.token}", logger=page_log) as page:
+            page.recv(timeout=10)
+            page.send(struct.pack("<ddII", 1.0, 2.0, 1, 0) + bytes(960))
+            _wait(lambda: link.frames, "the frame")
+        with pytest.raises(websockets.InvalidStatus):
+            ws_connect(f"{link.url}?token=wrong", logger=page_log)
+    finally:
+        logging.getLogger("websockets").setLevel(logging.NOTSET)
+    assert caplog.records  # logging was on
+    assert link.token not in caplog.text and link.key not in caplog.text
+
+
+def test_a_newer_page_replacing_the_player_peer_is_logged(link, caplog):
+    caplog.set_level(logging.INFO, logger="rtvoice_widget.mic_link")
+    with ws_connect(f"{link.url}?token={link.token}") as first:
+        first_conn = _link_message(first.recv(timeout=10))[0]["conn"]
+        _wait(lambda: link.conn == first_conn, "the first page")
+        with ws_connect(f"{link.url}?token={link.token}") as second:
+            second_conn = _link_message(second.recv(timeout=10))[0]["conn"]
+            _wait(lambda: link.conn == second_conn, "the second page")
+            assert any(f"page connection {second_conn} replaces connection {first_conn}" in r.getMessage()
+                       for r in caplog.records)
+
+
+def test_too_many_open_pages_are_refused(link):
+    with contextlib.ExitStack() as stack:
+        for _ in range(link.MAX_PAGES):
+            stack.enter_context(ws_connect(f"{link.url}?token={link.token}")).recv(timeout=10)
+        _wait(lambda: link.connections == link.MAX_PAGES, "the pages")
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            ws_connect(f"{link.url}?token={link.token}")
+        assert refused.value.response.status_code == 503
+
+
+def test_a_page_that_stops_reading_never_blocks_send_and_is_dropped(link, caplog):
+    """The session thread calls send; today it blocked forever once the socket filled."""
+    caplog.set_level(logging.WARNING, logger="rtvoice_widget.mic_link")
+    chunk = bytes(9600)  # 200 ms of 24 kHz PCM16
+    with ws_connect(f"{link.url}?token={link.token}", max_queue=1) as stalled:  # stops reading when full
+        conn = _link_message(stalled.recv(timeout=10))[0]["conn"]
+        _wait(lambda: link.conn == conn, "the page")
+        results: list[bool] = []
+
+        def session_thread() -> None:
+            # More than the queue and any socket buffers can hold; stop once the page is dropped.
+            for _ in range(20 * link.MAX_QUEUED_BYTES // len(chunk)):
+                results.append(link.send({"type": "audio", "item_id": "item_1"}, chunk, conn))
+                if not results[-1]:
+                    break
+
+        sender = threading.Thread(target=session_thread, daemon=True)
+        sender.start()
+        sender.join(60)  # liveness: a blocking send never returns
+        assert not sender.is_alive(), f"send blocked after {len(results)} messages"
+        assert results[0] and not results[-1]
+        assert link.overflows == 1 and not link.connected
+        assert any("stopped reading" in r.getMessage() for r in caplog.records)
+    # A page that reads gets the audio again.
+    with ws_connect(f"{link.url}?token={link.token}") as page:
+        conn = _link_message(page.recv(timeout=10))[0]["conn"]
+        _wait(lambda: link.conn == conn, "the new page")
+        assert link.send({"type": "audio", "item_id": "item_2"}, chunk, conn)
+        header, payload = _link_message(page.recv(timeout=10))
+        assert header == {"type": "audio", "item_id": "item_2"} and payload == chunk
