@@ -64,14 +64,22 @@ class MicFrameOrder(Generic[T]):
     reported (``missing`` counts such frames). :meth:`covers` says whether a frame is behind
     (the widget ends a push-to-talk turn once its last frame is). A new stream releases what
     the previous one held and
-    starts at ``seq`` 0; frames of a previous stream that arrive afterwards are late. Not
-    thread-safe: the owner serialises calls and the delivery of what they return.
+    starts at ``seq`` 0; frames of a previous stream that arrive afterwards are late. A frame
+    more than ``max_ahead`` frames ahead of the next one due (default 30,000: ten minutes of
+    20 ms frames, far beyond any hole the two transports can leave) cannot come from the page's
+    numbering: it is dropped and counted in ``too_far``, so one bad ``seq`` can never make every
+    later frame late. Not thread-safe: the owner serialises calls and the delivery of what they
+    return.
     """
 
-    def __init__(self, max_held: int) -> None:
+    def __init__(self, max_held: int, max_ahead: int = 30_000) -> None:
         if max_held < 1:
             raise ValueError(f"max_held must be at least 1, not {max_held}")
+        if max_ahead < max_held:
+            raise ValueError(f"max_ahead must be at least max_held ({max_held}), not {max_ahead}")
         self.max_held = max_held
+        self.max_ahead = max_ahead
+        self.too_far = 0
         self.duplicates = 0
         self.late = 0
         self.missing = 0
@@ -95,7 +103,13 @@ class MicFrameOrder(Generic[T]):
             if stream in self._old_streams:
                 self.late += 1
                 return released, gaps
+            if seq > self.max_ahead:  # checked before the switch: a bad frame ends no stream
+                self.too_far += 1
+                return released, gaps
             released, gaps = self._switch_to(stream)
+        if seq - self._next > self.max_ahead:
+            self.too_far += 1
+            return released, gaps
         if seq < self._next and any(seq in gap for gap in self._skipped):
             self.late += 1
             return released, gaps
@@ -122,6 +136,9 @@ class MicFrameOrder(Generic[T]):
         released: list[T] = []
         gaps: list[Gap] = []
         if self.covers(stream, seq):
+            return released, gaps
+        if seq - (self._next if stream == self._stream else 0) > self.max_ahead:
+            self.too_far += 1  # not a frame the page numbered: waiting for it would mute the mic
             return released, gaps
         if stream != self._stream:
             released, gaps = self._switch_to(stream)

@@ -260,3 +260,72 @@ def test_a_page_that_stops_reading_never_blocks_send_and_is_dropped(link, caplog
         assert link.send({"type": "audio", "item_id": "item_2"}, chunk, conn)
         header, payload = _link_message(page.recv(timeout=10))
         assert header == {"type": "audio", "item_id": "item_2"} and payload == chunk
+
+
+# -- ways to wedge it: the event log, the protocol, the mic order ---------------------------------
+
+
+def test_unknown_types_share_one_bounded_code_and_lose_no_row():
+    from rtvoice_widget.events import MAX_TYPES, OTHER_TYPE, EventLog
+
+    log = EventLog()
+    n = MAX_TYPES + 3000
+    for i in range(n):
+        log.append("server", {"type": f"hostile.{i}", "n": i}, float(i))
+    log.append("server", {"type": "error", "error": {"message": "still an error"}}, 1.0)
+    df = log.to_pandas()
+    assert len(df) == n + 1  # nothing lost
+    assert len(df["type"].cat.categories) <= MAX_TYPES
+    assert df["type"].iloc[-2] == OTHER_TYPE and df["payload"].iloc[-2]["type"] == f"hostile.{n - 1}"
+    assert df["type"].iloc[0] == "hostile.0"
+    # A known type arriving after the table filled keeps its category.
+    assert df["category"].iloc[-1] == "error"
+    assert sum(len(plans) for plans in log._plans.values()) <= MAX_TYPES
+
+
+def test_ignored_types_are_capped():
+    from rtvoice_widget.protocol import IGNORED_OTHER, MAX_IGNORED_TYPES, ClientProtocol
+
+    proto = ClientProtocol()
+    for i in range(MAX_IGNORED_TYPES * 4):
+        assert proto.receive({"type": f"hostile.{i}"}, float(i)) == []
+    assert len(proto.ignored_types) == MAX_IGNORED_TYPES
+    assert sum(proto.ignored_types.values()) == MAX_IGNORED_TYPES * 4
+    assert proto.ignored_types[IGNORED_OTHER] == MAX_IGNORED_TYPES * 3 + 1
+
+
+def test_a_far_future_seq_cannot_mute_the_mic():
+    from rtvoice_widget.mic_link import MicFrameOrder
+
+    order: MicFrameOrder[int] = MicFrameOrder(max_held=25)
+    assert order.push(7, 0, 0) == ([0], [])
+    assert order.push(7, 2 ** 32 - 1, -1) == ([], [])
+    order.give_up()
+    assert order.skip_through(7, 2 ** 32 - 2) == ([], [])
+    released = [frame for seq in range(1, 96) for frame in order.push(7, seq, seq)[0]]
+    assert released == list(range(1, 96)) and order.late == 0 and order.too_far == 2
+    # A bad first frame of a new stream does not end the current one either.
+    assert order.push(8, 2 ** 31, -1) == ([], []) and order.push(7, 96, 96) == ([96], [])
+
+
+def test_a_session_flooded_with_invented_types_keeps_every_row_and_still_answers():
+    from scripted_server import ScriptedServer, voice_turn
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.events import MAX_TYPES
+    from rtvoice_widget.protocol import MAX_IGNORED_TYPES
+    from rtvoice_widget.session import RealtimeSession
+
+    flood = [{"type": f"hostile.{i}", "event_id": f"ev_{i}"} for i in range(MAX_TYPES + 1000)]
+    with ScriptedServer() as server:
+        with RealtimeSession(server.url, config=SessionConfig(turn_detection=None)) as session:
+            session.wait_for("session.updated", timeout=10)
+            mark = session.last_seq
+            server.play(flood + voice_turn(with_speech=False, audio_ms=200, response_id="resp_after"))
+            session.wait_for("response.done", after=mark, timeout=60)
+            df = session.events.to_pandas()
+            assert session.connected
+            assert (df["source"] == "server").sum() == session.metrics()["frames_received"]
+            assert len(df["type"].cat.categories) <= MAX_TYPES
+            assert len(session.protocol.ignored_types) <= MAX_IGNORED_TYPES
+            assert session.protocol.turns[-1].status == "completed"
