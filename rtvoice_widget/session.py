@@ -1010,7 +1010,8 @@ class RealtimeSession:
         # One append per send_audio call (callers and tests see their frames 1:1 on the wire),
         # however many piled up for this wakeup; only a call over 1 s is split. Moved under the
         # wire lock: send_audio's direct path must not see both queues empty meanwhile.
-        with self._direct.wire_lock if self._direct is not None else contextlib.nullcontext():
+        direct = self._direct  # read once: _send_now may clear it meanwhile, on another thread
+        with direct.wire_lock if direct is not None else contextlib.nullcontext():
             self._queue_audio()
         assert self._outbox_ready is not None
         self._outbox_ready.set()

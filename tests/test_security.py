@@ -329,3 +329,69 @@ def test_a_session_flooded_with_invented_types_keeps_every_row_and_still_answers
             assert len(df["type"].cat.categories) <= MAX_TYPES
             assert len(session.protocol.ignored_types) <= MAX_IGNORED_TYPES
             assert session.protocol.turns[-1].status == "completed"
+
+
+# -- unbounded buffers: the local server ------------------------------------------------------------
+
+
+def test_the_uncommitted_input_buffer_is_bounded_with_a_clear_error(engines):
+    import base64
+
+    from rtvoice_widget.server.turns import MAX_INPUT_BUFFER_MS
+
+    minute = base64.b64encode(bytes(48 * 60_000)).decode()  # 60 s of PCM16 24 kHz
+    minutes = MAX_INPUT_BUFFER_MS // 60_000
+
+    async def run() -> tuple[list[dict], dict]:
+        async with connect(server.url, max_size=None) as ws:
+            await ws.recv()
+            await ws.send(json.dumps({"type": "session.update", "session": {
+                "type": "realtime", "audio": {"input": {"turn_detection": None}}}}))
+            for i in range(minutes + 2):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "event_id": f"a{i}", "audio": minute}))
+            await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+            errors = []
+            while True:
+                event = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                SERVER_EVENT.validate_python(event)
+                if event["type"] == "error":
+                    errors.append(event)
+                if event["type"] == "input_audio_buffer.cleared":
+                    break
+            # Cleared: appends are taken again.
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": minute}))
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            while (event := json.loads(await asyncio.wait_for(ws.recv(), 60)))["type"] != "input_audio_buffer.committed":
+                assert event["type"] != "error", event
+            return errors, event
+
+    with LocalRealtimeServer(engines=engines, progress=None) as server:
+        errors, committed = asyncio.run(run())
+    assert [e["error"]["event_id"] for e in errors] == [f"a{minutes}", f"a{minutes + 1}"]
+    assert all(e["error"]["code"] == "input_audio_buffer_full" for e in errors)
+    assert "commit or clear" in errors[0]["error"]["message"]
+
+
+def test_a_client_that_stops_reading_is_dropped_not_buffered_without_bound(engines, caplog):
+    from rtvoice_widget.server.connection import MAX_OUTBOX_CHARS
+
+    caplog.set_level(logging.WARNING, logger="rtvoice_widget.server")
+    instructions = "x" * 100_000  # each session.updated echoes them back
+    updates = 2 * MAX_OUTBOX_CHARS // len(instructions)
+
+    async def run() -> str:
+        async with connect(server.url, max_queue=1) as ws:  # reads nothing after the first event
+            await ws.recv()
+            try:
+                for _ in range(updates):
+                    await ws.send(json.dumps({"type": "session.update", "session": {
+                        "type": "realtime", "instructions": instructions}}))
+                await asyncio.wait_for(ws.wait_closed(), 60)
+            except websockets.ConnectionClosed:
+                pass
+            return "closed"
+
+    with LocalRealtimeServer(engines=engines, progress=None) as server:
+        assert asyncio.run(run()) == "closed"
+        assert any("stopped reading" in r.getMessage() for r in caplog.records)
+        assert _status(server.url) is None  # the server serves the next client

@@ -203,7 +203,10 @@ class LocalRealtimeServer:
                 process_request=self._check_request,
                 compression=None,  # base64 audio barely compresses; deflate would only cost CPU
                 max_size=_MAX_FRAME,
-                max_queue=256,  # audio arrives in bursts when a Jupyter cell was busy
+                # Frames received but not handled yet, at most: 16 x _MAX_FRAME (256 MiB) even for
+                # a hostile client (256 allowed 4 GiB). Past it TCP holds the rest: a burst of
+                # audio after a busy Jupyter cell waits in socket buffers instead, nothing is lost.
+                max_queue=16,
             ) as server:
                 port = server.sockets[0].getsockname()[1]
                 host = f"[{self.host}]" if ":" in self.host else self.host
