@@ -17,9 +17,10 @@ Backends:
     without one it is the GA v1 form ``wss://RESOURCE/openai/v1/realtime?model=D``.
 ``"local"``
     The embedded offline server (:func:`rtvoice_widget.server.ensure_local_server`), started on
-    first use in this process.
+    first use in this process; its per-process secret goes in ``Authorization: Bearer``.
 ``"url"``
-    Any ``ws://``/``wss://`` URL given as ``url=``; ``api_key=`` (if any) is sent as a Bearer token.
+    Any ``ws://``/``wss://`` URL given as ``url=``; ``api_key=`` (if any) is sent as a Bearer token;
+    without one, the URL of this process's local server gets that server's secret.
 ``"auto"`` (default)
     ``url=`` if given, else OpenAI when a key is available (argument or ``OPENAI_API_KEY``), else
     the local server.
@@ -30,6 +31,7 @@ The key never appears in an :class:`Endpoint`'s ``repr``, its ``label`` or its `
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 from urllib.parse import urlencode, urlsplit
@@ -99,6 +101,8 @@ def _url_endpoint(url: str, model: str | None, api_key: str | None) -> Endpoint:
         raise ValueError(f"url must be a ws:// or wss:// URL with a host, got {_redact_url(url)!r}")
     if model is not None and "model=" not in parts.query:
         url = _with_query(url, {"model": model})
+    if not api_key:
+        api_key = _local_server_token(url)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     return Endpoint(url=url, backend="url", label=f"url {_redact_url(url)}", model=model, headers=headers)
 
@@ -163,14 +167,24 @@ def _azure_endpoint(
 
 def _local_endpoint(model: str | None) -> Endpoint:
     # Imported lazily: the server pulls in the offline engines, which plain OpenAI users never need.
-    from rtvoice_widget.server import ensure_local_server, local_server_crash
+    from rtvoice_widget.server import ensure_local_server, local_server_crash, local_server_token
 
     url = ensure_local_server()
     served = url
+    token = local_server_token(served)
     if model is not None:
         url = _with_query(url, {"model": model})
     return Endpoint(url=url, backend="local", label=f"local {url}", model=model,
+                    headers={"Authorization": f"Bearer {token}"} if token else {},
                     crash_report=lambda wait_s: local_server_crash(served, wait_s))
+
+
+def _local_server_token(url: str) -> str | None:
+    """The secret of this process's local server when ``url`` is its URL (``url=ensure_local_server()``)."""
+    # Only when the server module is loaded already: otherwise this process started no server,
+    # and plain OpenAI users never import the offline engines.
+    local = sys.modules.get("rtvoice_widget.server.local")
+    return local.local_server_token(url) if local is not None else None
 
 
 def _with_query(url: str, params: dict[str, str]) -> str:

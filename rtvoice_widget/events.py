@@ -52,6 +52,8 @@ import pandas as pd
 __all__ = [
     "CATEGORIES",
     "COLUMNS",
+    "MAX_TYPES",
+    "OTHER_TYPE",
     "SOURCES",
     "EventLog",
     "audio_ms_of_base64",
@@ -189,6 +191,13 @@ class _Snapshot:
     def __len__(self) -> int:
         return len(self.payload)
 
+
+#: Distinct ``type`` names the log keeps a code of; later new names share :data:`OTHER_TYPE`'s.
+#: Bounds the type tables (and keeps the packed codes far from overflowing int32) whatever a
+#: hostile or broken server sends; the real type of such a row stays in its ``payload``.
+MAX_TYPES = 4096
+#: The ``type`` column of events whose name came after :data:`MAX_TYPES` others.
+OTHER_TYPE = "(other)"
 
 _ROW_WIDTH = 9  # values per row in EventLog._pending, in EventLog._columns order
 _FLUSH_ROWS = 4096  # rows kept pending at most: bounds the boxed numbers held before the columns
@@ -354,13 +363,18 @@ class EventLog:
     def _new_plan(self, type_: str, source: str) -> tuple[int, int, str | None]:
         with self._lock:
             category = -1 if type_ in _ITEM_TYPES else _CATEGORY_CODES[category_of(type_, source)]
-            packed = _pack(self._type_code_locked(type_), _SOURCE_CODES[source], 0)
-            plan = self._plans[source][type_] = (packed, category, AUDIO_FIELDS.get(type_))
+            code = self._type_code_locked(type_)
+            plan = (_pack(code, _SOURCE_CODES[source], 0), category, AUDIO_FIELDS.get(type_))
+            if self._type_names[code] == type_:  # a name past MAX_TYPES gets no plan: none is kept
+                self._plans[source][type_] = plan
             return plan
 
     def _type_code_locked(self, type_: str) -> int:
+        """The code of ``type_``; past :data:`MAX_TYPES` names, the code of :data:`OTHER_TYPE`."""
         code = self._type_index.get(type_)
         if code is None:
+            if len(self._type_names) >= MAX_TYPES - 1 and type_ != OTHER_TYPE:
+                return self._type_code_locked(OTHER_TYPE)
             code = self._type_index[type_] = len(self._type_names)
             self._type_names.append(type_)
         return code

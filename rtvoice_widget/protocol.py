@@ -68,6 +68,9 @@ __all__ = [
 ]
 
 SAMPLE_RATE = 24000
+#: Keys ``Protocol.ignored_types`` holds at most; later new unknown types count under IGNORED_OTHER.
+MAX_IGNORED_TYPES = 256
+IGNORED_OTHER = "(other)"
 _BYTES_PER_MS = SAMPLE_RATE * 2 / 1000  # PCM16 mono
 
 BETA_ALIASES: dict[str, str] = {
@@ -838,13 +841,17 @@ class ClientProtocol:
 
         Raises :class:`ProtocolError` (state unchanged) for an event that is not an object with a
         ``type`` or carries audio that is not base64. Unknown types return ``[]`` and are counted
-        in ``ignored_types``.
+        in ``ignored_types`` (at most ``MAX_IGNORED_TYPES`` keys: later new ones count under
+        ``IGNORED_OTHER``).
         """
         event = normalize_event(event)
         kind = event["type"]
         handler = self._HANDLERS.get(kind)
         if handler is None:
-            self.ignored_types[kind] = self.ignored_types.get(kind, 0) + 1
+            ignored = self.ignored_types
+            if kind not in ignored and len(ignored) >= MAX_IGNORED_TYPES - 1:
+                kind = IGNORED_OTHER  # bounded, whatever a hostile server invents
+            ignored[kind] = ignored.get(kind, 0) + 1
             return []
         # Nulls read as absent (``previous_item_id: null`` is normal); wrong types are refused.
         fields = event

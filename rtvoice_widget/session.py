@@ -99,6 +99,7 @@ _FATAL_STATUSES = frozenset({400, 401, 403, 404})
 # Its connections get this logger, pinned at INFO, so turning on DEBUG logging in a notebook
 # can never print the key.
 _wire_logger = logging.getLogger("rtvoice_widget.session.websocket")
+_log = logging.getLogger("rtvoice_widget.session")
 _wire_logger.setLevel(logging.INFO)
 
 
@@ -874,8 +875,8 @@ class RealtimeSession:
 
     def _give_up(self, reason: str) -> None:
         self._closed_reason = reason
-        self._local("connection.failed", text=reason, unsent=len(self._outbox))
-        self._closing = True
+        self._closing = True  # first: the session ends even if logging it fails
+        self._last_resort("connection.failed", reason, unsent=len(self._outbox))
 
     # -- loop side: receiving ---------------------------------------------------------------
 
@@ -969,7 +970,15 @@ class RealtimeSession:
 
     def _protocol_error(self, message: str, **fields: Any) -> None:
         self._counters["protocol_errors"] += 1
-        self._local("protocol.error", text=message, **fields)
+        self._last_resort("protocol.error", message, **fields)
+
+    def _last_resort(self, type: str, text: str, **fields: Any) -> None:
+        """Log a failure in the event log, or, should the log itself fail, with :mod:`logging`:
+        the handlers of last resort must never die of the thing they report."""
+        try:
+            self._local(type, text=text, **fields)
+        except Exception as exc:
+            _log.error("%s: %s (the event log refused it: %s: %s)", type, text, exc.__class__.__name__, exc)
 
     # -- loop side: tools -------------------------------------------------------------------
 
@@ -1001,7 +1010,8 @@ class RealtimeSession:
         # One append per send_audio call (callers and tests see their frames 1:1 on the wire),
         # however many piled up for this wakeup; only a call over 1 s is split. Moved under the
         # wire lock: send_audio's direct path must not see both queues empty meanwhile.
-        with self._direct.wire_lock if self._direct is not None else contextlib.nullcontext():
+        direct = self._direct  # read once: _send_now may clear it meanwhile, on another thread
+        with direct.wire_lock if direct is not None else contextlib.nullcontext():
             self._queue_audio()
         assert self._outbox_ready is not None
         self._outbox_ready.set()

@@ -21,7 +21,7 @@ from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 from websockets.asyncio.client import connect
 
-from rtvoice_widget.server import LocalRealtimeServer, ensure_local_server, stop_local_server
+from rtvoice_widget.server import LocalRealtimeServer, ensure_local_server, local_server_token, stop_local_server
 from rtvoice_widget.server.cli import READY_PREFIX, STAGE_PREFIX
 from rtvoice_widget.server.engines import load_engines
 
@@ -309,8 +309,10 @@ def test_ensure_local_server_starts_one_subprocess_and_reuses_it():
         url = ensure_local_server(vad="energy", llm="echo")
         assert ensure_local_server() == url
 
+        token = local_server_token(url)
+
         async def hello() -> dict:
-            async with connect(url + "?model=x") as ws:
+            async with connect(url + "?model=x", additional_headers={"Authorization": f"Bearer {token}"}) as ws:
                 return json.loads(await ws.recv())
 
         assert asyncio.run(hello())["type"] == "session.created"

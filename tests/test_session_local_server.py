@@ -59,7 +59,7 @@ def test_auto_backend_without_a_key_uses_the_shared_local_server(monkeypatch, tm
     url = ensure_local_server(llm="echo")
     try:
         endpoint = resolve_endpoint()
-        assert endpoint.backend == "local" and endpoint.url.startswith(url) and not endpoint.headers
+        assert endpoint.backend == "local" and endpoint.url.startswith(url) and endpoint.headers["Authorization"].startswith("Bearer ")
         audio, rate = spoken(tmp_path, "Hello there.")
         with RealtimeSession(config=SessionConfig(turn_detection=None)) as session:
             assert session.endpoint.backend == "local"

@@ -2,7 +2,8 @@
 
 - :class:`LocalRealtimeServer` — in-process server on a background thread (``start()`` → URL).
 - :func:`ensure_local_server` — the one server per kernel the client uses when no key is set
-  (a subprocess; see ``local.py`` for why); :func:`local_server_crash` says why it died, when it did.
+  (a subprocess; see ``local.py`` for why); :func:`local_server_crash` says why it died, when it did;
+  :func:`local_server_token` is the per-process secret it requires.
 - ``rtvoice-server`` / ``python -m rtvoice_widget.server`` — the CLI.
 
 Layout: ``wire`` (parse/validate client events, ``error`` events) · ``settings`` (the session
@@ -12,7 +13,7 @@ object) · ``turns`` (the sans-I/O turn engine) · ``chunking`` (tokens → spea
 """
 
 from .app import DEFAULT_MODEL, LocalRealtimeServer
-from .local import LocalServerCrashed, ensure_local_server, local_server_crash, stop_local_server
+from .local import LocalServerCrashed, ensure_local_server, local_server_crash, local_server_token, stop_local_server
 
-__all__ = ["LocalRealtimeServer", "ensure_local_server", "stop_local_server", "local_server_crash",
+__all__ = ["LocalRealtimeServer", "ensure_local_server", "stop_local_server", "local_server_crash", "local_server_token",
            "LocalServerCrashed", "DEFAULT_MODEL"]

@@ -4,9 +4,18 @@ Clients connect to ``ws://HOST:PORT/v1/realtime?model=...`` exactly as to OpenAI
 SDK works unchanged with ``websocket_base_url="ws://HOST:PORT/v1"``. Any path ending in
 ``/realtime`` is accepted (Azure-style ``/openai/realtime`` too); others get HTTP 404.
 
-Security: the server binds 127.0.0.1 by default and then needs no key. Binding any other address
-requires a ``token``, checked (in constant time) against ``Authorization: Bearer TOKEN`` or the
-``api-key`` header; a missing or wrong token gets HTTP 401 before the WebSocket opens.
+Security, checked before the WebSocket opens:
+
+- **Browser origins.** A request with an ``Origin`` header comes from a web page (browsers always
+  send one; the SDK, ``websockets`` and this project's client never do). Any page open in the
+  user's browser can dial ``ws://127.0.0.1:PORT``, so such requests get HTTP 403 unless their
+  origin is listed in ``allowed_origins`` (``--allow-origin``), compared exactly (scheme, host,
+  port; case-insensitive); ``"*"`` allows every origin.
+- **Token.** With a ``token``, a request must carry it as ``Authorization: Bearer TOKEN`` (what the
+  openai SDK sends for ``api_key``) or in the ``api-key`` header, compared in constant time;
+  missing or wrong: HTTP 401. Binding a non-loopback address requires one. The server that
+  :func:`~rtvoice_widget.server.ensure_local_server` starts always has one: a random secret per
+  server process, passed by environment (``RTVOICE_SERVER_TOKEN``), never on the command line.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -45,6 +54,10 @@ def print_progress(message: str, fraction: float) -> None:
     print(f"rtvoice-server: [{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
 
+def _origin_key(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -59,6 +72,8 @@ class LocalRealtimeServer:
 
     ``engines``: an :class:`Engines`, or a dict of ``load_engines`` options (default: the bundled
     models), loaded once by :meth:`start`. ``token``: required unless ``host`` is loopback.
+    ``allowed_origins``: browser origins (``"https://app.example"``) allowed to connect; others,
+    and by default every request with an ``Origin`` header, are refused (see the module docstring).
     ``speculative`` / ``speculative_reply`` / ``speculation_delay_ms`` / ``partial_interval_ms``:
     streaming knobs, see
     ``turns.TurnEngine``.
@@ -77,6 +92,7 @@ class LocalRealtimeServer:
         *,
         engines: Engines | dict | None = None,
         token: str | None = None,
+        allowed_origins: Iterable[str] = (),
         speculative: bool = True,
         speculative_reply: bool = True,
         speculation_delay_ms: float = SPECULATION_DELAY_MS,
@@ -88,6 +104,7 @@ class LocalRealtimeServer:
         self.host = host
         self.port = port
         self.token = token
+        self.allowed_origins = frozenset(_origin_key(o) for o in allowed_origins)
         self.speculative = speculative
         self.speculative_reply = speculative_reply
         self.speculation_delay_ms = speculation_delay_ms
@@ -186,7 +203,10 @@ class LocalRealtimeServer:
                 process_request=self._check_request,
                 compression=None,  # base64 audio barely compresses; deflate would only cost CPU
                 max_size=_MAX_FRAME,
-                max_queue=256,  # audio arrives in bursts when a Jupyter cell was busy
+                # Frames received but not handled yet, at most: 16 x _MAX_FRAME (256 MiB) even for
+                # a hostile client (256 allowed 4 GiB). Past it TCP holds the rest: a burst of
+                # audio after a busy Jupyter cell waits in socket buffers instead, nothing is lost.
+                max_queue=16,
             ) as server:
                 port = server.sockets[0].getsockname()[1]
                 host = f"[{self.host}]" if ":" in self.host else self.host
@@ -205,6 +225,11 @@ class LocalRealtimeServer:
         path = urlsplit(request.path).path.rstrip("/")
         if not path.endswith("/realtime"):
             return connection.respond(http.HTTPStatus.NOT_FOUND, "Not found: connect to /v1/realtime?model=...\n")
+        origin = request.headers.get("Origin")
+        if origin is not None and "*" not in self.allowed_origins and _origin_key(origin) not in self.allowed_origins:
+            log.warning("refused a connection from browser origin %r (allow it with --allow-origin)", origin[:200])
+            return connection.respond(http.HTTPStatus.FORBIDDEN,
+                                      "Browser origin not allowed (start the server with --allow-origin ORIGIN)\n")
         if self.token is not None:
             offered = request.headers.get("api-key")
             authorization = request.headers.get("Authorization", "")

@@ -52,8 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
     parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
-    parser.add_argument("--token", default=os.environ.get("RTVOICE_SERVER_TOKEN"),
-                        help="required bearer token (env RTVOICE_SERVER_TOKEN); needed to bind a non-loopback address")
+    parser.add_argument("--token", default=None,
+                        help="required bearer token; prefer the environment variable RTVOICE_SERVER_TOKEN "
+                             "(a command line shows in process lists). Needed to bind a non-loopback address; "
+                             "without one, any local process may connect")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="let web pages from ORIGIN (e.g. https://app.example; '*' for any) connect; "
+                             "browser connections are refused by default. Repeatable")
     parser.add_argument("--vad", default="silero", help="silero (default) or energy")
     parser.add_argument("--asr", default="whisper-base", help="whisper-base (bundled, default), another faster-whisper model name, or a model folder")
     parser.add_argument("--llm", default="smollm2", help="smollm2 (bundled, default), echo, or a .gguf path")
@@ -73,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Read once and removed, so processes the engines start never inherit the secret.
+    env_token = os.environ.pop("RTVOICE_SERVER_TOKEN", None)
+    token = args.token or env_token or None
     # A crash in native model code then prints every thread's Python stack: the parent's crash
     # report (server/crash.py) reads which engine was running from it.
     faulthandler.enable(all_threads=True)
@@ -85,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             args.host,
             args.port,
             engines=engines,
-            token=args.token,
+            token=token,
+            allowed_origins=args.allow_origin,
             speculative=not args.no_speculative,
             speculative_reply=not args.no_speculative_reply,
             partial_interval_ms=args.partial_interval_ms or None,

@@ -35,6 +35,10 @@ __all__ = ["TranscriptionQueue", "Workers", "serve_connection"]
 
 log = logging.getLogger("rtvoice_widget.server")
 
+#: Characters of events queued for one client at most; past it the client stopped reading and
+#: is dropped (32 Mi: about 8 min of base64 audio deltas), never the server's memory.
+MAX_OUTBOX_CHARS = 32 * 2 ** 20
+
 
 _URGENCY = {"final": 0, "speculative": 1, "partial": 2}
 
@@ -144,14 +148,27 @@ async def serve_connection(
     )
     detector = SpeechDetector(engines.vad)
     outbox: asyncio.Queue[str | None] = asyncio.Queue()
+    queued = [0]  # characters in the outbox: bounded by MAX_OUTBOX_CHARS
     vad_jobs: deque[DetectSpeech] = deque()
     cancels: dict[str, threading.Event] = {}
     tasks: set[asyncio.Task] = set()
 
+    def send(message: str) -> None:
+        if queued[0] < 0:
+            return  # dropped already
+        queued[0] += len(message)
+        if queued[0] > MAX_OUTBOX_CHARS:
+            # It stopped reading: waiting would hold every reply's audio here without bound.
+            log.warning("dropping a client that stopped reading (%d characters queued for it)", queued[0])
+            queued[0] = -1
+            websocket.transport.abort()
+            return
+        outbox.put_nowait(message)
+
     def dispatch() -> None:
         """Send what the engine produced and start the work it asked for."""
         for event in engine.events_to_send():
-            outbox.put_nowait(_dumps(event))
+            send(_dumps(event))
         for job in engine.jobs_to_run():
             if isinstance(job, DetectSpeech):
                 vad_jobs.append(job)
@@ -240,6 +257,8 @@ async def serve_connection(
     async def writer() -> None:
         while (message := await outbox.get()) is not None:
             await websocket.send(message)
+            if queued[0] > 0:
+                queued[0] -= len(message)
 
     writer_task = loop.create_task(writer())
     dispatch()  # session.created
@@ -256,7 +275,7 @@ async def serve_connection(
             except Exception:
                 # A bug of ours must not cost the user the conversation: report it and go on.
                 log.exception("error while handling a client event")
-                outbox.put_nowait(_dumps(error_event(ProtocolError(
+                send(_dumps(error_event(ProtocolError(
                     "The server failed to handle this event", code="server_error", type="server_error"))))
     finally:
         for cancel in cancels.values():

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -36,7 +37,8 @@ from typing import Callable
 from .cli import READY_PREFIX, STAGE_PREFIX
 from .crash import describe_exit
 
-__all__ = ["ensure_local_server", "stop_local_server", "local_server_crash", "LocalServerCrashed"]
+__all__ = ["ensure_local_server", "stop_local_server", "local_server_crash", "local_server_token",
+           "LocalServerCrashed"]
 
 #: Lines of the server's output kept for error messages (a faulthandler dump fits many times).
 OUTPUT_LINES = 400
@@ -172,7 +174,10 @@ def ensure_local_server(
             env = dict(os.environ)
             package_root = str(Path(__file__).resolve().parents[2])
             env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+            # A fresh secret per server process, by environment: a command line shows in process lists.
+            token = env["RTVOICE_SERVER_TOKEN"] = secrets.token_urlsafe(32)
             _starting = _Start(command, env)
+            _starting.token = token
         start = _starting
     if progress is not None:
         start.listen(progress)
@@ -213,6 +218,16 @@ def local_server_crash(url: str, wait: float = 0.0) -> str | None:
         return None
     server.ended.wait(5)  # the relay reads the last of the output, then decides
     return server.crash
+
+
+def local_server_token(url: str) -> str | None:
+    """The secret the local server serving ``url`` requires (as ``Authorization: Bearer``), or
+    ``None`` when ``url`` is not this process's server. ``url`` may carry a query."""
+    with _lock:
+        server = _server
+    if server is None or server.url is None or url.split("?", 1)[0] != server.url.split("?", 1)[0]:
+        return None
+    return getattr(server, "token", None)
 
 
 def stop_local_server() -> None:

@@ -84,6 +84,9 @@ _DELTA_MS = 200
 _SNAPSHOT_KEYS = {"item", "response", "session", "part"}
 # Silence before the buffer is transcribed speculatively (see TurnEngine).
 SPECULATION_DELAY_MS = 160.0
+#: Uncommitted input audio the server keeps at most (5 min, 14.4 MB): an append past it gets an
+#: ``error`` and is dropped (the buffer stays), so a client that never commits cannot grow it.
+MAX_INPUT_BUFFER_MS = 5 * 60 * 1000
 
 
 # -- jobs ------------------------------------------------------------------------------------------
@@ -359,6 +362,11 @@ class TurnEngine:
 
     def _on_input_audio_buffer_append(self, event: dict, event_id: str | None) -> None:
         pcm = decode_audio(event["audio"], param="audio", event_id=event_id)
+        if len(self._buffer) + len(pcm) > MAX_INPUT_BUFFER_MS * _BYTES_PER_MS:
+            raise ProtocolError(
+                f"The input audio buffer already holds {len(self._buffer) / _BYTES_PER_MS / 1000:.1f} s, and this "
+                f"server keeps at most {MAX_INPUT_BUFFER_MS // 1000} s uncommitted: commit or clear it. "
+                "This append was dropped.", code="input_audio_buffer_full", param="audio", event_id=event_id)
         self._buffer += pcm
         if self.settings.vad is None:
             self._frames_pos_ms += len(pcm) / _BYTES_PER_MS

@@ -66,8 +66,10 @@ def setup_cell(llm: str | None, *, relay: bool = False, **chat_options) -> str:
     chat_options.setdefault("stale_frame_ms", 10_000.0)
     server = f"ensure_local_server(llm={llm!r})" if llm else None
     url = "relay.url" if relay else server
-    options = ", ".join(([f"url={url}"] if url else []) + [f"{k}={v!r}" for k, v in chat_options.items()])
-    relay_line = f"relay = DroppableRelay({server})" if relay else ""
+    # The relay's URL is not the server's, so the server's secret is given as the key.
+    key = ["api_key=local_server_token(server_url)"] if relay else []
+    options = ", ".join(([f"url={url}"] if url else []) + key + [f"{k}={v!r}" for k, v in chat_options.items()])
+    relay_line = f"server_url = {server}\nrelay = DroppableRelay(server_url)" if relay else ""
     if llm is None:
         # Load the models now, as a person's first Connect would, but before the (one-shot)
         # question is spoken; VoiceChat() without a key then reuses this very server.
@@ -77,7 +79,7 @@ import sys
 sys.path.insert(0, {E2E_DIR!r})
 from kernel_side import BrowserTap, DroppableRelay
 from rtvoice_widget import VoiceChat
-from rtvoice_widget.server import ensure_local_server
+from rtvoice_widget.server import ensure_local_server, local_server_token
 {relay_line}
 chat = VoiceChat({options})
 tap = BrowserTap(chat)
