@@ -247,8 +247,8 @@ def main() -> int:
         print(f"false cut-ins, {n} {label} prompts: " + ", ".join(
             f"{mode} {sum(c)}/{n} ({sum(c) / n:.0%})" for mode, c in cuts.items()))
     print(f"end-of-turn model: {calls} decisions, {cpu / max(calls, 1):.0f} ms CPU each "
-          f"({(calls - calls_before)} on the {len(hesitation_prompts) + len(bare_prompts)} paused prompts "
-          f"x 1 semantic run: one per pause)")
+          f"({(calls - calls_before)} on the {len(hesitation_prompts) + len(bare_prompts)} paused prompts' "
+          f"semantic runs: one per pause of 200 ms or more)")
 
     missed = []
     if not percentile(sem, 50) <= GOAL_P50_MS:
