@@ -368,6 +368,27 @@ class Recorder:
             user, assistant = self._freeze(self._user), self._freeze(self._assistant)
         return self._assemble(user, length), self._assemble(assistant, length)
 
+    def user_pcm16(self, start_ms: float, end_ms: float) -> np.ndarray:
+        """The user track's int16 samples from ``start_ms`` to ``end_ms`` (session clock; zeros
+        where nothing was recorded). Costs only the runs that overlap the window."""
+        first, last = self._sample_at(start_ms), self._sample_at(end_ms)
+        length = max(0, last - first)
+        with self._lock:
+            frozen = [(run.start - first, [*run.blocks, *run.pending]) for run in self._user
+                      if run.end > first and run.start < last]
+        out = np.zeros(length, dtype=np.int16)
+        for start, chunks in frozen:
+            position = start
+            for chunk in chunks:
+                n = len(chunk) // 2
+                lo, hi = max(position, 0), min(position + n, length)
+                if hi > lo:
+                    out[lo:hi] = np.frombuffer(chunk, dtype="<i2", count=n)[lo - position:hi - position]
+                position += n
+                if position >= length:
+                    break
+        return out
+
     def _track_float32(self, runs: list[_Run]) -> np.ndarray:
         with self._lock:
             length, frozen = self._length_locked(), self._freeze(runs)

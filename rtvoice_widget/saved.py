@@ -339,7 +339,12 @@ def save_session(source: Any, path: str | Path, *, overwrite: bool = False,
         folder.mkdir()
         events_name = "events.parquet" if parquet else "events.jsonl"
         log.save(folder / events_name)
-        turns = source.turns if isinstance(source, SavedSession) else log.transcript()
+        if isinstance(source, SavedSession):
+            turns = source.turns
+        else:
+            from rtvoice_widget.turns import turns_table
+
+            turns = turns_table(log.to_pandas(), recording.user, recording.sample_rate)
         turns_name = _write_table(turns, folder, "turns", parquet)
         (folder / "transcript.txt").write_text(_transcript_text(turns), encoding="utf-8")
         tracks = {name: f"{name}.{audio}" for name in ("user", "assistant", "conversation")}
@@ -560,7 +565,8 @@ def snapshot(source: Any) -> SavedSession:
     events = log.to_pandas()
     from rtvoice_widget.turns import turns_table
 
-    return SavedSession(log, events, turns_table(events), recording, public_config(source),
+    return SavedSession(log, events, turns_table(events, recording.user, recording.sample_rate), recording,
+                        public_config(source),
                         {"pruned": log.pruned}, None)
 
 

@@ -229,6 +229,7 @@ class RealtimeSession:
         self.flush_timeout = float(flush_timeout)
         self.events = EventLog(max_events=max_events)
         self.recording = Recorder(SAMPLE_RATE)
+        self._voice_gaps: dict = {}  # response id -> voice_to_first_audio_ms (see metrics)
         self.endpoint: Endpoint | None = None
 
         self.max_reconnect_attempts = max_reconnect_attempts
@@ -678,6 +679,7 @@ class RealtimeSession:
         """
         return {
             **self.protocol.metrics(),  # turns, latencies, tokens (protocol state)
+            "median_voice_to_first_audio_ms": self._median_voice_to_first_audio_ms(),
             "endpoint": self.endpoint.label if self.endpoint else None,
             "connected": self.connected,
             "uptime_s": self.now_ms() / 1000,
@@ -687,6 +689,26 @@ class RealtimeSession:
             "tool_calls_running": len(self._tool_tasks),
             **self._counters,
         }
+
+    def _median_voice_to_first_audio_ms(self) -> float | None:
+        """Median gap from the end of the user's recorded voice to the first reply audio (the
+        turns table's ``voice_to_first_audio_ms``). Each turn's value is computed once, from
+        the 30 s of recording before its first audio, and cached by response id."""
+        import statistics
+
+        from rtvoice_widget.turns import voice_end_ms
+
+        cache = self._voice_gaps
+        for turn in list(self.protocol.turns):
+            key = turn.response_id or turn.index
+            if key in cache or turn.first_audio_ms is None or turn.user_done_ms is None:
+                continue
+            start = max(0.0, (turn.first_audio_ms - 30_000.0) // 20 * 20)  # frames stay on the session grid
+            window = self.recording.user_pcm16(start, turn.first_audio_ms)
+            end = voice_end_ms(window, self.recording.sample_rate, turn.first_audio_ms - start)
+            cache[key] = turn.first_audio_ms - (start + end) if end == end else None
+        gaps = [g for g in cache.values() if g is not None]
+        return statistics.median(gaps) if gaps else None
 
     # -- loop side: connection lifetime -------------------------------------------------------
 

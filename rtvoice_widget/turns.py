@@ -20,7 +20,17 @@ speech_to_response_ms     end of the user's input → ``response.created``
 speech_to_first_audio_ms  end of the user's input → first audio delta of this item
 speech_to_first_text_ms   end of the user's input → first transcript/text delta of this item
 response_duration_ms      ``response.created`` → ``response.done``
+voice_end_ms              end of the user's voice before this item's first audio delta:
+                          the end of the last voiced 20 ms frame of the recorded user audio
+                          (session clock), or NaN without ``user_audio``
+voice_to_first_audio_ms   ``voice_end_ms`` → first audio delta of this item: the gap a
+                          person hears (the headline latency)
 ========================  ===============================================================
+
+The ``voice_*`` columns come from the user's recorded audio, not from server events, so they
+mean the same for every backend (OpenAI, Azure, the local server) and do not depend on how long
+the server's VAD waits. They need ``turns_table(events, user_audio=...)``; a frame is voiced
+when its RMS reaches :data:`VOICE_LEVEL_DBFS` (see :func:`voice_end_ms`).
 
 "End of the user's input" is ``speech_stopped`` (server VAD), else the commit of the audio
 buffer (push-to-talk), else the server adding a user text item. It is attributed to the first
@@ -38,9 +48,20 @@ import pandas as pd
 
 from .protocol import BETA_ALIASES
 
-__all__ = ["LATENCY_COLUMNS", "TURN_COLUMNS", "latency_summary", "turns_table"]
+__all__ = ["LATENCY_COLUMNS", "TURN_COLUMNS", "VOICE_FRAME_MS", "VOICE_LEVEL_DBFS", "latency_summary",
+           "turns_table", "voice_end_ms"]
+
+#: Frame of the voice-activity check on the recorded user audio (frames tile the session clock).
+VOICE_FRAME_MS = 20
+#: A frame whose RMS reaches this level (dBFS) is voiced. Conversational speech into a headset or
+#: laptop microphone sits around -30..-15 dBFS, room noise below -50; syllable tails that fade
+#: under -45 dBFS are not heard as the voice going on.
+VOICE_LEVEL_DBFS = -45.0
+# How far back from the first reply audio the end of voice is looked for.
+_VOICE_LOOKBACK_MS = 30_000.0
 
 LATENCY_COLUMNS = (
+    "voice_to_first_audio_ms",
     "speech_to_response_ms",
     "speech_to_first_audio_ms",
     "speech_to_first_text_ms",
@@ -48,8 +69,36 @@ LATENCY_COLUMNS = (
 )
 TURN_COLUMNS = (
     "role", "item_id", "response_id", "text", "started", "ended", "audio_ms", "interrupted",
-    "truncated_at_ms", "status", *LATENCY_COLUMNS,
+    "truncated_at_ms", "status", *LATENCY_COLUMNS[1:], "voice_end_ms", "voice_to_first_audio_ms",
 )
+
+
+def voice_end_ms(user_audio: np.ndarray, sample_rate: int, before_ms: float, *,
+                 level_dbfs: float = VOICE_LEVEL_DBFS, lookback_ms: float = _VOICE_LOOKBACK_MS) -> float:
+    """End (session-clock ms) of the last voiced :data:`VOICE_FRAME_MS` frame that ends at or
+    before ``before_ms``; NaN if no frame in the ``lookback_ms`` before it is voiced.
+
+    ``user_audio``: the user's track with sample 0 at session start (``Recorder.user``, float in
+    [-1, 1], or its int16 samples); frames are ``[k*20, k*20+20)`` ms. Cost: one pass over at
+    most ``lookback_ms`` of audio.
+    """
+    audio = np.asarray(user_audio)
+    if audio.ndim != 1:
+        raise ValueError(f"user_audio must be a mono (1-D) track, got shape {audio.shape}")
+    if not math.isfinite(before_ms):
+        return math.nan
+    scale = 32768.0 if audio.dtype == np.int16 else 1.0
+    frame = int(sample_rate * VOICE_FRAME_MS / 1000)
+    last = min(int(before_ms // VOICE_FRAME_MS), audio.shape[0] // frame)  # frames [0, last) qualify
+    first = max(0, last - int(lookback_ms // VOICE_FRAME_MS))
+    if last <= first:
+        return math.nan
+    chunk = audio[first * frame:last * frame].astype(np.float64).reshape(-1, frame) / scale
+    rms = np.sqrt(np.mean(np.square(chunk), axis=1))
+    voiced = np.flatnonzero(rms >= 10.0 ** (level_dbfs / 20.0))
+    if not voiced.size:
+        return math.nan
+    return float((first + voiced[-1] + 1) * VOICE_FRAME_MS)
 
 
 _TEXT_DELTAS = ("response.output_audio_transcript.delta", "response.output_text.delta")
@@ -125,8 +174,13 @@ def _item_text(item: dict[str, Any]) -> str | None:
     return "".join(texts) if texts else None
 
 
-def turns_table(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per turn from an event-log DataFrame; columns :data:`TURN_COLUMNS`."""
+def turns_table(events: pd.DataFrame, user_audio: np.ndarray | None = None,
+                sample_rate: int = 24000) -> pd.DataFrame:
+    """One row per turn from an event-log DataFrame; columns :data:`TURN_COLUMNS`.
+
+    ``user_audio`` (the recorded user track on the same session clock, see
+    :func:`voice_end_ms`) fills the ``voice_*`` columns; without it they are NaN.
+    """
     missing = {"type", "source", "t_ms", "item_id", "response_id", "text", "audio_ms", "payload"} - set(events.columns)
     if missing:
         raise ValueError(f"turns_table needs an EventLog.to_pandas() frame; missing columns {sorted(missing)}")
@@ -257,6 +311,9 @@ def turns_table(events: pd.DataFrame) -> pd.DataFrame:
         if resp is not None and math.isnan(ended):
             ended = resp.done
         status = resp.status if resp is not None else None
+        voice_end = math.nan
+        if user_audio is not None and not math.isnan(ref) and not math.isnan(tr.first_audio):
+            voice_end = voice_end_ms(user_audio, sample_rate, tr.first_audio)
         rows.append((
             tr.role, tr.item_id, tr.response_id, tr.text, tr.started, ended,
             0.0 if math.isnan(tr.audio_ms) else tr.audio_ms,
@@ -265,6 +322,7 @@ def turns_table(events: pd.DataFrame) -> pd.DataFrame:
             (resp.created - ref) if resp is not None else math.nan,
             tr.first_audio - ref, tr.first_text - ref,
             (resp.done - resp.created) if resp is not None else math.nan,
+            voice_end, tr.first_audio - voice_end,
         ))
     columns = list(zip(*rows)) if rows else [()] * len(TURN_COLUMNS)
     data: dict[str, Any] = {}

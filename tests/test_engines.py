@@ -550,9 +550,9 @@ def test_load_engines_caches_and_reports_progress():
     engines = load_engines(vad="energy", asr=_NullASR(), llm="echo", tts="espeak", progress=lambda m, f: seen.append((m, f)))
     assert isinstance(engines, Engines)
     assert isinstance(engines.vad, EnergyVAD) and isinstance(engines.llm, EchoLLM)
-    assert [f for _, f in seen] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [f for _, f in seen] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert seen[-1][0] == "engines ready"
-    assert set(engines.info) == {"vad", "asr", "llm", "tts", "total_load_s"}
+    assert set(engines.info) == {"vad", "asr", "llm", "tts", "turn_end", "total_load_s"}
     assert engines.info["llm"]["name"] == "echo" and engines.info["vad"]["load_s"] >= 0
     again = load_engines(vad="energy", asr=engines.asr, llm="echo", tts="espeak")
     assert again is engines

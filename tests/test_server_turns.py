@@ -18,7 +18,15 @@ from pydantic import TypeAdapter
 
 from rtvoice_widget.server.engines import EnergyVAD
 from rtvoice_widget.server.pipeline import SpeechDetector, vad_frame_samples_24k
-from rtvoice_widget.server.turns import CancelReply, DetectSpeech, Reply, Transcribe, TurnEngine, WarmUp
+from rtvoice_widget.server.turns import (
+    CancelReply,
+    DetectSpeech,
+    PredictTurnEnd,
+    Reply,
+    Transcribe,
+    TurnEngine,
+    WarmUp,
+)
 
 SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
 RATE = 24000
@@ -137,6 +145,114 @@ def test_semantic_vad_eagerness_maps_onto_silence_duration():
     assert len(stopped) == 1
     # high eagerness = 250 ms of silence; the stop lands on a 32 ms VAD frame boundary.
     assert 900 + 250 <= stopped[0]["audio_end_ms"] <= 900 + 250 + 64
+
+
+# -- semantic VAD with an end-of-turn model --------------------------------------------------------
+
+
+def semantic(eagerness: str = "auto") -> dict:
+    return {"input": {"turn_detection": {"type": "semantic_vad", "eagerness": eagerness}}}
+
+
+def test_semantic_vad_asks_the_model_after_a_short_pause_and_a_complete_turn_ends_at_once():
+    d = Driver(turn_end_model=True)
+    d.configure(audio=semantic())
+    d.append(silence(300) + tone(1000) + silence(260))
+    asked = d.take_jobs(PredictTurnEnd)
+    assert len(asked) == 1  # once per pause
+    assert not d.of("input_audio_buffer.speech_stopped")
+    # It hears the turn up to the pause: the speech and ~200 ms of silence, not the audio after.
+    heard_ms = len(asked[0].pcm16) / 48
+    assert 1000 + 200 <= heard_ms <= 300 + 1000 + 260
+    assert asked[0].pcm16[-2 * 48 * 100:] == bytes(2 * 48 * 100)  # ends in silence
+    position_ms = 300 + 1000 + 260
+    d.engine.turn_end_predicted(asked[0], 0.9)
+    d._drain()
+    stopped = d.of("input_audio_buffer.speech_stopped")
+    assert len(stopped) == 1
+    # The turn ends where the answer came, far sooner than server_vad's default 500 ms.
+    assert position_ms - 64 <= stopped[0]["audio_end_ms"] <= position_ms
+    assert d.of("input_audio_buffer.committed") and d.of("response.created")
+    assert d.engine.turn_end_stats == {"asked": 1, "complete": 1, "incomplete": 0, "dropped": 0}
+
+
+def test_an_incomplete_turn_waits_for_more_speech_and_one_turn_comes_of_it():
+    d = Driver(turn_end_model=True)
+    d.configure(audio=semantic())
+    d.append(silence(300) + tone(800) + silence(400))
+    (first,) = d.take_jobs(PredictTurnEnd)
+    d.engine.turn_end_predicted(first, 0.1)  # "I'd like to book a table for ..."
+    d._drain()
+    d.append(silence(300) + tone(700) + silence(260))  # "... four people tonight."
+    assert not d.of("input_audio_buffer.speech_stopped")
+    (second,) = d.take_jobs(PredictTurnEnd)
+    d.engine.turn_end_predicted(second, 0.8)
+    d._drain()
+    assert len(d.of("input_audio_buffer.speech_started")) == 1
+    assert len(d.of("input_audio_buffer.committed")) == 1
+    assert d.engine.turn_end_stats["incomplete"] == 1 and d.engine.turn_end_stats["complete"] == 1
+
+
+def test_an_answer_that_comes_after_speech_resumed_is_dropped():
+    d = Driver(turn_end_model=True)
+    d.configure(audio=semantic())
+    d.append(silence(300) + tone(800) + silence(250))
+    (late,) = d.take_jobs(PredictTurnEnd)
+    d.append(tone(400))  # the speaker went on before the model answered
+    d.engine.turn_end_predicted(late, 0.99)
+    d._drain()
+    assert not d.of("input_audio_buffer.speech_stopped")
+    assert d.engine.turn_end_stats["dropped"] == 1
+
+
+@pytest.mark.parametrize("eagerness, longest_ms", [("high", 1000), ("auto", 2000), ("low", 3000)])
+def test_without_a_complete_answer_the_eagerness_longest_silence_ends_the_turn(eagerness, longest_ms):
+    d = Driver(turn_end_model=True)
+    d.configure(audio=semantic(eagerness))
+    d.append(silence(300) + tone(600) + silence(longest_ms - 100))
+    (job,) = d.take_jobs(PredictTurnEnd)
+    d.engine.turn_end_predicted(job, 0.0)
+    d._drain()
+    assert not d.of("input_audio_buffer.speech_stopped")
+    d.append(silence(200))
+    (stopped,) = d.of("input_audio_buffer.speech_stopped")
+    assert 900 + longest_ms <= stopped["audio_end_ms"] <= 900 + longest_ms + 64
+
+
+def test_eagerness_sets_the_model_threshold():
+    results = {}
+    for eagerness in ("high", "low"):
+        d = Driver(turn_end_model=True)
+        d.configure(audio=semantic(eagerness))
+        d.append(silence(300) + tone(800) + silence(300))
+        (job,) = d.take_jobs(PredictTurnEnd)
+        d.engine.turn_end_predicted(job, 0.5)
+        d._drain()
+        results[eagerness] = bool(d.of("input_audio_buffer.speech_stopped"))
+    assert results == {"high": True, "low": False}
+
+
+def test_server_vad_never_asks_the_model():
+    d = Driver(turn_end_model=True)
+    d.configure(audio=vad(silence_duration_ms=500))
+    spoken_turn(d)
+    assert not d.take_jobs(PredictTurnEnd)
+    assert len(d.of("input_audio_buffer.speech_stopped")) == 1
+
+
+def test_semantic_vad_speculates_before_the_model_decides_and_adopts_the_reply():
+    d = Driver(turn_end_model=True)
+    d.configure(audio=semantic())
+    d.append(silence(300) + tone(1000) + silence(260))
+    (spec,) = d.take_jobs(Transcribe, "speculative")
+    d.transcribe(spec, "What is the capital of France?")
+    (early,) = d.take_jobs(Reply)  # the speculative reply starts inside the pause
+    (job,) = d.take_jobs(PredictTurnEnd)
+    d.engine.turn_end_predicted(job, 0.95)
+    d._drain()
+    created = d.of("response.created")
+    assert created and created[-1]["response"]["id"] == early.response_id
+    assert not d.take_jobs(Reply)  # adopted, nothing started again
 
 
 # -- server VAD ------------------------------------------------------------------------------------

@@ -936,3 +936,31 @@ def test_frames_queued_while_the_loop_is_busy_all_go_out_in_order(server, open_s
     assert server.client_events()[-1]["type"] == "input_audio_buffer.commit"
     s.wait_for("input_audio_buffer.commit", timeout=5)
     assert s.events.filter(type="input_audio_buffer.append")["audio_ms"].tolist() == [20.0] * 10
+
+
+def test_metrics_headline_gap_runs_from_the_end_of_the_recorded_voice(server, open_session):
+    """``median_voice_to_first_audio_ms`` comes from the user audio the session recorded, so it
+    holds for any backend: here the scripted server reports speech_stopped whenever it likes."""
+    s = open_session()
+    assert s.metrics()["median_voice_to_first_audio_ms"] is None
+    time.sleep(1.6)  # the mic audio below was captured over the last 1.5 s, as a live mic's is
+    captured = (s.now_ms() - 1500) // 20 * 20  # on the 20 ms frame grid of the voice check
+    tone = (np.sin(np.arange(24000) / 24000 * 2 * np.pi * 220) * 0.3).astype(np.float32)  # 1 s of voice
+    s.send_audio(tone, 24000, captured_ms=captured)
+    s.send_audio(np.zeros(12000, np.float32), 24000, captured_ms=captured + 1000)  # then 500 ms of silence
+    server.wait_for("input_audio_buffer.append", count=2)
+    server.play(voice_turn(audio_ms=400, response_id="resp_v1", item_id="item_v1"))
+    s.wait_for("response.done", timeout=10)
+    turn = s.protocol.turns[-1]
+    voice_end = captured + 1000
+    expected = turn.first_audio_ms - voice_end
+    assert expected > 0
+    metrics = s.metrics()
+    assert metrics["median_voice_to_first_audio_ms"] == pytest.approx(expected)
+    # The scripted speech_stopped arrives with the reply, so the server-side figure differs.
+    assert metrics["median_speech_to_first_audio_ms"] != pytest.approx(expected)
+    from rtvoice_widget.saved import snapshot
+
+    row = snapshot(s).turns.set_index("item_id").loc["item_v1"]
+    assert row["voice_end_ms"] == pytest.approx(voice_end)
+    assert row["voice_to_first_audio_ms"] == pytest.approx(expected)

@@ -312,3 +312,46 @@ def test_a_live_session_log_gives_the_turns_the_protocol_measured():
     heard = np.count_nonzero(recorder_assistant) / 24  # the tone's few exact zeros: < 5 ms/s
     assert heard == pytest.approx(800 + cut["truncated_at_ms"], abs=10)
     assert not replies.loc["resp_1", "interrupted"]
+
+
+def _user_track(total_ms: int, voiced: list[tuple[int, int]], level: float = 0.2) -> np.ndarray:
+    """A 24 kHz float32 user track: a 220 Hz tone over each ``(start_ms, end_ms)``, silence elsewhere."""
+    track = np.zeros(total_ms * 24, dtype=np.float32)
+    for start, end in voiced:
+        n = (end - start) * 24
+        track[start * 24:end * 24] = level * np.sin(np.arange(n) / 24000 * 2 * np.pi * 220)
+    return track
+
+
+def test_voice_end_comes_from_the_recorded_user_audio_not_from_speech_stopped():
+    c = Clock()
+    # The user's voice ends at 1700 ms; the server's VAD reports speech_stopped 500 ms later.
+    voice_exchange(c, 1000.0, "item_u1", "resp_1", "item_a1", speech_ms=1200, audio_after=450.0)
+    track = _user_track(4000, [(1000, 1700)])
+    track[1700 * 24:] += np.float32(1e-3)  # room noise at -60 dBFS is not voice
+    table = turns_table(c.log.to_pandas(), user_audio=track).set_index("item_id")
+    assistant = table.loc["item_a1"]
+    assert assistant["voice_end_ms"] == 1700.0
+    first_audio = 2200.0 + 450.0
+    assert assistant["voice_to_first_audio_ms"] == first_audio - 1700.0
+    assert assistant["speech_to_first_audio_ms"] == 450.0  # the server-side column stays beside it
+    assert math.isnan(table.loc["item_u1"]["voice_to_first_audio_ms"])
+    # Without the recording the column is there but empty; int16 tracks give the same figure.
+    assert math.isnan(turns_table(c.log.to_pandas()).set_index("item_id").loc["item_a1", "voice_end_ms"])
+    as_int16 = (track * 32767).astype(np.int16)
+    assert turns_table(c.log.to_pandas(), user_audio=as_int16).set_index("item_id").loc[
+        "item_a1", "voice_end_ms"] == 1700.0
+    summary = latency_summary(turns_table(c.log.to_pandas(), user_audio=track))
+    assert summary.loc["voice_to_first_audio_ms", "count"] == 1
+
+
+def test_voice_end_ignores_voice_after_the_first_reply_audio_and_rejects_bad_tracks():
+    from rtvoice_widget.turns import voice_end_ms
+
+    track = _user_track(5000, [(500, 1230), (3000, 3500)])
+    assert voice_end_ms(track, 24000, 2000.0) == 1240.0  # the frame [1220, 1240) holds voice
+    assert voice_end_ms(track, 24000, 3600.0) == 3500.0
+    assert math.isnan(voice_end_ms(track, 24000, 400.0))
+    assert math.isnan(voice_end_ms(np.zeros(0, np.float32), 24000, 100.0))
+    with pytest.raises(ValueError, match="mono"):
+        voice_end_ms(np.zeros((10, 2), np.float32), 24000, 100.0)

@@ -27,8 +27,9 @@ from typing import Callable
 from websockets.exceptions import ConnectionClosed
 
 from .engines.base import Engines
-from .pipeline import SpeechDetector, run_reply, transcribe, vad_frame_samples_24k, warm_llm
-from .turns import SPECULATION_DELAY_MS, CancelReply, DetectSpeech, Reply, Transcribe, TurnEngine, WarmUp
+from .pipeline import SpeechDetector, predict_turn_end, run_reply, transcribe, vad_frame_samples_24k, warm_llm
+from .turns import (SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, Reply, Transcribe, TurnEngine,
+                    WarmUp)
 from .wire import ProtocolError, error_event
 
 __all__ = ["TranscriptionQueue", "Workers", "serve_connection"]
@@ -145,6 +146,7 @@ async def serve_connection(
         speculative=speculative,
         speculative_reply=speculative_reply,
         speculation_delay_ms=speculation_delay_ms,
+        turn_end_model=engines.turn_end is not None,
     )
     detector = SpeechDetector(engines.vad)
     outbox: asyncio.Queue[str | None] = asyncio.Queue()
@@ -180,6 +182,8 @@ async def serve_connection(
                     runner = run_transcription(job)
                 elif isinstance(job, WarmUp):
                     runner = warm_up(job)
+                elif isinstance(job, PredictTurnEnd):
+                    runner = run_turn_end(job)
                 else:
                     # Registered now, not when the task first runs: a cancel may come before that.
                     cancels[job.response_id] = threading.Event()
@@ -248,6 +252,18 @@ async def serve_connection(
             workers.replies_running -= 1
             cancels.pop(job.response_id, None)
 
+    async def run_turn_end(job: PredictTurnEnd) -> None:
+        # On the VAD pool: a decision is tens of ms and must not queue behind a transcription.
+        try:
+            prob = await loop.run_in_executor(workers.vad, predict_turn_end, engines.turn_end, job.pcm16)
+        except Exception as exc:
+            log.exception("end-of-turn model failed")
+            engine.turn_end_predicted(job, None, error=f"{type(exc).__name__}: {exc}")
+        else:
+            log.debug("end of turn: p(complete)=%.3f over %.0f ms of audio", prob, len(job.pcm16) / 48)
+            engine.turn_end_predicted(job, prob)
+        dispatch()
+
     async def warm_up(job: WarmUp) -> None:
         try:
             await loop.run_in_executor(workers.reply, warm_llm, engines.llm, job)
@@ -287,4 +303,5 @@ async def serve_connection(
             pass  # the client is gone; nothing left to tell it
         for task in list(tasks):
             task.cancel()
-        log.debug("session ended; speculative replies: %s", engine.speculation_stats)
+        log.debug("session ended; speculative replies: %s; end-of-turn decisions: %s",
+                  engine.speculation_stats, engine.turn_end_stats)

@@ -2,6 +2,7 @@
 
 - :class:`SpeechDetector`: 24 kHz PCM16 frames → speech probabilities (the session's VAD stream).
 - :func:`transcribe`: 24 kHz PCM16 → text.
+- :func:`predict_turn_end`: 24 kHz PCM16 of a turn → probability that it is complete.
 - :func:`run_reply`: LLM tokens → clauses → TTS → segments, two threads so the LLM keeps
   generating while a clause is being voiced. Results go to ``deliver`` in order; the last call is
   always ``deliver(("finished", error_or_None))``.
@@ -25,7 +26,7 @@ from .turns import SAMPLE_RATE, Reply, WarmUp
 
 log = logging.getLogger("rtvoice_widget.server")
 
-__all__ = ["SpeechDetector", "transcribe", "run_reply", "warm_llm", "pcm16_to_float", "float_to_pcm16"]
+__all__ = ["SpeechDetector", "transcribe", "predict_turn_end", "run_reply", "warm_llm", "pcm16_to_float", "float_to_pcm16"]
 
 
 def pcm16_to_float(pcm16: bytes) -> np.ndarray:
@@ -66,6 +67,11 @@ class SpeechDetector:
 def transcribe(asr: ASR, pcm16: bytes, *, language: str | None = None, prompt: str | None = None) -> str:
     audio = _resample(pcm16_to_float(pcm16), SAMPLE_RATE, asr.sample_rate)
     return asr.transcribe(audio, language=language, prompt=prompt)
+
+
+def predict_turn_end(model, pcm16: bytes) -> float:
+    """``model.complete_prob`` (a :class:`~.engines.turn_end.TurnEndModel`) over 24 kHz PCM16."""
+    return model.complete_prob(_resample(pcm16_to_float(pcm16), SAMPLE_RATE, model.sample_rate))
 
 
 def _voice_for(tts: TTS, voice: str | None) -> str | None:

@@ -5,9 +5,15 @@
 
 Mappings where the local server differs from the hosted API (documented, deliberate):
 
-- ``semantic_vad`` runs as ``server_vad`` with threshold 0.5, prefix padding 300 ms and a silence
-  duration chosen by ``eagerness``: high 250 ms, medium/auto 500 ms, low 1000 ms. There is no
-  semantic end-of-turn model offline; eagerness keeps its direction (how soon a turn ends).
+- ``semantic_vad`` uses an end-of-turn model (Smart Turn v3.2, ``engines/turn_end.py``) when the
+  server has one: the VAD (threshold 0.5, prefix padding 300 ms) finds the pauses; after
+  ``pause_ms`` of silence the model hears the turn so far and, if it gives "complete" at least
+  ``threshold``, the turn ends there; otherwise the server keeps listening until speech resumes
+  or ``max_silence_ms`` of silence has passed. ``eagerness`` picks the three
+  (:data:`SEMANTIC_TURN_END`): high 150 ms / 0.3 / 1000 ms, medium and auto 200 ms / 0.5 /
+  2000 ms, low 250 ms / 0.7 / 3000 ms. Without a model (``pipecat-ai`` not installed) it runs as
+  ``server_vad`` with a silence duration by eagerness: high 250 ms, medium/auto 500 ms, low
+  1000 ms (:data:`SEMANTIC_SILENCE_MS`).
 - Input transcription is on by default (``{"model": "local"}``): the LLM works from the
   transcript anyway, so it costs nothing extra. ``transcription: null`` turns the events off.
 - Any voice name is accepted and echoed; names the TTS engine does not know use its default
@@ -24,9 +30,30 @@ from dataclasses import dataclass
 
 from .wire import ProtocolError, new_id
 
-__all__ = ["SessionSettings", "VadSettings", "SEMANTIC_SILENCE_MS"]
+__all__ = ["SessionSettings", "TurnEndSettings", "VadSettings", "SEMANTIC_SILENCE_MS", "SEMANTIC_TURN_END"]
 
 SEMANTIC_SILENCE_MS = {"high": 250, "medium": 500, "auto": 500, "low": 1000}
+
+
+@dataclass(frozen=True)
+class TurnEndSettings:
+    """How ``semantic_vad`` asks the end-of-turn model: after ``pause_ms`` of silence, once per
+    pause; "complete" at ``threshold`` or above ends the turn (the VAD's silence duration is the
+    longest wait)."""
+
+    pause_ms: float
+    threshold: float
+
+
+# eagerness -> (pause before asking the model, its "complete" threshold, longest silence).
+# ~200 ms is the usual gap between turns in conversation (Stivers et al. 2009); a pause of 150 ms
+# is about the shortest in which a stop consonant is over and the model hears a real pause.
+SEMANTIC_TURN_END = {
+    "high": (150, 0.3, 1000),
+    "medium": (200, 0.5, 2000),
+    "auto": (200, 0.5, 2000),
+    "low": (250, 0.7, 3000),
+}
 
 # Fields replaced as a whole by session.update rather than merged key by key.
 _REPLACED_WHOLE = {"transcription", "tools", "tool_choice", "noise_reduction", "format"}
@@ -46,6 +73,7 @@ class VadSettings:
     create_response: bool
     interrupt_response: bool
     idle_timeout_ms: int | None = None  # server_vad only: respond after this much silence following a reply
+    turn_end: TurnEndSettings | None = None  # semantic_vad with an end-of-turn model
 
 
 def default_session(model: str) -> dict:
@@ -106,8 +134,9 @@ def _check_format(fmt: dict | None, param: str, event_id: str | None) -> None:
 class SessionSettings:
     """The effective session object plus typed accessors; ``update`` validates before applying."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, *, turn_end_model: bool = False) -> None:
         self.session = default_session(model)
+        self.turn_end_model = turn_end_model  # the server can run an end-of-turn model
 
     def update(self, changes: dict, event_id: str | None = None) -> None:
         """Apply a (schema-valid) ``session.update`` body; raise ProtocolError, changing nothing, if unusable here."""
@@ -176,6 +205,16 @@ class SessionSettings:
             return None
         create = turn.get("create_response")
         interrupt = turn.get("interrupt_response")
+        if turn["type"] == "semantic_vad" and self.turn_end_model:
+            pause_ms, threshold, max_silence_ms = SEMANTIC_TURN_END[turn.get("eagerness") or "auto"]
+            return VadSettings(
+                threshold=0.5,
+                prefix_padding_ms=300,
+                silence_duration_ms=max_silence_ms,
+                create_response=True if create is None else create,
+                interrupt_response=True if interrupt is None else interrupt,
+                turn_end=TurnEndSettings(pause_ms=float(pause_ms), threshold=threshold),
+            )
         if turn["type"] == "semantic_vad":
             return VadSettings(
                 threshold=0.5,

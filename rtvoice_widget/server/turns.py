@@ -46,6 +46,14 @@ Streaming choices:
   audio length, or ``response.done`` if later); if no speech starts by then,
   ``input_audio_buffer.timeout_triggered`` goes out, the buffer is committed and transcribed as
   any turn, and a response is created. Once per reply: the next timeout waits for the next reply.
+- end of turn (``semantic_vad`` with an end-of-turn model, ``turn_end_model=True``): after
+  ``pause_ms`` of silence a :class:`PredictTurnEnd` job carries the last 8 s of the turn to the
+  model, once per pause. If it answers "complete" (at least ``threshold``) while the pause
+  lasts, speech_stopped goes out at the current input position and the turn ends as under
+  server VAD; otherwise (incomplete, failed, or speech resumed first, which drops the answer)
+  the VAD's silence duration, the eagerness's longest wait, ends it. Speculative transcription
+  (at ``speculation_delay_ms``, before the model is asked) and the speculative reply work as
+  under server VAD: a complete answer usually finds the reply already under way.
 - LLM warm-up: a :class:`WarmUp` job asks the driver to evaluate the session's system prompt
   (instructions and tools) into the LLM's cache, at session creation and whenever they change,
   so a turn does not pay for it.
@@ -67,6 +75,7 @@ __all__ = [
     "Reply",
     "CancelReply",
     "WarmUp",
+    "PredictTurnEnd",
     "warm_up_job",
     "SAMPLE_RATE",
     "SPECULATION_DELAY_MS",
@@ -144,6 +153,21 @@ class WarmUp:
 
     messages: list[dict]
     tools: list[dict]
+
+
+@dataclass
+class PredictTurnEnd:
+    """Ask the end-of-turn model whether the turn in ``pcm16`` (24 kHz, its last ≤ 8 s, ending at
+    the pause) is complete; report via ``TurnEngine.turn_end_predicted(job, prob)``. Optional
+    work: a driver without a model may never answer (the longest silence ends the turn)."""
+
+    item_id: str
+    pcm16: bytes
+    job_id: str = field(default_factory=lambda: new_id("eot"))
+
+
+# The end-of-turn model hears at most this much of the turn (Smart Turn's window).
+TURN_END_WINDOW_MS = 8000
 
 
 # -- conversation state ----------------------------------------------------------------------------
@@ -281,8 +305,9 @@ class TurnEngine:
         speculation_delay_ms: float = SPECULATION_DELAY_MS,
         speculative_reply: bool = True,
         history_chars: int = 6000,
+        turn_end_model: bool = False,
     ) -> None:
-        self.settings = SessionSettings(model)
+        self.settings = SessionSettings(model, turn_end_model=turn_end_model)
         self.items: list[_Item] = []
         self.partial_interval_ms = partial_interval_ms
         self.speculative = speculative
@@ -307,6 +332,9 @@ class TurnEngine:
         self._partials: list[str] = []
         self._sent_partial = ""
         self._speculation: _Speculation | None = None
+        self._turn_end_job: str | None = None  # the PredictTurnEnd asked in the current pause
+        # How the end-of-turn decisions went: "asked", "complete", "incomplete", "dropped" (speech resumed first).
+        self.turn_end_stats = {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0}
         # user items waiting for their final transcript: item_id → job_id
         self._awaiting_transcript: dict[str, str] = {}
         self._response: _Response | None = None
@@ -495,6 +523,9 @@ class TurnEngine:
             if prob >= vad.threshold:
                 self._loud_run += 1
                 self._silence_ms = 0.0
+                if self._turn_end_job is not None:
+                    self._turn_end_job = None  # the pause is over: its answer no longer counts
+                    self.turn_end_stats["dropped"] += 1
                 if not self._speaking and self._loud_run >= _ONSET_FRAMES:
                     self._speech_started(now_ms - _ONSET_FRAMES * frame_ms, vad)
                 elif self._speaking and self._speculation is not None:
@@ -515,7 +546,11 @@ class TurnEngine:
                     self.speculation_delay_ms, vad.silence_duration_ms - frame_ms
                 ):
                     self._speculate(now_ms)
-                if self._silence_ms >= vad.silence_duration_ms:
+                if (vad.turn_end is not None and self._turn_end_job is None and self._speaking
+                        and self._silence_ms >= vad.turn_end.pause_ms and self._silence_ms < vad.silence_duration_ms
+                        and self._silence_ms - frame_ms < vad.turn_end.pause_ms):
+                    self._ask_turn_end(now_ms)
+                if self._speaking and self._silence_ms >= vad.silence_duration_ms:
                     self._speech_stopped(now_ms, vad)
             if self._speaking and self.partial_interval_ms and self._partial_job is None:
                 if now_ms - self._last_partial_ms >= self.partial_interval_ms and self._silence_ms == 0:
@@ -527,6 +562,29 @@ class TurnEngine:
             self._trim_idle_buffer(vad, frame_ms)
         if self._spec_reply is not None and (self._speculation is None or self._speculation.text is None):
             self._discard_speculative_reply()  # the speaker went on
+
+    def _ask_turn_end(self, now_ms: float) -> None:
+        end_byte = min(len(self._buffer), int((now_ms - self._buffer_start_ms) * _BYTES_PER_MS) & ~1)
+        start_byte = max(0, end_byte - TURN_END_WINDOW_MS * _BYTES_PER_MS)
+        job = PredictTurnEnd(self._speech_item_id, bytes(self._buffer[start_byte:end_byte]))
+        self._turn_end_job = job.job_id
+        self.turn_end_stats["asked"] += 1
+        self._jobs.append(job)
+
+    def turn_end_predicted(self, job: PredictTurnEnd, prob: float | None, error: str | None = None) -> None:
+        """Result of a :class:`PredictTurnEnd`: the probability that the turn is complete (or
+        ``error``). Ends the turn now if it still pauses and the answer is "complete"."""
+        if job.job_id != self._turn_end_job:
+            return  # speech resumed, the turn ended otherwise, or the buffer was cleared
+        self._turn_end_job = None
+        vad = self.settings.vad
+        if error is not None or prob is None or vad is None or vad.turn_end is None or not self._speaking:
+            return
+        if prob >= vad.turn_end.threshold:
+            self.turn_end_stats["complete"] += 1
+            self._speech_stopped(self._frames_pos_ms, vad)
+        else:
+            self.turn_end_stats["incomplete"] += 1
 
     def _trim_idle_buffer(self, vad, frame_ms: float) -> None:
         # Between turns only the audio that could become prefix padding is worth keeping.
@@ -572,6 +630,7 @@ class TurnEngine:
         end_byte = min(len(self._buffer), int((now_ms - self._buffer_start_ms) * _BYTES_PER_MS) & ~1)
         self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": int(now_ms), "item_id": self._speech_item_id})
         self._speaking = False
+        self._turn_end_job = None
         self._commit(self._speech_item_id, end_byte, reuse_speculation=True, auto_response=vad.create_response)
 
     # -- commit and transcription ----------------------------------------------------------------
@@ -678,6 +737,7 @@ class TurnEngine:
         self._buffer.clear()
         self._speaking = False
         self._speculation = None
+        self._turn_end_job = None
         self._loud_run = 0
         self._silence_ms = 0.0
 

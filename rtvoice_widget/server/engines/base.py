@@ -96,3 +96,5 @@ class Engines:
     llm: LLM
     tts: TTS
     info: dict = field(default_factory=dict)  # load times, model names: shown in session.created logs
+    # End-of-turn model for semantic_vad (engines/turn_end.py); None: semantic_vad uses silence windows.
+    turn_end: object | None = None

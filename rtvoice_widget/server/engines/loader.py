@@ -9,6 +9,8 @@ Each role takes a name — or a ready engine object, used as is:
 ``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"echo"`` · a ``.gguf`` path ·
           ``"openai"`` (with ``llm_url``); ``llm_url=`` alone also selects the endpoint
 ``tts``   ``"espeak"`` (default; library, CLI fallback) · ``"espeak-cli"``
+``turn_end`` end-of-turn model for ``semantic_vad``: ``"auto"`` (default: Smart Turn v3.2 if
+          ``pipecat-ai`` is installed, else none) · ``"smart-turn"`` (required) · ``None``
 ========  ===============================================================================
 
 Results are cached by their arguments: a second call with the same choices returns the same
@@ -50,6 +52,25 @@ def _make_vad(choice) -> VAD:
 
         return EnergyVAD()
     raise ValueError(f"unknown vad {choice!r}: use 'silero' or 'energy'")
+
+
+def _make_turn_end(choice):
+    if not isinstance(choice, str) and choice is not None:
+        return choice
+    if choice is None:
+        return None
+    if choice not in ("auto", "smart-turn"):
+        raise ValueError(f"unknown turn_end {choice!r}: use 'auto', 'smart-turn' or None")
+    from .turn_end import SmartTurn
+
+    try:
+        return SmartTurn()
+    except FileNotFoundError:
+        if choice == "smart-turn":
+            raise
+        log.warning("no end-of-turn model (pip install --no-deps pipecat-ai==1.14.0): "
+                    "semantic_vad uses silence windows")
+        return None
 
 
 def _make_asr(choice) -> ASR:
@@ -109,6 +130,7 @@ def load_engines(
     llm: str | LLM = "smollm2",
     tts: str | TTS = "espeak",
     *,
+    turn_end: str | object | None = "auto",
     llm_url: str | None = None,
     llm_model: str | None = None,
     llm_api_key: str | None = None,
@@ -119,7 +141,7 @@ def load_engines(
     Raises ``ValueError`` for unknown names and ``FileNotFoundError``/``ImportError`` naming the
     package to install when a bundled model is missing; nothing is cached after a failure.
     """
-    key = tuple(_key(v) for v in (vad, asr, llm, tts, llm_url, llm_model, llm_api_key))
+    key = tuple(_key(v) for v in (vad, asr, llm, tts, llm_url, llm_model, llm_api_key, turn_end))
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
@@ -130,6 +152,7 @@ def load_engines(
             ("asr", asr, _key(asr), lambda: _make_asr(asr)),
             ("llm", llm_url or llm, llm_key, lambda: _make_llm(llm, llm_url, llm_model, llm_api_key)),
             ("tts", tts, _key(tts), lambda: _make_tts(tts)),
+            ("turn_end", turn_end, _key(turn_end), lambda: _make_turn_end(turn_end)),
         ]
         built: dict[str, object] = {}
         info: dict = {}
@@ -149,7 +172,8 @@ def load_engines(
             engine = make()
             seconds = round(time.perf_counter() - started, 3)
             built[role] = engine
-            info[role] = {"name": getattr(engine, "name", type(engine).__name__), "load_s": seconds}
+            info[role] = {"name": "none" if engine is None else getattr(engine, "name", type(engine).__name__),
+                          "load_s": seconds}
             # Objects passed in are the caller's: only engines built from names are worth keeping.
             if isinstance(choice_key, str) or role == "llm" and isinstance(llm, str):
                 _engine_cache[(role, choice_key)] = (engine, seconds)
@@ -158,6 +182,6 @@ def load_engines(
         info["total_load_s"] = round(sum(v["load_s"] for v in info.values() if not v.get("cached")), 3)
         if progress is not None:
             progress("engines ready", 1.0)
-        engines = Engines(built["vad"], built["asr"], built["llm"], built["tts"], info)
+        engines = Engines(built["vad"], built["asr"], built["llm"], built["tts"], info, built["turn_end"])
         _cache[key] = engines
         return engines
