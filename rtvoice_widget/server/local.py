@@ -69,6 +69,7 @@ class _Start:
         self.stage: str | None = None  # the latest stage, for callers that start listening late
         self.stopping = False  # we asked it to end (stop_local_server, a start timeout)
         self.crash: str | None = None
+        self.token = env.get("RTVOICE_SERVER_TOKEN")  # the secret it requires, handed over by env
         self._listeners: list[Callable[[str], None]] = []
         threading.Thread(target=self._relay, name="rtvoice-server-output", daemon=True).start()
 
@@ -175,9 +176,8 @@ def ensure_local_server(
             package_root = str(Path(__file__).resolve().parents[2])
             env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
             # A fresh secret per server process, by environment: a command line shows in process lists.
-            token = env["RTVOICE_SERVER_TOKEN"] = secrets.token_urlsafe(32)
+            env["RTVOICE_SERVER_TOKEN"] = secrets.token_urlsafe(32)
             _starting = _Start(command, env)
-            _starting.token = token
         start = _starting
     if progress is not None:
         start.listen(progress)
@@ -201,13 +201,21 @@ def ensure_local_server(
     raise RuntimeError("the local server failed to start:\n" + "".join(list(start.output)[-20:]))
 
 
+def _server_for(url: str) -> "_Start | None":
+    """The server this process started whose URL is ``url`` (a query, ``?model=...``, aside)."""
+    with _lock:
+        server = _server
+    if server is None or server.url is None or url.split("?", 1)[0] != server.url.split("?", 1)[0]:
+        return None
+    return server
+
+
 def local_server_crash(url: str, wait: float = 0.0) -> str | None:
     """Why the local server that served ``url`` died by itself, or ``None`` (still running,
     stopped by us, or not ours). ``url`` may carry a query (``?model=...``). Waits up to
     ``wait`` seconds for a dying process to end, e.g. right after its socket dropped."""
-    with _lock:
-        server = _server
-    if server is None or server.url is None or url.split("?", 1)[0] != server.url.split("?", 1)[0]:
+    server = _server_for(url)
+    if server is None:
         return None
     if wait > 0 and server.process.poll() is None:
         try:
@@ -223,11 +231,10 @@ def local_server_crash(url: str, wait: float = 0.0) -> str | None:
 def local_server_token(url: str) -> str | None:
     """The secret the local server serving ``url`` requires (as ``Authorization: Bearer``), or
     ``None`` when ``url`` is not this process's server. ``url`` may carry a query."""
-    with _lock:
-        server = _server
-    if server is None or server.url is None or url.split("?", 1)[0] != server.url.split("?", 1)[0]:
+    server = _server_for(url)
+    if server is None:
         return None
-    return getattr(server, "token", None)
+    return server.token
 
 
 def stop_local_server() -> None:
