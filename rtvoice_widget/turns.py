@@ -48,7 +48,7 @@ import pandas as pd
 
 from .protocol import BETA_ALIASES
 
-__all__ = ["LATENCY_COLUMNS", "TURN_COLUMNS", "VOICE_FRAME_MS", "VOICE_LEVEL_DBFS", "latency_summary",
+__all__ = ["EVENT_LATENCY_COLUMNS", "LATENCY_COLUMNS", "TURN_COLUMNS", "VOICE_FRAME_MS", "VOICE_LEVEL_DBFS", "latency_summary",
            "turns_table", "voice_end_ms"]
 
 #: Frame of the voice-activity check on the recorded user audio (frames tile the session clock).
@@ -67,6 +67,9 @@ LATENCY_COLUMNS = (
     "speech_to_first_text_ms",
     "response_duration_ms",
 )
+#: The latency columns the protocol computes from events alone (``protocol.Turn`` attributes and
+#: ``median_*`` metrics); ``voice_to_first_audio_ms`` needs the recorded user audio as well.
+EVENT_LATENCY_COLUMNS = LATENCY_COLUMNS[1:]
 TURN_COLUMNS = (
     "role", "item_id", "response_id", "text", "started", "ended", "audio_ms", "interrupted",
     "truncated_at_ms", "status", *LATENCY_COLUMNS[1:], "voice_end_ms", "voice_to_first_audio_ms",
