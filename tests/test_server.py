@@ -1,5 +1,6 @@
 """The local server over real WebSockets, with cheap engines (energy VAD, EchoLLM) plus the bundled
-Whisper-base ASR and espeak-ng TTS, so spoken turns are real speech end to end.
+Whisper-base ASR and the default TTS (Piper, espeak-ng without it), so spoken turns are real speech
+end to end.
 
 Every event any test receives goes through ``Client.recv``/the SDK wrapper, which validates it
 against the official ``RealtimeServerEvent``.
@@ -42,7 +43,7 @@ def server(engines):
 
 
 def speech(engines, text: str, lead_ms: int = 300, tail_ms: int = 1000) -> bytes:
-    """``text`` spoken by espeak-ng, as 24 kHz PCM16 with silence around it."""
+    """``text`` spoken by the engines' TTS, as 24 kHz PCM16 with silence around it."""
     audio = engines.tts.synthesize(text)
     assert engines.tts.sample_rate == RATE
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()

@@ -1,4 +1,4 @@
-"""The local server with its real default engines (Silero VAD, Whisper-base, SmolLM2, espeak-ng).
+"""The local server with its real default engines (Silero VAD, Whisper-base, SmolLM2, Piper).
 
 Slow (model loading, CPU inference), hence ``@pytest.mark.models``. Every received event is
 validated against the official ``RealtimeServerEvent``.
@@ -29,7 +29,7 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def engines():
-    return load_engines()  # the defaults: silero, whisper-base, smollm2, espeak
+    return load_engines()  # the defaults: silero, whisper-base, smollm2, piper (tts="auto")
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,8 @@ async def test_spoken_question_gets_a_spoken_answer(server, engines):
     question = "What is the weather like in Paris today?"
     events = await spoken_turn(server.url, spoken(engines, question))
     transcript = of(events, "conversation.item.input_audio_transcription.completed")[0]["transcript"]
-    # espeak-ng renders the words a little differently every run (it adds random noise), so one
-    # misheard word may happen: judge the whole sentence, not one fixed word.
+    # The TTS renders the words a little differently every run (Piper samples durations and noise,
+    # espeak-ng adds noise), so one misheard word may happen: judge the whole sentence, not one word.
     assert word_error_rate([question], [transcript]) <= 0.3, transcript
     done = of(events, "response.done")[-1]["response"]
     assert done["status"] == "completed"
