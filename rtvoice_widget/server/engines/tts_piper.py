@@ -18,7 +18,8 @@ Voice names (case-insensitive):
 
 ``synthesize(text, *, voice=None, speed=1.0)`` returns float32 mono in [-1, 1] at 24 kHz; empty
 or whitespace text gives an empty array. ``speed`` is the Realtime API's (1.0 normal, 0.25–4)
-and divides ``length_scale``. Several sentences in one call are concatenated. If Piper itself
+and divides ``length_scale``. Several sentences in one call are concatenated. Piper's ``[[raw
+phonemes]]`` syntax is disabled: text is read as words. If Piper itself
 fails on a text, the text is spoken by espeak-ng with a logged warning: a reply is not lost over
 its voice. Thread-safe: onnxruntime's ``run`` is, and Piper serialises its phonemiser.
 """
@@ -202,8 +203,10 @@ class PiperTTS:
             normalize_audio=False,
             volume=_GAIN,
         )
+        # Piper reads "[[ ... ]]" as raw phonemes; text from an LLM is words, brackets and all.
+        words = text.replace("[[", "[ [")
         try:
-            chunks = [c.audio_float_array for c in self._voice.synthesize(text, syn_config=settings)]
+            chunks = [c.audio_float_array for c in self._voice.synthesize(words, syn_config=settings)]
         except Exception as exc:
             log.warning("Piper failed on %r (%s: %s); speaking it with espeak-ng", text[:80], type(exc).__name__, exc)
             return self._espeak_tts().synthesize(text, speed=speed)
