@@ -44,6 +44,7 @@ from rtvoice_widget.server import LocalRealtimeServer  # noqa: E402
 from rtvoice_widget.server.chunking import ClauseChunker  # noqa: E402
 from rtvoice_widget.server.engines import load_engines  # noqa: E402
 from rtvoice_widget.server.engines.evaluation import word_errors  # noqa: E402
+from rtvoice_widget.server.engines.tts import EspeakTTS  # noqa: E402
 from rtvoice_widget.server.pipeline import transcribe, warm_llm  # noqa: E402
 from rtvoice_widget.server.settings import SessionSettings  # noqa: E402
 from rtvoice_widget.server.turns import warm_up_job  # noqa: E402
@@ -337,8 +338,11 @@ def main() -> int:
     engines = load_engines(vad=args.vad, llm=args.llm)
     print(f"engines loaded in {time.perf_counter() - started:.1f} s: {engines.info}", flush=True)
     prompts = []
+    # The user speaks with espeak-ng's "echo" (male) voice whatever the server's TTS, so the
+    # prompts, and the ASR figures, stay those of earlier runs.
+    user = EspeakTTS()
     for text in PROMPTS[:n_prompts]:
-        spoken = to_pcm16(engines.tts.synthesize(text, voice="echo"))  # a male voice; replies use "alloy"
+        spoken = to_pcm16(user.synthesize(text, voice="echo"))
         prompts.append((text, bytes(2 * RATE * LEAD_MS // 1000) + spoken + bytes(2 * RATE * 1200 // 1000)))
 
     counter = ServerLog()

@@ -3,7 +3,7 @@
     python bench/bench_turns.py            # 12 complete prompts, 14 paused ones, each mode
     python bench/bench_turns.py --quick    # 3 + 3 (smoke)
 
-Prompts are generated with espeak-ng (the server's TTS engine, voice "echo") and streamed to the
+Prompts are generated with espeak-ng (voice "echo", whatever the server's TTS) and streamed to the
 local server as a microphone would: 20 ms chunks, each sent once its 20 ms have "passed".
 
 1. Gap = end of the user's voice → first ``response.output_audio.delta`` at the client. End of
@@ -45,6 +45,7 @@ from bench_server import forget_last_question  # noqa: E402
 
 from rtvoice_widget.server import LocalRealtimeServer  # noqa: E402
 from rtvoice_widget.server.engines import load_engines  # noqa: E402
+from rtvoice_widget.server.engines.tts import EspeakTTS  # noqa: E402
 from rtvoice_widget.turns import voice_end_ms  # noqa: E402
 
 RATE = 24000
@@ -205,7 +206,10 @@ def main() -> int:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     engines = load_engines(vad=args.vad, llm=args.llm, turn_end="smart-turn")
     print(f"engines: {engines.info}", flush=True)
-    speak = lambda text: to_pcm16(engines.tts.synthesize(text, voice="echo"))  # noqa: E731
+    # espeak-ng, not the server's default Piper: the bare fragments rely on espeak's sentence-final
+    # intonation, and the prompts stay those of earlier runs.
+    user = EspeakTTS()
+    speak = lambda text: to_pcm16(user.synthesize(text, voice="echo"))  # noqa: E731
     complete_texts = COMPLETE[:3] if args.quick else COMPLETE
     hesitation = HESITATION[:2] if args.quick else HESITATION
     bare = BARE[:1] if args.quick else BARE

@@ -25,7 +25,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ip
 
 
 def speak(text: str) -> "tuple[object, int]":
-    """``text`` as speech (float32, 24 kHz), from the same espeak-ng engine the local server uses."""
+    """``text`` as speech (float32, 24 kHz), from espeak-ng (the local server's fallback voice)."""
     from .server.engines.tts import EspeakTTS
 
     tts = EspeakTTS()

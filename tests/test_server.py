@@ -1,5 +1,7 @@
 """The local server over real WebSockets, with cheap engines (energy VAD, EchoLLM) plus the bundled
-Whisper-base ASR and espeak-ng TTS, so spoken turns are real speech end to end.
+Whisper-base ASR and the default TTS (Piper, espeak-ng without it), so spoken turns are real speech
+end to end. The user's side is spoken by espeak-ng whatever the server's TTS: its words are the
+ones these tests were written against (Whisper-base hears Piper's "Paris" as "pairs" 9 times in 12).
 
 Every event any test receives goes through ``Client.recv``/the SDK wrapper, which validates it
 against the official ``RealtimeServerEvent``.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import subprocess
 import sys
@@ -24,6 +27,7 @@ from websockets.asyncio.client import connect
 from rtvoice_widget.server import LocalRealtimeServer, ensure_local_server, local_server_token, stop_local_server
 from rtvoice_widget.server.cli import READY_PREFIX, STAGE_PREFIX
 from rtvoice_widget.server.engines import load_engines
+from rtvoice_widget.server.engines.tts import EspeakTTS
 
 SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
 RATE = 24000
@@ -41,9 +45,14 @@ def server(engines):
         yield running
 
 
+@functools.lru_cache(maxsize=1)
+def user_voice() -> EspeakTTS:
+    return EspeakTTS()
+
+
 def speech(engines, text: str, lead_ms: int = 300, tail_ms: int = 1000) -> bytes:
-    """``text`` spoken by espeak-ng, as 24 kHz PCM16 with silence around it."""
-    audio = engines.tts.synthesize(text)
+    """``text`` spoken by espeak-ng (the user), as 24 kHz PCM16 with silence around it."""
+    audio = user_voice().synthesize(text)
     assert engines.tts.sample_rate == RATE
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
     return bytes(2 * RATE * lead_ms // 1000) + pcm + bytes(2 * RATE * tail_ms // 1000)

@@ -1,4 +1,5 @@
-"""The local server with its real default engines (Silero VAD, Whisper-base, SmolLM2, espeak-ng).
+"""The local server with its real default engines (Silero VAD, Whisper-base, SmolLM2, Piper).
+The user's questions are spoken by espeak-ng's "echo" voice, whatever the server's TTS.
 
 Slow (model loading, CPU inference), hence ``@pytest.mark.models``. Every received event is
 validated against the official ``RealtimeServerEvent``.
@@ -19,6 +20,7 @@ from pydantic import TypeAdapter
 from rtvoice_widget.server import LocalRealtimeServer
 from rtvoice_widget.server.engines import load_engines
 from rtvoice_widget.server.engines.evaluation import word_error_rate
+from rtvoice_widget.server.engines.tts import EspeakTTS
 
 pytestmark = pytest.mark.models
 
@@ -29,7 +31,7 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def engines():
-    return load_engines()  # the defaults: silero, whisper-base, smollm2, espeak
+    return load_engines()  # the defaults: silero, whisper-base, smollm2, piper (tts="auto")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def server(engines):
 
 
 def spoken(engines, text: str) -> bytes:
-    audio = engines.tts.synthesize(text, voice="echo")
+    audio = EspeakTTS().synthesize(text, voice="echo")
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
     return bytes(2 * RATE * 300 // 1000) + pcm + bytes(2 * RATE * 1200 // 1000)
 

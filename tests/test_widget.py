@@ -731,7 +731,7 @@ def test_ensure_local_server_reports_each_loading_stage_to_every_waiting_caller(
         for caller in callers:
             caller.join(60)
         assert first == ["Loading voice detection (energy)", "Loading speech recognition (whisper-base)",
-                         "Loading the language model (echo)", "Loading speech synthesis (espeak)",
+                         "Loading the language model (echo)", "Loading speech synthesis (auto)",
                          "Loading end-of-turn detection (auto)", "Warming up the language model"]
         assert joined == first[1:]
         assert len(urls) == 3 and len(set(urls)) == 1 and urls[0].startswith("ws://127.0.0.1:")

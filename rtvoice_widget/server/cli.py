@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llm", default="smollm2", help="smollm2 (bundled, default), echo, or a .gguf path")
     parser.add_argument("--llm-url", default=None, help="any OpenAI-compatible chat endpoint (Ollama, vLLM, llama.cpp server)")
     parser.add_argument("--llm-model", default=None, help="model name at --llm-url")
-    parser.add_argument("--tts", default="espeak", help="espeak (default) or espeak-cli")
+    parser.add_argument("--tts", default="auto",
+                        help="auto (default: piper if installed, else espeak), piper, espeak or espeak-cli")
     parser.add_argument("--no-speculative", action="store_true", help="transcribe only after speech_stopped (slower; for comparison)")
     parser.add_argument("--no-speculative-reply", action="store_true",
                         help="start the reply only at speech_stopped, not on the speculative transcript (for comparison)")

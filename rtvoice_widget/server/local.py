@@ -143,7 +143,7 @@ def ensure_local_server(
     vad: str = "silero",
     asr: str = "whisper-base",
     llm: str = "smollm2",
-    tts: str = "espeak",
+    tts: str = "auto",
     llm_url: str | None = None,
     llm_model: str | None = None,
     timeout: float = 300.0,

@@ -144,8 +144,9 @@ def run_reply(job: Reply, engines: Engines, cancel: threading.Event, deliver: Ca
         if piece[0] == "tool":
             deliver(piece)
         elif voiced:
-            # A piece cut mid-sentence is voiced as if a comma ended it: espeak then keeps the
-            # pitch up (more to come) instead of falling as at a full stop.
+            # A piece cut mid-sentence is voiced as if a comma ended it: the TTS (Piper's espeak
+            # phonemiser, or espeak) then keeps the pitch up (more to come) instead of falling as
+            # at a full stop.
             spoken = piece[1] if piece[1][-1] in _CLOSING or piece[0] == "last" else piece[1] + ","
             mark("first_piece_ms")
             try:

@@ -1,7 +1,7 @@
 """Offline engines of the local server: interfaces (``base``) and implementations.
 
 ``load_engines(...)`` is the entry point; the implementation classes are importable from their
-modules (``vad``, ``asr``, ``llm_llama``, ``llm_openai``, ``llm_echo``, ``tts``) and import their
+modules (``vad``, ``asr``, ``llm_llama``, ``llm_openai``, ``llm_echo``, ``tts``, ``tts_piper``) and import their
 heavy dependencies only when constructed.
 """
 

@@ -8,7 +8,9 @@ Each role takes a name — or a ready engine object, used as is:
           ``"whisper-small"``, …, needs network) · a CTranslate2 model folder
 ``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"echo"`` · a ``.gguf`` path ·
           ``"openai"`` (with ``llm_url``); ``llm_url=`` alone also selects the endpoint
-``tts``   ``"espeak"`` (default; library, CLI fallback) · ``"espeak-cli"``
+``tts``   ``"auto"`` (default: ``"piper"`` if its packages are installed, else ``"espeak"``
+          with a logged warning) · ``"piper"`` (Piper, en_US-joe-medium, required) ·
+          ``"espeak"`` (library, CLI fallback) · ``"espeak-cli"``
 ``turn_end`` end-of-turn model for ``semantic_vad``: ``"auto"`` (default: Smart Turn v3.2 if
           ``pipecat-ai`` is installed, else none) · ``"smart-turn"`` (required) · ``None``
 ========  ===============================================================================
@@ -108,16 +110,37 @@ def _make_llm(choice, llm_url: str | None, llm_model: str | None, llm_api_key: s
     raise ValueError(f"unknown llm {choice!r}: use 'smollm2', 'echo', a .gguf path, or llm_url=")
 
 
+def auto_tts(piper_model_path=None) -> TTS:
+    """``tts="auto"``: Piper (``PiperTTS(piper_model_path)``; ``None``: the bundled voice) when
+    ``piper-tts`` and the voice are installed, else espeak-ng with a logged warning. A voice file
+    that is there but fails its SHA-256 check is an error, not a reason to fall back."""
+    from .tts_piper import PiperTTS
+
+    try:
+        return PiperTTS(piper_model_path)
+    except (ImportError, FileNotFoundError) as exc:
+        from .tts import EspeakTTS
+
+        log.warning("no Piper voice (%s): speaking with espeak-ng", exc)
+        return EspeakTTS()
+
+
 def _make_tts(choice) -> TTS:
     if not isinstance(choice, str):
         return choice
+    if choice == "auto":
+        return auto_tts()
+    if choice == "piper":
+        from .tts_piper import PiperTTS
+
+        return PiperTTS()
     from .tts import EspeakTTS
 
     if choice == "espeak":
         return EspeakTTS()
     if choice == "espeak-cli":
         return EspeakTTS(backend="cli")
-    raise ValueError(f"unknown tts {choice!r}: use 'espeak' or 'espeak-cli'")
+    raise ValueError(f"unknown tts {choice!r}: use 'auto', 'piper', 'espeak' or 'espeak-cli'")
 
 
 def _key(value) -> object:
@@ -128,7 +151,7 @@ def load_engines(
     vad: str | VAD = "silero",
     asr: str | ASR = "whisper-base",
     llm: str | LLM = "smollm2",
-    tts: str | TTS = "espeak",
+    tts: str | TTS = "auto",
     *,
     turn_end: str | object | None = "auto",
     llm_url: str | None = None,
