@@ -166,14 +166,14 @@ def test_semantic_vad_asks_the_model_after_a_short_pause_and_a_complete_turn_end
     assert 1000 + 200 <= heard_ms <= 300 + 1000 + 260
     assert asked[0].pcm16[-2 * 48 * 100:] == bytes(2 * 48 * 100)  # ends in silence
     position_ms = 300 + 1000 + 260
-    d.engine.turn_end_predicted(asked[0], 0.9)
+    d.engine.turn_end_predicted(asked[0], 0.9, cpu_ms=42.0)
     d._drain()
     stopped = d.of("input_audio_buffer.speech_stopped")
     assert len(stopped) == 1
     # The turn ends where the answer came, far sooner than server_vad's default 500 ms.
     assert position_ms - 64 <= stopped[0]["audio_end_ms"] <= position_ms
     assert d.of("input_audio_buffer.committed") and d.of("response.created")
-    assert d.engine.turn_end_stats == {"asked": 1, "complete": 1, "incomplete": 0, "dropped": 0}
+    assert d.engine.turn_end_stats == {"asked": 1, "complete": 1, "incomplete": 0, "dropped": 0, "cpu_ms": 42.0}
 
 
 def test_an_incomplete_turn_waits_for_more_speech_and_one_turn_comes_of_it():
@@ -199,10 +199,11 @@ def test_an_answer_that_comes_after_speech_resumed_is_dropped():
     d.append(silence(300) + tone(800) + silence(250))
     (late,) = d.take_jobs(PredictTurnEnd)
     d.append(tone(400))  # the speaker went on before the model answered
-    d.engine.turn_end_predicted(late, 0.99)
+    d.engine.turn_end_predicted(late, 0.99, cpu_ms=50.0)
     d._drain()
     assert not d.of("input_audio_buffer.speech_stopped")
     assert d.engine.turn_end_stats["dropped"] == 1
+    assert d.engine.turn_end_stats["cpu_ms"] == 50.0  # the CPU was spent all the same
 
 
 @pytest.mark.parametrize("eagerness, longest_ms", [("high", 1000), ("auto", 2000), ("low", 3000)])

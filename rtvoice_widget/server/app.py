@@ -119,6 +119,18 @@ class LocalRealtimeServer:
         self._workers: Workers | None = None
         self.url: str | None = None
 
+    @property
+    def turn_end_stats(self) -> dict:
+        """The end-of-turn model's decisions (``semantic_vad``) over the connections that have
+        ended: ``asked``, ``complete``, ``incomplete``, ``dropped`` (speech resumed before the
+        answer), ``cpu_ms`` (total; divide by ``asked`` for the cost of one decision). Each
+        connection also logs its own at INFO level as it ends (logger ``rtvoice_widget.server``)."""
+        workers = self._workers
+        if workers is None:
+            return {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0, "cpu_ms": 0.0}
+        with workers._stats_lock:
+            return dict(workers.turn_end_stats)
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def load(self) -> Engines:

@@ -107,6 +107,14 @@ class Workers:
         self.reply = ThreadPoolExecutor(max_replies, thread_name_prefix="rtvoice-reply")
         self.transcriptions = TranscriptionQueue(self.asr)
         self.replies_running = 0  # server-wide; counted on the event loop
+        # Every ended connection's TurnEngine.turn_end_stats, summed (LocalRealtimeServer.turn_end_stats).
+        self.turn_end_stats = {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0, "cpu_ms": 0.0}
+        self._stats_lock = threading.Lock()
+
+    def add_turn_end_stats(self, stats: dict) -> None:
+        with self._stats_lock:  # read from other threads (a benchmark, a notebook)
+            for key in self.turn_end_stats:
+                self.turn_end_stats[key] += stats.get(key, 0)
 
     def shutdown(self) -> None:
         for pool in (self.vad, self.asr, self.reply):
@@ -252,16 +260,23 @@ async def serve_connection(
             workers.replies_running -= 1
             cancels.pop(job.response_id, None)
 
+    def timed_turn_end(pcm16: bytes) -> tuple[float, float]:
+        # CPU time of this thread: what the decision costs, not how long it waited for a core.
+        started = time.thread_time()
+        prob = predict_turn_end(engines.turn_end, pcm16)
+        return prob, (time.thread_time() - started) * 1000
+
     async def run_turn_end(job: PredictTurnEnd) -> None:
         # On the VAD pool: a decision is tens of ms and must not queue behind a transcription.
         try:
-            prob = await loop.run_in_executor(workers.vad, predict_turn_end, engines.turn_end, job.pcm16)
+            prob, cpu_ms = await loop.run_in_executor(workers.vad, timed_turn_end, job.pcm16)
         except Exception as exc:
             log.exception("end-of-turn model failed")
             engine.turn_end_predicted(job, None, error=f"{type(exc).__name__}: {exc}")
         else:
-            log.debug("end of turn: p(complete)=%.3f over %.0f ms of audio", prob, len(job.pcm16) / 48)
-            engine.turn_end_predicted(job, prob)
+            log.debug("end of turn: p(complete)=%.3f over %.0f ms of audio (%.0f ms CPU)",
+                      prob, len(job.pcm16) / 48, cpu_ms)
+            engine.turn_end_predicted(job, prob, cpu_ms=cpu_ms)
         dispatch()
 
     async def warm_up(job: WarmUp) -> None:
@@ -303,5 +318,10 @@ async def serve_connection(
             pass  # the client is gone; nothing left to tell it
         for task in list(tasks):
             task.cancel()
-        log.debug("session ended; speculative replies: %s; end-of-turn decisions: %s",
-                  engine.speculation_stats, engine.turn_end_stats)
+        log.debug("session ended; speculative replies: %s", engine.speculation_stats)
+        stats = engine.turn_end_stats
+        workers.add_turn_end_stats(stats)
+        if stats["asked"]:
+            log.info("session ended; end-of-turn decisions: %d asked (%d complete, %d incomplete, %d dropped as "
+                     "speech resumed), %.1f ms CPU each", stats["asked"], stats["complete"], stats["incomplete"],
+                     stats["dropped"], stats["cpu_ms"] / stats["asked"])

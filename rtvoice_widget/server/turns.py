@@ -333,8 +333,10 @@ class TurnEngine:
         self._sent_partial = ""
         self._speculation: _Speculation | None = None
         self._turn_end_job: str | None = None  # the PredictTurnEnd asked in the current pause
-        # How the end-of-turn decisions went: "asked", "complete", "incomplete", "dropped" (speech resumed first).
-        self.turn_end_stats = {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0}
+        # How the end-of-turn decisions went: "asked", "complete", "incomplete", "dropped" (speech
+        # resumed first), and "cpu_ms", the model's CPU time over all of them (as the driver
+        # measured it), for logs and benchmarks.
+        self.turn_end_stats = {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0, "cpu_ms": 0.0}
         # user items waiting for their final transcript: item_id → job_id
         self._awaiting_transcript: dict[str, str] = {}
         self._response: _Response | None = None
@@ -571,9 +573,13 @@ class TurnEngine:
         self.turn_end_stats["asked"] += 1
         self._jobs.append(job)
 
-    def turn_end_predicted(self, job: PredictTurnEnd, prob: float | None, error: str | None = None) -> None:
+    def turn_end_predicted(self, job: PredictTurnEnd, prob: float | None, error: str | None = None, *,
+                           cpu_ms: float = 0.0) -> None:
         """Result of a :class:`PredictTurnEnd`: the probability that the turn is complete (or
-        ``error``). Ends the turn now if it still pauses and the answer is "complete"."""
+        ``error``), and the CPU time the model took (``cpu_ms``, counted in ``turn_end_stats``
+        whether or not the answer still counts). Ends the turn now if it still pauses and the
+        answer is "complete"."""
+        self.turn_end_stats["cpu_ms"] += cpu_ms
         if job.job_id != self._turn_end_job:
             return  # speech resumed, the turn ended otherwise, or the buffer was cleared
         self._turn_end_job = None
