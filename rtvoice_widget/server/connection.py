@@ -28,11 +28,11 @@ from websockets.exceptions import ConnectionClosed
 
 from .engines.base import Engines
 from .pipeline import SpeechDetector, predict_turn_end, run_reply, transcribe, vad_frame_samples_24k, warm_llm
-from .turns import (SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, Reply, Transcribe, TurnEngine,
+from .turns import (EARLY_ASK_MS, SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, Reply, Transcribe, TurnEngine,
                     WarmUp)
 from .wire import ProtocolError, error_event
 
-__all__ = ["TranscriptionQueue", "Workers", "serve_connection"]
+__all__ = ["TranscriptionQueue", "Workers", "partial_budget_ms", "serve_connection"]
 
 log = logging.getLogger("rtvoice_widget.server")
 
@@ -121,6 +121,17 @@ class Workers:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
+def partial_budget_ms(vad, partial_interval_ms: float | None) -> float:
+    """How long a transcription may take for partials to run (see ``run_transcription``): half
+    the silence after which a turn usually ends, the end-of-turn model's pause under
+    ``semantic_vad`` with a model (``vad.turn_end``), else the VAD's silence duration; 0 (no
+    partials) without a VAD or a partial interval."""
+    if vad is None or not partial_interval_ms:
+        return 0.0
+    turn_silence_ms = vad.turn_end.pause_ms if vad.turn_end is not None else vad.silence_duration_ms
+    return min(float(partial_interval_ms), turn_silence_ms / 2)
+
+
 async def _frames(websocket):
     """The client's frames until it goes away, however it goes away."""
     try:
@@ -144,6 +155,7 @@ async def serve_connection(
     speculative_reply: bool = True,
     speculation_delay_ms: float = SPECULATION_DELAY_MS,
     partial_interval_ms: float | None = 1000.0,
+    early_ask_ms: float | None = EARLY_ASK_MS,
 ) -> None:
     """Serve one client until it disconnects. Engine failures end a response, never the connection."""
     loop = asyncio.get_running_loop()
@@ -155,6 +167,7 @@ async def serve_connection(
         speculative_reply=speculative_reply,
         speculation_delay_ms=speculation_delay_ms,
         turn_end_model=engines.turn_end is not None,
+        early_ask_ms=early_ask_ms,
     )
     detector = SpeechDetector(engines.vad)
     outbox: asyncio.Queue[str | None] = asyncio.Queue()
@@ -207,10 +220,12 @@ async def serve_connection(
         # matters (the speculation waits for the ASR), so they run only on an idle ASR, never
         # while a reply (perhaps a speculative one) needs the CPU, and only while a transcription
         # takes at most half the silence that ends a turn: then even a partial started just as
-        # the speaker stops leaves time for the speculation to finish by speech_stopped. On this
-        # 2-core CPU under load they step aside; a speculation overtaken by more speech still
+        # the speaker stops leaves time for the speculation to finish by speech_stopped. With an
+        # end-of-turn model (semantic_vad) that silence is the pause before the model is asked,
+        # not the longest wait (silence_duration_ms, 2 s for auto): a turn usually ends there. On
+        # this 2-core CPU under load they step aside; a speculation overtaken by more speech still
         # serves as a partial.
-        budget_ms = min(partial_interval_ms or 0, vad.silence_duration_ms / 2 if vad else 0)
+        budget_ms = partial_budget_ms(vad, partial_interval_ms)
         if job.kind == "partial" and (queue.busy or queue.recent_ms > budget_ms or workers.replies_running):
             engine.transcribed(job, None, error="skipped: ASR busy")
             dispatch()
