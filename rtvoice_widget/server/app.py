@@ -38,7 +38,7 @@ from .connection import Workers, serve_connection
 from .engines.base import Engines
 from .pipeline import warm_llm
 from .settings import SessionSettings
-from .turns import EARLY_ASK_MS, SPECULATION_DELAY_MS, warm_up_job
+from .turns import EARLY_ASK_MS, SPECULATION_DELAY_MS, empty_turn_end_stats, warm_up_job
 
 __all__ = ["LocalRealtimeServer", "DEFAULT_MODEL", "is_loopback", "print_progress"]
 
@@ -125,11 +125,13 @@ class LocalRealtimeServer:
     def turn_end_stats(self) -> dict:
         """The end-of-turn model's decisions (``semantic_vad``) over the connections that have
         ended: ``asked``, ``complete``, ``incomplete``, ``dropped`` (speech resumed before the
-        answer), ``cpu_ms`` (total; divide by ``asked`` for the cost of one decision). Each
+        answer), ``early`` / ``early_speculated`` (asks that may only start the speculation, and
+        those that did), ``cpu_ms`` (total; divide by ``asked + early`` for the cost of one
+        decision). Each
         connection also logs its own at INFO level as it ends (logger ``rtvoice_widget.server``)."""
         workers = self._workers
         if workers is None:
-            return {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0, "cpu_ms": 0.0}
+            return empty_turn_end_stats()
         with workers._stats_lock:
             return dict(workers.turn_end_stats)
 

@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from .engines.base import Engines
 from .pipeline import SpeechDetector, predict_turn_end, run_reply, transcribe, vad_frame_samples_24k, warm_llm
 from .turns import (EARLY_ASK_MS, SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, Reply, Transcribe, TurnEngine,
-                    WarmUp)
+                    WarmUp, empty_turn_end_stats)
 from .wire import ProtocolError, error_event
 
 __all__ = ["TranscriptionQueue", "Workers", "partial_budget_ms", "serve_connection"]
@@ -108,7 +108,7 @@ class Workers:
         self.transcriptions = TranscriptionQueue(self.asr)
         self.replies_running = 0  # server-wide; counted on the event loop
         # Every ended connection's TurnEngine.turn_end_stats, summed (LocalRealtimeServer.turn_end_stats).
-        self.turn_end_stats = {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0, "cpu_ms": 0.0}
+        self.turn_end_stats = empty_turn_end_stats()
         self._stats_lock = threading.Lock()
 
     def add_turn_end_stats(self, stats: dict) -> None:
@@ -336,7 +336,9 @@ async def serve_connection(
         log.debug("session ended; speculative replies: %s", engine.speculation_stats)
         stats = engine.turn_end_stats
         workers.add_turn_end_stats(stats)
-        if stats["asked"]:
+        decisions = stats["asked"] + stats["early"]
+        if decisions:
             log.info("session ended; end-of-turn decisions: %d asked (%d complete, %d incomplete, %d dropped as "
-                     "speech resumed), %.1f ms CPU each", stats["asked"], stats["complete"], stats["incomplete"],
-                     stats["dropped"], stats["cpu_ms"] / stats["asked"])
+                     "speech resumed), %d early (%d started the speculation), %.1f ms CPU each",
+                     stats["asked"], stats["complete"], stats["incomplete"], stats["dropped"], stats["early"],
+                     stats["early_speculated"], stats["cpu_ms"] / decisions)

@@ -218,7 +218,7 @@ class SessionSettings:
                 silence_duration_ms=max_silence_ms,
                 create_response=True if create is None else create,
                 interrupt_response=True if interrupt is None else interrupt,
-                turn_end=TurnEndSettings(pause_ms=float(pause_ms), threshold=threshold, recheck_ms=float(recheck_ms)),
+                turn_end=TurnEndSettings(pause_ms=float(pause_ms), threshold=threshold, recheck_ms=None if recheck_ms is None else float(recheck_ms)),
             )
         if turn["type"] == "semantic_vad":
             return VadSettings(

@@ -80,6 +80,7 @@ __all__ = [
     "WarmUp",
     "PredictTurnEnd",
     "warm_up_job",
+    "empty_turn_end_stats",
     "SAMPLE_RATE",
     "SPECULATION_DELAY_MS",
 ]
@@ -269,6 +270,12 @@ def _recent(messages: list[dict], budget_chars: int) -> list[dict]:
     return list(messages[start:])
 
 
+def empty_turn_end_stats() -> dict:
+    """``TurnEngine.turn_end_stats`` before any decision (see there for the keys)."""
+    return {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0, "early": 0, "early_speculated": 0,
+            "cpu_ms": 0.0}
+
+
 def warm_up_job(settings: SessionSettings) -> WarmUp:
     """The prompt prefix every reply of a session with ``settings`` starts with."""
     instructions = settings.instructions
@@ -359,8 +366,7 @@ class TurnEngine:
         # resumed first), "early" (early asks, which only start the speculation) and
         # "early_speculated" (those that did), and "cpu_ms", the model's CPU time over all of
         # them (as the driver measured it), for logs and benchmarks.
-        self.turn_end_stats = {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0,
-                               "early": 0, "early_speculated": 0, "cpu_ms": 0.0}
+        self.turn_end_stats = empty_turn_end_stats()
         # user items waiting for their final transcript: item_id → job_id
         self._awaiting_transcript: dict[str, str] = {}
         self._response: _Response | None = None
