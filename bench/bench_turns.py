@@ -24,10 +24,11 @@ local server as a microphone would: 20 ms chunks, each sent once its 20 ms have 
    incomplete / dropped, and the early asks that may only start the speculation).
 
 Variants of ``semantic_vad`` on complete prompts, interleaved with the others prompt by prompt:
-``semantic`` (the defaults), ``sem-before`` (as before issue 12's latency work: no early ask,
-no second ask, the partials budget from the 2 s longest wait, first voiced piece cut at 6
-words) and, with ``--first-words N``, ``sem-firstN`` (the defaults with the first voiced piece
-cut at N words). Module-level settings are switched around each stream (one runs at a time).
+``semantic`` (the defaults), ``sem-before`` (as before issue 12's latency work: no second
+ask, the partials budget from the 2 s longest wait, first voiced piece cut at 6 words) and, with ``--first-words N``, ``sem-firstN`` (the defaults with the first voiced piece
+cut at N words), with ``--early-ask-ms X``, ``sem-earlyX`` (the early ask at X ms of silence,
+on a server of its own; 0 gives ``sem-noearly``). Module-level settings are switched around each
+stream (one runs at a time). ``--complete-only`` skips the paused prompts.
 
 Goals (exit status 1 when missed): semantic_vad gap p50 <= 400 ms and p90 <= 600 ms on complete
 prompts; false cut-ins <= 5 % of the hesitation prompts.
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -119,7 +121,7 @@ def _old_partial_budget_ms(vad, partial_interval_ms):
 PATCHES = {
     "sem-before": {
         (server_connection, "partial_budget_ms"): _old_partial_budget_ms,
-        (server_settings, "SEMANTIC_TURN_END"): {k: (*v[:3], None) for k, v in server_settings.SEMANTIC_TURN_END.items()},
+        (server_settings, "SEMANTIC_TURN_END"): {k: (*v[:3], None, None) for k, v in server_settings.SEMANTIC_TURN_END.items()},
         (server_pipeline, "FIRST_PIECE_MAX_WORDS"): 6,
     },
 }
@@ -262,6 +264,9 @@ def main() -> int:
     parser.add_argument("--first-words", type=int, default=None,
                         help="also run semantic_vad with the first voiced piece cut at this many words")
     parser.add_argument("--no-before", action="store_true", help="skip the sem-before variant")
+    parser.add_argument("--early-ask-ms", type=float, action="append", default=[],
+                        help="also run semantic_vad with the early ask at this silence (0: without it); repeatable")
+    parser.add_argument("--complete-only", action="store_true", help="skip the paused prompts")
     args = parser.parse_args()
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -290,16 +295,25 @@ def main() -> int:
         name = f"sem-first{args.first_words}"
         PATCHES[name] = {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): args.first_words}
         variants.append(name)
-    with LocalRealtimeServer(engines=engines, progress=None) as server, \
-            LocalRealtimeServer(engines=engines, progress=None, early_ask_ms=None) as before:
+    early_variants = {f"sem-early{ms:.0f}" if ms else "sem-noearly": ms or None for ms in args.early_ask_ms}
+    variants += list(early_variants)
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None))
+        before = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None, early_ask_ms=None))
+        others = {name: stack.enter_context(LocalRealtimeServer(engines=engines, progress=None, early_ask_ms=ms))
+                  for name, ms in early_variants.items()}
         url = server.url
-        urls = {name: before.url if name == "sem-before" else url for name in variants}
+        urls = {name: before.url if name == "sem-before" else others[name].url if name in others else url
+                for name in variants}
         print("complete prompts: gap = end of voice -> first audio delta", flush=True)
         gaps, detect = complete_gaps({**urls, "server500": url}, complete, engines)
         stats_complete = wait_stats(server)
+        other_stats = {name: wait_stats(other) for name, other in others.items()}
         before_complete = wait_stats(before) if "sem-before" in variants else None
         print("paused prompts (700 ms mid-sentence pause): false cut-ins", flush=True)
         modes = {"semantic": url, "server200": url, "server500": url}
+        if args.complete_only:
+            hesitation_prompts, bare_prompts = [], []
         cuts_hesitation = cut_ins(modes, hesitation_prompts, engines)
         cuts_bare = cut_ins(modes, bare_prompts, engines)
         stats_all = wait_stats(server)
@@ -315,14 +329,17 @@ def main() -> int:
               f"(turn ended p50 {percentile(detect[name], 50):.0f} ms after the voice)")
     sem = gaps["semantic"]
     for label, cuts, n in (("hesitation", cuts_hesitation, len(hesitation_prompts)), ("bare", cuts_bare, len(bare_prompts))):
+        if not n:
+            continue
         print(f"false cut-ins, {n} {label} prompts: " + ", ".join(
             f"{mode} {sum(c)}/{n} ({sum(c) / n:.0%})" for mode, c in cuts.items()))
-    n_semantic_complete = len(complete) * (len(variants) - ("sem-before" in variants))
+    n_semantic_complete = len(complete) * (len(variants) - ("sem-before" in variants) - len(others))
     n_paused = len(hesitation_prompts) + len(bare_prompts)
     paused_stats = {k: stats_all[k] - stats_complete[k] for k in stats_all}
     for label, stats, turns in (("complete prompts", stats_complete, n_semantic_complete),
                                 ("paused prompts", paused_stats, n_paused),
-                                ("complete prompts, sem-before", before_complete, len(complete))):
+                                ("complete prompts, sem-before", before_complete, len(complete)),
+                                *((f"complete prompts, {name}", st, len(complete)) for name, st in other_stats.items())):
         if stats is None or not turns:
             continue
         decisions = stats["asked"] + stats["early"]
@@ -337,7 +354,7 @@ def main() -> int:
         missed.append(f"gap p50 {percentile(sem, 50):.0f} > {GOAL_P50_MS:.0f} ms")
     if not percentile(sem, 90) <= GOAL_P90_MS:
         missed.append(f"gap p90 {percentile(sem, 90):.0f} > {GOAL_P90_MS:.0f} ms")
-    rate = sum(cuts_hesitation["semantic"]) / len(hesitation_prompts)
+    rate = sum(cuts_hesitation["semantic"]) / max(len(hesitation_prompts), 1)
     if rate > GOAL_CUT_INS:
         missed.append(f"false cut-ins {rate:.0%} > {GOAL_CUT_INS:.0%}")
     print("goals: " + ("met" if not missed else "MISSED: " + "; ".join(missed)))

@@ -289,8 +289,8 @@ async def serve_connection(
             log.exception("end-of-turn model failed")
             engine.turn_end_predicted(job, None, error=f"{type(exc).__name__}: {exc}")
         else:
-            log.debug("end of turn: p(complete)=%.3f over %.0f ms of audio (%.0f ms CPU)",
-                      prob, len(job.pcm16) / 48, cpu_ms)
+            log.debug("end of turn (%s ask): p(complete)=%.3f over %.0f ms of audio (%.0f ms CPU), answered "
+                      "at input %.0f ms", job.kind, prob, len(job.pcm16) / 48, cpu_ms, engine.input_position_ms)
             engine.turn_end_predicted(job, prob, cpu_ms=cpu_ms)
         dispatch()
 

@@ -48,8 +48,8 @@ Streaming choices:
   any turn, and a response is created. Once per reply: the next timeout waits for the next reply.
 - end of turn (``semantic_vad`` with an end-of-turn model, ``turn_end_model=True``): after
   ``pause_ms`` of silence a :class:`PredictTurnEnd` job carries the last 8 s of the turn to the
-  model, and once more at ``recheck_ms`` if the pause lasts. If it answers "complete" (at least
-  ``threshold``) while the pause lasts, speech_stopped goes out at the current input position
+  model, and once more at ``recheck_ms`` if the pause lasts (``kind="recheck"``, judged against
+  ``recheck_threshold``). If it answers "complete" (at least ``threshold``) while the pause lasts, speech_stopped goes out at the current input position
   and the turn ends as under server VAD; otherwise (incomplete, failed, or speech resumed
   first, which drops the answer) the VAD's silence duration, the eagerness's longest wait, ends
   it. Speculative transcription (at ``speculation_delay_ms``, before the model is asked) and the
@@ -98,8 +98,11 @@ _SNAPSHOT_KEYS = {"item", "response", "session", "part"}
 # Silence before the buffer is transcribed speculatively (see TurnEngine).
 SPECULATION_DELAY_MS = 160.0
 # semantic_vad with a model: silence before the early ask that may start the speculation sooner,
-# and the probability of "complete" it needs (see TurnEngine).
-EARLY_ASK_MS = 64.0
+# and the probability of "complete" it needs (see TurnEngine). Off by default: in bench_turns at
+# 64 ms it started the speculation in 1-3 of 12-24 complete turns (its answer mostly came after
+# the fixed delay had started it), fired on mid-sentence pauses ("Can you tell me | a short
+# joke" 0.98), and doubled the model's decisions; the gap did not move beyond the noise.
+EARLY_ASK_MS: float | None = None
 EARLY_SPECULATION_BAR = 0.2
 #: Uncommitted input audio the server keeps at most (5 min, 14.4 MB): an append past it gets an
 #: ``error`` and is dropped (the buffer stays), so a client that never commits cannot grow it.
@@ -171,7 +174,8 @@ class PredictTurnEnd:
 
     item_id: str
     pcm16: bytes
-    # "end": its answer may end the turn; "early": it may only start the speculation sooner.
+    # "end": its answer may end the turn ("recheck": the second ask of a long pause, with its own
+    # threshold); "early": it may only start the speculation sooner.
     kind: str = "end"
     job_id: str = field(default_factory=lambda: new_id("eot"))
 
@@ -390,6 +394,11 @@ class TurnEngine:
         return jobs
 
     @property
+    def input_position_ms(self) -> float:
+        """How much input audio the VAD has seen (session ms): where a decision made now lands."""
+        return self._frames_pos_ms
+
+    @property
     def active_response_id(self) -> str | None:
         return self._response.id if self._response else None
 
@@ -585,11 +594,12 @@ class TurnEngine:
                 ):
                     self._speculate(now_ms)
                 # Asked as the pause reaches pause_ms, and once more at recheck_ms if it lasts.
-                if (turn_end is not None and self._turn_end_job is None
-                        and self._silence_ms < vad.silence_duration_ms
-                        and any(self._silence_ms >= mark > self._silence_ms - frame_ms
-                                for mark in (turn_end.pause_ms, turn_end.recheck_ms) if mark is not None)):
-                    self._ask_turn_end(now_ms)
+                if turn_end is not None and self._turn_end_job is None and self._silence_ms < vad.silence_duration_ms:
+                    if self._silence_ms >= turn_end.pause_ms > self._silence_ms - frame_ms:
+                        self._ask_turn_end(now_ms)
+                    elif (turn_end.recheck_ms is not None
+                          and self._silence_ms >= turn_end.recheck_ms > self._silence_ms - frame_ms):
+                        self._ask_turn_end(now_ms, kind="recheck")
                 if self._speaking and self._silence_ms >= vad.silence_duration_ms:
                     self._speech_stopped(now_ms, vad)
             if self._speaking and self.partial_interval_ms and self._partial_job is None:
@@ -637,7 +647,10 @@ class TurnEngine:
         vad = self.settings.vad
         if error is not None or prob is None or vad is None or vad.turn_end is None or not self._speaking:
             return
-        if prob >= vad.turn_end.threshold:
+        threshold = vad.turn_end.threshold
+        if job.kind == "recheck" and vad.turn_end.recheck_threshold is not None:
+            threshold = vad.turn_end.recheck_threshold
+        if prob >= threshold:
             self.turn_end_stats["complete"] += 1
             self._speech_stopped(self._frames_pos_ms, vad)
         else:
