@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -130,7 +131,12 @@ def run_variant(model: Path, build: str, extra: bool, questions: int) -> dict:
     paths = ([str(PORTABLE)] if build == "portable" else []) + [str(ROOT)]
     env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     out = subprocess.run([sys.executable, __file__, "--worker", str(model), "on" if extra else "off", str(questions)],
-                         env=env, check=True, capture_output=True, text=True)
+                         env=env, capture_output=True, text=True)
+    if out.returncode < 0:
+        # The crash this bench exists for (extra buffer types on an AMX CPU): a figure, not an error.
+        return {"crashed": signal.Signals(-out.returncode).name}
+    if out.returncode != 0:
+        raise RuntimeError(f"variant {build}/{'on' if extra else 'off'} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -157,22 +163,35 @@ def main(argv: list[str] | None = None) -> int:
     bundled = bundled_smollm2_path()
     for label, model in (("SmolLM2-135M Q4_1 (bundled)", bundled), ("SmolLM2-135M Q4_0", q4_0_model())):
         print(f"\n{label}, 1 thread, {questions} questions, medians:")
-        base = run_variant(model, "native", True, questions)
-        print(f"  {'variant':38s} {'load s':>7s} {'first token ms':>15s} {'tok/s':>7s}  vs native+extra (first, tok/s)")
-        for build, extra in (("native", True), ("native", False), ("portable", True), ("portable", False)):
-            r = base if (build, extra) == ("native", True) else run_variant(model, build, extra, questions)
+        results = {(build, extra): run_variant(model, build, extra, questions)
+                   for build in ("native", "portable") for extra in (True, False)}
+        # The baseline is today's default where it runs (native, extra buffer types on); on a CPU
+        # where that crashes, the best variant that ran, so the chosen one is still compared.
+        ran = {k: r for k, r in results.items() if "crashed" not in r}
+        base_key = ("native", True) if ("native", True) in ran else max(ran, key=lambda k: ran[k]["tokens_per_s"])
+        base = ran[base_key]
+        print(f"  {'variant':38s} {'load s':>7s} {'first token ms':>15s} {'tok/s':>7s}  vs {base_key[0]}+extra "
+              f"{'on' if base_key[1] else 'off'} (first, tok/s)")
+        for (build, extra), r in results.items():
+            name = f"{build} build, extra buffer types {'on' if extra else 'off'}"
+            chosen = build == "native" and extra == native_cpu.llama_extra_buffers(flags, "auto")
+            mark = "  <- the engine's choice here" if chosen else ""
+            if "crashed" in r:
+                print(f"  {name:38s} crashed ({r['crashed']}){mark}")
+                if chosen:
+                    missed.append(f"{label}, {name}: the engine's choice crashed ({r['crashed']})")
+                continue
             first_ratio = r["first_token_ms"] / base["first_token_ms"]
             rate_ratio = r["tokens_per_s"] / base["tokens_per_s"]
-            name = f"{build} build, extra buffer types {'on' if extra else 'off'}"
             print(f"  {name:38s} {r['load_s']:7.2f} {r['first_token_ms']:15.1f} {r['tokens_per_s']:7.1f}"
-                  f"  {first_ratio:5.2f}x {rate_ratio:5.2f}x")
+                  f"  {first_ratio:5.2f}x {rate_ratio:5.2f}x{mark}")
             if r["tokens_per_s"] < GOALS["tokens_per_s_min"]:
                 missed.append(f"{label}, {name}: {r['tokens_per_s']:.1f} tokens/s")
-            if model == bundled and build == "native" and not extra:
+            if model == bundled and chosen and (build, extra) != base_key:
                 if rate_ratio < GOALS["bundled_extra_off_tokens_per_s_ratio_min"]:
-                    missed.append(f"{label}: extra buffers off gives {rate_ratio:.2f}x the tokens/s")
+                    missed.append(f"{label}: the engine's choice gives {rate_ratio:.2f}x the tokens/s")
                 if first_ratio > GOALS["bundled_extra_off_first_token_ratio_max"]:
-                    missed.append(f"{label}: extra buffers off gives {first_ratio:.2f}x the first-token time")
+                    missed.append(f"{label}: the engine's choice gives {first_ratio:.2f}x the first-token time")
     for line in missed:
         print("MISSED:", line)
     return 1 if missed else 0

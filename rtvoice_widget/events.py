@@ -54,6 +54,7 @@ __all__ = [
     "COLUMNS",
     "MAX_TYPES",
     "OTHER_TYPE",
+    "PROTOCOL_TYPES",
     "SOURCES",
     "EventLog",
     "audio_ms_of_base64",
@@ -192,12 +193,50 @@ class _Snapshot:
         return len(self.payload)
 
 
-#: Distinct ``type`` names the log keeps a code of; later new names share :data:`OTHER_TYPE`'s.
-#: Bounds the type tables (and keeps the packed codes far from overflowing int32) whatever a
-#: hostile or broken server sends; the real type of such a row stays in its ``payload``.
+#: The GA Realtime event names, server and client, and the beta names servers still send
+#: (``openai.types.realtime``; a test checks the SDK's names are all here). Each always gets a
+#: code of its own, however many invented names came before it.
+PROTOCOL_TYPES = frozenset({
+    "conversation.created", "conversation.item.added", "conversation.item.created",
+    "conversation.item.deleted", "conversation.item.done",
+    "conversation.item.input_audio_transcription.completed",
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.failed",
+    "conversation.item.input_audio_transcription.segment", "conversation.item.retrieved",
+    "conversation.item.truncated", "error", "input_audio_buffer.cleared", "input_audio_buffer.committed",
+    "input_audio_buffer.dtmf_event_received", "input_audio_buffer.speech_started",
+    "input_audio_buffer.speech_stopped", "input_audio_buffer.timeout_triggered",
+    "mcp_list_tools.completed", "mcp_list_tools.failed", "mcp_list_tools.in_progress",
+    "output_audio_buffer.cleared", "output_audio_buffer.started", "output_audio_buffer.stopped",
+    "rate_limits.updated", "response.content_part.added", "response.content_part.done",
+    "response.created", "response.done", "response.function_call_arguments.delta",
+    "response.function_call_arguments.done", "response.mcp_call.completed", "response.mcp_call.failed",
+    "response.mcp_call.in_progress", "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
+    "response.output_audio.delta", "response.output_audio.done", "response.output_audio_transcript.delta",
+    "response.output_audio_transcript.done", "response.output_item.added", "response.output_item.done",
+    "response.output_text.delta", "response.output_text.done", "session.created", "session.updated",
+    # client events
+    "conversation.item.create", "conversation.item.delete", "conversation.item.retrieve",
+    "conversation.item.truncate", "input_audio_buffer.append", "input_audio_buffer.clear",
+    "input_audio_buffer.commit", "output_audio_buffer.clear", "response.cancel", "response.create",
+    "session.update",
+    # beta names
+    "response.audio.delta", "response.audio.done", "response.audio_transcript.delta",
+    "response.audio_transcript.done", "response.text.delta", "response.text.done",
+})
+#: Distinct ``type`` names the log keeps a code of at most. Names from the protocol
+#: (:data:`PROTOCOL_TYPES`) and this package's own local events always get one; any other name
+#: a server or caller invents gets one while fewer than ``MAX_TYPES - _RESERVED_TYPES`` names are
+#: known, later ones share :data:`OTHER_TYPE`'s. Bounds the type tables (and keeps the packed
+#: codes far from overflowing int32) whatever a hostile or broken server sends, without ever
+#: hiding a real ``response.done`` behind a flood; the real type of such a row stays in its
+#: ``payload``.
 MAX_TYPES = 4096
-#: The ``type`` column of events whose name came after :data:`MAX_TYPES` others.
+#: The ``type`` column of events whose invented name came after the others filled the table.
 OTHER_TYPE = "(other)"
+# Codes kept free for protocol names, local names (this package logs fewer than 100 kinds)
+# and OTHER_TYPE, so the total stays within MAX_TYPES.
+_RESERVED_TYPES = len(PROTOCOL_TYPES) + 256 + 1
 
 _ROW_WIDTH = 9  # values per row in EventLog._pending, in EventLog._columns order
 _FLUSH_ROWS = 4096  # rows kept pending at most: bounds the boxed numbers held before the columns
@@ -363,18 +402,20 @@ class EventLog:
     def _new_plan(self, type_: str, source: str) -> tuple[int, int, str | None]:
         with self._lock:
             category = -1 if type_ in _ITEM_TYPES else _CATEGORY_CODES[category_of(type_, source)]
-            code = self._type_code_locked(type_)
+            code = self._type_code_locked(type_, source)
             plan = (_pack(code, _SOURCE_CODES[source], 0), category, AUDIO_FIELDS.get(type_))
             if self._type_names[code] == type_:  # a name past MAX_TYPES gets no plan: none is kept
                 self._plans[source][type_] = plan
             return plan
 
-    def _type_code_locked(self, type_: str) -> int:
-        """The code of ``type_``; past :data:`MAX_TYPES` names, the code of :data:`OTHER_TYPE`."""
+    def _type_code_locked(self, type_: str, source: str = "server") -> int:
+        """The code of ``type_``; for an invented name once the table is full (see
+        :data:`MAX_TYPES`), the code of :data:`OTHER_TYPE`."""
         code = self._type_index.get(type_)
         if code is None:
-            if len(self._type_names) >= MAX_TYPES - 1 and type_ != OTHER_TYPE:
-                return self._type_code_locked(OTHER_TYPE)
+            invented = source != "local" and type_ not in PROTOCOL_TYPES and type_ != OTHER_TYPE
+            if invented and len(self._type_names) >= MAX_TYPES - _RESERVED_TYPES:
+                return self._type_code_locked(OTHER_TYPE, "local")
             code = self._type_index[type_] = len(self._type_names)
             self._type_names.append(type_)
         return code

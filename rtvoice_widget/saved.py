@@ -551,6 +551,12 @@ def _load_folder(folder: Path, origin: Path) -> SavedSession:
     turns = _read_table(folder / turns_file, manifest.get("turns_dtypes", {}))
     user, rate = _read_track(folder / user_file)
     assistant, _ = _read_track(folder / assistant_file)
+    from rtvoice_widget.turns import TURN_COLUMNS, turns_table
+
+    if not set(TURN_COLUMNS) <= set(turns.columns):
+        # Saved by a version whose turns table had fewer columns: the table is derived from the
+        # events and the user's audio, both saved, so rebuilding it gives today's columns.
+        turns = turns_table(events, user, rate)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     return SavedSession(log, events, turns, SavedRecording(user, assistant, rate), config,
                         manifest, origin)

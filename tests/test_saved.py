@@ -163,6 +163,26 @@ def test_saving_a_loaded_session_again_changes_nothing(recorded, saved_folder, t
     assert_same_session(load_session(again), recorded)
 
 
+def test_a_session_saved_with_an_older_turns_table_loads_with_todays_columns(recorded, tmp_path):
+    import shutil
+
+    from rtvoice_widget.turns import TURN_COLUMNS
+
+    path = save_session(recorded, tmp_path / "older", tables="json")
+    # As an earlier version wrote it: no voice_* columns (the sample session in notebooks/ is one).
+    older = [json.loads(line) for line in (path / "turns.jsonl").read_text().splitlines()]
+    (path / "turns.jsonl").write_text("".join(
+        json.dumps({k: v for k, v in row.items() if not k.startswith("voice_")}) + "\n" for row in older))
+    manifest = json.loads((path / "session.json").read_text())
+    manifest["turns_dtypes"] = {k: v for k, v in manifest["turns_dtypes"].items() if not k.startswith("voice_")}
+    (path / "session.json").write_text(json.dumps(manifest))
+    loaded = load_session(path)
+    assert list(loaded.turns.columns) == list(TURN_COLUMNS)
+    assert_frame_equal(loaded.turns, recorded.events.transcript(), check_exact=True)
+    assert "voice_to_first_audio_ms" in loaded.metrics()["latency"]
+    shutil.rmtree(path)
+
+
 def test_stereo_conversation_wav_holds_both_sides(recorded, saved_folder):
     import soundfile
 

@@ -283,6 +283,29 @@ def test_unknown_types_share_one_bounded_code_and_lose_no_row():
     assert sum(len(plans) for plans in log._plans.values()) <= MAX_TYPES
 
 
+def test_protocol_and_local_types_keep_their_names_after_a_flood():
+    import typing
+
+    from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
+
+    from rtvoice_widget.events import MAX_TYPES, OTHER_TYPE, PROTOCOL_TYPES, EventLog
+
+    def names(union) -> set[str]:
+        members = typing.get_args(typing.get_args(union)[0] if typing.get_origin(union) is typing.Annotated else union)
+        return {name for m in members for name in typing.get_args(m.model_fields["type"].annotation)}
+
+    assert names(RealtimeServerEvent) | names(RealtimeClientEvent) <= PROTOCOL_TYPES
+    log = EventLog()
+    for i in range(MAX_TYPES + 100):
+        log.append("server", {"type": f"hostile.{i}"}, float(i))
+    log.append("server", {"type": "response.done", "response": {"id": "r", "status": "completed"}}, 1.0)
+    log.local("connection.failed", 2.0, text="gone")
+    df = log.to_pandas()
+    assert list(df["type"].iloc[-3:]) == [OTHER_TYPE, "response.done", "connection.failed"]
+    assert list(df["category"].iloc[-2:]) == ["ai_response", "error"]
+    assert len(df["type"].cat.categories) <= MAX_TYPES
+
+
 def test_ignored_types_are_capped():
     from rtvoice_widget.protocol import IGNORED_OTHER, MAX_IGNORED_TYPES, ClientProtocol
 

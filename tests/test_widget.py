@@ -769,7 +769,7 @@ def test_ensure_local_server_reports_each_loading_stage_to_every_waiting_caller(
             caller.join(60)
         assert first == ["Loading voice detection (energy)", "Loading speech recognition (whisper-base)",
                          "Loading the language model (echo)", "Loading speech synthesis (espeak)",
-                         "Warming up the language model"]
+                         "Loading end-of-turn detection (auto)", "Warming up the language model"]
         assert joined == first[1:]
         assert len(urls) == 3 and len(set(urls)) == 1 and urls[0].startswith("ws://127.0.0.1:")
         again: list[str] = []

@@ -22,7 +22,7 @@ READY_PREFIX = "rtvoice-server listening on "
 STAGE_PREFIX = "rtvoice-server stage: "
 
 _ROLES = {"vad": "voice detection", "asr": "speech recognition", "llm": "the language model",
-          "tts": "speech synthesis"}
+          "tts": "speech synthesis", "turn_end": "end-of-turn detection"}
 
 
 def describe_stage(message: str) -> str:
