@@ -20,7 +20,9 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   of a barge-in waits for (the session has ``live_player=True``). Also, for benchmarks and
   debugging (page clock, ms since the epoch; see ``js/lib/player.js``): ``t``, ``arrived_t``,
   ``started_t``, ``flush_arrived_t``, ``silent_t``, ``underruns`` and the AudioContext's
-  ``output_latency_ms`` / ``base_latency_ms``.
+  ``output_latency_ms`` / ``base_latency_ms``. The first ``started_t`` of an item is logged as
+  ``playback.started`` with ``started_ms`` on the session clock (the turns table's
+  ``voice_to_first_sound_ms``, see :meth:`VoiceChat._note_playback_started`).
 - ``{"type": "mic", "state", "detail"}``: mic started / denied / no device / ..., and the mic
   link opening or closing (``link_open`` / ``link_closed``); logged as ``mic.<state>``.
 - ``{"type": "text", "text"}``: a typed user message.
