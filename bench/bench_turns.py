@@ -2,6 +2,7 @@
 
     python bench/bench_turns.py            # 12 complete prompts, 14 paused ones, each mode
     python bench/bench_turns.py --quick    # 3 + 3 (smoke)
+    python bench/bench_turns.py --first-words 4   # and semantic_vad with a 4-word first piece
 
 Prompts are generated with espeak-ng (voice "echo", whatever the server's TTS) and streamed to the
 local server as a microphone would: 20 ms chunks, each sent once its 20 ms have "passed".
@@ -19,7 +20,15 @@ local server as a microphone would: 20 ms chunks, each sent once its 20 ms have 
    in "um"/"uh", as people's mid-sentence pauses mostly do) and *bare* (the fragment alone:
    espeak-ng speaks it with sentence-final intonation, which is what the model listens to).
 3. The end-of-turn model's own cost: CPU ms per decision (features + inference) and decisions
-   per turn.
+   per turn (``LocalRealtimeServer.turn_end_stats``: the turn-ending asks, answered complete /
+   incomplete / dropped, and the early asks that may only start the speculation).
+
+Variants of ``semantic_vad`` on complete prompts, interleaved with the others prompt by prompt:
+``semantic`` (the defaults), ``sem-before`` (as before issue 12's latency work: no second
+ask, the partials budget from the 2 s longest wait, first voiced piece cut at 6 words) and, with ``--first-words N``, ``sem-firstN`` (the defaults with the first voiced piece
+cut at N words), with ``--early-ask-ms X``, ``sem-earlyX`` (the early ask at X ms of silence,
+on a server of its own; 0 gives ``sem-noearly``). Module-level settings are switched around each
+stream (one runs at a time). ``--complete-only`` skips the paused prompts.
 
 Goals (exit status 1 when missed): semantic_vad gap p50 <= 400 ms and p90 <= 600 ms on complete
 prompts; false cut-ins <= 5 % of the hesitation prompts.
@@ -30,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -43,6 +53,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_server import forget_last_question  # noqa: E402
 
+import rtvoice_widget.server.connection as server_connection  # noqa: E402
+import rtvoice_widget.server.pipeline as server_pipeline  # noqa: E402
+import rtvoice_widget.server.settings as server_settings  # noqa: E402
 from rtvoice_widget.server import LocalRealtimeServer  # noqa: E402
 from rtvoice_widget.server.engines import load_engines  # noqa: E402
 from rtvoice_widget.server.engines.tts import EspeakTTS  # noqa: E402
@@ -100,8 +113,40 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def _old_partial_budget_ms(vad, partial_interval_ms):
+    # Before issue 12: half the VAD's silence duration, semantic_vad's 2 s longest wait included.
+    return min(partial_interval_ms or 0, vad.silence_duration_ms / 2 if vad else 0)
+
+
+#: Module settings per variant (restored after each stream); early asks are a server knob.
+PATCHES = {
+    "sem-before": {
+        (server_connection, "partial_budget_ms"): _old_partial_budget_ms,
+        (server_settings, "SEMANTIC_TURN_END"): {k: (*v[:3], None, None) for k, v in server_settings.SEMANTIC_TURN_END.items()},
+        (server_pipeline, "FIRST_PIECE_MAX_WORDS"): 6,
+    },
+}
+
+
+class patched:
+    """Switch a variant's module settings on for one stream."""
+
+    def __init__(self, mode: str) -> None:
+        self.changes = PATCHES.get(mode, {})
+        self.saved: dict = {}
+
+    def __enter__(self) -> None:
+        for (module, name), value in self.changes.items():
+            self.saved[(module, name)] = getattr(module, name)
+            setattr(module, name, value)
+
+    def __exit__(self, *exc) -> None:
+        for (module, name), value in self.saved.items():
+            setattr(module, name, value)
+
+
 def session_for(mode: str) -> dict:
-    if mode == "semantic":
+    if mode.startswith("sem"):
         turn = {"type": "semantic_vad", "eagerness": "auto"}
     else:
         turn = {"type": "server_vad", "silence_duration_ms": int(mode.removeprefix("server"))}
@@ -169,14 +214,15 @@ def complete_gaps(servers: dict[str, str], prompts: list[tuple[str, bytes]], eng
         voice_end = voice_end_ms(np.frombuffer(pcm, "<i2"), RATE, len(pcm) / 48)
         for mode, url in servers.items():
             forget_last_question(engines)
-            turn = asyncio.run(stream(url, mode, pcm, stop_at_first_audio=True))
+            with patched(mode):
+                turn = asyncio.run(stream(url, mode, pcm, stop_at_first_audio=True))
             first = turn["marks"].get("first_audio")
             gap = first * 1000 - voice_end if first is not None else float("nan")
             gaps[mode].append(gap)
             stops = [e["audio_end_ms"] for e in turn["events"] if e["type"] == "input_audio_buffer.speech_stopped"]
             detected = stops[0] - voice_end if stops else float("nan")
             detect[mode].append(detected)
-            print(f"  [{mode:>9}] gap {gap:6.0f} ms (turn ended {detected:4.0f} ms of audio after the voice)  {text!r}",
+            print(f"  [{mode:>10}] gap {gap:6.0f} ms (turn ended {detected:4.0f} ms of audio after the voice)  {text!r}",
                   flush=True)
     return gaps, detect
 
@@ -187,13 +233,28 @@ def cut_ins(servers: dict[str, str], prompts: list[tuple[str, bytes, float]], en
     for text, pcm, resume_ms in prompts:
         for mode, url in servers.items():
             forget_last_question(engines)
-            turn = asyncio.run(stream(url, mode, pcm, stop_at_first_audio=False))
+            with patched(mode):
+                turn = asyncio.run(stream(url, mode, pcm, stop_at_first_audio=False))
             stops = [e["audio_end_ms"] for e in turn["events"] if e["type"] == "input_audio_buffer.speech_stopped"]
             cut = any(stop < resume_ms for stop in stops)
             out[mode].append(cut)
-            print(f"  [{mode:>9}] {'CUT IN' if cut else 'ok    '} stops at {stops} (resume {resume_ms:.0f})  {text!r}",
+            print(f"  [{mode:>10}] {'CUT IN' if cut else 'ok    '} stops at {stops} (resume {resume_ms:.0f})  {text!r}",
                   flush=True)
     return out
+
+
+def wait_stats(server: LocalRealtimeServer, timeout_s: float = 5.0) -> dict:
+    """The server's summed end-of-turn stats once its connections have ended (they are added
+    as each one closes, on the server's loop)."""
+    deadline = time.monotonic() + timeout_s
+    stats = server.turn_end_stats
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        again = server.turn_end_stats
+        if again == stats:
+            break
+        stats = again
+    return stats
 
 
 def main() -> int:
@@ -201,6 +262,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 complete and 3 paused prompts")
     parser.add_argument("--llm", default="smollm2")
     parser.add_argument("--vad", default="silero")
+    parser.add_argument("--first-words", type=int, default=None,
+                        help="also run semantic_vad with the first voiced piece cut at this many words")
+    parser.add_argument("--no-before", action="store_true", help="skip the sem-before variant")
+    parser.add_argument("--early-ask-ms", type=float, action="append", default=[],
+                        help="also run semantic_vad with the early ask at this silence (0: without it); repeatable")
+    parser.add_argument("--complete-only", action="store_true", help="skip the paused prompts")
     args = parser.parse_args()
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -227,39 +294,71 @@ def main() -> int:
 
     hesitation_prompts, bare_prompts = paused(hesitation), paused(bare)
 
-    with LocalRealtimeServer(engines=engines, progress=None) as server:
+    variants = ["semantic"] + ([] if args.no_before else ["sem-before"])
+    if args.first_words:
+        name = f"sem-first{args.first_words}"
+        PATCHES[name] = {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): args.first_words}
+        variants.append(name)
+    early_variants = {f"sem-early{ms:.0f}" if ms else "sem-noearly": ms or None for ms in args.early_ask_ms}
+    variants += list(early_variants)
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None))
+        before = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None, early_ask_ms=None))
+        others = {name: stack.enter_context(LocalRealtimeServer(engines=engines, progress=None, early_ask_ms=ms))
+                  for name, ms in early_variants.items()}
         url = server.url
+        urls = {name: before.url if name == "sem-before" else others[name].url if name in others else url
+                for name in variants}
         print("complete prompts: gap = end of voice -> first audio delta", flush=True)
-        gaps, detect = complete_gaps({"semantic": url, "server500": url}, complete, engines)
-        calls_before, cpu_before = engines.turn_end.calls, engines.turn_end.cpu_ms
+        gaps, detect = complete_gaps({**urls, "server500": url}, complete, engines)
+        stats_complete = wait_stats(server)
+        other_stats = {name: wait_stats(other) for name, other in others.items()}
+        before_complete = wait_stats(before) if "sem-before" in variants else None
         print("paused prompts (700 ms mid-sentence pause): false cut-ins", flush=True)
         modes = {"semantic": url, "server200": url, "server500": url}
+        if args.complete_only:
+            hesitation_prompts, bare_prompts = [], []
         cuts_hesitation = cut_ins(modes, hesitation_prompts, engines)
         cuts_bare = cut_ins(modes, bare_prompts, engines)
-        calls, cpu = engines.turn_end.calls, engines.turn_end.cpu_ms
+        stats_all = wait_stats(server)
 
     print()
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores)")
-    sem, base = gaps["semantic"], gaps["server500"]
-    print(f"gap end of voice -> first audio, {len(complete)} complete prompts:")
-    print(f"  semantic_vad (auto): p50 {percentile(sem, 50):.0f} ms, p90 {percentile(sem, 90):.0f} ms "
-          f"(turn ended p50 {percentile(detect['semantic'], 50):.0f} ms after the voice)")
-    print(f"  server_vad 500 ms:   p50 {percentile(base, 50):.0f} ms, p90 {percentile(base, 90):.0f} ms "
-          f"(turn ended p50 {percentile(detect['server500'], 50):.0f} ms after the voice)")
-    print(f"  ratio semantic/server500 p50: {percentile(sem, 50) / percentile(base, 50):.2f}")
+    base = gaps["server500"]
+    print(f"gap end of voice -> first audio, {len(complete)} complete prompts (same run, interleaved):")
+    for name in [*variants, "server500"]:
+        g = gaps[name]
+        print(f"  {name:>12}: p50 {percentile(g, 50):4.0f} ms, p90 {percentile(g, 90):4.0f} ms, "
+              f"ratio to server500 p50 {percentile(g, 50) / percentile(base, 50):.2f} "
+              f"(turn ended p50 {percentile(detect[name], 50):.0f} ms after the voice)")
+    sem = gaps["semantic"]
     for label, cuts, n in (("hesitation", cuts_hesitation, len(hesitation_prompts)), ("bare", cuts_bare, len(bare_prompts))):
+        if not n:
+            continue
         print(f"false cut-ins, {n} {label} prompts: " + ", ".join(
             f"{mode} {sum(c)}/{n} ({sum(c) / n:.0%})" for mode, c in cuts.items()))
-    print(f"end-of-turn model: {calls} decisions, {cpu / max(calls, 1):.0f} ms CPU each "
-          f"({(calls - calls_before)} on the {len(hesitation_prompts) + len(bare_prompts)} paused prompts' "
-          f"semantic runs: one per pause of 200 ms or more)")
+    n_semantic_complete = len(complete) * (len(variants) - ("sem-before" in variants) - len(others))
+    n_paused = len(hesitation_prompts) + len(bare_prompts)
+    paused_stats = {k: stats_all[k] - stats_complete[k] for k in stats_all}
+    for label, stats, turns in (("complete prompts", stats_complete, n_semantic_complete),
+                                ("paused prompts", paused_stats, n_paused),
+                                ("complete prompts, sem-before", before_complete, len(complete)),
+                                *((f"complete prompts, {name}", st, len(complete)) for name, st in other_stats.items())):
+        if stats is None or not turns:
+            continue
+        decisions = stats["asked"] + stats["early"]
+        print(f"end-of-turn model, {label} ({turns} turns): {decisions / turns:.1f} decisions per turn "
+              f"({stats['asked'] / turns:.1f} turn-ending: {stats['complete']} complete, {stats['incomplete']} "
+              f"incomplete, {stats['dropped']} dropped; {stats['early'] / turns:.1f} early, "
+              f"{stats['early_speculated']} started the speculation), "
+              f"{stats['cpu_ms'] / max(decisions, 1):.0f} ms CPU per decision")
 
     missed = []
     if not percentile(sem, 50) <= GOAL_P50_MS:
         missed.append(f"gap p50 {percentile(sem, 50):.0f} > {GOAL_P50_MS:.0f} ms")
     if not percentile(sem, 90) <= GOAL_P90_MS:
         missed.append(f"gap p90 {percentile(sem, 90):.0f} > {GOAL_P90_MS:.0f} ms")
-    rate = sum(cuts_hesitation["semantic"]) / len(hesitation_prompts)
+    rate = sum(cuts_hesitation["semantic"]) / max(len(hesitation_prompts), 1)
     if rate > GOAL_CUT_INS:
         missed.append(f"false cut-ins {rate:.0%} > {GOAL_CUT_INS:.0%}")
     print("goals: " + ("met" if not missed else "MISSED: " + "; ".join(missed)))

@@ -961,8 +961,13 @@ class View {
     const secs = (x) => (typeof x === "number" ? `${x.toFixed(1)} s` : "\u2013");
     this.statsEl.replaceChildren(
       h("div", { class: "rtv-stat-grid" },
-        stat("Last voice-to-voice", formatMs(s.latency_last_ms)),
-        stat("Median voice-to-voice", formatMs(s.latency_median_ms)),
+        // Headline: end of the user's voice (in the recording) -> first reply audio, the wait a
+        // person hears. The server's speech_stopped -> first audio leaves out the turn
+        // detection's wait, so it is the secondary figure.
+        stat("End of voice \u2192 reply, last", formatMs(s.voice_gap_last_ms)),
+        stat("End of voice \u2192 reply, median", formatMs(s.voice_gap_median_ms)),
+        stat("End of voice \u2192 reply, p90", formatMs(s.voice_gap_p90_ms)),
+        stat("Speech stopped \u2192 reply, median", formatMs(s.latency_median_ms)),
         stat("Turns", String(s.turns ?? 0)),
         stat("Interruptions", String(s.interruptions ?? 0)),
         stat("Audio sent", secs(s.audio_in_s)),

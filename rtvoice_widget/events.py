@@ -602,11 +602,14 @@ class EventLog:
             "audio_ms_received": float(snap.audio_ms[~client].sum()),
         }
 
-    def transcript(self) -> pd.DataFrame:
-        """One row per turn (user and assistant), see :func:`rtvoice_widget.turns.turns_table`."""
+    def transcript(self, user_audio: np.ndarray | None = None, sample_rate: int = 24000) -> pd.DataFrame:
+        """One row per turn (user and assistant), see :func:`rtvoice_widget.turns.turns_table`.
+
+        The log alone has no end of voice: pass the recorded user track (``user_audio``, on the
+        session clock) for the ``voice_*`` columns, as ``RealtimeSession.transcript()`` does."""
         from rtvoice_widget.turns import turns_table
 
-        return turns_table(self.to_pandas())
+        return turns_table(self.to_pandas(), user_audio, sample_rate)
 
     # -- persistence ----------------------------------------------------------------------
 

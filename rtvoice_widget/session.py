@@ -668,7 +668,9 @@ class RealtimeSession:
     def metrics(self) -> dict[str, Any]:
         """Counters and timing of this session so far (a plain dict, cheap to call).
 
-        The protocol's summary (``turns``, ``interrupted_turns``, median latencies in ms, token
+        The headline latency, ``median_voice_to_first_audio_ms`` and ``p90_voice_to_first_audio_ms``
+        (end of the user's recorded voice → first reply audio, see :meth:`voice_gaps`); the
+        protocol's summary (``turns``, ``interrupted_turns``, median latencies in ms, token
         usage ``input_tokens`` / ``output_tokens`` / ``total_tokens`` and ``tokens_<kind>``,
         ``cost_usd`` / ``max_cost_usd`` / ``cost_capped``, ``errors``, ``tool_calls``) plus the
         connection's: ``endpoint`` (redacted label),
@@ -679,7 +681,7 @@ class RealtimeSession:
         """
         return {
             **self.protocol.metrics(),  # turns, latencies, tokens (protocol state)
-            "median_voice_to_first_audio_ms": self._median_voice_to_first_audio_ms(),
+            **self._voice_gap_stats(),  # median_/p90_voice_to_first_audio_ms
             "endpoint": self.endpoint.label if self.endpoint else None,
             "connected": self.connected,
             "uptime_s": self.now_ms() / 1000,
@@ -690,25 +692,40 @@ class RealtimeSession:
             **self._counters,
         }
 
-    def _median_voice_to_first_audio_ms(self) -> float | None:
-        """Median gap from the end of the user's recorded voice to the first reply audio (the
-        turns table's ``voice_to_first_audio_ms``). Each turn's value is computed once, from
-        the 30 s of recording before its first audio, and cached by response id."""
-        import statistics
-
+    def voice_gaps(self) -> list[float | None]:
+        """Per reply, in turn order: the gap from the end of the user's recorded voice to its
+        first audio (the turns table's ``voice_to_first_audio_ms``), None where there is none
+        (no recorded voice, or no audio yet). Each turn's value is computed once, from the 30 s
+        of recording before its first audio, and cached by response id, so this stays cheap
+        to call every second (the widget's stats do)."""
         from rtvoice_widget.turns import voice_end_ms
 
         cache = self._voice_gaps
+        gaps: list[float | None] = []
         for turn in list(self.protocol.turns):
             key = turn.response_id or turn.index
-            if key in cache or turn.first_audio_ms is None or turn.user_done_ms is None:
-                continue
-            start = max(0.0, (turn.first_audio_ms - 30_000.0) // 20 * 20)  # frames stay on the session grid
-            window = self.recording.user_pcm16(start, turn.first_audio_ms)
-            end = voice_end_ms(window, self.recording.sample_rate, turn.first_audio_ms - start)
-            cache[key] = turn.first_audio_ms - (start + end) if end == end else None
-        gaps = [g for g in cache.values() if g is not None]
-        return statistics.median(gaps) if gaps else None
+            if key not in cache:
+                if turn.first_audio_ms is None or turn.user_done_ms is None:
+                    continue  # not final yet: asked again next time
+                start = max(0.0, (turn.first_audio_ms - 30_000.0) // 20 * 20)  # frames stay on the session grid
+                window = self.recording.user_pcm16(start, turn.first_audio_ms)
+                end = voice_end_ms(window, self.recording.sample_rate, turn.first_audio_ms - start)
+                cache[key] = turn.first_audio_ms - (start + end) if end == end else None
+            gaps.append(cache[key])
+        return gaps
+
+    def _voice_gap_stats(self) -> dict[str, float | None]:
+        gaps = [g for g in self.voice_gaps() if g is not None]
+        if not gaps:
+            return {"median_voice_to_first_audio_ms": None, "p90_voice_to_first_audio_ms": None}
+        p50, p90 = np.percentile(gaps, [50, 90])
+        return {"median_voice_to_first_audio_ms": float(p50), "p90_voice_to_first_audio_ms": float(p90)}
+
+    def transcript(self):
+        """The turns table (:func:`rtvoice_widget.turns.turns_table`) of the conversation so far,
+        with the ``voice_*`` columns: the user's recorded track gives the end of voice."""
+        user = self.recording.user_pcm16(0.0, self.now_ms())
+        return self.events.transcript(user, self.recording.sample_rate)
 
     # -- loop side: connection lifetime -------------------------------------------------------
 

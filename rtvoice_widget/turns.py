@@ -25,12 +25,21 @@ voice_end_ms              end of the user's voice before this item's first audio
                           (session clock), or NaN without ``user_audio``
 voice_to_first_audio_ms   ``voice_end_ms`` → first audio delta of this item: the gap a
                           person hears (the headline latency)
+voice_to_first_sound_ms   ``voice_end_ms`` → the browser's player rendering this item's first
+                          sample (a ``playback.started`` event's ``started_ms``, see below),
+                          or NaN without a player that reports it
 ========================  ===============================================================
 
 The ``voice_*`` columns come from the user's recorded audio, not from server events, so they
 mean the same for every backend (OpenAI, Azure, the local server) and do not depend on how long
 the server's VAD waits. They need ``turns_table(events, user_audio=...)``; a frame is voiced
 when its RMS reaches :data:`VOICE_LEVEL_DBFS` (see :func:`voice_end_ms`).
+
+``playback.started`` (a local event the widget logs, ``item_id`` and ``started_ms``) says when
+the player rendered an item's first sample, on the session clock: the widget maps the page's
+clock to the session's as it maps the mic frames' capture times, which place the user's audio in
+the recording, so ``voice_to_first_sound_ms`` compares two times of one clock. Add the audio
+output's own latency (``output_latency_ms`` in the event) for the moment it leaves the speaker.
 
 "End of the user's input" is ``speech_stopped`` (server VAD), else the commit of the audio
 buffer (push-to-talk), else the server adding a user text item. It is attributed to the first
@@ -62,17 +71,19 @@ _VOICE_LOOKBACK_MS = 30_000.0
 
 LATENCY_COLUMNS = (
     "voice_to_first_audio_ms",
+    "voice_to_first_sound_ms",
     "speech_to_response_ms",
     "speech_to_first_audio_ms",
     "speech_to_first_text_ms",
     "response_duration_ms",
 )
 #: The latency columns the protocol computes from events alone (``protocol.Turn`` attributes and
-#: ``median_*`` metrics); ``voice_to_first_audio_ms`` needs the recorded user audio as well.
-EVENT_LATENCY_COLUMNS = LATENCY_COLUMNS[1:]
+#: ``median_*`` metrics); the ``voice_*`` ones need the recorded user audio as well.
+EVENT_LATENCY_COLUMNS = LATENCY_COLUMNS[2:]
 TURN_COLUMNS = (
     "role", "item_id", "response_id", "text", "started", "ended", "audio_ms", "interrupted",
-    "truncated_at_ms", "status", *LATENCY_COLUMNS[1:], "voice_end_ms", "voice_to_first_audio_ms",
+    "truncated_at_ms", "status", *EVENT_LATENCY_COLUMNS, "voice_end_ms", "voice_to_first_audio_ms",
+    "voice_to_first_sound_ms",
 )
 
 
@@ -114,7 +125,7 @@ _RELEVANT = frozenset({
     "conversation.item.input_audio_transcription.completed",
     "response.created", "response.output_item.added", "response.output_item.done",
     "response.output_audio.delta", "response.function_call_arguments.done", "response.done",
-    "conversation.item.truncate", "conversation.item.truncated",
+    "conversation.item.truncate", "conversation.item.truncated", "playback.started",
     *_TEXT_DELTAS, *_TEXT_DONES, *BETA_ALIASES,
 })
 
@@ -126,6 +137,7 @@ class _Turn:
         "ended",
         "final_text",
         "first_audio",
+        "first_sound",
         "first_text",
         "item_id",
         "order",
@@ -149,6 +161,7 @@ class _Turn:
         self.truncated_at_ms = math.nan
         self.truncated_by_server = False
         self.first_audio = math.nan
+        self.first_sound = math.nan
         self.first_text = math.nan
         self.audio_start_ms: float | None = None
         self.order = order
@@ -221,6 +234,14 @@ def turns_table(events: pd.DataFrame, user_audio: np.ndarray | None = None,
                 tr = turns[item_id]
                 if not tr.truncated_by_server:
                     tr.truncated_at_ms = float(payload.get("audio_end_ms", math.nan))
+            continue
+        if type_ == "playback.started":
+            # Only the player's report of an item already known as assistant audio counts.
+            started_ms = payload.get("started_ms")
+            tr = turns.get(item_id) if item_id is not None else None
+            if (tr is not None and math.isnan(tr.first_sound) and isinstance(started_ms, (int, float))
+                    and not isinstance(started_ms, bool) and math.isfinite(started_ms)):
+                tr.first_sound = float(started_ms)
             continue
 
         if type_ == "input_audio_buffer.speech_started" and item_id is not None:
@@ -325,7 +346,7 @@ def turns_table(events: pd.DataFrame, user_audio: np.ndarray | None = None,
             (resp.created - ref) if resp is not None else math.nan,
             tr.first_audio - ref, tr.first_text - ref,
             (resp.done - resp.created) if resp is not None else math.nan,
-            voice_end, tr.first_audio - voice_end,
+            voice_end, tr.first_audio - voice_end, tr.first_sound - voice_end,
         ))
     columns = list(zip(*rows)) if rows else [()] * len(TURN_COLUMNS)
     data: dict[str, Any] = {}

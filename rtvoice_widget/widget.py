@@ -20,7 +20,9 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   of a barge-in waits for (the session has ``live_player=True``). Also, for benchmarks and
   debugging (page clock, ms since the epoch; see ``js/lib/player.js``): ``t``, ``arrived_t``,
   ``started_t``, ``flush_arrived_t``, ``silent_t``, ``underruns`` and the AudioContext's
-  ``output_latency_ms`` / ``base_latency_ms``.
+  ``output_latency_ms`` / ``base_latency_ms``. The first ``started_t`` of an item is logged as
+  ``playback.started`` with ``started_ms`` on the session clock (the turns table's
+  ``voice_to_first_sound_ms``, see :meth:`VoiceChat._note_playback_started`).
 - ``{"type": "mic", "state", "detail"}``: mic started / denied / no device / ..., and the mic
   link opening or closing (``link_open`` / ``link_closed``); logged as ``mic.<state>``.
 - ``{"type": "text", "text"}``: a typed user message.
@@ -356,6 +358,7 @@ class VoiceChat(anywidget.AnyWidget):
         self._player_lock = threading.Lock()  # player messages: one transport decision at a time
         self._player_conn: int | None = None  # the link connection the page was told to play from
         self._stale_burst = 0
+        self._sound_started: set[str] = set()  # items whose playback.started is logged
         self._frames_in = 0
         self._frames_via_link = 0
         self._callbacks: list[tuple[str, Callable[..., Any]]] = []
@@ -391,8 +394,9 @@ class VoiceChat(anywidget.AnyWidget):
         return self._session.recording
 
     def transcript(self):
-        """One row per turn (user and assistant) as a DataFrame."""
-        return self._session.events.transcript()
+        """One row per turn (user and assistant) as a DataFrame, with the end-of-voice columns
+        (see :meth:`RealtimeSession.transcript`)."""
+        return self._session.transcript()
 
     def metrics(self) -> dict[str, Any]:
         """Session counters and latencies, plus the widget's own (mic frames in, stale drops)."""
@@ -679,6 +683,7 @@ class VoiceChat(anywidget.AnyWidget):
             elif kind == "played":
                 self._session.playback_progress(content.get("item_id"), content.get("ms"),
                                                 flushed=content.get("flushed") is True)
+                self._note_playback_started(content)
             elif kind == "mic":
                 state = str(content.get("state", "unknown"))
                 self._local(f"mic.{state}", text=content.get("detail") or None)
@@ -692,6 +697,34 @@ class VoiceChat(anywidget.AnyWidget):
             pass  # late frames/reports after a disconnect: nothing to deliver them to
         except (TypeError, ValueError) as exc:
             self._local_error(f"bad {kind} message from the browser: {exc}")
+
+    def _note_playback_started(self, content: dict[str, Any]) -> None:
+        """Log ``playback.started`` once per item: when the page's player rendered its first
+        sample (``started_t``, page clock), on the session clock (``started_ms``), for the turns
+        table's ``voice_to_first_sound_ms``.
+
+        The page clock is mapped as the mic frames' capture times are
+        (:meth:`_captured_on_session_clock`): the fastest mic transit counts as zero. The end of
+        voice comes from the recording, where those capture times placed the user's audio, so
+        the gap is between two times of one clock and that transit cancels out. Without mic
+        frames there is no mapping (and no recorded voice to measure from): nothing is logged.
+        """
+        item_id, started_t = content.get("item_id"), content.get("started_t")
+        if (not isinstance(item_id, str) or item_id in self._sound_started or isinstance(started_t, bool)
+                or not isinstance(started_t, (int, float)) or not math.isfinite(started_t)):
+            return
+        baseline = self._stale.baseline
+        if baseline is None:
+            return
+        # Both clocks read together, as in _send_mic_frame.
+        received_ms, session_ms = time.time() * 1000, self._session.now_ms()
+        started_ms = float(started_t) + baseline + (session_ms - received_ms)
+        self._sound_started.add(item_id)
+        if len(self._sound_started) > 256:
+            self._sound_started = {item_id}  # old items never report again
+        latency = content.get("output_latency_ms")
+        self._local("playback.started", item_id=item_id, started_ms=started_ms,
+                    output_latency_ms=latency if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None)
 
     def _on_mic_frame(self, content: dict[str, Any], buffers: list[Any]) -> None:
         """A mic frame from either transport (any thread): into capture order, then delivered."""
@@ -957,10 +990,17 @@ class VoiceChat(anywidget.AnyWidget):
                 self._local_error(f"widget update failed: {type(exc).__name__}: {exc}")
 
     def _stats(self) -> dict[str, Any]:
+        # Headline: end of the user's voice -> first reply audio (what a person waits through);
+        # the server's speech_stopped -> first audio beside it shows how much of that is the
+        # turn detection's wait.
         m = self._session.metrics()
         turns = list(self._session.protocol.turns)
         latencies = [t.speech_to_first_audio_ms for t in turns if t.speech_to_first_audio_ms is not None]
+        gaps = [g for g in self._session.voice_gaps() if g is not None]
         return {
+            "voice_gap_last_ms": gaps[-1] if gaps else None,
+            "voice_gap_median_ms": m.get("median_voice_to_first_audio_ms"),
+            "voice_gap_p90_ms": m.get("p90_voice_to_first_audio_ms"),
             "latency_last_ms": latencies[-1] if latencies else None,
             "latency_median_ms": m.get("median_speech_to_first_audio_ms"),
             "turns": m.get("turns", 0),

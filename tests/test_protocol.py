@@ -793,8 +793,9 @@ def test_interrupt_on_the_playing_tail_does_not_cancel(server: Server) -> None:
 def test_turn_latencies_use_the_turns_table_names(server: Server) -> None:
     from rtvoice_widget.turns import EVENT_LATENCY_COLUMNS, LATENCY_COLUMNS
 
-    # Only the end-of-voice gap is missing here: it needs the recorded audio (tests/test_turns.py).
-    assert set(LATENCY_COLUMNS) - set(EVENT_LATENCY_COLUMNS) == {"voice_to_first_audio_ms"}
+    # Only the end-of-voice gaps are missing here: they need the recorded audio (and the
+    # player's report), see tests/test_turns.py.
+    assert set(LATENCY_COLUMNS) - set(EVENT_LATENCY_COLUMNS) == {"voice_to_first_audio_ms", "voice_to_first_sound_ms"}
     proto = ClientProtocol()
     voice_turn(server, proto)
     turn, row = proto.turns[0], proto.turns[0].to_dict()

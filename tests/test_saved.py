@@ -126,8 +126,8 @@ def assert_same_session(loaded: SavedSession, session: RealtimeSession) -> None:
         assert isinstance(loaded.events[column].dtype, pd.CategoricalDtype)
         assert list(loaded.events[column].cat.categories) == list(original[column].cat.categories)
     assert str(loaded.events["time"].dt.tz) == "UTC"
-    assert_frame_equal(loaded.turns, session.events.transcript(), check_exact=True)
-    assert_frame_equal(loaded.transcript(), session.events.transcript(), check_exact=True)
+    assert_frame_equal(loaded.turns, session.transcript(), check_exact=True)
+    assert_frame_equal(loaded.transcript(), session.transcript(), check_exact=True)
     assert loaded.recording.user.dtype == np.float32
     assert np.array_equal(loaded.recording.user, session.recording.user)
     assert np.array_equal(loaded.recording.assistant, session.recording.assistant)
@@ -178,7 +178,7 @@ def test_a_session_saved_with_an_older_turns_table_loads_with_todays_columns(rec
     (path / "session.json").write_text(json.dumps(manifest))
     loaded = load_session(path)
     assert list(loaded.turns.columns) == list(TURN_COLUMNS)
-    assert_frame_equal(loaded.turns, recorded.events.transcript(), check_exact=True)
+    assert_frame_equal(loaded.turns, recorded.transcript(), check_exact=True)
     assert "voice_to_first_audio_ms" in loaded.metrics()["latency"]
     shutil.rmtree(path)
 

@@ -158,7 +158,7 @@ def test_semantic_vad_asks_the_model_after_a_short_pause_and_a_complete_turn_end
     d = Driver(turn_end_model=True)
     d.configure(audio=semantic())
     d.append(silence(300) + tone(1000) + silence(260))
-    asked = d.take_jobs(PredictTurnEnd)
+    asked = d.take_jobs(PredictTurnEnd, "end")
     assert len(asked) == 1  # once per pause
     assert not d.of("input_audio_buffer.speech_stopped")
     # It hears the turn up to the pause: the speech and ~200 ms of silence, not the audio after.
@@ -166,26 +166,27 @@ def test_semantic_vad_asks_the_model_after_a_short_pause_and_a_complete_turn_end
     assert 1000 + 200 <= heard_ms <= 300 + 1000 + 260
     assert asked[0].pcm16[-2 * 48 * 100:] == bytes(2 * 48 * 100)  # ends in silence
     position_ms = 300 + 1000 + 260
-    d.engine.turn_end_predicted(asked[0], 0.9)
+    d.engine.turn_end_predicted(asked[0], 0.9, cpu_ms=42.0)
     d._drain()
     stopped = d.of("input_audio_buffer.speech_stopped")
     assert len(stopped) == 1
     # The turn ends where the answer came, far sooner than server_vad's default 500 ms.
     assert position_ms - 64 <= stopped[0]["audio_end_ms"] <= position_ms
     assert d.of("input_audio_buffer.committed") and d.of("response.created")
-    assert d.engine.turn_end_stats == {"asked": 1, "complete": 1, "incomplete": 0, "dropped": 0}
+    assert d.engine.turn_end_stats == {"asked": 1, "complete": 1, "incomplete": 0, "dropped": 0,
+                                       "early": 0, "early_speculated": 0, "cpu_ms": 42.0}
 
 
 def test_an_incomplete_turn_waits_for_more_speech_and_one_turn_comes_of_it():
     d = Driver(turn_end_model=True)
     d.configure(audio=semantic())
     d.append(silence(300) + tone(800) + silence(400))
-    (first,) = d.take_jobs(PredictTurnEnd)
+    (first,) = d.take_jobs(PredictTurnEnd, "end")
     d.engine.turn_end_predicted(first, 0.1)  # "I'd like to book a table for ..."
     d._drain()
     d.append(silence(300) + tone(700) + silence(260))  # "... four people tonight."
     assert not d.of("input_audio_buffer.speech_stopped")
-    (second,) = d.take_jobs(PredictTurnEnd)
+    (second,) = d.take_jobs(PredictTurnEnd, "end")
     d.engine.turn_end_predicted(second, 0.8)
     d._drain()
     assert len(d.of("input_audio_buffer.speech_started")) == 1
@@ -197,12 +198,13 @@ def test_an_answer_that_comes_after_speech_resumed_is_dropped():
     d = Driver(turn_end_model=True)
     d.configure(audio=semantic())
     d.append(silence(300) + tone(800) + silence(250))
-    (late,) = d.take_jobs(PredictTurnEnd)
+    (late,) = d.take_jobs(PredictTurnEnd, "end")
     d.append(tone(400))  # the speaker went on before the model answered
-    d.engine.turn_end_predicted(late, 0.99)
+    d.engine.turn_end_predicted(late, 0.99, cpu_ms=50.0)
     d._drain()
     assert not d.of("input_audio_buffer.speech_stopped")
     assert d.engine.turn_end_stats["dropped"] == 1
+    assert d.engine.turn_end_stats["cpu_ms"] == 50.0  # the CPU was spent all the same
 
 
 @pytest.mark.parametrize("eagerness, longest_ms", [("high", 1000), ("auto", 2000), ("low", 3000)])
@@ -210,7 +212,7 @@ def test_without_a_complete_answer_the_eagerness_longest_silence_ends_the_turn(e
     d = Driver(turn_end_model=True)
     d.configure(audio=semantic(eagerness))
     d.append(silence(300) + tone(600) + silence(longest_ms - 100))
-    (job,) = d.take_jobs(PredictTurnEnd)
+    (job,) = d.take_jobs(PredictTurnEnd, "end")
     d.engine.turn_end_predicted(job, 0.0)
     d._drain()
     assert not d.of("input_audio_buffer.speech_stopped")
@@ -225,18 +227,84 @@ def test_eagerness_sets_the_model_threshold():
         d = Driver(turn_end_model=True)
         d.configure(audio=semantic(eagerness))
         d.append(silence(300) + tone(800) + silence(300))
-        (job,) = d.take_jobs(PredictTurnEnd)
+        (job,) = d.take_jobs(PredictTurnEnd, "end")
         d.engine.turn_end_predicted(job, 0.5)
         d._drain()
         results[eagerness] = bool(d.of("input_audio_buffer.speech_stopped"))
     assert results == {"high": True, "low": False}
 
 
+def test_a_second_ask_later_in_the_pause_ends_a_turn_the_first_called_incomplete():
+    d = Driver(turn_end_model=True)
+    d.configure(audio=semantic())  # auto: asked at 200 ms of silence, again at 900 ms
+    d.append(silence(300) + tone(800) + silence(300))
+    (first,) = d.take_jobs(PredictTurnEnd, "end")
+    d.engine.turn_end_predicted(first, 0.2)  # wrongly "incomplete": below auto's 0.5
+    d._drain()
+    d.append(silence(500))
+    assert not d.take_jobs(PredictTurnEnd)  # not before the second mark
+    d.append(silence(200))
+    (second,) = d.take_jobs(PredictTurnEnd, "recheck")
+    assert len(second.pcm16) > len(first.pcm16)  # it hears the longer pause
+    d.engine.turn_end_predicted(second, 0.2)  # the same answer now ends it: the recheck's bar is 0.15
+    d._drain()
+    (stopped,) = d.of("input_audio_buffer.speech_stopped")
+    assert stopped["audio_end_ms"] < 1100 + 2000  # long before auto's longest silence
+    assert d.engine.turn_end_stats["asked"] == 2
+
+
+def test_an_early_ask_starts_the_speculation_sooner_but_never_ends_the_turn():
+    d = Driver(turn_end_model=True, early_ask_ms=64)
+    d.configure(audio=semantic())
+    d.append(silence(300) + tone(1000) + silence(110))
+    (early,) = d.take_jobs(PredictTurnEnd, "early")
+    assert not d.take_jobs(Transcribe, "speculative")  # the fixed delay (160 ms) is not reached
+    d.engine.turn_end_predicted(early, 0.99)
+    d._drain()
+    (spec,) = d.take_jobs(Transcribe, "speculative")  # started by the early answer
+    assert not d.of("input_audio_buffer.speech_stopped")
+    d.append(silence(100))
+    assert not d.take_jobs(Transcribe, "speculative")  # one speculation, not a second at 160 ms
+    assert d.engine.turn_end_stats["early_speculated"] == 1
+
+    # Below the bar (a pause inside a phrase) the fixed delay starts it, as without the ask.
+    d = Driver(turn_end_model=True, early_ask_ms=64)
+    d.configure(audio=semantic())
+    d.append(silence(300) + tone(1000) + silence(110))
+    (early,) = d.take_jobs(PredictTurnEnd, "early")
+    d.engine.turn_end_predicted(early, 0.05)
+    d._drain()
+    assert not d.take_jobs(Transcribe, "speculative")
+    d.append(silence(100))
+    assert d.take_jobs(Transcribe, "speculative")
+
+    # Off (the default), or under server_vad: no early ask.
+    for options, audio in (({}, semantic()), ({"early_ask_ms": 64}, vad(silence_duration_ms=500))):
+        d = Driver(turn_end_model=True, **options)
+        d.configure(audio=audio)
+        d.append(silence(300) + tone(1000) + silence(110))
+        assert not d.take_jobs(PredictTurnEnd, "early")
+
+
+def test_partials_budget_follows_the_pause_that_usually_ends_a_turn():
+    from rtvoice_widget.server.connection import partial_budget_ms
+    from rtvoice_widget.server.settings import SessionSettings
+
+    with_model = SessionSettings("m", turn_end_model=True)
+    with_model.update({"audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}})
+    # Half the model's 200 ms pause, not half of auto's 2 s longest silence.
+    assert partial_budget_ms(with_model.vad, 1000.0) == 100.0
+    server = SessionSettings("m")
+    server.update({"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 800}}}})
+    assert partial_budget_ms(server.vad, 1000.0) == 400.0
+    assert partial_budget_ms(server.vad, None) == 0.0 and partial_budget_ms(None, 1000.0) == 0.0
+
+
 def test_server_vad_never_asks_the_model():
     d = Driver(turn_end_model=True)
     d.configure(audio=vad(silence_duration_ms=500))
     spoken_turn(d)
-    assert not d.take_jobs(PredictTurnEnd)
+    assert not d.take_jobs(PredictTurnEnd, "end")
     assert len(d.of("input_audio_buffer.speech_stopped")) == 1
 
 
@@ -247,7 +315,7 @@ def test_semantic_vad_speculates_before_the_model_decides_and_adopts_the_reply()
     (spec,) = d.take_jobs(Transcribe, "speculative")
     d.transcribe(spec, "What is the capital of France?")
     (early,) = d.take_jobs(Reply)  # the speculative reply starts inside the pause
-    (job,) = d.take_jobs(PredictTurnEnd)
+    (job,) = d.take_jobs(PredictTurnEnd, "end")
     d.engine.turn_end_predicted(job, 0.95)
     d._drain()
     created = d.of("response.created")

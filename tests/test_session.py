@@ -957,6 +957,11 @@ def test_metrics_headline_gap_runs_from_the_end_of_the_recorded_voice(server, op
     assert expected > 0
     metrics = s.metrics()
     assert metrics["median_voice_to_first_audio_ms"] == pytest.approx(expected)
+    assert metrics["p90_voice_to_first_audio_ms"] == pytest.approx(expected)  # one turn: p90 = p50
+    # The live turns table has it too (the session passes its recording), not only a snapshot.
+    live = s.transcript().set_index("item_id").loc["item_v1"]
+    assert live["voice_end_ms"] == pytest.approx(voice_end)
+    assert live["voice_to_first_audio_ms"] == pytest.approx(expected)
     # The scripted speech_stopped arrives with the reply, so the server-side figure differs.
     assert metrics["median_speech_to_first_audio_ms"] != pytest.approx(expected)
     from rtvoice_widget.saved import snapshot

@@ -150,3 +150,11 @@ async def test_local_server_ends_a_complete_turn_by_the_model_and_waits_through_
         assert stopped["audio_end_ms"] > 300 + (len(first) + len(rest)) / 48 + 700
         transcript = [e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
         assert "people" in transcript[0]["transcript"].lower()  # both halves in one item
+        # The server sums each ended connection's decisions and their CPU time, for users and benchmarks.
+        for _ in range(100):
+            stats = server.turn_end_stats
+            if stats["asked"] >= 2:
+                break
+            await asyncio.sleep(0.05)  # the connection's end runs on the server's loop
+        assert stats["asked"] >= 2 and stats["complete"] >= 1 and stats["incomplete"] >= 1
+        assert stats["cpu_ms"] > 0

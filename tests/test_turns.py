@@ -355,3 +355,26 @@ def test_voice_end_ignores_voice_after_the_first_reply_audio_and_rejects_bad_tra
     assert math.isnan(voice_end_ms(np.zeros(0, np.float32), 24000, 100.0))
     with pytest.raises(ValueError, match="mono"):
         voice_end_ms(np.zeros((10, 2), np.float32), 24000, 100.0)
+
+
+def test_voice_to_first_sound_comes_from_the_players_playback_started():
+    c = Clock()
+    voice_exchange(c, 1000.0, "item_u1", "resp_1", "item_a1", speech_ms=1200, audio_after=450.0)
+    # The widget logs when the page's player rendered the item's first sample (session clock),
+    # after the fact; a second report for the same item, or one for an unknown item, is ignored.
+    c.log.local("playback.started", 2800.0, item_id="item_a1", started_ms=2720.0, output_latency_ms=10.0)
+    c.log.local("playback.started", 2900.0, item_id="item_a1", started_ms=2850.0)
+    c.log.local("playback.started", 2900.0, item_id="item_nobody", started_ms=2850.0)
+    track = _user_track(4000, [(1000, 1700)])
+    table = turns_table(c.log.to_pandas(), user_audio=track).set_index("item_id")
+    assert "item_nobody" not in table.index
+    assistant = table.loc["item_a1"]
+    assert assistant["voice_to_first_audio_ms"] == 2650.0 - 1700.0
+    assert assistant["voice_to_first_sound_ms"] == 2720.0 - 1700.0
+    assert math.isnan(table.loc["item_u1"]["voice_to_first_sound_ms"])
+    # No recorded voice, no gap; no player report, no sound column.
+    assert math.isnan(turns_table(c.log.to_pandas()).set_index("item_id").loc["item_a1", "voice_to_first_sound_ms"])
+    summary = latency_summary(turns_table(c.log.to_pandas(), user_audio=track))
+    assert summary.loc["voice_to_first_sound_ms", "p50"] == 1020.0
+    # EventLog.transcript() takes the track too (RealtimeSession.transcript() passes its recording).
+    assert c.log.transcript(track).set_index("item_id").loc["item_a1", "voice_to_first_sound_ms"] == 1020.0

@@ -252,6 +252,43 @@ def test_events_and_transcript_reach_the_browser_batched(chat, server, rec):
     assert chat.stats["turns"] == 1 and chat.stats["interruptions"] == 0
 
 
+def test_live_transcript_and_stats_measure_from_the_end_of_the_voice(chat, server, rec):
+    """The live turns table carries the end-of-voice columns (from the recorded mic audio), the
+    player's first rendered sample becomes voice_to_first_sound_ms on the same clock, and the
+    stats panel's headline is the end-of-voice gap."""
+    voice = (np.sin(np.arange(480) / 24000 * 2 * np.pi * 220) * 0.3 * 32767).astype("<i2").tobytes()
+    quiet = bytes(960)
+    for i in range(25):  # 300 ms of voice, 200 ms of silence, paced and stamped like a live mic
+        rec.browser_send(chat, {"type": "audio", "seq": i, "t": time.time() * 1000}, [voice if i < 15 else quiet])
+        time.sleep(0.02)
+    server.wait_for("input_audio_buffer.append", count=25)
+    item, resp = "item_asst_sound", "resp_sound"
+    server.play(voice_turn(audio_ms=400, response_id=resp, item_id=item))
+    wait_until(lambda: chat.events.filter(type="response.done").shape[0], message="response.done")
+    # What widget.js sends once the worklet rendered the first sample: 30 ms ago, page clock.
+    sent_ms = chat.session.now_ms()
+    rec.browser_send(chat, {"type": "played", "item_id": item, "ms": 100.0, "t": time.time() * 1000,
+                            "started_t": time.time() * 1000 - 30, "output_latency_ms": 12.0})
+    rec.browser_send(chat, {"type": "played", "item_id": item, "ms": 200.0, "t": time.time() * 1000,
+                            "started_t": time.time() * 1000 - 30})  # later reports repeat it
+    (started,) = wait_until(lambda: chat.events.filter(type="playback.started")["payload"].tolist(),
+                            message="playback.started")
+    assert started["item_id"] == item and started["output_latency_ms"] == 12.0
+    assert started["started_ms"] == pytest.approx(sent_ms - 30, abs=25)
+    row = chat.transcript().set_index("item_id").loc[item]
+    assert 0 < row["voice_end_ms"] < row["voice_end_ms"] + row["voice_to_first_audio_ms"] < sent_ms
+    assert row["voice_to_first_sound_ms"] == pytest.approx(started["started_ms"] - row["voice_end_ms"])
+    # The event log alone has no recorded audio: the same table without the voice columns.
+    assert np.isnan(chat.events.transcript().set_index("item_id").loc[item, "voice_to_first_audio_ms"])
+    metrics = chat.metrics()
+    assert metrics["median_voice_to_first_audio_ms"] == pytest.approx(row["voice_to_first_audio_ms"])
+    assert metrics["p90_voice_to_first_audio_ms"] == pytest.approx(row["voice_to_first_audio_ms"])
+    stats = wait_until(lambda: chat.stats if chat.stats.get("voice_gap_last_ms") is not None else None,
+                       message="stats with the end-of-voice gap")
+    assert stats["voice_gap_last_ms"] == stats["voice_gap_median_ms"] == pytest.approx(row["voice_to_first_audio_ms"])
+    assert stats["latency_median_ms"] == pytest.approx(metrics["median_speech_to_first_audio_ms"])
+
+
 def test_a_view_that_says_hello_gets_the_history(chat, server, rec):
     server.play(voice_turn(audio_ms=200))
     server.wait_for("session.update")

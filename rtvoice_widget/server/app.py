@@ -38,7 +38,7 @@ from .connection import Workers, serve_connection
 from .engines.base import Engines
 from .pipeline import warm_llm
 from .settings import SessionSettings
-from .turns import SPECULATION_DELAY_MS, warm_up_job
+from .turns import EARLY_ASK_MS, SPECULATION_DELAY_MS, empty_turn_end_stats, warm_up_job
 
 __all__ = ["LocalRealtimeServer", "DEFAULT_MODEL", "is_loopback", "print_progress"]
 
@@ -74,8 +74,8 @@ class LocalRealtimeServer:
     models), loaded once by :meth:`start`. ``token``: required unless ``host`` is loopback.
     ``allowed_origins``: browser origins (``"https://app.example"``) allowed to connect; others,
     and by default every request with an ``Origin`` header, are refused (see the module docstring).
-    ``speculative`` / ``speculative_reply`` / ``speculation_delay_ms`` / ``partial_interval_ms``:
-    streaming knobs, see
+    ``speculative`` / ``speculative_reply`` / ``speculation_delay_ms`` / ``partial_interval_ms`` /
+    ``early_ask_ms`` (None: no early end-of-turn ask): streaming knobs, see
     ``turns.TurnEngine``.
     ``progress(message, fraction)`` is told about model loading (default: lines on stderr;
     ``None`` for silence).
@@ -97,6 +97,7 @@ class LocalRealtimeServer:
         speculative_reply: bool = True,
         speculation_delay_ms: float = SPECULATION_DELAY_MS,
         partial_interval_ms: float | None = 1000.0,
+        early_ask_ms: float | None = EARLY_ASK_MS,
         progress: Callable[[str, float], None] | None = print_progress,
     ) -> None:
         if not is_loopback(host) and not token:
@@ -109,6 +110,7 @@ class LocalRealtimeServer:
         self.speculative_reply = speculative_reply
         self.speculation_delay_ms = speculation_delay_ms
         self.partial_interval_ms = partial_interval_ms
+        self.early_ask_ms = early_ask_ms
         self._engine_choice = engines
         self._warmed = False
         self._progress = progress
@@ -118,6 +120,20 @@ class LocalRealtimeServer:
         self._stop_event: asyncio.Event | None = None
         self._workers: Workers | None = None
         self.url: str | None = None
+
+    @property
+    def turn_end_stats(self) -> dict:
+        """The end-of-turn model's decisions (``semantic_vad``) over the connections that have
+        ended: ``asked``, ``complete``, ``incomplete``, ``dropped`` (speech resumed before the
+        answer), ``early`` / ``early_speculated`` (asks that may only start the speculation, and
+        those that did), ``cpu_ms`` (total; divide by ``asked + early`` for the cost of one
+        decision). Each
+        connection also logs its own at INFO level as it ends (logger ``rtvoice_widget.server``)."""
+        workers = self._workers
+        if workers is None:
+            return empty_turn_end_stats()
+        with workers._stats_lock:
+            return dict(workers.turn_end_stats)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -251,4 +267,5 @@ class LocalRealtimeServer:
             speculative_reply=self.speculative_reply,
             speculation_delay_ms=self.speculation_delay_ms,
             partial_interval_ms=self.partial_interval_ms,
+            early_ask_ms=self.early_ask_ms,
         )

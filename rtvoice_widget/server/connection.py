@@ -28,11 +28,11 @@ from websockets.exceptions import ConnectionClosed
 
 from .engines.base import Engines
 from .pipeline import SpeechDetector, predict_turn_end, run_reply, transcribe, vad_frame_samples_24k, warm_llm
-from .turns import (SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, Reply, Transcribe, TurnEngine,
-                    WarmUp)
+from .turns import (EARLY_ASK_MS, SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, Reply, Transcribe, TurnEngine,
+                    WarmUp, empty_turn_end_stats)
 from .wire import ProtocolError, error_event
 
-__all__ = ["TranscriptionQueue", "Workers", "serve_connection"]
+__all__ = ["TranscriptionQueue", "Workers", "partial_budget_ms", "serve_connection"]
 
 log = logging.getLogger("rtvoice_widget.server")
 
@@ -107,10 +107,29 @@ class Workers:
         self.reply = ThreadPoolExecutor(max_replies, thread_name_prefix="rtvoice-reply")
         self.transcriptions = TranscriptionQueue(self.asr)
         self.replies_running = 0  # server-wide; counted on the event loop
+        # Every ended connection's TurnEngine.turn_end_stats, summed (LocalRealtimeServer.turn_end_stats).
+        self.turn_end_stats = empty_turn_end_stats()
+        self._stats_lock = threading.Lock()
+
+    def add_turn_end_stats(self, stats: dict) -> None:
+        with self._stats_lock:  # read from other threads (a benchmark, a notebook)
+            for key in self.turn_end_stats:
+                self.turn_end_stats[key] += stats.get(key, 0)
 
     def shutdown(self) -> None:
         for pool in (self.vad, self.asr, self.reply):
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def partial_budget_ms(vad, partial_interval_ms: float | None) -> float:
+    """How long a transcription may take for partials to run (see ``run_transcription``): half
+    the silence after which a turn usually ends, the end-of-turn model's pause under
+    ``semantic_vad`` with a model (``vad.turn_end``), else the VAD's silence duration; 0 (no
+    partials) without a VAD or a partial interval."""
+    if vad is None or not partial_interval_ms:
+        return 0.0
+    turn_silence_ms = vad.turn_end.pause_ms if vad.turn_end is not None else vad.silence_duration_ms
+    return min(float(partial_interval_ms), turn_silence_ms / 2)
 
 
 async def _frames(websocket):
@@ -136,6 +155,7 @@ async def serve_connection(
     speculative_reply: bool = True,
     speculation_delay_ms: float = SPECULATION_DELAY_MS,
     partial_interval_ms: float | None = 1000.0,
+    early_ask_ms: float | None = EARLY_ASK_MS,
 ) -> None:
     """Serve one client until it disconnects. Engine failures end a response, never the connection."""
     loop = asyncio.get_running_loop()
@@ -147,6 +167,7 @@ async def serve_connection(
         speculative_reply=speculative_reply,
         speculation_delay_ms=speculation_delay_ms,
         turn_end_model=engines.turn_end is not None,
+        early_ask_ms=early_ask_ms,
     )
     detector = SpeechDetector(engines.vad)
     outbox: asyncio.Queue[str | None] = asyncio.Queue()
@@ -199,10 +220,12 @@ async def serve_connection(
         # matters (the speculation waits for the ASR), so they run only on an idle ASR, never
         # while a reply (perhaps a speculative one) needs the CPU, and only while a transcription
         # takes at most half the silence that ends a turn: then even a partial started just as
-        # the speaker stops leaves time for the speculation to finish by speech_stopped. On this
-        # 2-core CPU under load they step aside; a speculation overtaken by more speech still
+        # the speaker stops leaves time for the speculation to finish by speech_stopped. With an
+        # end-of-turn model (semantic_vad) that silence is the pause before the model is asked,
+        # not the longest wait (silence_duration_ms, 2 s for auto): a turn usually ends there. On
+        # this 2-core CPU under load they step aside; a speculation overtaken by more speech still
         # serves as a partial.
-        budget_ms = min(partial_interval_ms or 0, vad.silence_duration_ms / 2 if vad else 0)
+        budget_ms = partial_budget_ms(vad, partial_interval_ms)
         if job.kind == "partial" and (queue.busy or queue.recent_ms > budget_ms or workers.replies_running):
             engine.transcribed(job, None, error="skipped: ASR busy")
             dispatch()
@@ -252,16 +275,23 @@ async def serve_connection(
             workers.replies_running -= 1
             cancels.pop(job.response_id, None)
 
+    def timed_turn_end(pcm16: bytes) -> tuple[float, float]:
+        # CPU time of this thread: what the decision costs, not how long it waited for a core.
+        started = time.thread_time()
+        prob = predict_turn_end(engines.turn_end, pcm16)
+        return prob, (time.thread_time() - started) * 1000
+
     async def run_turn_end(job: PredictTurnEnd) -> None:
         # On the VAD pool: a decision is tens of ms and must not queue behind a transcription.
         try:
-            prob = await loop.run_in_executor(workers.vad, predict_turn_end, engines.turn_end, job.pcm16)
+            prob, cpu_ms = await loop.run_in_executor(workers.vad, timed_turn_end, job.pcm16)
         except Exception as exc:
             log.exception("end-of-turn model failed")
             engine.turn_end_predicted(job, None, error=f"{type(exc).__name__}: {exc}")
         else:
-            log.debug("end of turn: p(complete)=%.3f over %.0f ms of audio", prob, len(job.pcm16) / 48)
-            engine.turn_end_predicted(job, prob)
+            log.debug("end of turn (%s ask): p(complete)=%.3f over %.0f ms of audio (%.0f ms CPU), answered "
+                      "at input %.0f ms", job.kind, prob, len(job.pcm16) / 48, cpu_ms, engine.input_position_ms)
+            engine.turn_end_predicted(job, prob, cpu_ms=cpu_ms)
         dispatch()
 
     async def warm_up(job: WarmUp) -> None:
@@ -303,5 +333,12 @@ async def serve_connection(
             pass  # the client is gone; nothing left to tell it
         for task in list(tasks):
             task.cancel()
-        log.debug("session ended; speculative replies: %s; end-of-turn decisions: %s",
-                  engine.speculation_stats, engine.turn_end_stats)
+        log.debug("session ended; speculative replies: %s", engine.speculation_stats)
+        stats = engine.turn_end_stats
+        workers.add_turn_end_stats(stats)
+        decisions = stats["asked"] + stats["early"]
+        if decisions:
+            log.info("session ended; end-of-turn decisions: %d asked (%d complete, %d incomplete, %d dropped as "
+                     "speech resumed), %d early (%d started the speculation), %.1f ms CPU each",
+                     stats["asked"], stats["complete"], stats["incomplete"], stats["dropped"], stats["early"],
+                     stats["early_speculated"], stats["cpu_ms"] / decisions)

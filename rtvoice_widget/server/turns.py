@@ -48,12 +48,15 @@ Streaming choices:
   any turn, and a response is created. Once per reply: the next timeout waits for the next reply.
 - end of turn (``semantic_vad`` with an end-of-turn model, ``turn_end_model=True``): after
   ``pause_ms`` of silence a :class:`PredictTurnEnd` job carries the last 8 s of the turn to the
-  model, once per pause. If it answers "complete" (at least ``threshold``) while the pause
-  lasts, speech_stopped goes out at the current input position and the turn ends as under
-  server VAD; otherwise (incomplete, failed, or speech resumed first, which drops the answer)
-  the VAD's silence duration, the eagerness's longest wait, ends it. Speculative transcription
-  (at ``speculation_delay_ms``, before the model is asked) and the speculative reply work as
-  under server VAD: a complete answer usually finds the reply already under way.
+  model, and once more at ``recheck_ms`` if the pause lasts (``kind="recheck"``, judged against
+  ``recheck_threshold``). If it answers "complete" (at least ``threshold``) while the pause lasts, speech_stopped goes out at the current input position
+  and the turn ends as under server VAD; otherwise (incomplete, failed, or speech resumed
+  first, which drops the answer) the VAD's silence duration, the eagerness's longest wait, ends
+  it. Speculative transcription (at ``speculation_delay_ms``, before the model is asked) and the
+  speculative reply work as under server VAD: a complete answer usually finds the reply already
+  under way. An early ask (``kind="early"``, at ``early_ask_ms`` of silence, once per pause)
+  starts the speculation sooner when its "complete" reaches ``early_speculation_bar``; it never
+  ends the turn.
 - LLM warm-up: a :class:`WarmUp` job asks the driver to evaluate the session's system prompt
   (instructions and tools) into the LLM's cache, at session creation and whenever they change,
   so a turn does not pay for it.
@@ -77,6 +80,7 @@ __all__ = [
     "WarmUp",
     "PredictTurnEnd",
     "warm_up_job",
+    "empty_turn_end_stats",
     "SAMPLE_RATE",
     "SPECULATION_DELAY_MS",
 ]
@@ -93,6 +97,13 @@ _DELTA_MS = 200
 _SNAPSHOT_KEYS = {"item", "response", "session", "part"}
 # Silence before the buffer is transcribed speculatively (see TurnEngine).
 SPECULATION_DELAY_MS = 160.0
+# semantic_vad with a model: silence before the early ask that may start the speculation sooner,
+# and the probability of "complete" it needs (see TurnEngine). Off by default: in bench_turns at
+# 64 ms it started the speculation in 1-3 of 12-24 complete turns (its answer mostly came after
+# the fixed delay had started it), fired on mid-sentence pauses ("Can you tell me | a short
+# joke" 0.98), and doubled the model's decisions; the gap did not move beyond the noise.
+EARLY_ASK_MS: float | None = None
+EARLY_SPECULATION_BAR = 0.2
 #: Uncommitted input audio the server keeps at most (5 min, 14.4 MB): an append past it gets an
 #: ``error`` and is dropped (the buffer stays), so a client that never commits cannot grow it.
 MAX_INPUT_BUFFER_MS = 5 * 60 * 1000
@@ -163,6 +174,9 @@ class PredictTurnEnd:
 
     item_id: str
     pcm16: bytes
+    # "end": its answer may end the turn ("recheck": the second ask of a long pause, with its own
+    # threshold); "early": it may only start the speculation sooner.
+    kind: str = "end"
     job_id: str = field(default_factory=lambda: new_id("eot"))
 
 
@@ -260,6 +274,12 @@ def _recent(messages: list[dict], budget_chars: int) -> list[dict]:
     return list(messages[start:])
 
 
+def empty_turn_end_stats() -> dict:
+    """``TurnEngine.turn_end_stats`` before any decision (see there for the keys)."""
+    return {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0, "early": 0, "early_speculated": 0,
+            "cpu_ms": 0.0}
+
+
 def warm_up_job(settings: SessionSettings) -> WarmUp:
     """The prompt prefix every reply of a session with ``settings`` starts with."""
     instructions = settings.instructions
@@ -292,6 +312,13 @@ class TurnEngine:
     the ASR serialises calls, so the guess that counts would wait behind them (measured: a
     1 s-audio guess at "What is the cap-" delayed the real one by a full ASR run);
     ``speculative_reply`` starts the reply on the speculative transcript (needs ``speculative``);
+    ``early_ask_ms`` / ``early_speculation_bar`` (``semantic_vad`` with a model; None turns it
+    off): after that much silence the end-of-turn model is asked once per pause, and if its
+    "complete" is at least the bar the speculation starts then instead of at
+    ``speculation_delay_ms``. The model tells a pause inside a word or a phrase (low) from one
+    at the end of a thought, which the fixed delay cannot, so the speculation can start sooner
+    without the wasted transcriptions the delay is there to avoid. The answer never ends the
+    turn: the ask at the turn end settings' ``pause_ms`` does;
     ``history_chars`` bounds the conversation text handed to the LLM (oldest dropped first).
     """
 
@@ -306,6 +333,8 @@ class TurnEngine:
         speculative_reply: bool = True,
         history_chars: int = 6000,
         turn_end_model: bool = False,
+        early_ask_ms: float | None = EARLY_ASK_MS,
+        early_speculation_bar: float = EARLY_SPECULATION_BAR,
     ) -> None:
         self.settings = SessionSettings(model, turn_end_model=turn_end_model)
         self.items: list[_Item] = []
@@ -313,6 +342,8 @@ class TurnEngine:
         self.speculative = speculative
         self.speculation_delay_ms = speculation_delay_ms
         self.speculative_reply = speculative_reply
+        self.early_ask_ms = early_ask_ms
+        self.early_speculation_bar = early_speculation_bar
         self.history_chars = history_chars
         self._frame_bytes = vad_frame_samples_24k * 2
         self._events: list[dict] = []
@@ -333,8 +364,13 @@ class TurnEngine:
         self._sent_partial = ""
         self._speculation: _Speculation | None = None
         self._turn_end_job: str | None = None  # the PredictTurnEnd asked in the current pause
-        # How the end-of-turn decisions went: "asked", "complete", "incomplete", "dropped" (speech resumed first).
-        self.turn_end_stats = {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0}
+        self._early_job: str | None = None  # the early one (speculation only), while it is pending
+        self._early_asked = False  # in the current pause
+        # How the end-of-turn decisions went: "asked", "complete", "incomplete", "dropped" (speech
+        # resumed first), "early" (early asks, which only start the speculation) and
+        # "early_speculated" (those that did), and "cpu_ms", the model's CPU time over all of
+        # them (as the driver measured it), for logs and benchmarks.
+        self.turn_end_stats = empty_turn_end_stats()
         # user items waiting for their final transcript: item_id → job_id
         self._awaiting_transcript: dict[str, str] = {}
         self._response: _Response | None = None
@@ -356,6 +392,11 @@ class TurnEngine:
     def jobs_to_run(self) -> list:
         jobs, self._jobs = self._jobs, []
         return jobs
+
+    @property
+    def input_position_ms(self) -> float:
+        """How much input audio the VAD has seen (session ms): where a decision made now lands."""
+        return self._frames_pos_ms
 
     @property
     def active_response_id(self) -> str | None:
@@ -526,6 +567,7 @@ class TurnEngine:
                 if self._turn_end_job is not None:
                     self._turn_end_job = None  # the pause is over: its answer no longer counts
                     self.turn_end_stats["dropped"] += 1
+                self._early_job, self._early_asked = None, False
                 if not self._speaking and self._loud_run >= _ONSET_FRAMES:
                     self._speech_started(now_ms - _ONSET_FRAMES * frame_ms, vad)
                 elif self._speaking and self._speculation is not None:
@@ -542,14 +584,22 @@ class TurnEngine:
                         self._idle_timeout(now_ms)
                     continue
                 self._silence_ms += frame_ms
+                turn_end = vad.turn_end
+                if (turn_end is not None and self.early_ask_ms is not None and self.speculative
+                        and self._speculation is None and not self._early_asked
+                        and self.early_ask_ms <= self._silence_ms < self.speculation_delay_ms):
+                    self._ask_turn_end(now_ms, kind="early")
                 if self.speculative and self._speculation is None and self._silence_ms >= min(
                     self.speculation_delay_ms, vad.silence_duration_ms - frame_ms
                 ):
                     self._speculate(now_ms)
-                if (vad.turn_end is not None and self._turn_end_job is None and self._speaking
-                        and self._silence_ms >= vad.turn_end.pause_ms and self._silence_ms < vad.silence_duration_ms
-                        and self._silence_ms - frame_ms < vad.turn_end.pause_ms):
-                    self._ask_turn_end(now_ms)
+                # Asked as the pause reaches pause_ms, and once more at recheck_ms if it lasts.
+                if turn_end is not None and self._turn_end_job is None and self._silence_ms < vad.silence_duration_ms:
+                    if self._silence_ms >= turn_end.pause_ms > self._silence_ms - frame_ms:
+                        self._ask_turn_end(now_ms)
+                    elif (turn_end.recheck_ms is not None
+                          and self._silence_ms >= turn_end.recheck_ms > self._silence_ms - frame_ms):
+                        self._ask_turn_end(now_ms, kind="recheck")
                 if self._speaking and self._silence_ms >= vad.silence_duration_ms:
                     self._speech_stopped(now_ms, vad)
             if self._speaking and self.partial_interval_ms and self._partial_job is None:
@@ -563,24 +613,44 @@ class TurnEngine:
         if self._spec_reply is not None and (self._speculation is None or self._speculation.text is None):
             self._discard_speculative_reply()  # the speaker went on
 
-    def _ask_turn_end(self, now_ms: float) -> None:
+    def _ask_turn_end(self, now_ms: float, kind: str = "end") -> None:
         end_byte = min(len(self._buffer), int((now_ms - self._buffer_start_ms) * _BYTES_PER_MS) & ~1)
         start_byte = max(0, end_byte - TURN_END_WINDOW_MS * _BYTES_PER_MS)
-        job = PredictTurnEnd(self._speech_item_id, bytes(self._buffer[start_byte:end_byte]))
-        self._turn_end_job = job.job_id
-        self.turn_end_stats["asked"] += 1
+        job = PredictTurnEnd(self._speech_item_id, bytes(self._buffer[start_byte:end_byte]), kind=kind)
+        if kind == "early":
+            self._early_job, self._early_asked = job.job_id, True
+            self.turn_end_stats["early"] += 1
+        else:
+            self._turn_end_job = job.job_id
+            self.turn_end_stats["asked"] += 1
         self._jobs.append(job)
 
-    def turn_end_predicted(self, job: PredictTurnEnd, prob: float | None, error: str | None = None) -> None:
+    def turn_end_predicted(self, job: PredictTurnEnd, prob: float | None, error: str | None = None, *,
+                           cpu_ms: float = 0.0) -> None:
         """Result of a :class:`PredictTurnEnd`: the probability that the turn is complete (or
-        ``error``). Ends the turn now if it still pauses and the answer is "complete"."""
+        ``error``), and the CPU time the model took (``cpu_ms``, counted in ``turn_end_stats``
+        whether or not the answer still counts). Ends the turn now if it still pauses and the
+        answer is "complete"."""
+        self.turn_end_stats["cpu_ms"] += cpu_ms
+        if job.kind == "early":
+            if job.job_id == self._early_job:
+                self._early_job = None
+                # Still pausing with no speculation yet (else the fixed delay started it already).
+                if (error is None and prob is not None and prob >= self.early_speculation_bar
+                        and self._speaking and self._speculation is None and self.speculative):
+                    self.turn_end_stats["early_speculated"] += 1
+                    self._speculate(self._frames_pos_ms)
+            return
         if job.job_id != self._turn_end_job:
             return  # speech resumed, the turn ended otherwise, or the buffer was cleared
         self._turn_end_job = None
         vad = self.settings.vad
         if error is not None or prob is None or vad is None or vad.turn_end is None or not self._speaking:
             return
-        if prob >= vad.turn_end.threshold:
+        threshold = vad.turn_end.threshold
+        if job.kind == "recheck" and vad.turn_end.recheck_threshold is not None:
+            threshold = vad.turn_end.recheck_threshold
+        if prob >= threshold:
             self.turn_end_stats["complete"] += 1
             self._speech_stopped(self._frames_pos_ms, vad)
         else:
@@ -631,6 +701,7 @@ class TurnEngine:
         self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": int(now_ms), "item_id": self._speech_item_id})
         self._speaking = False
         self._turn_end_job = None
+        self._early_job, self._early_asked = None, False
         self._commit(self._speech_item_id, end_byte, reuse_speculation=True, auto_response=vad.create_response)
 
     # -- commit and transcription ----------------------------------------------------------------
@@ -738,6 +809,7 @@ class TurnEngine:
         self._speaking = False
         self._speculation = None
         self._turn_end_job = None
+        self._early_job, self._early_asked = None, False
         self._loud_run = 0
         self._silence_ms = 0.0
 
