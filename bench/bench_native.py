@@ -16,7 +16,9 @@ and tokens/s of the reply, one thread as the engine runs it, for
 
 The portable build is compiled once (minutes on 2 cores) into ``~/.cache/rtvoice-bench`` and
 loaded from there by a child process; each variant runs in its own process, so each has its own
-llama.cpp. Exits non-zero when a goal (``GOALS``) is missed.
+llama.cpp, and a variant that crashes (extra buffer types on an AMX CPU) is reported as such; the
+ratios are then taken against the best variant that ran. Exits non-zero when a goal (``GOALS``)
+is missed, or when the engine's own choice crashes.
 """
 
 from __future__ import annotations
