@@ -265,7 +265,7 @@ def test_a_page_that_stops_reading_never_blocks_send_and_is_dropped(link, caplog
 # -- ways to wedge it: the event log, the protocol, the mic order ---------------------------------
 
 
-def test_unknown_types_share_one_bounded_code_and_lose_no_row():
+def test_unknown_types_share_one_bounded_code_and_lose_no_row(tmp_path):
     from rtvoice_widget.events import MAX_TYPES, OTHER_TYPE, EventLog
 
     log = EventLog()
@@ -273,14 +273,20 @@ def test_unknown_types_share_one_bounded_code_and_lose_no_row():
     for i in range(n):
         log.append("server", {"type": f"hostile.{i}", "n": i}, float(i))
     log.append("server", {"type": "error", "error": {"message": "still an error"}}, 1.0)
+    log.append("server", {"type": "response.done", "response": {"id": "resp_1"}}, 2.0)
+    log.local("connection.lost", 3.0, text="the session's own events keep their names")
     df = log.to_pandas()
-    assert len(df) == n + 1  # nothing lost
+    assert len(df) == n + 3  # nothing lost
     assert len(df["type"].cat.categories) <= MAX_TYPES
-    assert df["type"].iloc[-2] == OTHER_TYPE and df["payload"].iloc[-2]["type"] == f"hostile.{n - 1}"
+    assert df["type"].iloc[-4] == OTHER_TYPE and df["payload"].iloc[-4]["type"] == f"hostile.{n - 1}"
     assert df["type"].iloc[0] == "hostile.0"
-    # A known type arriving after the table filled keeps its category.
-    assert df["category"].iloc[-1] == "error"
+    # The API's types and the session's own arriving after the flood keep name and category
+    # (wait_for, the turns table and the widget look them up by name).
+    assert list(df["type"].iloc[-3:]) == ["error", "response.done", "connection.lost"]
+    assert list(df["category"].iloc[-3:]) == ["error", "ai_response", "connection"]
     assert sum(len(plans) for plans in log._plans.values()) <= MAX_TYPES
+    # A saved flood loads back the same.
+    assert list(EventLog.load(log.save(tmp_path / "flood.jsonl")).to_pandas()["type"]) == list(df["type"])
 
 
 def test_ignored_types_are_capped():
@@ -395,3 +401,4 @@ def test_a_client_that_stops_reading_is_dropped_not_buffered_without_bound(engin
         assert asyncio.run(run()) == "closed"
         assert any("stopped reading" in r.getMessage() for r in caplog.records)
         assert _status(server.url) is None  # the server serves the next client
+
