@@ -311,6 +311,8 @@ class VoiceChat(anywidget.AnyWidget):
         )
         # The browser's player answers each flush with its final position: truncate there.
         session_options.setdefault("live_player", True)
+        # One rule for stale mic audio: late through Jupyter, or queued while reconnecting.
+        session_options.setdefault("stale_audio_ms", stale_frame_ms)
         self._session_args = dict(url=url, backend=backend, api_key=api_key, **session_options)
         self._tools: list[Callable[..., Any]] = list(tools or ())
         self._config = config

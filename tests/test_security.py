@@ -402,3 +402,87 @@ def test_a_client_that_stops_reading_is_dropped_not_buffered_without_bound(engin
         assert any("stopped reading" in r.getMessage() for r in caplog.records)
         assert _status(server.url) is None  # the server serves the next client
 
+
+# -- unbounded buffers: the client outbox during a reconnect ---------------------------------------
+
+
+def _tagged(k: int, ms: int = 20) -> bytes:
+    """``ms`` of PCM16 whose every sample is ``k``: the server can tell which frame it got."""
+    return struct.pack("<h", k) * (24 * ms)
+
+
+def _tags(server, connection: int) -> list[int]:
+    import base64
+
+    return [struct.unpack_from("<h", base64.b64decode(e["audio"]))[0]
+            for e in server.client_events("input_audio_buffer.append", connection=connection)]
+
+
+def test_mic_audio_queued_during_a_reconnect_turns_stale_and_is_dropped_not_replayed():
+    from scripted_server import Abort, ScriptedServer
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import RealtimeSession
+
+    with ScriptedServer() as server:
+        # The first attempt comes 1 s after the loss: the outage outlasts the 500 ms stale rule.
+        with RealtimeSession(server.url, config=SessionConfig(turn_detection=None), reconnect_delay=1.0) as s:
+            s.wait_for("session.updated", timeout=10)
+            server.play([Abort()])
+            s.wait_for("connection.lost", timeout=10)
+            # A live mic: a 20 ms frame every 20 ms, through the outage and on after it.
+            captured: dict[int, float] = {}
+            k, after = 0, None
+            started = time.monotonic()
+            while after is None or k < after + 25:
+                k += 1
+                captured[k] = s.now_ms() - 20  # its first sample
+                s.send_audio(_tagged(k), captured_ms=captured[k])
+                if after is None and s.metrics()["reconnects"]:
+                    after = k
+                time.sleep(max(0.0, started + k * 0.02 - time.monotonic()))
+                assert time.monotonic() - started < 20, "no reconnect"
+            dropped = s.wait_for("connection.outbox_dropped", timeout=10)
+            received = _wait(lambda: (t := _tags(server, 1)) and t[-1] == k and t, "the last frame")
+            # Nothing older than the rule reached the new session: the dropped frames are the
+            # oldest, the rest went out in order, each still fresh when the connection came back.
+            assert dropped["payload"]["reason"] == "stale" and dropped["category"] == "connection"
+            n = dropped["payload"]["appends"]
+            assert n >= 10 and received == list(range(n + 1, k + 1))
+            assert dropped["payload"]["audio_ms"] == pytest.approx(20 * n)
+            assert f"{20 * n} ms of mic audio ({n} appends)" in dropped["text"]
+            assert all(captured[i] + 20 < dropped["t_ms"] - 500 for i in range(1, n + 1))
+            assert all(captured[i] + 20 >= dropped["t_ms"] - 550 for i in received)
+            assert server.client_events(connection=1)[0]["type"] == "session.update"
+            assert _tags(server, 0) == []
+            # The log lost nothing: one row per append that went out, none for the dropped ones.
+            assert len(s.events.filter(type="input_audio_buffer.append")) == len(received)
+            assert s.metrics()["outbox_dropped"] == n
+
+
+def test_the_outbox_is_capped_while_the_connection_is_down_and_says_what_it_dropped():
+    from scripted_server import Abort, ScriptedServer
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import MAX_OUTBOX_AUDIO_MS, RealtimeSession
+
+    seconds = MAX_OUTBOX_AUDIO_MS // 1000 + 5
+    with ScriptedServer() as server:
+        with RealtimeSession(server.url, config=SessionConfig(turn_detection=None), reconnect_delay=1.5,
+                             stale_audio_ms=None) as s:
+            s.wait_for("session.updated", timeout=10)
+            server.play([Abort()])
+            s.wait_for("connection.lost", timeout=10)
+            for k in range(1, seconds + 1):
+                s.send_audio(_tagged(k, 1000))
+            s.send_text("are you there?")
+            server.wait_for("conversation.item.create", connection=1)
+            dropped = s.wait_for("connection.outbox_dropped", timeout=10)
+            assert dropped["payload"]["reason"] == "overflow"
+            assert dropped["payload"]["appends"] == 5 and dropped["payload"]["audio_ms"] == 5000
+            # The newest 5 min went out, then the text: the cap dropped the oldest audio only.
+            assert _tags(server, 1) == list(range(6, seconds + 1))
+            types = [e["type"] for e in server.client_events(connection=1)]
+            assert types[-2:] == ["conversation.item.create", "response.create"]
+            assert s.metrics()["outbox_dropped_audio_ms"] == 5000
+
