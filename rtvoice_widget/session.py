@@ -58,6 +58,19 @@ raise :class:`~rtvoice_widget.protocol.CostLimitError`.
 Bad input from the server (malformed JSON, binary frames, events without a type, events the
 protocol cannot handle) becomes a local ``protocol.error`` event; unknown event types are logged
 like any other. Nothing tears the session down but the connection itself.
+
+Tools. A call runs off the loop (:meth:`ToolRegistry.run_async`); an exception in the tool, or
+anything failing while its output is handed to the protocol, is logged as ``tool.error``
+(category ``error``) and never ends the session. What goes back to the model for a failed
+call is ``{"error": "Type: message"}``, no traceback unless ``tool_tracebacks=True``; the
+session's credentials (the API key, the local server's token) are replaced by ``***`` in tool
+outputs and in the log.
+
+A failing event log (it cannot take a row: memory, a bug) never stops the session: the row is
+counted (``metrics()["events_unlogged"]``) and reported with :mod:`logging` (at most once a
+second), and the failures the session must report (``connection.failed``, ``protocol.error``)
+go to :mod:`logging` in full, so a session that gave up still raises
+:class:`SessionClosedError` with its reason and ``close()`` still stops it.
 """
 
 from __future__ import annotations
@@ -174,6 +187,9 @@ class RealtimeSession:
     ``stale_audio_ms`` (mic audio older than this when a lost connection comes back is dropped,
     not sent; ``None`` sends it all; ``VoiceChat`` passes its ``stale_frame_ms``).
 
+    Tools: ``tool_tracebacks=True`` adds the traceback to the error text a failing tool sends
+    back to the model (default: ``"Type: message"`` only). Credentials are redacted either way.
+
     Cost meter: ``prices`` (USD per 1M tokens by kind, no defaults; see
     :func:`rtvoice_widget.protocol.check_prices`) and ``max_cost_usd`` (stop creating responses
     once reached); tokens and cost show in :meth:`metrics` and on each turn
@@ -214,6 +230,7 @@ class RealtimeSession:
         live_player: bool = False,
         flush_timeout: float = 0.3,
         stale_audio_ms: float | None = 500.0,
+        tool_tracebacks: bool = False,
     ) -> None:
         if config is None:
             config = SessionConfig() if model is None else SessionConfig(model=model)
@@ -232,12 +249,14 @@ class RealtimeSession:
         _check_int("replay_chars", replay_chars, minimum=0)
         if stale_audio_ms is not None:
             _check_seconds("stale_audio_ms", stale_audio_ms)  # same rule: a positive number
+        if not isinstance(tool_tracebacks, bool):
+            raise ValueError(f"tool_tracebacks must be True or False, got {tool_tracebacks!r}")
 
         self._connect_options = dict(
             url=url, backend=backend, model=model or config.model, api_key=api_key,
             azure_endpoint=azure_endpoint, azure_deployment=azure_deployment, api_version=api_version,
         )
-        self.tools = ToolRegistry()
+        self.tools = ToolRegistry(tracebacks=tool_tracebacks)
         for fn in config.tools:
             if callable(fn):
                 self.tools.add(fn)
@@ -261,6 +280,7 @@ class RealtimeSession:
         self.replay_turns = replay_turns
         self.replay_chars = replay_chars
         self.stale_audio_ms = None if stale_audio_ms is None else float(stale_audio_ms)
+        self._secrets: tuple[str, ...] = ()  # the endpoint's credentials, redacted from tool text
 
         self._t0 = time.perf_counter()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -281,6 +301,7 @@ class RealtimeSession:
         # Drops not logged yet: reason -> [appends, audio ms, {event type: count}].
         self._drops: dict[str, list] = {}
         self._drop_report_due = False
+        self._unlogged_report_at = 0.0  # time.monotonic() before which log failures stay quiet
         # Audio handed over by send_audio (any thread) and one pending wakeup of the loop for it:
         # frames that pile up while the loop is busy cost one wakeup, not one each.
         # (pcm16, captured_ms or None, session ms of the call)
@@ -297,7 +318,7 @@ class RealtimeSession:
         self._counters = dict(
             frames_sent=0, frames_received=0, bytes_sent=0, bytes_received=0,
             audio_sent_ms=0.0, audio_received_ms=0.0, reconnects=0, protocol_errors=0,
-            outbox_dropped=0, outbox_dropped_audio_ms=0.0,
+            outbox_dropped=0, outbox_dropped_audio_ms=0.0, events_unlogged=0,
         )
 
     # -- clock ------------------------------------------------------------------------------
@@ -329,6 +350,9 @@ class RealtimeSession:
         except Exception as exc:  # a missing key, a local server that crashed while starting
             self._local("connection.failed", text=str(exc))
             raise
+        # Short values ("local", a placeholder key) are no secret, and replacing them would
+        # mangle ordinary words in tool outputs.
+        self._secrets = tuple(sorted((s for s in self.endpoint.secrets() if len(s) >= 8), key=len, reverse=True))
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="rtvoice-session", daemon=True)
@@ -369,6 +393,8 @@ class RealtimeSession:
                 future.result(timeout + 2)
             except (concurrent.futures.TimeoutError, RuntimeError):
                 pass
+            except Exception as exc:  # a bug of ours: the thread must stop all the same
+                _log.error("closing the session failed: %s: %s", type(exc).__name__, exc)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout + 2)
         if not thread.is_alive() and not loop.is_closed():
@@ -709,7 +735,7 @@ class RealtimeSession:
         ``frames_received``, ``bytes_sent`` / ``bytes_received`` (JSON text on the wire),
         ``audio_sent_ms`` / ``audio_received_ms``, ``reconnects``, ``protocol_errors``,
         ``outbox_dropped`` / ``outbox_dropped_audio_ms`` (queued events dropped: stale audio at a
-        reconnect, overflow).
+        reconnect, overflow), ``events_unlogged`` (rows the event log refused).
         """
         return {
             **self.protocol.metrics(),  # turns, latencies, tokens (protocol state)
@@ -892,11 +918,14 @@ class RealtimeSession:
         t_ms = self.now_ms()
         self._counters["frames_sent"] += 1
         self._counters["bytes_sent"] += size
-        if captured_ms is None:
-            self.events.append("client", event, t_ms)
-        else:
-            # Logged as sent (the log stays in send order), with when it was captured.
-            self.events.append("client", {**event, "captured_ms": captured_ms}, t_ms)
+        try:
+            if captured_ms is None:
+                self.events.append("client", event, t_ms)
+            else:
+                # Logged as sent (the log stays in send order), with when it was captured.
+                self.events.append("client", {**event, "captured_ms": captured_ms}, t_ms)
+        except Exception as exc:  # it went out all the same: count and record it
+            self._unlogged(event.get("type"), exc)
         if pcm16 is not None:
             self._counters["audio_sent_ms"] += len(pcm16) / _BYTES_PER_MS
             self.recording.add_user(pcm16, t_ms if captured_ms is None else max(0.0, min(captured_ms, t_ms)))
@@ -962,7 +991,10 @@ class RealtimeSession:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             self._protocol_error("server event is not a JSON object with a string 'type'", frame=frame[:200])
             return
-        self.events.append("server", event, t_ms)
+        try:
+            self.events.append("server", event, t_ms)
+        except Exception as exc:  # the protocol must see the event whether or not it is logged
+            self._unlogged(event["type"], exc)
         type_ = event["type"]
         if type_ == "session.created":
             self._on_session_created(event)
@@ -1034,11 +1066,13 @@ class RealtimeSession:
         self._last_resort("protocol.error", message, **fields)
 
     def _last_resort(self, type: str, text: str, **fields: Any) -> None:
-        """Log a failure in the event log, or, should the log itself fail, with :mod:`logging`:
-        the handlers of last resort must never die of the thing they report."""
+        """Log a failure in the event log, or, should the log itself fail, with :mod:`logging`
+        (never rate-limited): the handlers of last resort must never die of the thing they
+        report, nor depend on it."""
         try:
-            self._local(type, text=text, **fields)
+            self.events.local(type, self.now_ms(), text=text, **fields)
         except Exception as exc:
+            self._counters["events_unlogged"] += 1
             _log.error("%s: %s (the event log refused it: %s: %s)", type, text, exc.__class__.__name__, exc)
 
     # -- loop side: tools -------------------------------------------------------------------
@@ -1050,15 +1084,31 @@ class RealtimeSession:
         task.add_done_callback(self._tool_tasks.discard)
 
     async def _run_tool(self, call: RunTool) -> None:
-        # Sync tools run in the loop's executor, async ones on this loop (ToolRegistry.run_async).
-        result = await self.tools.run_async(call.name, call.arguments)
-        self._local("tool.result", text=result.output[:2000], call_id=call.call_id, name=call.name, ok=result.ok)
-        if not result.ok:
-            self._local("tool.error", text=result.error, call_id=call.call_id, name=call.name)
-        # tool_output adds response.create once the calling response is over and all of its
-        # calls are answered; otherwise the protocol sends it at that response.done.
-        for event in self.protocol.tool_output(call.call_id, result.output):
+        # The task's exception would only reach asyncio's "never retrieved" warning: whatever
+        # fails here is logged, and the session goes on.
+        try:
+            # Sync tools run in the loop's executor, async ones on this loop (ToolRegistry.run_async).
+            result = await self.tools.run_async(call.name, call.arguments)
+            output = self._redact(result.output)
+            self._local("tool.result", text=output[:2000], call_id=call.call_id, name=call.name, ok=result.ok)
+            if not result.ok:
+                self._local("tool.error", text=self._redact(result.error or ""), call_id=call.call_id, name=call.name)
+            # tool_output adds response.create once the calling response is over and all of its
+            # calls are answered; otherwise the protocol sends it at that response.done.
+            events = self.protocol.tool_output(call.call_id, output)
+        except Exception as exc:
+            self._last_resort("tool.error", self._redact(
+                f"could not answer tool call {call.call_id!r} ({call.name!r}): {type(exc).__name__}: {exc}"),
+                call_id=call.call_id, name=call.name)
+            return
+        for event in events:
             self._enqueue(event)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
 
     # -- loop side: helpers -----------------------------------------------------------------
 
@@ -1199,7 +1249,19 @@ class RealtimeSession:
             self._perform(action, self.now_ms())
 
     def _local(self, type: str, text: str | None = None, **fields: Any) -> None:
-        self.events.local(type, self.now_ms(), text=text, **fields)
+        try:
+            self.events.local(type, self.now_ms(), text=text, **fields)
+        except Exception as exc:  # the log failing must not take the session with it
+            self._unlogged(type, exc)
+
+    def _unlogged(self, what: Any, exc: Exception) -> None:
+        """A row the event log refused: counted, and reported with logging once a second."""
+        self._counters["events_unlogged"] += 1
+        now = time.monotonic()
+        if now >= self._unlogged_report_at:
+            self._unlogged_report_at = now + 1.0
+            _log.error("the event log refused a %s row (%s: %s); %d rows unlogged so far", what,
+                       type(exc).__name__, exc, self._counters["events_unlogged"])
 
     def _with_registry_tools(self, config: SessionConfig) -> SessionConfig:
         """The config with every registered Python tool as its schema dict (dict tools kept)."""

@@ -486,3 +486,124 @@ def test_the_outbox_is_capped_while_the_connection_is_down_and_says_what_it_drop
             assert types[-2:] == ["conversation.item.create", "response.create"]
             assert s.metrics()["outbox_dropped_audio_ms"] == 5000
 
+
+# -- tools: an exception while answering a call, and what goes back to the model --------------------
+
+
+def test_a_tool_call_the_protocol_cannot_answer_is_logged_and_the_session_goes_on():
+    from scripted_server import ScriptedServer, function_call_turn
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import RealtimeSession
+
+    def lookup(term: str) -> str:
+        """Look a term up."""
+        return f"{term}: yes"
+
+    # A broken server names the call "": the tool runs, then tool_output refuses the id.
+    broken = function_call_turn(name="lookup", arguments='{"term": "a"}', call_id="call_x")
+    broken = [json.loads(json.dumps(e).replace('"call_x"', '""')) for e in broken]
+    with ScriptedServer() as server:
+        with RealtimeSession(server.url, config=SessionConfig(turn_detection=None), tools=[lookup]) as s:
+            s.wait_for("session.updated", timeout=10)
+            mark = s.last_seq
+            server.play(broken)
+            error = s.wait_for("tool.error", after=mark, timeout=10)
+            assert error["category"] == "error"
+            assert "could not answer tool call '' ('lookup'): ValueError: call_id must be a non-empty string" \
+                in error["text"]
+            # The session goes on: the next call is answered, text still goes out.
+            server.play(function_call_turn(name="lookup", arguments='{"term": "b"}', call_id="call_ok"))
+            answered = server.wait_for("conversation.item.create")[0]
+            assert answered["item"] == {"type": "function_call_output", "call_id": "call_ok", "output": "b: yes"}
+            s.send_text("still there?")
+            server.wait_for("conversation.item.create", count=2)
+            assert s.connected
+
+
+SECRET_KEY = "sk-test-never-to-the-model-0123456789"
+
+
+def _leaky() -> str:
+    """Fails the way an HTTP client does that echoes the request's credentials."""
+    raise PermissionError(f"401 Unauthorized (Authorization: Bearer {SECRET_KEY})")
+
+
+@pytest.mark.parametrize("tracebacks", [False, True])
+def test_a_failing_tool_sends_type_and_message_without_secrets_traceback_on_request(tracebacks):
+    from scripted_server import ScriptedServer, function_call_turn
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import RealtimeSession
+
+    with ScriptedServer() as server:
+        with RealtimeSession(server.url, api_key=SECRET_KEY, config=SessionConfig(turn_detection=None),
+                             tools=[_leaky], **({"tool_tracebacks": True} if tracebacks else {})) as s:
+            s.wait_for("session.updated", timeout=10)
+            server.play(function_call_turn(name="_leaky", arguments="{}", call_id="call_1"))
+            output = server.wait_for("conversation.item.create")[0]["item"]["output"]
+            error = json.loads(output)["error"]
+            s.wait_for("tool.error", timeout=10)
+            logged = s.events.to_pandas()
+    assert SECRET_KEY not in output
+    assert not logged["text"].fillna("").str.contains(SECRET_KEY).any()
+    assert not logged["payload"].astype(str).str.contains(SECRET_KEY).any()
+    if tracebacks:
+        assert error.startswith("PermissionError: 401 Unauthorized (Authorization: Bearer ***)\nTraceback")
+        assert "in _leaky" in error
+    else:
+        assert error == "PermissionError: 401 Unauthorized (Authorization: Bearer ***)"
+
+
+# -- the handlers of last resort without the event log ---------------------------------------------
+
+
+def _full_log():
+    from rtvoice_widget.events import EventLog
+
+    class FullLog(EventLog):
+        """A log that stops taking rows once ``full`` is set, as the old log did when its packed
+        type codes overflowed: every append raised OverflowError."""
+
+        full = False
+
+        def append(self, source, event, t_ms, time=None):
+            if self.full:
+                raise OverflowError("signed integer is greater than maximum")
+            return super().append(source, event, t_ms, time)
+
+    return FullLog()
+
+
+def test_a_session_whose_event_log_broke_still_works_and_reports_its_failure(caplog):
+    from scripted_server import Close, Raw, ScriptedServer, voice_turn
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import RealtimeSession, SessionClosedError
+
+    caplog.set_level(logging.ERROR, logger="rtvoice_widget.session")
+    with ScriptedServer() as server:
+        s = RealtimeSession(server.url, config=SessionConfig(turn_detection=None), max_reconnect_attempts=0)
+        s.events = log = _full_log()
+        try:
+            s.connect(timeout=10)
+            s.wait_for("session.updated", timeout=10)
+            log.full = True
+            # Server events still reach the protocol; a bad frame is still reported.
+            server.play([Raw("{not json"), *voice_turn(with_speech=False, audio_ms=200, response_id="resp_x")])
+            _wait(lambda: s.protocol.turns and s.protocol.turns[-1].status == "completed", "the turn")
+            assert any("protocol.error: malformed JSON" in r.getMessage() for r in caplog.records)
+            # What the user sends still goes out, every time (the writer survives the log).
+            s.send_text("hello?")
+            s.send_text("hello again?")
+            server.wait_for("conversation.item.create", count=2)
+            assert s.metrics()["events_unlogged"] > 0
+            # A failure that ends the session is reported, and later calls say why.
+            server.play([Close(1001, "going away")])
+            _wait(lambda: any("connection.failed" in r.getMessage() for r in caplog.records), "the report")
+            with pytest.raises(SessionClosedError, match="gave up after 0 reconnect attempts"):
+                s.send_text("anyone?")
+        finally:
+            s.close()  # must not raise
+        assert not s._thread.is_alive()
+        s.close()  # idempotent
