@@ -445,6 +445,11 @@ class RealtimeSession:
                 isinstance(captured_ms, bool) or not isinstance(captured_ms, (int, float, np.number))
                 or not math.isfinite(captured_ms)):
             raise ValueError(f"captured_ms must be a finite number of ms on the session clock, got {captured_ms!r}")
+        # Refused before converting it too (a 10-minute array took a second to resample).
+        if isinstance(audio, np.ndarray) and audio.ndim and isinstance(sample_rate, int) and sample_rate > 0 \
+                and audio.shape[0] * 1000 > MAX_OUTBOX_AUDIO_MS * sample_rate:
+            raise ValueError(f"send_audio takes at most {MAX_OUTBOX_AUDIO_MS // 1000} s per call, got "
+                             f"{audio.shape[0] / sample_rate:.1f} s: send it in parts (talk() streams it)")
         pcm16 = to_pcm16(audio, sample_rate)
         if len(pcm16) > _MAX_OUTBOX_AUDIO_BYTES:
             raise ValueError(f"send_audio takes at most {MAX_OUTBOX_AUDIO_MS // 1000} s per call, got "
