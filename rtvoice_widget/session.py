@@ -24,7 +24,9 @@ mic audio older than ``stale_audio_ms`` (its last sample captured, or handed to 
 without ``captured_ms``, that long before) is dropped instead of sent: the new session would
 answer speech nobody waits for any more. Drops are logged as ``connection.outbox_dropped``
 (``reason`` ``stale`` or ``overflow``, with the appends, audio ms and other events by type), at
-the reconnect, at close, and at most once a second while the queue overflows. The exception is the 50 Hz audio path:
+the reconnect, at close, and at most once a second while the queue overflows.
+
+The exception to the queue is the 50 Hz audio path:
 ``send_audio`` writes its append to the socket itself, from the caller's thread, when nothing is
 queued ahead of it and the connection allows it (plain ``ws://``, open, greeted, socket not
 full; see :mod:`rtvoice_widget.wire`), which spares the loop a wake-up per frame. Both paths
