@@ -89,6 +89,7 @@ class Engine {
     this.playback = null;
     this.resamplers = new Map(); // itemId -> Resampler 24 kHz -> context rate
     this.pendingAudio = []; // [header, buffer] received before the player was ready
+    this.overflows = new Map(); // buffer -> {count, ms} dropped, reported within a second
     this.levels = { mic: 0, ai: 0 };
     this.playing = false;
     this.lastPlaybackAt = 0;
@@ -297,7 +298,8 @@ class Engine {
   }
 
   onLink(msg) {
-    if (msg.type === "arrived") {
+    if (msg.type === "overflow") this.overflowed(msg.buffer, msg.count, msg.ms);
+    else if (msg.type === "arrived") {
       const times = this.timesOf(msg.itemId);
       if (times.arrivedT === null) times.arrivedT = msg.t;
       this.playing = true;
@@ -417,6 +419,7 @@ class Engine {
       // Audio can beat the player: a reply to chat.connect() + chat.say() in one cell arrives
       // while the AudioContext and worklets are still loading. Hold it (bounded) until ready.
       if (this.pendingAudio.length < 1500) this.pendingAudio.push([header, buffer]);
+      else this.overflowed("pending", 1, buffer ? buffer.byteLength / 48 : 0);
       return;
     }
     const itemId = String(header.item_id);
@@ -432,7 +435,30 @@ class Engine {
     this.playback.port.postMessage({ type: "push", itemId, samples }, [samples.buffer]);
   }
 
+  /**
+   * A browser buffer dropped audio at its cap (`buffer`: "pending" before the player is ready,
+   * "playback" the worklet's queue, "handover" link audio waiting for its marker). Summed and
+   * reported to the kernel at most once a second per buffer, like the mic's states:
+   * {type: "playback", state: "overflow", buffer, dropped, dropped_ms, detail}.
+   */
+  overflowed(buffer, count, ms) {
+    const due = this.overflows.get(buffer);
+    if (due) {
+      due.count += count;
+      due.ms += ms;
+      return;
+    }
+    this.overflows.set(buffer, { count, ms });
+    setTimeout(() => {
+      const { count: n, ms: total } = this.overflows.get(buffer);
+      this.overflows.delete(buffer);
+      this.send({ type: "playback", state: "overflow", buffer, dropped: n, dropped_ms: total,
+        detail: `the ${buffer} buffer was full: dropped ${Math.round(total)} ms of assistant audio` });
+    }, 1000);
+  }
+
   onPlayback(msg) {
+    if (msg.type === "overflow") return this.overflowed(msg.buffer, msg.count, msg.ms);
     if (msg.type === "started") {
       this.timesOf(msg.itemId).startedT = this.pageTimeOf(msg.time);
       return;

@@ -26,6 +26,8 @@
 //               {type: "flushed", reports: [{itemId, ms}], underruns, arrivedT, silentAt: context
 //                time (s) when the output is silent}
 //               {type: "started", itemId, time: context time (s) of the item's first sample}
+//               {type: "overflow", buffer: "playback", count, ms}: audio its queue's cap dropped
+//                (PlaybackQueue, maxQueuedMs), at most once a second
 
 const CAPTURE = `
 class RtvCapture extends AudioWorkletProcessor {
@@ -79,6 +81,7 @@ class RtvPlayback extends AudioWorkletProcessor {
     super();
     this.queue = new PlaybackQueue(sampleRate, { fadeMs: 5 }); // adaptive prebuffer from 0 ms
     this.reporter = new PlayedReporter(sampleRate, 66);
+    this.overflowReportAt = 0; // context time (s) of the next overflow report, at the soonest
     const onMessage = (e) => {
       const msg = e.data;
       if (msg.type === "push") this.queue.push(msg.itemId, msg.samples);
@@ -104,6 +107,11 @@ class RtvPlayback extends AudioWorkletProcessor {
     if (reports.length) {
       this.port.postMessage({ type: "played", reports, level: this.queue.level, active: this.queue.active, underruns: this.queue.underruns });
     }
+    if (this.queue.dropped > 0 && currentTime >= this.overflowReportAt) {
+      this.overflowReportAt = currentTime + 1;
+      const { count, ms } = this.queue.takeDropped();
+      this.port.postMessage({ type: "overflow", buffer: "playback", count, ms });
+    }
     return true;
   }
 }
@@ -120,7 +128,9 @@ registerProcessor("rtv-playback", RtvPlayback);
 // {type: "jupyter", header, payload, t} (a player message that came through Jupyter).
 // Worker -> main thread: {type: "open"} / {type: "closed"} (reconnecting every 2 s while
 // closed), {type: "linkFrom", stream, seq} (from `seq` on, this worker sends every frame of
-// `stream`), {type: "arrived", itemId, t} (page clock) for an item's first audio.
+// `stream`), {type: "arrived", itemId, t} (page clock) for an item's first audio,
+// {type: "overflow", buffer: "handover", count, ms} (link audio PlayerHandover's cap dropped
+// while it waited for its marker; at most once a second).
 const MIC_LINK = `
 let ws = null;
 let verified = false; // the server proved it is our kernel (see "hello")
@@ -154,6 +164,10 @@ function toPlayer(header, payload, t) {
 }
 
 const player = new PlayerHandover(toPlayer);
+setInterval(() => {
+  const { count, ms } = player.takeDropped();
+  if (count) postMessage({ type: "overflow", buffer: "handover", count, ms });
+}, 1000);
 
 const sender = new LinkSender(
   ({ stream, seq, t, pcm }) => {

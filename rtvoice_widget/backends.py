@@ -34,7 +34,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 __all__ = ["BACKENDS", "DEFAULT_MODEL", "Endpoint", "resolve_endpoint"]
 
@@ -61,6 +61,22 @@ class Endpoint:
     #: up to ``wait_s`` seconds for a dying process), or ``None``; a session asks it when its
     #: connection drops, and stops reconnecting to a server that is gone.
     crash_report: Callable[[float], str | None] | None = field(default=None, repr=False, compare=False)
+
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials this endpoint carries, for redaction: each header value (the token of
+        ``Bearer <token>``), a URL password and URL query values named like a key or token."""
+        found = []
+        for value in self.headers.values():
+            scheme, _, token = value.partition(" ")
+            found.append(token if scheme.lower() == "bearer" and token else value)
+        parts = urlsplit(self.url)
+        if parts.password:
+            found.append(parts.password)
+        for pair in parts.query.split("&"):
+            name, _, value = pair.partition("=")
+            if name.lower() in _SECRET_QUERY_NAMES and value:
+                found += [value, unquote(value)]
+        return tuple(dict.fromkeys(s for s in found if s))
 
 
 def resolve_endpoint(
@@ -192,6 +208,9 @@ def _with_query(url: str, params: dict[str, str]) -> str:
     return f"{url}{separator}{urlencode(params)}"
 
 
+_SECRET_QUERY_NAMES = frozenset({"api-key", "api_key", "key", "token", "access_token"})
+
+
 def _redact_url(url: str) -> str:
     """Drop userinfo and query values that look like secrets, for labels and error messages."""
     parts = urlsplit(url)
@@ -199,7 +218,7 @@ def _redact_url(url: str) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     query = "&".join(
-        f"{name}=***" if name.lower() in ("api-key", "api_key", "key", "token", "access_token") else pair
+        f"{name}=***" if name.lower() in _SECRET_QUERY_NAMES else pair
         for pair in parts.query.split("&")
         if pair
         for name in [pair.split("=", 1)[0]]

@@ -54,7 +54,8 @@ __all__ = [
     "COLUMNS",
     "MAX_TYPES",
     "OTHER_TYPE",
-    "PROTOCOL_TYPES",
+    "MAX_SERVER_TYPES",
+    "REALTIME_TYPES",
     "SOURCES",
     "EventLog",
     "audio_ms_of_base64",
@@ -193,50 +194,50 @@ class _Snapshot:
         return len(self.payload)
 
 
-#: The GA Realtime event names, server and client, and the beta names servers still send
-#: (``openai.types.realtime``; a test checks the SDK's names are all here). Each always gets a
-#: code of its own, however many invented names came before it.
-PROTOCOL_TYPES = frozenset({
+#: Distinct ``type`` names the log keeps a code of; later new names share :data:`OTHER_TYPE`'s.
+#: Bounds the type tables (and keeps the packed codes far from overflowing int32) whatever a
+#: hostile or broken server sends; the real type of such a row stays in its ``payload``. The
+#: Realtime API's own names (:data:`REALTIME_TYPES`) always keep theirs, and server names have
+#: a budget of their own (:data:`MAX_SERVER_TYPES`), so a server inventing types can neither
+#: hide a later ``response.done`` nor the session's local events under ``(other)``.
+MAX_TYPES = 4096
+#: The ``type`` column of events whose name came after the others filled the table.
+OTHER_TYPE = "(other)"
+#: GA server and client event types (and the beta names the protocol still accepts).
+REALTIME_TYPES = frozenset({
     "conversation.created", "conversation.item.added", "conversation.item.created",
     "conversation.item.deleted", "conversation.item.done",
     "conversation.item.input_audio_transcription.completed",
     "conversation.item.input_audio_transcription.delta",
     "conversation.item.input_audio_transcription.failed",
     "conversation.item.input_audio_transcription.segment", "conversation.item.retrieved",
-    "conversation.item.truncated", "error", "input_audio_buffer.cleared", "input_audio_buffer.committed",
-    "input_audio_buffer.dtmf_event_received", "input_audio_buffer.speech_started",
-    "input_audio_buffer.speech_stopped", "input_audio_buffer.timeout_triggered",
-    "mcp_list_tools.completed", "mcp_list_tools.failed", "mcp_list_tools.in_progress",
-    "output_audio_buffer.cleared", "output_audio_buffer.started", "output_audio_buffer.stopped",
-    "rate_limits.updated", "response.content_part.added", "response.content_part.done",
-    "response.created", "response.done", "response.function_call_arguments.delta",
-    "response.function_call_arguments.done", "response.mcp_call.completed", "response.mcp_call.failed",
-    "response.mcp_call.in_progress", "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
-    "response.output_audio.delta", "response.output_audio.done", "response.output_audio_transcript.delta",
-    "response.output_audio_transcript.done", "response.output_item.added", "response.output_item.done",
-    "response.output_text.delta", "response.output_text.done", "session.created", "session.updated",
-    # client events
+    "conversation.item.truncated", "error", "input_audio_buffer.cleared",
+    "input_audio_buffer.committed", "input_audio_buffer.dtmf_event_received",
+    "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
+    "input_audio_buffer.timeout_triggered", "mcp_list_tools.completed", "mcp_list_tools.failed",
+    "mcp_list_tools.in_progress", "output_audio_buffer.cleared", "output_audio_buffer.started",
+    "output_audio_buffer.stopped", "rate_limits.updated", "response.content_part.added",
+    "response.content_part.done", "response.created", "response.done",
+    "response.function_call_arguments.delta", "response.function_call_arguments.done",
+    "response.mcp_call.completed", "response.mcp_call.failed", "response.mcp_call.in_progress",
+    "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
+    "response.output_audio.delta", "response.output_audio.done",
+    "response.output_audio_transcript.delta", "response.output_audio_transcript.done",
+    "response.output_item.added", "response.output_item.done", "response.output_text.delta",
+    "response.output_text.done", "session.created", "session.updated",
+    # client
     "conversation.item.create", "conversation.item.delete", "conversation.item.retrieve",
     "conversation.item.truncate", "input_audio_buffer.append", "input_audio_buffer.clear",
     "input_audio_buffer.commit", "output_audio_buffer.clear", "response.cancel", "response.create",
     "session.update",
-    # beta names
+    # beta
     "response.audio.delta", "response.audio.done", "response.audio_transcript.delta",
     "response.audio_transcript.done", "response.text.delta", "response.text.done",
 })
-#: Distinct ``type`` names the log keeps a code of at most. Names from the protocol
-#: (:data:`PROTOCOL_TYPES`) and this package's own local events always get one; any other name
-#: a server or caller invents gets one while fewer than ``MAX_TYPES - _RESERVED_TYPES`` names are
-#: known, later ones share :data:`OTHER_TYPE`'s. Bounds the type tables (and keeps the packed
-#: codes far from overflowing int32) whatever a hostile or broken server sends, without ever
-#: hiding a real ``response.done`` behind a flood; the real type of such a row stays in its
-#: ``payload``.
-MAX_TYPES = 4096
-#: The ``type`` column of events whose invented name came after the others filled the table.
-OTHER_TYPE = "(other)"
-# Codes kept free for protocol names, local names (this package logs fewer than 100 kinds)
-# and OTHER_TYPE, so the total stays within MAX_TYPES.
-_RESERVED_TYPES = len(PROTOCOL_TYPES) + 256 + 1
+#: Other names first seen from the server that get a code of their own; the client's and local
+#: ones share what is left of :data:`MAX_TYPES`.
+MAX_SERVER_TYPES = MAX_TYPES // 2
+_MAX_OWN_TYPES = MAX_TYPES - MAX_SERVER_TYPES - len(REALTIME_TYPES) - 1  # - 1: OTHER_TYPE
 
 _ROW_WIDTH = 9  # values per row in EventLog._pending, in EventLog._columns order
 _FLUSH_ROWS = 4096  # rows kept pending at most: bounds the boxed numbers held before the columns
@@ -273,6 +274,7 @@ class EventLog:
         self._next_seq = 0
         self._type_names: list[str] = []  # type code -> name, in order of first appearance
         self._type_index: dict[str, int] = {}
+        self._budget = {"server": MAX_SERVER_TYPES, "own": _MAX_OWN_TYPES}  # names left to code
         # source -> {type: (packed type and source codes (see _pack), category code or -1 when
         # it depends on the item, audio field or None)}: one lookup per append
         self._plans: dict[str, dict[str, tuple[int, int, str | None]]] = {source: {} for source in SOURCES}
@@ -408,14 +410,16 @@ class EventLog:
                 self._plans[source][type_] = plan
             return plan
 
-    def _type_code_locked(self, type_: str, source: str = "server") -> int:
-        """The code of ``type_``; for an invented name once the table is full (see
+    def _type_code_locked(self, type_: str, source: str) -> int:
+        """The code of ``type_``; once the budget of its source's names is spent (see
         :data:`MAX_TYPES`), the code of :data:`OTHER_TYPE`."""
         code = self._type_index.get(type_)
         if code is None:
-            invented = source != "local" and type_ not in PROTOCOL_TYPES and type_ != OTHER_TYPE
-            if invented and len(self._type_names) >= MAX_TYPES - _RESERVED_TYPES:
-                return self._type_code_locked(OTHER_TYPE, "local")
+            if type_ not in REALTIME_TYPES and type_ != OTHER_TYPE:
+                budget = "server" if source == "server" else "own"
+                if self._budget[budget] <= 0:
+                    return self._type_code_locked(OTHER_TYPE, source)
+                self._budget[budget] -= 1
             code = self._type_index[type_] = len(self._type_names)
             self._type_names.append(type_)
         return code
@@ -703,7 +707,10 @@ class EventLog:
         if unknown:
             raise ValueError(f"{path}: unknown source/category values {sorted(map(str, unknown))}")
         log = cls(max_events=max_events)
-        type_codes = {name: log._type_code_locked(name) for name in dict.fromkeys(columns["type"])}
+        first_source: dict[str, str] = {}
+        for name, source in zip(columns["type"], columns["source"]):
+            first_source.setdefault(name, source)
+        type_codes = {name: log._type_code_locked(name, source) for name, source in first_source.items()}
         ids = log._ids
         log._set_columns(
             array("q", np.asarray(time_ns, dtype=np.int64).tobytes()),

@@ -17,7 +17,16 @@ and ``playback_progress`` do not wait, so a 50 Hz caller never blocks on the loo
 
 Outgoing events go through one queue and are logged when they were really written to the socket.
 While the connection is down (between a loss and a successful reconnect) they stay queued and
-go out after the session config has been re-sent. The exception is the 50 Hz audio path:
+go out after the session config has been re-sent. The queue is bounded: at most
+:data:`MAX_OUTBOX_EVENTS` events and :data:`MAX_OUTBOX_AUDIO_MS` of mic audio; past either the
+oldest audio append is dropped first, then the oldest event. When the connection comes back,
+mic audio older than ``stale_audio_ms`` (its last sample captured, or handed to ``send_audio``
+without ``captured_ms``, that long before) is dropped instead of sent: the new session would
+answer speech nobody waits for any more. Drops are logged as ``connection.outbox_dropped``
+(``reason`` ``stale`` or ``overflow``, with the appends, audio ms and other events by type), at
+the reconnect, at close, and at most once a second while the queue overflows.
+
+The exception to the queue is the 50 Hz audio path:
 ``send_audio`` writes its append to the socket itself, from the caller's thread, when nothing is
 queued ahead of it and the connection allows it (plain ``ws://``, open, greeted, socket not
 full; see :mod:`rtvoice_widget.wire`), which spares the loop a wake-up per frame. Both paths
@@ -51,6 +60,19 @@ raise :class:`~rtvoice_widget.protocol.CostLimitError`.
 Bad input from the server (malformed JSON, binary frames, events without a type, events the
 protocol cannot handle) becomes a local ``protocol.error`` event; unknown event types are logged
 like any other. Nothing tears the session down but the connection itself.
+
+Tools. A call runs off the loop (:meth:`ToolRegistry.run_async`); an exception in the tool, or
+anything failing while its output is handed to the protocol, is logged as ``tool.error``
+(category ``error``) and never ends the session. What goes back to the model for a failed
+call is ``{"error": "Type: message"}``, no traceback unless ``tool_tracebacks=True``; the
+session's credentials (the API key, the local server's token) are replaced by ``***`` in tool
+outputs and in the log.
+
+A failing event log (it cannot take a row: memory, a bug) never stops the session: the row is
+counted (``metrics()["events_unlogged"]``) and reported with :mod:`logging` (at most once a
+second), and the failures the session must report (``connection.failed``, ``protocol.error``)
+go to :mod:`logging` in full, so a session that gave up still raises
+:class:`SessionClosedError` with its reason and ``close()`` still stops it.
 """
 
 from __future__ import annotations
@@ -81,7 +103,7 @@ from rtvoice_widget.protocol import ClientProtocol, CostCapReached, FlushPlaybac
 from rtvoice_widget.tools import ToolRegistry
 from rtvoice_widget.wire import RealtimeConnection
 
-__all__ = ["Reply", "RealtimeSession", "SessionClosedError"]
+__all__ = ["MAX_OUTBOX_AUDIO_MS", "MAX_OUTBOX_EVENTS", "Reply", "RealtimeSession", "SessionClosedError"]
 
 SAMPLE_RATE = 24000
 _BYTES_PER_MS = SAMPLE_RATE * 2 / 1000
@@ -89,8 +111,17 @@ _BYTES_PER_MS = SAMPLE_RATE * 2 / 1000
 # a huge single frame would stall the socket for everything queued behind it.
 _MAX_APPEND_MS = 1000
 _MAX_APPEND_BYTES = int(_MAX_APPEND_MS * _BYTES_PER_MS)
+#: Events the outbox holds at most (queued while reconnecting, or behind a full socket).
+MAX_OUTBOX_EVENTS = 4096
+#: Mic audio the outbox holds at most: 5 min (about 34 MB with its base64), what the local
+#: server keeps uncommitted too. A live mic queues 50 frames a second, so only a server that
+#: stopped reading for minutes, or a caller pushing audio far faster than real time, reaches it.
+MAX_OUTBOX_AUDIO_MS = 5 * 60 * 1000
+_MAX_OUTBOX_AUDIO_BYTES = int(MAX_OUTBOX_AUDIO_MS * _BYTES_PER_MS)
 # One encoder for every event: json.dumps(..., separators=...) builds a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
+# An outbox entry: (event, pcm16 or None, captured_ms or None, session ms when it was queued).
+_Entry = tuple[dict, bytes | None, float | None, float]
 # Handshake statuses that no retry will fix.
 _FATAL_STATUSES = frozenset({400, 401, 403, 404})
 
@@ -154,7 +185,12 @@ class RealtimeSession:
     ``connect_timeout`` (seconds for the handshake plus ``session.created``),
     ``max_frame_bytes`` (largest server frame accepted; a larger one drops the connection and
     triggers a reconnect), ``max_events`` (event log pruning), ``replay_turns`` /
-    ``replay_chars`` (how much conversation a renewal replays; 0 turns replays none).
+    ``replay_chars`` (how much conversation a renewal replays; 0 turns replays none),
+    ``stale_audio_ms`` (mic audio older than this when a lost connection comes back is dropped,
+    not sent; ``None`` sends it all; ``VoiceChat`` passes its ``stale_frame_ms``).
+
+    Tools: ``tool_tracebacks=True`` adds the traceback to the error text a failing tool sends
+    back to the model (default: ``"Type: message"`` only). Credentials are redacted either way.
 
     Cost meter: ``prices`` (USD per 1M tokens by kind, no defaults; see
     :func:`rtvoice_widget.protocol.check_prices`) and ``max_cost_usd`` (stop creating responses
@@ -195,6 +231,8 @@ class RealtimeSession:
         max_cost_usd: float | None = None,
         live_player: bool = False,
         flush_timeout: float = 0.3,
+        stale_audio_ms: float | None = 500.0,
+        tool_tracebacks: bool = False,
     ) -> None:
         if config is None:
             config = SessionConfig() if model is None else SessionConfig(model=model)
@@ -211,12 +249,16 @@ class RealtimeSession:
         _check_int("max_frame_bytes", max_frame_bytes, minimum=2**16)
         _check_int("replay_turns", replay_turns, minimum=0)
         _check_int("replay_chars", replay_chars, minimum=0)
+        if stale_audio_ms is not None:
+            _check_seconds("stale_audio_ms", stale_audio_ms)  # same rule: a positive number
+        if not isinstance(tool_tracebacks, bool):
+            raise ValueError(f"tool_tracebacks must be True or False, got {tool_tracebacks!r}")
 
         self._connect_options = dict(
             url=url, backend=backend, model=model or config.model, api_key=api_key,
             azure_endpoint=azure_endpoint, azure_deployment=azure_deployment, api_version=api_version,
         )
-        self.tools = ToolRegistry()
+        self.tools = ToolRegistry(tracebacks=tool_tracebacks)
         for fn in config.tools:
             if callable(fn):
                 self.tools.add(fn)
@@ -239,6 +281,8 @@ class RealtimeSession:
         self.max_frame_bytes = max_frame_bytes
         self.replay_turns = replay_turns
         self.replay_chars = replay_chars
+        self.stale_audio_ms = None if stale_audio_ms is None else float(stale_audio_ms)
+        self._secrets: tuple[str, ...] = ()  # the endpoint's credentials, redacted from tool text
 
         self._t0 = time.perf_counter()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -251,14 +295,19 @@ class RealtimeSession:
         self._ready: concurrent.futures.Future[None] | None = None
         self._closing = False
         self._closed_reason: str | None = None
-        # Outgoing (event, pcm16 or None); owned by the loop thread.
-        self._outbox: deque[tuple[dict, bytes | None]] = deque()
-        # Capture times (session ms) of queued appends that have one, keyed by id(event); the
-        # entry holds the event too, so that id cannot be reused while it waits.
-        self._captured: dict[int, tuple[dict, float]] = {}
+        # Outgoing (event, pcm16 or None, captured_ms or None, session ms when queued); owned by
+        # the loop thread, bounded by MAX_OUTBOX_EVENTS / MAX_OUTBOX_AUDIO_MS (_queue).
+        self._outbox: deque[_Entry] = deque()
+        self._outbox_audio = 0  # PCM16 bytes in the outbox
+        self._writing: _Entry | None = None  # the head entry being written: never dropped
+        # Drops not logged yet: reason -> [appends, audio ms, {event type: count}].
+        self._drops: dict[str, list] = {}
+        self._drop_report_due = False
+        self._unlogged_report_at = 0.0  # time.monotonic() before which log failures stay quiet
         # Audio handed over by send_audio (any thread) and one pending wakeup of the loop for it:
         # frames that pile up while the loop is busy cost one wakeup, not one each.
-        self._audio_in: deque[tuple[bytes, float | None]] = deque()
+        # (pcm16, captured_ms or None, session ms of the call)
+        self._audio_in: deque[tuple[bytes, float | None, float]] = deque()
         self._audio_wakeup_pending = False
         self._outbox_ready: asyncio.Event | None = None
         # Set by the current connection's session.created; the writer waits for it (renewal).
@@ -271,6 +320,7 @@ class RealtimeSession:
         self._counters = dict(
             frames_sent=0, frames_received=0, bytes_sent=0, bytes_received=0,
             audio_sent_ms=0.0, audio_received_ms=0.0, reconnects=0, protocol_errors=0,
+            outbox_dropped=0, outbox_dropped_audio_ms=0.0, events_unlogged=0,
         )
 
     # -- clock ------------------------------------------------------------------------------
@@ -302,6 +352,9 @@ class RealtimeSession:
         except Exception as exc:  # a missing key, a local server that crashed while starting
             self._local("connection.failed", text=str(exc))
             raise
+        # Short values ("local", a placeholder key) are no secret, and replacing them would
+        # mangle ordinary words in tool outputs.
+        self._secrets = tuple(sorted((s for s in self.endpoint.secrets() if len(s) >= 8), key=len, reverse=True))
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="rtvoice-session", daemon=True)
@@ -342,6 +395,8 @@ class RealtimeSession:
                 future.result(timeout + 2)
             except (concurrent.futures.TimeoutError, RuntimeError):
                 pass
+            except Exception as exc:  # a bug of ours: the thread must stop all the same
+                _log.error("closing the session failed: %s: %s", type(exc).__name__, exc)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout + 2)
         if not thread.is_alive() and not loop.is_closed():
@@ -380,7 +435,9 @@ class RealtimeSession:
         ``audio`` is mono int16 bytes or a numpy int16/float32/float64 array (mono or
         ``(n, 2)`` stereo) at ``sample_rate``, resampled to 24 kHz with soxr
         (:func:`rtvoice_widget.audio.to_pcm16`). Wrong dtypes, NaN/inf, empty or wrongly shaped
-        input raise ``TypeError``/``ValueError`` here and send nothing. Does not wait for the
+        input raise ``TypeError``/``ValueError`` here and send nothing, and so does a call of more
+        than :data:`MAX_OUTBOX_AUDIO_MS` (5 min: it could never fit the queue; stream it in
+        parts, as :meth:`talk` does). Does not wait for the
         loop; the audio goes out in order with everything else, one append per call (a call
         over 1 s is split). Calls that queue up while the loop is busy cost it one wakeup.
         """
@@ -390,14 +447,22 @@ class RealtimeSession:
                 isinstance(captured_ms, bool) or not isinstance(captured_ms, (int, float, np.number))
                 or not math.isfinite(captured_ms)):
             raise ValueError(f"captured_ms must be a finite number of ms on the session clock, got {captured_ms!r}")
+        # Refused before converting it too (a 10-minute array took a second to resample).
+        if isinstance(audio, np.ndarray) and audio.ndim and isinstance(sample_rate, int) and sample_rate > 0 \
+                and audio.shape[0] * 1000 > MAX_OUTBOX_AUDIO_MS * sample_rate:
+            raise ValueError(f"send_audio takes at most {MAX_OUTBOX_AUDIO_MS // 1000} s per call, got "
+                             f"{audio.shape[0] / sample_rate:.1f} s: send it in parts (talk() streams it)")
         pcm16 = to_pcm16(audio, sample_rate)
+        if len(pcm16) > _MAX_OUTBOX_AUDIO_BYTES:
+            raise ValueError(f"send_audio takes at most {MAX_OUTBOX_AUDIO_MS // 1000} s per call, got "
+                             f"{len(pcm16) / _BYTES_PER_MS / 1000:.1f} s: send it in parts (talk() streams it)")
         if captured_ms is not None:
             captured_ms = float(captured_ms)
         if self._direct is not None and self._send_now(pcm16, captured_ms):
             return len(pcm16) / _BYTES_PER_MS
         # deque.append is atomic; the flag may be stale, which costs at most a spare wakeup
         # (it is cleared on the loop *before* the deque is drained, so no frame is stranded).
-        self._audio_in.append((pcm16, captured_ms))
+        self._audio_in.append((pcm16, captured_ms, self.now_ms()))
         if not self._audio_wakeup_pending:
             self._audio_wakeup_pending = True
             self._call_soon(self._take_audio)
@@ -421,7 +486,7 @@ class RealtimeSession:
             text = _event_text(event, pcm16)
             if not ws.write_now(text):  # closed just now: the queue keeps it for the next connection
                 self._direct = None
-                self._call_soon(self._enqueue_append, event, pcm16, captured_ms)
+                self._call_soon(self._enqueue_append, event, pcm16, captured_ms, self.now_ms())
                 return True
             self._sent(event, pcm16, len(text), captured_ms)
             return True
@@ -677,7 +742,9 @@ class RealtimeSession:
         ``connected``, ``uptime_s``, ``events`` / ``events_pruned`` (the log), ``outbox`` (events
         queued, e.g. during a reconnect), ``tool_calls_running``, ``frames_sent`` /
         ``frames_received``, ``bytes_sent`` / ``bytes_received`` (JSON text on the wire),
-        ``audio_sent_ms`` / ``audio_received_ms``, ``reconnects``, ``protocol_errors``.
+        ``audio_sent_ms`` / ``audio_received_ms``, ``reconnects``, ``protocol_errors``,
+        ``outbox_dropped`` / ``outbox_dropped_audio_ms`` (queued events dropped: stale audio at a
+        reconnect, overflow), ``events_unlogged`` (rows the event log refused).
         """
         return {
             **self.protocol.metrics(),  # turns, latencies, tokens (protocol state)
@@ -804,7 +871,7 @@ class RealtimeSession:
         try:
             # The config goes first on every connection, ahead of anything queued meanwhile.
             await self._write(ws, self.protocol.session_update(), None)
-            writer = asyncio.get_running_loop().create_task(self._drain_outbox(ws))
+            writer = asyncio.get_running_loop().create_task(self._drain_outbox(ws, reconnected=not first))
             # Server events are handled where the transport delivers them (no reader task).
             ws.on_message = self._on_message
             ws.deliver()
@@ -835,35 +902,39 @@ class RealtimeSession:
             return None
         return await asyncio.get_running_loop().run_in_executor(None, report, wait_s)
 
-    async def _drain_outbox(self, ws: RealtimeConnection) -> None:
+    async def _drain_outbox(self, ws: RealtimeConnection, reconnected: bool) -> None:
         assert self._outbox_ready is not None and self._server_greeted is not None
         try:
             # A renewal puts the conversation summary ahead of the queue at session.created.
             await asyncio.wait_for(self._server_greeted.wait(), self.connect_timeout)
         except asyncio.TimeoutError:
             pass  # a server that never greets still gets what is queued
+        if reconnected:
+            # Nothing was written to this connection yet but the config: decide now, as late
+            # as possible, what is too old to go out.
+            self._drop_stale_audio()
+            self._report_drops()
         while True:
             while not self._outbox:
                 self._outbox_ready.clear()
                 await self._outbox_ready.wait()
-            event, pcm16 = self._outbox[0]
+            entry = self._writing = self._outbox[0]
             try:
-                await self._write(ws, event, pcm16)
+                await self._write(ws, entry[0], entry[1], entry[2])
             except ConnectionClosed:
                 return  # the event stays queued for the next connection; _serve reports the loss
-            if self._outbox and self._outbox[0][0] is event:
-                self._outbox.popleft()
-            else:  # a renewal's summary was put in front meanwhile
-                self._outbox.remove((event, pcm16))
+            finally:
+                self._writing = None
+            self._unqueue(entry)  # the head, unless a renewal's summary was put in front meanwhile
 
-    async def _write(self, ws: RealtimeConnection, event: dict, pcm16: bytes | None) -> None:
+    async def _write(self, ws: RealtimeConnection, event: dict, pcm16: bytes | None,
+                     captured_ms: float | None = None) -> None:
         text = _event_text(event, pcm16)
         await ws.send(text)  # framed and written under wire_lock (RealtimeConnection.send_context)
-        captured = self._captured.pop(id(event), None) if self._captured else None
         # Between the send and the log no direct write can come in: the event is still at the
         # head of the outbox, which sends send_audio's direct path to the queue (_send_now).
         with ws.wire_lock:
-            self._sent(event, pcm16, len(text), None if captured is None else captured[1])
+            self._sent(event, pcm16, len(text), captured_ms)
 
     def _sent(self, event: dict, pcm16: bytes | None, size: int, captured_ms: float | None) -> None:
         """Count, log and record an event just written (holding the connection's wire_lock, so
@@ -871,11 +942,14 @@ class RealtimeSession:
         t_ms = self.now_ms()
         self._counters["frames_sent"] += 1
         self._counters["bytes_sent"] += size
-        if captured_ms is None:
-            self.events.append("client", event, t_ms)
-        else:
-            # Logged as sent (the log stays in send order), with when it was captured.
-            self.events.append("client", {**event, "captured_ms": captured_ms}, t_ms)
+        try:
+            if captured_ms is None:
+                self.events.append("client", event, t_ms)
+            else:
+                # Logged as sent (the log stays in send order), with when it was captured.
+                self.events.append("client", {**event, "captured_ms": captured_ms}, t_ms)
+        except Exception as exc:  # it went out all the same: count and record it
+            self._unlogged(event.get("type"), exc)
         if pcm16 is not None:
             self._counters["audio_sent_ms"] += len(pcm16) / _BYTES_PER_MS
             self.recording.add_user(pcm16, t_ms if captured_ms is None else max(0.0, min(captured_ms, t_ms)))
@@ -904,6 +978,7 @@ class RealtimeSession:
                 await self._supervisor
             except (asyncio.CancelledError, Exception):
                 pass
+        self._report_drops()
         if self._outbox:
             self._local("connection.closed", text=f"closed with {len(self._outbox)} unsent events",
                         unsent=len(self._outbox))
@@ -940,7 +1015,10 @@ class RealtimeSession:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             self._protocol_error("server event is not a JSON object with a string 'type'", frame=frame[:200])
             return
-        self.events.append("server", event, t_ms)
+        try:
+            self.events.append("server", event, t_ms)
+        except Exception as exc:  # the protocol must see the event whether or not it is logged
+            self._unlogged(event["type"], exc)
         type_ = event["type"]
         if type_ == "session.created":
             self._on_session_created(event)
@@ -960,7 +1038,7 @@ class RealtimeSession:
             summary = self.protocol.conversation_summary(self.replay_turns, self.replay_chars)
             # Ahead of what was queued during the outage: it continues this conversation.
             for replayed in reversed(summary):
-                self._outbox.appendleft((replayed, None))
+                self._queue((replayed, None, None, 0.0), first=True)
             self._local("connection.renewed",
                         text=f"the server started a new session ({session_id or 'no id'}, was "
                              f"{previous or 'no id'}): config re-sent, {len(summary)} conversation "
@@ -1012,11 +1090,13 @@ class RealtimeSession:
         self._last_resort("protocol.error", message, **fields)
 
     def _last_resort(self, type: str, text: str, **fields: Any) -> None:
-        """Log a failure in the event log, or, should the log itself fail, with :mod:`logging`:
-        the handlers of last resort must never die of the thing they report."""
+        """Log a failure in the event log, or, should the log itself fail, with :mod:`logging`
+        (never rate-limited): the handlers of last resort must never die of the thing they
+        report, nor depend on it."""
         try:
-            self._local(type, text=text, **fields)
+            self.events.local(type, self.now_ms(), text=text, **fields)
         except Exception as exc:
+            self._counters["events_unlogged"] += 1
             _log.error("%s: %s (the event log refused it: %s: %s)", type, text, exc.__class__.__name__, exc)
 
     # -- loop side: tools -------------------------------------------------------------------
@@ -1028,15 +1108,31 @@ class RealtimeSession:
         task.add_done_callback(self._tool_tasks.discard)
 
     async def _run_tool(self, call: RunTool) -> None:
-        # Sync tools run in the loop's executor, async ones on this loop (ToolRegistry.run_async).
-        result = await self.tools.run_async(call.name, call.arguments)
-        self._local("tool.result", text=result.output[:2000], call_id=call.call_id, name=call.name, ok=result.ok)
-        if not result.ok:
-            self._local("tool.error", text=result.error, call_id=call.call_id, name=call.name)
-        # tool_output adds response.create once the calling response is over and all of its
-        # calls are answered; otherwise the protocol sends it at that response.done.
-        for event in self.protocol.tool_output(call.call_id, result.output):
+        # The task's exception would only reach asyncio's "never retrieved" warning: whatever
+        # fails here is logged, and the session goes on.
+        try:
+            # Sync tools run in the loop's executor, async ones on this loop (ToolRegistry.run_async).
+            result = await self.tools.run_async(call.name, call.arguments)
+            output = self._redact(result.output)
+            self._local("tool.result", text=output[:2000], call_id=call.call_id, name=call.name, ok=result.ok)
+            if not result.ok:
+                self._local("tool.error", text=self._redact(result.error or ""), call_id=call.call_id, name=call.name)
+            # tool_output adds response.create once the calling response is over and all of its
+            # calls are answered; otherwise the protocol sends it at that response.done.
+            events = self.protocol.tool_output(call.call_id, output)
+        except Exception as exc:
+            self._last_resort("tool.error", self._redact(
+                f"could not answer tool call {call.call_id!r} ({call.name!r}): {type(exc).__name__}: {exc}"),
+                call_id=call.call_id, name=call.name)
+            return
+        for event in events:
             self._enqueue(event)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
 
     # -- loop side: helpers -----------------------------------------------------------------
 
@@ -1058,25 +1154,105 @@ class RealtimeSession:
     def _queue_audio(self) -> None:
         pending = self._audio_in
         while pending:
-            pcm16, captured_ms = pending.popleft()
+            pcm16, captured_ms, queued_ms = pending.popleft()
             for start in range(0, len(pcm16), _MAX_APPEND_BYTES):
                 chunk = pcm16 if len(pcm16) <= _MAX_APPEND_BYTES else pcm16[start : start + _MAX_APPEND_BYTES]
                 event = self.protocol.append_audio(chunk)
-                if captured_ms is not None:
-                    self._captured[id(event)] = (event, captured_ms + start / _BYTES_PER_MS)
-                self._outbox.append((event, chunk))
+                self._queue((event, chunk, None if captured_ms is None else captured_ms + start / _BYTES_PER_MS,
+                             queued_ms))
 
-    def _enqueue_append(self, event: dict, pcm16: bytes, captured_ms: float | None) -> None:
-        if captured_ms is not None:
-            self._captured[id(event)] = (event, captured_ms)
-        self._outbox.appendleft((event, pcm16))  # it was meant to go before anything queued since
+    def _enqueue_append(self, event: dict, pcm16: bytes, captured_ms: float | None, queued_ms: float) -> None:
+        # It was meant to go before anything queued since.
+        self._queue((event, pcm16, captured_ms, queued_ms), first=True)
         assert self._outbox_ready is not None
         self._outbox_ready.set()
 
     def _enqueue(self, event: dict) -> None:
-        self._outbox.append((event, None))
+        self._queue((event, None, None, self.now_ms()))
         assert self._outbox_ready is not None
         self._outbox_ready.set()
+
+    def _queue(self, entry: _Entry, first: bool = False) -> None:
+        """Add an entry to the outbox, then keep it within its caps: the oldest audio goes
+        first (it is the first to turn stale), then the oldest event."""
+        if entry[1] is not None:
+            self._outbox_audio += len(entry[1])
+        if first:
+            self._outbox.appendleft(entry)
+        else:
+            self._outbox.append(entry)
+        if len(self._outbox) > MAX_OUTBOX_EVENTS or self._outbox_audio > _MAX_OUTBOX_AUDIO_BYTES:
+            self._make_room()
+
+    def _make_room(self) -> None:
+        outbox = self._outbox
+        for entry in list(outbox):
+            if len(outbox) <= MAX_OUTBOX_EVENTS and self._outbox_audio <= _MAX_OUTBOX_AUDIO_BYTES:
+                return
+            if entry[1] is not None and entry is not self._writing:
+                self._drop(entry, "overflow")
+        for entry in list(outbox):
+            if len(outbox) <= MAX_OUTBOX_EVENTS:
+                return
+            if entry is not self._writing:
+                self._drop(entry, "overflow")
+
+    def _drop_stale_audio(self) -> None:
+        """Drop queued mic audio whose last sample is older than ``stale_audio_ms``."""
+        if self.stale_audio_ms is None or not self._outbox_audio:
+            return
+        oldest_fresh = self.now_ms() - self.stale_audio_ms
+        for entry in list(self._outbox):
+            event, pcm16, captured_ms, queued_ms = entry
+            if pcm16 is None or entry is self._writing:
+                continue
+            end_ms = queued_ms if captured_ms is None else captured_ms + len(pcm16) / _BYTES_PER_MS
+            if end_ms < oldest_fresh:
+                self._drop(entry, "stale")
+
+    def _drop(self, entry: _Entry, reason: str) -> None:
+        self._unqueue(entry)
+        event, pcm16 = entry[0], entry[1]
+        counts = self._drops.setdefault(reason, [0, 0.0, {}])
+        self._counters["outbox_dropped"] += 1
+        if pcm16 is not None:
+            counts[0] += 1
+            counts[1] += len(pcm16) / _BYTES_PER_MS
+            self._counters["outbox_dropped_audio_ms"] += len(pcm16) / _BYTES_PER_MS
+        else:
+            type_ = str(event.get("type"))
+            counts[2][type_] = counts[2].get(type_, 0) + 1
+        if reason == "overflow" and not self._drop_report_due:
+            # One row a second at most while it overflows, not one per dropped frame.
+            self._drop_report_due = True
+            asyncio.get_running_loop().call_later(1.0, self._report_drops)
+
+    def _unqueue(self, entry: _Entry) -> None:
+        outbox = self._outbox
+        if outbox and outbox[0] is entry:
+            outbox.popleft()
+        else:
+            # By identity: two appends of the same silence are equal, and only this one goes.
+            for index, queued in enumerate(outbox):
+                if queued is entry:
+                    del outbox[index]
+                    break
+            else:
+                return  # already gone
+        if entry[1] is not None:
+            self._outbox_audio -= len(entry[1])
+
+    def _report_drops(self) -> None:
+        self._drop_report_due = False
+        drops, self._drops = self._drops, {}
+        for reason, (appends, audio_ms, events) in drops.items():
+            why = (f"older than stale_audio_ms={self.stale_audio_ms:g} when the connection came back"
+                   if reason == "stale" else
+                   f"over the outbox cap ({MAX_OUTBOX_EVENTS} events, {MAX_OUTBOX_AUDIO_MS} ms of audio)")
+            parts = [f"{audio_ms:.0f} ms of mic audio ({appends} appends)"] if appends else []
+            parts += [f"{n} {type_}" for type_, n in events.items()]
+            self._local("connection.outbox_dropped", text=f"dropped {', '.join(parts)} queued to send: {why}",
+                        reason=reason, appends=appends, audio_ms=audio_ms, events=events)
 
     def _report_progress(self, item_id: str, played_ms: float, flushed: bool = False) -> None:
         try:
@@ -1097,7 +1273,19 @@ class RealtimeSession:
             self._perform(action, self.now_ms())
 
     def _local(self, type: str, text: str | None = None, **fields: Any) -> None:
-        self.events.local(type, self.now_ms(), text=text, **fields)
+        try:
+            self.events.local(type, self.now_ms(), text=text, **fields)
+        except Exception as exc:  # the log failing must not take the session with it
+            self._unlogged(type, exc)
+
+    def _unlogged(self, what: Any, exc: Exception) -> None:
+        """A row the event log refused: counted, and reported with logging once a second."""
+        self._counters["events_unlogged"] += 1
+        now = time.monotonic()
+        if now >= self._unlogged_report_at:
+            self._unlogged_report_at = now + 1.0
+            _log.error("the event log refused a %s row (%s: %s); %d rows unlogged so far", what,
+                       type(exc).__name__, exc, self._counters["events_unlogged"])
 
     def _with_registry_tools(self, config: SessionConfig) -> SessionConfig:
         """The config with every registered Python tool as its schema dict (dict tools kept)."""

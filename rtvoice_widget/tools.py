@@ -10,7 +10,9 @@ defaults: whatever pydantic understands) and the descriptions from the docstring
 validates and coerces them with the same pydantic model that made the schema, runs sync or async
 callables, and always answers with a string for ``function_call_output``. Bad JSON, missing or
 wrong arguments, unknown tools and raising tools become an error output (``{"error": ...}``) the
-model can read and recover from; they never raise into the session. Where the call runs (which
+model can read and recover from; they never raise into the session. A raising tool's error is
+``"Type: message"``: no traceback (file paths, source lines) goes to the model provider unless
+the registry was made with ``tracebacks=True``. Where the call runs (which
 thread, which loop) is the caller's choice: :meth:`ToolRegistry.run_sync` blocks,
 :meth:`ToolRegistry.run_async` awaits.
 """
@@ -23,6 +25,7 @@ import functools
 import inspect
 import json
 import re
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -203,10 +206,12 @@ class ToolRegistry:
 
     ``registry.add(fn)`` or ``@registry.add`` / ``@registry.add(name=..., description=...)``
     registers a callable; ``registry.schemas`` is the list for ``session.update``.
+    ``tracebacks=True`` appends the traceback to a raising tool's ``"Type: message"`` error.
     """
 
-    def __init__(self, tools: list[Callable[..., Any]] | None = None) -> None:
+    def __init__(self, tools: list[Callable[..., Any]] | None = None, *, tracebacks: bool = False) -> None:
         self._tools: dict[str, _Tool] = {}
+        self.tracebacks = tracebacks
         for fn in tools or ():
             self.add(fn)
 
@@ -283,7 +288,7 @@ class ToolRegistry:
             if inspect.isawaitable(value):
                 value = _run_awaitable(value)
         except Exception as exc:
-            return _error(name, f"{type(exc).__name__}: {exc}")
+            return _error(name, self._describe(exc))
         return ToolCallResult(name=name, output=_to_output(value), ok=True)
 
     async def run_async(self, name: str, arguments_json: str) -> ToolCallResult:
@@ -302,8 +307,14 @@ class ToolRegistry:
                 if inspect.isawaitable(value):
                     value = await value
         except Exception as exc:
-            return _error(name, f"{type(exc).__name__}: {exc}")
+            return _error(name, self._describe(exc))
         return ToolCallResult(name=name, output=_to_output(value), ok=True)
+
+    def _describe(self, exc: Exception) -> str:
+        text = f"{type(exc).__name__}: {exc}"
+        if self.tracebacks:
+            text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+        return text
 
     def run(self, name: str, arguments_json: str) -> str:
         """``run_sync(...).output``: the string to send back as ``function_call_output``."""

@@ -25,6 +25,11 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   ``voice_to_first_sound_ms``, see :meth:`VoiceChat._note_playback_started`).
 - ``{"type": "mic", "state", "detail"}``: mic started / denied / no device / ..., and the mic
   link opening or closing (``link_open`` / ``link_closed``); logged as ``mic.<state>``.
+- ``{"type": "playback", "state": "overflow", "buffer", "dropped", "dropped_ms", "detail"}``: a
+  browser buffer of assistant audio hit its cap and dropped audio (``buffer``: ``pending``
+  before the player is ready, ``playback`` the player's queue, ``handover`` link audio waiting
+  for its marker; see ``js/lib``); at most once a second per buffer; logged as
+  ``playback.overflow``.
 - ``{"type": "text", "text"}``: a typed user message.
 - ``{"type": "control", "action"}``: ``connect``, ``disconnect``, ``interrupt``, ``ptt_start``,
   ``ptt_end``, ``hello`` (a view asks for the history so far, and the mic link's address).
@@ -313,6 +318,8 @@ class VoiceChat(anywidget.AnyWidget):
         )
         # The browser's player answers each flush with its final position: truncate there.
         session_options.setdefault("live_player", True)
+        # One rule for stale mic audio: late through Jupyter, or queued while reconnecting.
+        session_options.setdefault("stale_audio_ms", stale_frame_ms)
         self._session_args = dict(url=url, backend=backend, api_key=api_key, **session_options)
         self._tools: list[Callable[..., Any]] = list(tools or ())
         self._config = config
@@ -687,6 +694,8 @@ class VoiceChat(anywidget.AnyWidget):
             elif kind == "mic":
                 state = str(content.get("state", "unknown"))
                 self._local(f"mic.{state}", text=content.get("detail") or None)
+            elif kind == "playback":
+                self._on_playback_report(content)
             elif kind == "text":
                 self._session.send_text(content.get("text"))
             elif kind == "control":
@@ -725,6 +734,19 @@ class VoiceChat(anywidget.AnyWidget):
         latency = content.get("output_latency_ms")
         self._local("playback.started", item_id=item_id, started_ms=started_ms,
                     output_latency_ms=latency if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None)
+
+    def _on_playback_report(self, content: dict[str, Any]) -> None:
+        state = content.get("state")
+        if state != "overflow":
+            raise ValueError(f"unknown playback state {state!r:.40}")
+        fields = {}
+        for name in ("dropped", "dropped_ms"):
+            value = content.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r:.40}")
+            fields[name] = value
+        self._local("playback.overflow", text=str(content.get("detail") or "")[:200] or None,
+                    buffer=str(content.get("buffer"))[:20], **fields)
 
     def _on_mic_frame(self, content: dict[str, Any], buffers: list[Any]) -> None:
         """A mic frame from either transport (any thread): into capture order, then delivered."""

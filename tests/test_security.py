@@ -265,7 +265,7 @@ def test_a_page_that_stops_reading_never_blocks_send_and_is_dropped(link, caplog
 # -- ways to wedge it: the event log, the protocol, the mic order ---------------------------------
 
 
-def test_unknown_types_share_one_bounded_code_and_lose_no_row():
+def test_unknown_types_share_one_bounded_code_and_lose_no_row(tmp_path):
     from rtvoice_widget.events import MAX_TYPES, OTHER_TYPE, EventLog
 
     log = EventLog()
@@ -273,14 +273,20 @@ def test_unknown_types_share_one_bounded_code_and_lose_no_row():
     for i in range(n):
         log.append("server", {"type": f"hostile.{i}", "n": i}, float(i))
     log.append("server", {"type": "error", "error": {"message": "still an error"}}, 1.0)
+    log.append("server", {"type": "response.done", "response": {"id": "resp_1"}}, 2.0)
+    log.local("connection.lost", 3.0, text="the session's own events keep their names")
     df = log.to_pandas()
-    assert len(df) == n + 1  # nothing lost
+    assert len(df) == n + 3  # nothing lost
     assert len(df["type"].cat.categories) <= MAX_TYPES
-    assert df["type"].iloc[-2] == OTHER_TYPE and df["payload"].iloc[-2]["type"] == f"hostile.{n - 1}"
+    assert df["type"].iloc[-4] == OTHER_TYPE and df["payload"].iloc[-4]["type"] == f"hostile.{n - 1}"
     assert df["type"].iloc[0] == "hostile.0"
-    # A known type arriving after the table filled keeps its category.
-    assert df["category"].iloc[-1] == "error"
+    # The API's types and the session's own arriving after the flood keep name and category
+    # (wait_for, the turns table and the widget look them up by name).
+    assert list(df["type"].iloc[-3:]) == ["error", "response.done", "connection.lost"]
+    assert list(df["category"].iloc[-3:]) == ["error", "ai_response", "connection"]
     assert sum(len(plans) for plans in log._plans.values()) <= MAX_TYPES
+    # A saved flood loads back the same.
+    assert list(EventLog.load(log.save(tmp_path / "flood.jsonl")).to_pandas()["type"]) == list(df["type"])
 
 
 def test_protocol_and_local_types_keep_their_names_after_a_flood():
@@ -288,13 +294,13 @@ def test_protocol_and_local_types_keep_their_names_after_a_flood():
 
     from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 
-    from rtvoice_widget.events import MAX_TYPES, OTHER_TYPE, PROTOCOL_TYPES, EventLog
+    from rtvoice_widget.events import MAX_TYPES, OTHER_TYPE, REALTIME_TYPES, EventLog
 
     def names(union) -> set[str]:
         members = typing.get_args(typing.get_args(union)[0] if typing.get_origin(union) is typing.Annotated else union)
         return {name for m in members for name in typing.get_args(m.model_fields["type"].annotation)}
 
-    assert names(RealtimeServerEvent) | names(RealtimeClientEvent) <= PROTOCOL_TYPES
+    assert names(RealtimeServerEvent) | names(RealtimeClientEvent) <= REALTIME_TYPES
     log = EventLog()
     for i in range(MAX_TYPES + 100):
         log.append("server", {"type": f"hostile.{i}"}, float(i))
@@ -418,3 +424,209 @@ def test_a_client_that_stops_reading_is_dropped_not_buffered_without_bound(engin
         assert asyncio.run(run()) == "closed"
         assert any("stopped reading" in r.getMessage() for r in caplog.records)
         assert _status(server.url) is None  # the server serves the next client
+
+
+# -- unbounded buffers: the client outbox during a reconnect ---------------------------------------
+
+
+def _tagged(k: int, ms: int = 20) -> bytes:
+    """``ms`` of PCM16 whose every sample is ``k``: the server can tell which frame it got."""
+    return struct.pack("<h", k) * (24 * ms)
+
+
+def _tags(server, connection: int) -> list[int]:
+    import base64
+
+    return [struct.unpack_from("<h", base64.b64decode(e["audio"]))[0]
+            for e in server.client_events("input_audio_buffer.append", connection=connection)]
+
+
+def test_mic_audio_queued_during_a_reconnect_turns_stale_and_is_dropped_not_replayed():
+    from scripted_server import Abort, ScriptedServer
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import RealtimeSession
+
+    with ScriptedServer() as server:
+        # The first attempt comes 1 s after the loss: the outage outlasts the 500 ms stale rule.
+        with RealtimeSession(server.url, config=SessionConfig(turn_detection=None), reconnect_delay=1.0) as s:
+            s.wait_for("session.updated", timeout=10)
+            server.play([Abort()])
+            s.wait_for("connection.lost", timeout=10)
+            # A live mic: a 20 ms frame every 20 ms, through the outage and on after it.
+            captured: dict[int, float] = {}
+            k, after = 0, None
+            started = time.monotonic()
+            while after is None or k < after + 25:
+                k += 1
+                captured[k] = s.now_ms() - 20  # its first sample
+                s.send_audio(_tagged(k), captured_ms=captured[k])
+                if after is None and s.metrics()["reconnects"]:
+                    after = k
+                time.sleep(max(0.0, started + k * 0.02 - time.monotonic()))
+                assert time.monotonic() - started < 20, "no reconnect"
+            dropped = s.wait_for("connection.outbox_dropped", timeout=10)
+            received = _wait(lambda: (t := _tags(server, 1)) and t[-1] == k and t, "the last frame")
+            # Nothing older than the rule reached the new session: the dropped frames are the
+            # oldest, the rest went out in order, each still fresh when the connection came back.
+            assert dropped["payload"]["reason"] == "stale" and dropped["category"] == "connection"
+            n = dropped["payload"]["appends"]
+            assert n >= 10 and received == list(range(n + 1, k + 1))
+            assert dropped["payload"]["audio_ms"] == pytest.approx(20 * n)
+            assert f"{20 * n} ms of mic audio ({n} appends)" in dropped["text"]
+            assert all(captured[i] + 20 < dropped["t_ms"] - 500 for i in range(1, n + 1))
+            assert all(captured[i] + 20 >= dropped["t_ms"] - 550 for i in received)
+            assert server.client_events(connection=1)[0]["type"] == "session.update"
+            assert _tags(server, 0) == []
+            # The log lost nothing: one row per append that went out, none for the dropped ones.
+            assert len(s.events.filter(type="input_audio_buffer.append")) == len(received)
+            assert s.metrics()["outbox_dropped"] == n
+
+
+def test_the_outbox_is_capped_while_the_connection_is_down_and_says_what_it_dropped():
+    from scripted_server import Abort, ScriptedServer
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import MAX_OUTBOX_AUDIO_MS, RealtimeSession
+
+    seconds = MAX_OUTBOX_AUDIO_MS // 1000 + 5
+    with ScriptedServer() as server:
+        with RealtimeSession(server.url, config=SessionConfig(turn_detection=None), reconnect_delay=1.5,
+                             stale_audio_ms=None) as s:
+            s.wait_for("session.updated", timeout=10)
+            server.play([Abort()])
+            s.wait_for("connection.lost", timeout=10)
+            for k in range(1, seconds + 1):
+                s.send_audio(_tagged(k, 1000))
+            s.send_text("are you there?")
+            server.wait_for("conversation.item.create", connection=1)
+            dropped = s.wait_for("connection.outbox_dropped", timeout=10)
+            assert dropped["payload"]["reason"] == "overflow"
+            assert dropped["payload"]["appends"] == 5 and dropped["payload"]["audio_ms"] == 5000
+            # The newest 5 min went out, then the text: the cap dropped the oldest audio only.
+            assert _tags(server, 1) == list(range(6, seconds + 1))
+            types = [e["type"] for e in server.client_events(connection=1)]
+            assert types[-2:] == ["conversation.item.create", "response.create"]
+            assert s.metrics()["outbox_dropped_audio_ms"] == 5000
+
+
+# -- tools: an exception while answering a call, and what goes back to the model --------------------
+
+
+def test_a_tool_call_the_protocol_cannot_answer_is_logged_and_the_session_goes_on():
+    from scripted_server import ScriptedServer, function_call_turn
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import RealtimeSession
+
+    def lookup(term: str) -> str:
+        """Look a term up."""
+        return f"{term}: yes"
+
+    # A broken server names the call "": the tool runs, then tool_output refuses the id.
+    broken = function_call_turn(name="lookup", arguments='{"term": "a"}', call_id="call_x")
+    broken = [json.loads(json.dumps(e).replace('"call_x"', '""')) for e in broken]
+    with ScriptedServer() as server:
+        with RealtimeSession(server.url, config=SessionConfig(turn_detection=None), tools=[lookup]) as s:
+            s.wait_for("session.updated", timeout=10)
+            mark = s.last_seq
+            server.play(broken)
+            error = s.wait_for("tool.error", after=mark, timeout=10)
+            assert error["category"] == "error"
+            assert "could not answer tool call '' ('lookup'): ValueError: call_id must be a non-empty string" \
+                in error["text"]
+            # The session goes on: the next call is answered, text still goes out.
+            server.play(function_call_turn(name="lookup", arguments='{"term": "b"}', call_id="call_ok"))
+            answered = server.wait_for("conversation.item.create")[0]
+            assert answered["item"] == {"type": "function_call_output", "call_id": "call_ok", "output": "b: yes"}
+            s.send_text("still there?")
+            server.wait_for("conversation.item.create", count=2)
+            assert s.connected
+
+
+SECRET_KEY = "sk-test-never-to-the-model-0123456789"
+
+
+def _leaky() -> str:
+    """Fails the way an HTTP client does that echoes the request's credentials."""
+    raise PermissionError(f"401 Unauthorized (Authorization: Bearer {SECRET_KEY})")
+
+
+@pytest.mark.parametrize("tracebacks", [False, True])
+def test_a_failing_tool_sends_type_and_message_without_secrets_traceback_on_request(tracebacks):
+    from scripted_server import ScriptedServer, function_call_turn
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import RealtimeSession
+
+    with ScriptedServer() as server:
+        with RealtimeSession(server.url, api_key=SECRET_KEY, config=SessionConfig(turn_detection=None),
+                             tools=[_leaky], **({"tool_tracebacks": True} if tracebacks else {})) as s:
+            s.wait_for("session.updated", timeout=10)
+            server.play(function_call_turn(name="_leaky", arguments="{}", call_id="call_1"))
+            output = server.wait_for("conversation.item.create")[0]["item"]["output"]
+            error = json.loads(output)["error"]
+            s.wait_for("tool.error", timeout=10)
+            logged = s.events.to_pandas()
+    assert SECRET_KEY not in output
+    assert not logged["text"].fillna("").str.contains(SECRET_KEY).any()
+    assert not logged["payload"].astype(str).str.contains(SECRET_KEY).any()
+    if tracebacks:
+        assert error.startswith("PermissionError: 401 Unauthorized (Authorization: Bearer ***)\nTraceback")
+        assert "in _leaky" in error
+    else:
+        assert error == "PermissionError: 401 Unauthorized (Authorization: Bearer ***)"
+
+
+# -- the handlers of last resort without the event log ---------------------------------------------
+
+
+def _full_log():
+    from rtvoice_widget.events import EventLog
+
+    class FullLog(EventLog):
+        """A log that stops taking rows once ``full`` is set, as the old log did when its packed
+        type codes overflowed: every append raised OverflowError."""
+
+        full = False
+
+        def append(self, source, event, t_ms, time=None):
+            if self.full:
+                raise OverflowError("signed integer is greater than maximum")
+            return super().append(source, event, t_ms, time)
+
+    return FullLog()
+
+
+def test_a_session_whose_event_log_broke_still_works_and_reports_its_failure(caplog):
+    from scripted_server import Close, Raw, ScriptedServer, voice_turn
+
+    from rtvoice_widget.config import SessionConfig
+    from rtvoice_widget.session import RealtimeSession, SessionClosedError
+
+    caplog.set_level(logging.ERROR, logger="rtvoice_widget.session")
+    with ScriptedServer() as server:
+        s = RealtimeSession(server.url, config=SessionConfig(turn_detection=None), max_reconnect_attempts=0)
+        s.events = log = _full_log()
+        try:
+            s.connect(timeout=10)
+            s.wait_for("session.updated", timeout=10)
+            log.full = True
+            # Server events still reach the protocol; a bad frame is still reported.
+            server.play([Raw("{not json"), *voice_turn(with_speech=False, audio_ms=200, response_id="resp_x")])
+            _wait(lambda: s.protocol.turns and s.protocol.turns[-1].status == "completed", "the turn")
+            assert any("protocol.error: malformed JSON" in r.getMessage() for r in caplog.records)
+            # What the user sends still goes out, every time (the writer survives the log).
+            s.send_text("hello?")
+            s.send_text("hello again?")
+            server.wait_for("conversation.item.create", count=2)
+            assert s.metrics()["events_unlogged"] > 0
+            # A failure that ends the session is reported, and later calls say why.
+            server.play([Close(1001, "going away")])
+            _wait(lambda: any("connection.failed" in r.getMessage() for r in caplog.records), "the report")
+            with pytest.raises(SessionClosedError, match="gave up after 0 reconnect attempts"):
+                s.send_text("anyone?")
+        finally:
+            s.close()  # must not raise
+        assert not s._thread.is_alive()
+        s.close()  # idempotent

@@ -616,6 +616,7 @@ def test_send_audio_dtype_and_rate_matrix(server, open_session, kind, rate):
         ("hello", 24000),
         (np.zeros(100, np.float32), 0),
         (np.zeros(100, np.float32), -16000),
+        (np.zeros(10 * 60 * 24000, np.int16), 24000),  # 10 min in one call: over the outbox cap
     ],
 )
 def test_send_audio_bad_input_raises_and_sends_nothing(server, open_session, audio, rate):
@@ -773,7 +774,8 @@ def test_close_flushes_queued_events_and_is_idempotent(server):
 
 
 def test_events_sent_while_reconnecting_go_out_after_the_config(server, open_session):
-    s = open_session(config=MANUAL, reconnect_delay=0.5)
+    # The audio must not turn stale while it waits (that rule: tests/test_security.py).
+    s = open_session(config=MANUAL, reconnect_delay=0.5, stale_audio_ms=10_000)
     server.play([Abort()])
     s.wait_for("connection.lost", timeout=10)
     assert not s.connected

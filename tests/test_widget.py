@@ -123,6 +123,22 @@ def test_bad_browser_messages_are_logged_and_lose_nothing(chat, server, rec):
                message="4 errors for bad frame numbers")
 
 
+def test_a_browser_buffer_overflow_is_logged(chat, server, rec):
+    """The page reports audio its capped buffers dropped (js/lib: PlaybackQueue, PlayerHandover)."""
+    rec.browser_send(chat, {"type": "playback", "state": "overflow", "buffer": "playback", "dropped": 3,
+                            "dropped_ms": 1250.5, "detail": "the playback buffer was full: dropped 1251 ms"})
+    rec.browser_send(chat, {"type": "playback", "state": "overflow", "buffer": "handover", "dropped": -1,
+                            "dropped_ms": 20})
+    rec.browser_send(chat, {"type": "playback", "state": "exploded"})
+    wait_until(lambda: len(chat.events.filter(type="widget.error")) >= 2, message="2 widget.error events")
+    row, = chat.events.filter(type="playback.overflow").to_dict("records")
+    assert row["payload"]["buffer"] == "playback" and row["payload"]["dropped_ms"] == 1250.5
+    assert row["payload"]["dropped"] == 3 and "dropped 1251 ms" in row["text"]
+    errors = chat.events.filter(type="widget.error")["text"].tolist()
+    assert any("dropped must be a number" in e for e in errors) and any("exploded" in e for e in errors)
+    assert chat.session.connected
+
+
 # -- audio server -> browser, flush and truncate ---------------------------------------------
 
 

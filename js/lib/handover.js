@@ -14,12 +14,20 @@
  * Jupyter messages are delivered at once; a link message of connection `conn` waits until that
  * marker (or a later connection's) came through Jupyter. `deliver(header, payload, t)` gets
  * them in order; `t` is when the page received the message (page clock).
+ *
+ * Bound: at most `maxHeld` link messages wait (default 1000, minutes of audio: the marker is
+ * normally ~100 ms behind). Past it the oldest held audio is dropped (flushes are kept: a lost
+ * flush would let a barge-in's audio play on) and counted; `takeDropped()` returns
+ * `{count, ms}` dropped since its last call, for the worker to report to the kernel.
  */
 export class PlayerHandover {
-  constructor(deliver) {
+  constructor(deliver, { maxHeld = 1000 } = {}) {
     this.deliver = deliver;
+    this.maxHeld = maxHeld;
     this.released = 0; // link messages of connections <= this may be delivered
     this.held = []; // [conn, header, payload, t] from the link, waiting for their marker
+    this.dropped = 0;
+    this.droppedMs = 0;
   }
 
   fromJupyter(header, payload, t) {
@@ -36,8 +44,24 @@ export class PlayerHandover {
   }
 
   fromLink(conn, header, payload, t) {
-    if (conn <= this.released) this.deliver(header, payload, t);
-    else this.held.push([conn, header, payload, t]);
+    if (conn <= this.released) return this.deliver(header, payload, t);
+    this.held.push([conn, header, payload, t]);
+    if (this.held.length > this.maxHeld) {
+      let oldest = this.held.findIndex((entry) => entry[1].type !== "flush");
+      if (oldest < 0) oldest = 0;
+      const [, dropped, bytes] = this.held.splice(oldest, 1)[0];
+      this.dropped++;
+      if (dropped.type === "audio" && bytes) this.droppedMs += bytes.byteLength / 48; // PCM16 24 kHz
+    }
+    return undefined;
+  }
+
+  /** Drops since the last call: `{count, ms}` (ms of 24 kHz PCM16 audio). */
+  takeDropped() {
+    const dropped = { count: this.dropped, ms: this.droppedMs };
+    this.dropped = 0;
+    this.droppedMs = 0;
+    return dropped;
   }
 }
 

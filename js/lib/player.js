@@ -21,11 +21,18 @@
  *   item played last even when its queue had run dry (more of it may have been on the way, and
  *   the kernel waits for this final position to truncate it).
  * - `played(itemId)` is exact: samples written to the output for that item, in ms.
+ * - Bound: at most `maxQueuedMs` (default 120 s, ~23 MB of float32 at 48 kHz) wait to be played;
+ *   Realtime servers send faster than real time, but not minutes ahead. A push past it keeps
+ *   what fits and drops the rest (the newest audio: what plays stays continuous and `played`
+ *   stays exact), counted until `takeDropped()` (`{count, ms}`), which the worklet reports.
  */
 export class PlaybackQueue {
-  constructor(sampleRate, { prebufferMs = 0, fadeMs = 5, underrunStepMs = 40, maxPrebufferMs = 300 } = {}) {
+  constructor(sampleRate, { prebufferMs = 0, fadeMs = 5, underrunStepMs = 40, maxPrebufferMs = 300, maxQueuedMs = 120000 } = {}) {
     if (!(sampleRate > 0)) throw new RangeError("sampleRate must be positive");
     this.sampleRate = sampleRate;
+    this.maxQueued = Math.round((maxQueuedMs * sampleRate) / 1000);
+    this.dropped = 0; // pushes cut short since takeDropped()
+    this.droppedSamples = 0;
     this.prebuffer = Math.round((prebufferMs * sampleRate) / 1000);
     this.underrunStep = Math.round((underrunStepMs * sampleRate) / 1000);
     this.maxPrebuffer = Math.max(this.prebuffer, Math.round((maxPrebufferMs * sampleRate) / 1000));
@@ -48,6 +55,13 @@ export class PlaybackQueue {
 
   push(itemId, samples) {
     if (samples.length === 0) return;
+    const room = this.maxQueued - this.queued;
+    if (samples.length > room) {
+      this.dropped++;
+      this.droppedSamples += samples.length - Math.max(0, room);
+      if (room <= 0) return;
+      samples = samples.subarray(0, room);
+    }
     if (this.ranDry !== null) {
       if (this.ranDry === itemId) {
         // The item went on after its queue ran dry: the listener heard a gap. Buffer more.
@@ -59,6 +73,14 @@ export class PlaybackQueue {
     this.flushing = false; // new audio: the queue running dry after it is a real end or gap
     this.chunks.push({ itemId, samples, offset: 0 });
     this.queued += samples.length;
+  }
+
+  /** Audio dropped by the cap since the last call: `{count, ms}`. */
+  takeDropped() {
+    const dropped = { count: this.dropped, ms: (this.droppedSamples * 1000) / this.sampleRate };
+    this.dropped = 0;
+    this.droppedSamples = 0;
+    return dropped;
   }
 
   bufferedMs() {

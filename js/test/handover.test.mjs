@@ -48,3 +48,24 @@ test("link sender: keeps frames until the link is proven, then sends them first,
   assert.deepEqual(sent, [2, 3, 4, 5, 6, 0]);
   assert.deepEqual(announced, [[9, 2], [9, 6], [4, 0]]);
 });
+
+test("player: held link audio is capped; the oldest audio goes first, flushes are kept, drops are counted", () => {
+  const played = [];
+  const player = new PlayerHandover((header) => played.push(header.n ?? header.type), { maxHeld: 3 });
+  const pcm = new Uint8Array(960); // 20 ms of 24 kHz PCM16
+  player.fromLink(1, { type: "flush" }, null, 0);
+  for (let n = 1; n <= 4; n++) player.fromLink(1, audio(n), pcm, n); // the marker never comes
+  assert.equal(player.held.length, 3);
+  assert.deepEqual(player.takeDropped(), { count: 2, ms: 40 });
+  assert.deepEqual(player.takeDropped(), { count: 0, ms: 0 });
+  player.fromJupyter({ type: "player_link", conn: 1 }, null, 9);
+  assert.deepEqual(played, ["flush", 3, 4]); // in order, the newest audio kept
+});
+
+test("player: a flood of link audio without its marker holds at most maxHeld messages", () => {
+  const player = new PlayerHandover(() => {});
+  const pcm = new Uint8Array(4800); // 100 ms
+  for (let n = 0; n < 50000; n++) player.fromLink(2, audio(n), pcm, n);
+  assert.equal(player.held.length, player.maxHeld);
+  assert.deepEqual(player.takeDropped(), { count: 50000 - player.maxHeld, ms: (50000 - player.maxHeld) * 100 });
+});

@@ -188,3 +188,29 @@ test("the queue tells where in its frame clock each item's first sample was rend
   renderAll(q, 3);
   assert.equal(q.frame, 6 * 128);
 });
+
+test("the queue is capped: a push past maxQueuedMs keeps what fits, drops the rest and counts it", () => {
+  const q = new PlaybackQueue(RATE, { prebufferMs: 0, fadeMs: 5, maxQueuedMs: 100 }); // 4800 samples
+  for (let i = 0; i < 3; i++) q.push("a", ones(1920)); // 3 x 40 ms: the third fits by half
+  assert.equal(q.bufferedMs(), 100);
+  q.push("a", ones(480)); // no room at all
+  assert.deepEqual(q.takeDropped(), { count: 2, ms: 30 });
+  assert.deepEqual(q.takeDropped(), { count: 0, ms: 0 }); // reported once
+  // What was kept plays to the end, without a gap, and counts as played.
+  renderAll(q, 60);
+  assert.equal(q.played("a"), 100);
+  // Room again once played: nothing more is dropped.
+  q.push("b", ones(4800));
+  assert.equal(q.bufferedMs(), 100);
+  assert.deepEqual(q.takeDropped(), { count: 0, ms: 0 });
+});
+
+test("a flood of pushes never grows the queue past its cap", () => {
+  const q = new PlaybackQueue(RATE); // the default cap, 120 s
+  const chunk = ones(9600); // 200 ms
+  for (let i = 0; i < 1000; i++) q.push("flood", chunk); // 200 s
+  assert.equal(q.bufferedMs(), 120000);
+  const dropped = q.takeDropped();
+  assert.equal(dropped.ms, 80000);
+  assert.equal(dropped.count, 400);
+});
