@@ -44,9 +44,14 @@ def run_turn(question: str, backend: str, save_to: Path | None) -> int:
         print(f'Assistant heard:  "{reply.user_transcript or ""}"')
         print(f'Assistant said:   "{reply.transcript}"')
         turns = session.protocol.turns
-        latency = turns[-1].speech_to_first_audio_ms if turns else None
-        latency_text = "n/a" if latency is None else f"{latency:.0f} ms"
-        print(f"Voice-to-voice latency (server heard you stop -> first reply audio): {latency_text}; "
+        gaps = session.voice_gaps()
+
+        def ms(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.0f} ms"
+        # The headline is what a person hears: the end of the voice, not the server's VAD decision.
+        print(f"End of your voice -> first reply audio: {ms(gaps[-1] if gaps else None)} "
+              f"(server heard you stop -> first reply audio: "
+              f"{ms(turns[-1].speech_to_first_audio_ms if turns else None)}); "
               f"reply audio {reply.duration_ms / 1000:.1f} s")
         if save_to is not None:
             from .saved import save_session

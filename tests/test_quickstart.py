@@ -21,7 +21,7 @@ def test_quickstart_round_trip_speaks_answers_and_saves(tmp_path, monkeypatch, c
     assert main(["--no-lab", "--save", str(tmp_path / "session")]) == 0
     out = capsys.readouterr().out
     assert "Connected to local ws://127.0.0.1:" in out
-    assert "Voice-to-voice latency" in out and "n/a" not in out
+    assert "End of your voice -> first reply audio" in out and "n/a" not in out
     saved = load_session(tmp_path / "session")
     roles = saved.turns["role"].tolist()
     assert "user" in roles and "assistant" in roles
@@ -54,7 +54,7 @@ def test_quickstart_command_ends_in_a_running_jupyterlab(tmp_path):
             if "is running at" in line:
                 break
         output = "".join(lines)
-        assert "Voice-to-voice latency" in output, output[-3000:]
+        assert "End of your voice -> first reply audio" in output, output[-3000:]
         assert "is running at" in output, output[-3000:]
     finally:
         # Like Ctrl+C in a terminal: the whole group, the quickstart and the JupyterLab it started.
