@@ -166,6 +166,19 @@ def bench_vad(vads: dict, audio: np.ndarray) -> dict:
     return results
 
 
+def check_goals(measured: dict[str, float], goals: dict[str, tuple[str, float]]) -> int:
+    """Print each goal (``name: (op, bound)``, op ``<=`` or ``>=``) with its measured value; 1 if any
+    was missed, else 0 (the bench's exit code)."""
+    missed = []
+    for name, (op, goal) in goals.items():
+        value = measured[name]
+        ok = value <= goal if op == "<=" else value >= goal
+        print(f"goal {name} {op} {goal}: {value:.4g} {'ok' if ok else 'MISSED'}")
+        if not ok:
+            missed.append(name)
+    return 1 if missed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 prompts, for a CI smoke run")
@@ -241,14 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     # Three prompts hold ~26 words: one word is ~4 points of WER, so allow one word's worth.
     reference_words = sum(len(p.split()) for p in prompts)
     goals["asr_wer_minus_padded"] = ("<=", max(GOALS["asr_wer_minus_padded"][1], 1.01 / reference_words))
-    missed = []
-    for name, (op, goal) in goals.items():
-        value = measured[name]
-        ok = value <= goal if op == "<=" else value >= goal
-        print(f"goal {name} {op} {goal}: {value:.4g} {'ok' if ok else 'MISSED'}")
-        if not ok:
-            missed.append(name)
-    return 1 if missed else 0
+    return check_goals(measured, goals)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_engines import PROMPTS  # noqa: E402
+from bench_engines import PROMPTS, check_goals  # noqa: E402
 
 from rtvoice_widget.server.engines.asr import WhisperASR  # noqa: E402
 from rtvoice_widget.server.engines.evaluation import spoken, word_error_rate  # noqa: E402
@@ -157,14 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "piper_first_clause_p50_ms": first["piper"]["p50"],
         "piper_load_s": load["piper"],
     }
-    missed = []
-    for name, (op, goal) in GOALS.items():
-        value = measured[name]
-        ok = value <= goal if op == "<=" else value >= goal
-        print(f"goal {name} {op} {goal}: {value:.4g} {'ok' if ok else 'MISSED'}")
-        if not ok:
-            missed.append(name)
-    return 1 if missed else 0
+    return check_goals(measured, GOALS)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from rtvoice_widget.server.engines.evaluation import normalize_words, spoken, wo
 from rtvoice_widget.server.engines.sentences import SentenceBudget
 from rtvoice_widget.server.engines.tool_routing import function_spec, guess_arguments, route
 from rtvoice_widget.server.engines.tts import OPENAI_VOICES, EspeakTTS
+from speech_checks import median_pitch_hz
 
 WEATHER_TOOL = {
     "type": "function",
@@ -192,20 +193,6 @@ def test_tts_speed_scales_duration(tts):
     fast = len(tts.synthesize(text, speed=2.0))
     slow = len(tts.synthesize(text, speed=0.6))
     assert fast < 0.7 * normal < normal < slow
-
-
-def median_pitch_hz(audio: np.ndarray, sample_rate: int = 24000) -> float:
-    """Median F0 over loud 40 ms frames, from the autocorrelation peak between 60 and 400 Hz."""
-    n = int(0.04 * sample_rate)
-    pitches = []
-    for i in range(0, len(audio) - n, n):
-        frame = audio[i : i + n] - audio[i : i + n].mean()
-        if np.sqrt(np.mean(frame**2)) < 0.05:
-            continue
-        autocorrelation = np.correlate(frame, frame, "full")[n - 1 :]
-        low, high = sample_rate // 400, sample_rate // 60
-        pitches.append(sample_rate / (low + int(np.argmax(autocorrelation[low:high]))))
-    return float(np.median(pitches))
 
 
 def test_tts_voices_sound_different(tts):

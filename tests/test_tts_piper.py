@@ -18,6 +18,7 @@ from rtvoice_widget.server.engines.evaluation import spoken, word_error_rate
 from rtvoice_widget.server.engines.loader import auto_tts
 from rtvoice_widget.server.engines.tts import EspeakTTS
 from rtvoice_widget.server.engines.tts_piper import JOE_MEDIUM_SHA256, OPENAI_VOICES, PiperTTS, bundled_joe_paths
+from speech_checks import median_pitch_hz
 
 pytestmark = pytest.mark.models
 
@@ -40,20 +41,6 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def piper() -> PiperTTS:
     return PiperTTS()
-
-
-def median_pitch_hz(audio: np.ndarray, sample_rate: int = 24000) -> float:
-    """Median F0 over loud 40 ms frames, from the autocorrelation peak between 60 and 400 Hz."""
-    n = int(0.04 * sample_rate)
-    pitches = []
-    for i in range(0, len(audio) - n, n):
-        frame = audio[i : i + n] - audio[i : i + n].mean()
-        if np.sqrt(np.mean(frame**2)) < 0.05:
-            continue
-        autocorrelation = np.correlate(frame, frame, "full")[n - 1 :]
-        low, high = sample_rate // 400, sample_rate // 60
-        pitches.append(sample_rate / (low + int(np.argmax(autocorrelation[low:high]))))
-    return float(np.median(pitches))
 
 
 def test_piper_outputs_24khz_float_audio_of_plausible_length(piper):
