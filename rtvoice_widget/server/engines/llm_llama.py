@@ -191,13 +191,15 @@ class LlamaCppLLM:
         seed: int = 0,
         saved_prompts: int = 4,
         cpu_flags: frozenset[str] | None = None,
+        chat_format: str | None = None,
+        name: str | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path is not None else bundled_smollm2_path()
         flags = native_cpu.cpu_flags() if cpu_flags is None else cpu_flags
         native_cpu.check_llama_build(flags=flags)  # before the first matmul can raise SIGILL
         from llama_cpp import Llama
 
-        self.name = BUNDLED if model_path is None else self.model_path.stem
+        self.name = name or (BUNDLED if model_path is None else self.model_path.stem)
         self.temperature = temperature
         self.max_sentences = max_sentences
         self.extra_buffers = native_cpu.llama_extra_buffers(flags)
@@ -208,6 +210,7 @@ class LlamaCppLLM:
                 n_threads=n_threads,
                 n_threads_batch=n_threads,  # prompt evaluation would otherwise use every core
                 seed=seed,
+                chat_format=chat_format,  # None: the template stored in the GGUF file
                 verbose=False,
             )
         # Free the model before interpreter teardown: llama-cpp-python's __del__ otherwise runs
