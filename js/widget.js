@@ -6,9 +6,17 @@
 // (status, settings, stats) arrives as traitlets; event rows and transcript updates arrive as
 // batched custom messages. Nothing here ever holds a secret: the kernel talks to the server.
 //
-// The pure logic lives in lib/*.js and worklets.js; those files reach the browser as strings in
-// the `_modules` trait and are imported from Blob URLs, because anywidget loads this file from a
-// Blob URL too and relative imports cannot resolve there.
+// The pure logic lives in lib/*.js, the worklets and the link worker in worklets/; build.mjs
+// bundles all of it (and widget.css) into rtvoice_widget/static/widget.js, which the page gets
+// from the kernel (see loader.js) and imports from a Blob URL.
+
+import * as dsp from "./lib/dsp.js";
+import * as player from "./lib/player.js";
+import * as state from "./lib/state.js";
+import captureSource from "./worklets/capture.js?source";
+import playbackSource from "./worklets/playback.js?source";
+import linkWorkerSource from "./worklets/link-worker.js?source";
+import css from "./widget.css";
 
 const ICONS = {
   mic: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 14a3 3 0 0 0 3-3V5a3 3 0 1 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-3.08A7 7 0 0 0 19 11z"/></svg>',
@@ -41,24 +49,15 @@ const MIC_TEXT = {
 
 // --- module loading ---------------------------------------------------------------------------
 
-const moduleCache = new Map(); // source text -> Promise<module>
+const libs = { dsp, player, state };
 
-function importSource(source) {
-  if (!moduleCache.has(source)) {
-    const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-    moduleCache.set(source, import(/* webpackIgnore: true */ url));
-  }
-  return moduleCache.get(source);
-}
-
-async function loadLibs(model) {
-  const sources = model.get("_modules") || {};
-  const names = ["dsp", "player", "state", "worklets", "handover"];
-  for (const name of names) {
-    if (typeof sources[name] !== "string") throw new Error(`rtvoice-widget: front-end module '${name}' missing`);
-  }
-  const [dsp, player, state, worklets] = await Promise.all(names.slice(0, 4).map((n) => importSource(sources[n])));
-  return { dsp, player, state, worklets, sources };
+/** The widget's styles, once per document (anywidget's `_css` would be saved in the notebook). */
+function addStyles() {
+  if (typeof document === "undefined" || document.getElementById("rtvoice-widget-css")) return;
+  const style = document.createElement("style");
+  style.id = "rtvoice-widget-css";
+  style.textContent = css;
+  document.head.append(style);
 }
 
 // --- the per-widget engine (shared by every view of one widget in this page) -------------------
@@ -189,15 +188,14 @@ class Engine {
   /** Start audio in this page (called from a user gesture when possible). */
   async startAudio() {
     if (this.ctx || this.mic === "starting") return;
-    const { worklets } = this.libs;
     this.setMic("starting", "", false);
     try {
       // Native rate: Safari ignores a requested rate and Firefox cannot mix rates; we resample.
       this.ctx = new AudioContext({ latencyHint: "interactive" });
       this.ctx.onstatechange = () => this.checkSuspended();
       const blobUrl = (src) => URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
-      await this.ctx.audioWorklet.addModule(blobUrl(worklets.captureSource(this.libs.sources.dsp)));
-      await this.ctx.audioWorklet.addModule(blobUrl(worklets.playbackSource(this.libs.sources.player)));
+      await this.ctx.audioWorklet.addModule(blobUrl(captureSource));
+      await this.ctx.audioWorklet.addModule(blobUrl(playbackSource));
       this.playback = new AudioWorkletNode(this.ctx, "rtv-playback", { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1] });
       this.playback.port.onmessage = (e) => this.onPlayback(e.data);
       this.playback.connect(this.ctx.destination);
@@ -276,10 +274,9 @@ class Engine {
   startLink() {
     if (this.linkWorker || !this.linkInfo || !this.playback) return;
     if (typeof Worker === "undefined" || typeof MessageChannel === "undefined") return;
-    const { worklets, sources } = this.libs;
     try {
-      const url = URL.createObjectURL(new Blob([worklets.micLinkSource(sources.dsp, sources.handover)], { type: "text/javascript" }));
-      this.linkWorker = new Worker(url, { type: "module" }); // module: the libraries have exports
+      const url = URL.createObjectURL(new Blob([linkWorkerSource], { type: "text/javascript" }));
+      this.linkWorker = new Worker(url, { type: "module" });
     } catch (err) {
       return; // a page that forbids workers (CSP): stay on Jupyter
     }
@@ -1040,7 +1037,8 @@ function engineFor(model) {
   const id = model.get("_widget_id");
   // Store the promise, not the engine: initialize() and render() may both ask before libs load.
   if (!engines.has(id)) {
-    engines.set(id, loadLibs(model).then((libs) => {
+    addStyles();
+    engines.set(id, Promise.resolve(libs).then((libs) => {
       const engine = new Engine(model, libs);
       engine.detach = attachModel(engine, model);
       engine.send({ type: "control", action: "hello" }); // ask the kernel for the history so far

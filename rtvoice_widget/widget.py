@@ -82,7 +82,7 @@ from typing import Any, Callable, Iterable
 import anywidget
 import traitlets
 
-from rtvoice_widget._assets import js_dir, js_source
+from rtvoice_widget._assets import STATIC, bundle
 from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.mic_link import Gap, MicFrameOrder, MicLink
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
@@ -269,9 +269,10 @@ class VoiceChat(anywidget.AnyWidget):
     ``headphones=True`` sends the mic all the time, so you can interrupt by speaking.
     """
 
-    _esm = js_dir() / "widget.js"
-    _css = js_dir() / "widget.css"
-    _modules = traitlets.Dict().tag(sync=True)
+    # Only a small loader is widget state (saved with the notebook); it asks for the front end
+    # itself (see _assets.py and _send_front_end), which `_front_end` names by its hash.
+    _esm = STATIC / "loader.js"
+    _front_end = traitlets.Unicode().tag(sync=True)
     _widget_id = traitlets.Unicode().tag(sync=True)
     _mic_owner = traitlets.Unicode("").tag(sync=True)
 
@@ -326,9 +327,7 @@ class VoiceChat(anywidget.AnyWidget):
         self._backend = backend
         td = config.turn_detection
         super().__init__(
-            _modules={name: js_source(f"{path}.js") for name, path in
-                      (("dsp", "lib/dsp"), ("player", "lib/player"), ("state", "lib/state"),
-                       ("handover", "lib/handover"), ("worklets", "worklets"))},
+            _front_end=bundle()[0],
             _widget_id=uuid.uuid4().hex,
             voice=config.voice,
             voices=list(dict.fromkeys((config.voice, *VOICES))),
@@ -380,6 +379,7 @@ class VoiceChat(anywidget.AnyWidget):
         self._pump = threading.Thread(target=self._run_pump, name="rtvoice-widget-pump", daemon=True)
         self._pump.start()
         self.on_msg(self._on_browser_message)
+        self._send_front_end()  # early: a page may get it before the cell that made us ends
         self.observe(self._on_setting, names=["voice", "speed", "turn_detection", "vad_threshold", "silence_ms",
                                               "instructions", "mode"])
 
@@ -700,12 +700,19 @@ class VoiceChat(anywidget.AnyWidget):
                 self._session.send_text(content.get("text"))
             elif kind == "control":
                 self._on_control(content.get("action"), content)
+            elif kind == "front_end":
+                self._send_front_end()
             else:
                 self._local_error(f"ignored an unknown browser message type {kind!r:.40}")
         except SessionClosedError:
             pass  # late frames/reports after a disconnect: nothing to deliver them to
         except (TypeError, ValueError) as exc:
             self._local_error(f"bad {kind} message from the browser: {exc}")
+
+    def _send_front_end(self) -> None:
+        """The front-end bundle for the loader (``_esm``): a custom message, never saved."""
+        hash_, data = bundle()
+        self.send({"type": "front_end", "hash": hash_}, buffers=[data])
 
     def _note_playback_started(self, content: dict[str, Any]) -> None:
         """Log ``playback.started`` once per item: when the page's player rendered its first
