@@ -33,13 +33,22 @@ function load(model) {
 }
 
 export default {
-  async initialize({ model }) {
-    try {
-      const widget = await load(model);
-      return widget.initialize ? await widget.initialize({ model }) : undefined;
-    } catch (err) {
-      return undefined; // render() says why
-    }
+  // anywidget gives initialize() 2 s: it starts the load and returns at once (the kernel may
+  // be busy running a cell); the front end's own initialize runs once the bundle is here.
+  initialize({ model }) {
+    let cleanup = null;
+    let disposed = false;
+    load(model)
+      .then((widget) => (widget.initialize ? widget.initialize({ model }) : undefined))
+      .then((done) => {
+        if (disposed && typeof done === "function") done();
+        else cleanup = done;
+      })
+      .catch(() => {}); // render() says why
+    return () => {
+      disposed = true;
+      if (typeof cleanup === "function") cleanup();
+    };
   },
   async render({ model, el }) {
     el.textContent = "Loading the voice chat\u2026 (it needs its running kernel)";

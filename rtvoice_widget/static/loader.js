@@ -24,13 +24,20 @@ function load(model) {
   return bundles.get(hash);
 }
 var loader_default = {
-  async initialize({ model }) {
-    try {
-      const widget = await load(model);
-      return widget.initialize ? await widget.initialize({ model }) : void 0;
-    } catch (err) {
-      return void 0;
-    }
+  // anywidget gives initialize() 2 s: it starts the load and returns at once (the kernel may
+  // be busy running a cell); the front end's own initialize runs once the bundle is here.
+  initialize({ model }) {
+    let cleanup = null;
+    let disposed = false;
+    load(model).then((widget) => widget.initialize ? widget.initialize({ model }) : void 0).then((done) => {
+      if (disposed && typeof done === "function") done();
+      else cleanup = done;
+    }).catch(() => {
+    });
+    return () => {
+      disposed = true;
+      if (typeof cleanup === "function") cleanup();
+    };
   },
   async render({ model, el }) {
     el.textContent = "Loading the voice chat… (it needs its running kernel)";

@@ -4,25 +4,228 @@ var __export = (target, all) => {
     __defProp(target, name, { get: all[name], enumerable: true });
 };
 
-// lib/dsp.js
-var dsp_exports = {};
-__export(dsp_exports, {
-  FrameChunker: () => FrameChunker,
-  Resampler: () => Resampler,
-  floatToPcm16: () => floatToPcm16,
-  pcm16ToFloat: () => pcm16ToFloat,
-  rms: () => rms,
-  toInt16: () => toInt16
-});
-function floatToPcm16(samples) {
-  const out = new Int16Array(samples.length);
-  for (let i = 0; i < samples.length; i++) {
-    const s = samples[i];
-    const clipped = s !== s ? 0 : s < -1 ? -1 : s > 1 ? 1 : s;
-    out[i] = Math.round(clipped < 0 ? clipped * 32768 : clipped * 32767);
+// lib/audio-graph.js
+var blobUrl = (source) => URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+var AudioGraph = class {
+  /**
+   * `sources`: {capture, playback} worklet source texts. `onStateChange()`: the context was
+   * suspended or resumed (e.g. the browser waits for a user gesture).
+   */
+  constructor(sources, onStateChange) {
+    this.sources = sources;
+    this.ctx = new AudioContext({ latencyHint: "interactive" });
+    this.ctx.onstatechange = onStateChange;
+    this.playback = null;
+    this.closed = false;
   }
-  return out;
+  /** Load both worklets and connect the player; the capture node comes with the mic. */
+  async load() {
+    await this.ctx.audioWorklet.addModule(blobUrl(this.sources.capture));
+    await this.ctx.audioWorklet.addModule(blobUrl(this.sources.playback));
+    if (this.closed) throw new Error("audio stopped while loading");
+    this.playback = new AudioWorkletNode(this.ctx, "rtv-playback", { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1] });
+    this.playback.connect(this.ctx.destination);
+    return this;
+  }
+  get sampleRate() {
+    return this.ctx.sampleRate;
+  }
+  get running() {
+    return this.ctx.state === "running";
+  }
+  get suspended() {
+    return this.ctx.state === "suspended";
+  }
+  resume() {
+    return this.ctx.resume();
+  }
+  close() {
+    this.closed = true;
+    this.ctx.close().catch(() => {
+    });
+    this.playback = null;
+  }
+};
+
+// lib/capture.js
+var MIC_CONSTRAINTS = {
+  audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 }
+};
+var PLAYBACK_TAIL_MS = 250;
+function gateOpen({ mode, pttHeld, status, ready, headphones, playing, msSincePlayback }) {
+  if (mode === "mute") return false;
+  if (mode === "push_to_talk" && !pttHeld) return false;
+  if (status !== "connected") return false;
+  if (!ready) return false;
+  if (!headphones && (playing || msSincePlayback < PLAYBACK_TAIL_MS)) return false;
+  return true;
 }
+var NO_MIC_HERE = "This page cannot use a microphone (it needs https or localhost, and some front ends such as VS Code webviews block it). Type below instead, or open the notebook in JupyterLab in a browser.";
+function micError(err) {
+  const name = err && err.name;
+  if (name === "NotAllowedError" || name === "SecurityError") {
+    return ["denied", "Microphone access was denied. Allow it for this site in the browser's address bar, then click the mic button. You can also type below."];
+  }
+  if (name === "NotFoundError" || name === "OverconstrainedError") {
+    return ["no_device", "No microphone was found. Connect one and click the mic button, or type below."];
+  }
+  return ["error", `The microphone could not start: ${err && err.message ? err.message : name}`];
+}
+async function openMic(mediaDevices) {
+  if (!mediaDevices || !mediaDevices.getUserMedia) return { state: "unavailable", detail: NO_MIC_HERE };
+  try {
+    return { stream: await mediaDevices.getUserMedia(MIC_CONSTRAINTS) };
+  } catch (err) {
+    const [state, detail] = micError(err);
+    return { state, detail };
+  }
+}
+var Capture = class {
+  constructor(ctx, stream, onFrame) {
+    this.ctx = ctx;
+    this.stream = stream;
+    this.id = crypto.getRandomValues(new Uint32Array(1))[0];
+    this.source = ctx.createMediaStreamSource(stream);
+    this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id } });
+    this.node.port.onmessage = (e) => onFrame(e.data);
+    const sink = ctx.createGain();
+    sink.gain.value = 0;
+    this.source.connect(this.node).connect(sink).connect(ctx.destination);
+  }
+  get track() {
+    return this.stream.getAudioTracks()[0];
+  }
+  /**
+   * Tell the worklet whether the next frames are meant for the kernel, with the two clocks read
+   * together (it stamps frames with them). With `ack`, it answers which frame was the last one
+   * it numbered before this (see push-to-talk.js).
+   */
+  gate(send, pageTime, ack = void 0) {
+    const msg = { type: "gate", send, contextTime: this.ctx.currentTime, pageTime };
+    if (ack) msg.ack = ack;
+    this.node.port.postMessage(msg);
+  }
+};
+function stopStream(stream) {
+  if (stream) for (const t of stream.getTracks()) t.stop();
+}
+
+// lib/clock.js
+function pageNow() {
+  return performance.timeOrigin + performance.now();
+}
+function pageTimeOf(ctx, contextTime) {
+  if (!ctx) return null;
+  return pageNow() - Math.max(0, (ctx.currentTime - contextTime) * 1e3);
+}
+
+// lib/link.js
+var LinkWorker = class _LinkWorker {
+  /**
+   * `source`: the worker's script. `handlers`: {open(open: bool) on a real change,
+   * linkFrom(stream, seq), arrived(itemId, t), overflow(buffer, count, ms)}.
+   * `start()` returns null where workers are forbidden (a CSP): then Jupyter carries everything.
+   */
+  static start(source, info, { sampleRate, playback, capture }, handlers) {
+    if (typeof Worker === "undefined" || typeof MessageChannel === "undefined") return null;
+    let worker;
+    try {
+      const url2 = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+      worker = new Worker(url2, { type: "module" });
+    } catch (err) {
+      return null;
+    }
+    const link = new _LinkWorker(worker, handlers);
+    link.attach("playback", playback);
+    if (capture) link.attach("capture", capture);
+    const url = `${info.url}?token=${encodeURIComponent(info.token)}`;
+    worker.postMessage({ type: "open", url, key: info.key, sampleRate });
+    return link;
+  }
+  constructor(worker, handlers) {
+    this.worker = worker;
+    this.handlers = handlers;
+    this.open = false;
+    worker.onmessage = (e) => this.onMessage(e.data);
+  }
+  /** Connect a worklet node (`kind`: "capture" | "playback") to the worker by a port of its own. */
+  attach(kind, node) {
+    const channel = new MessageChannel();
+    node.port.postMessage({ type: "link", port: channel.port1 }, [channel.port1]);
+    this.worker.postMessage({ type: kind, port: channel.port2 }, [channel.port2]);
+  }
+  /** A player message that came through Jupyter: played in order with the link's. */
+  fromJupyter(header, payload, t) {
+    this.worker.postMessage({ type: "jupyter", header, payload, t }, payload ? [payload] : []);
+  }
+  onMessage(msg) {
+    const h2 = this.handlers;
+    if (msg.type === "overflow") h2.overflow(msg.buffer, msg.count, msg.ms);
+    else if (msg.type === "arrived") h2.arrived(msg.itemId, msg.t);
+    else if (msg.type === "linkFrom") h2.linkFrom(msg.stream, msg.seq);
+    else if (msg.type === "open" || msg.type === "closed") {
+      const open = msg.type === "open";
+      if (!open) h2.closed();
+      if (open === this.open) return;
+      this.open = open;
+      h2.open(open);
+    }
+  }
+  terminate() {
+    this.worker.terminate();
+    this.open = false;
+  }
+};
+
+// lib/mic-route.js
+var MicRoute = class {
+  /** `sendJupyter(frame)`: send `{stream, seq, t, pcm}` as a custom message. */
+  constructor(sendJupyter, { keep = 50 } = {}) {
+    this.sendJupyter = sendJupyter;
+    this.keep = keep;
+    this.captureId = 0;
+    this.linkFrom = null;
+    this.leftToLink = [];
+    this.framesSent = 0;
+  }
+  /** A new capture (a new mic start) numbers from 0 again. */
+  newCapture(id) {
+    this.captureId = id;
+    this.linkFrom = null;
+    this.leftToLink = [];
+  }
+  /** The worker sends every frame of `stream` from `seq` on. */
+  linkFromAnnounced(stream, seq) {
+    if (stream === this.captureId) this.linkFrom = seq;
+  }
+  /** A numbered frame from the capture worklet. */
+  frame(frame) {
+    if (this.linkFrom !== null && frame.seq >= this.linkFrom) {
+      this.leftToLink.push(frame);
+      if (this.leftToLink.length > this.keep) this.leftToLink.shift();
+      return;
+    }
+    this.send(frame);
+  }
+  /** The link closed: what the worker may not have got out goes through Jupyter. */
+  linkClosed() {
+    if (this.linkFrom === null) return;
+    this.linkFrom = null;
+    const left = this.leftToLink;
+    this.leftToLink = [];
+    for (const frame of left) this.send(frame);
+  }
+  reset() {
+    this.linkFrom = null;
+    this.leftToLink = [];
+  }
+  send(frame) {
+    this.sendJupyter(frame);
+    this.framesSent++;
+  }
+};
+
+// lib/dsp.js
 function pcm16ToFloat(pcm) {
   const out = new Float32Array(pcm.length);
   for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;
@@ -37,12 +240,6 @@ function toInt16(buffer) {
   const copy = new Uint8Array(even);
   copy.set(bytes.subarray(0, even));
   return new Int16Array(copy.buffer);
-}
-function rms(samples) {
-  if (samples.length === 0) return 0;
-  let sum = 0;
-  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
-  return Math.sqrt(sum / samples.length);
 }
 var Resampler = class {
   constructor(inRate, outRate, taps = 8) {
@@ -109,219 +306,8 @@ var Resampler = class {
     return out.subarray(0, n);
   }
 };
-var FrameChunker = class {
-  constructor(frameSamples = 480) {
-    if (!Number.isInteger(frameSamples) || frameSamples <= 0) throw new RangeError("frameSamples must be a positive integer");
-    this.frameSamples = frameSamples;
-    this.pending = new Float32Array(frameSamples);
-    this.filled = 0;
-  }
-  push(samples) {
-    const frames = [];
-    let offset = 0;
-    while (offset < samples.length) {
-      const take = Math.min(this.frameSamples - this.filled, samples.length - offset);
-      this.pending.set(samples.subarray(offset, offset + take), this.filled);
-      this.filled += take;
-      offset += take;
-      if (this.filled === this.frameSamples) {
-        frames.push(floatToPcm16(this.pending));
-        this.filled = 0;
-      }
-    }
-    return frames;
-  }
-};
 
 // lib/player.js
-var player_exports = {};
-__export(player_exports, {
-  PlaybackQueue: () => PlaybackQueue,
-  PlayedReporter: () => PlayedReporter,
-  playedMessage: () => playedMessage
-});
-var PlaybackQueue = class {
-  constructor(sampleRate, { prebufferMs = 0, fadeMs = 5, underrunStepMs = 40, maxPrebufferMs = 300, maxQueuedMs = 12e4 } = {}) {
-    if (!(sampleRate > 0)) throw new RangeError("sampleRate must be positive");
-    this.sampleRate = sampleRate;
-    this.maxQueued = Math.round(maxQueuedMs * sampleRate / 1e3);
-    this.dropped = 0;
-    this.droppedSamples = 0;
-    this.prebuffer = Math.round(prebufferMs * sampleRate / 1e3);
-    this.underrunStep = Math.round(underrunStepMs * sampleRate / 1e3);
-    this.maxPrebuffer = Math.max(this.prebuffer, Math.round(maxPrebufferMs * sampleRate / 1e3));
-    this.underruns = 0;
-    this.ranDry = null;
-    this.flushing = false;
-    this.frame = 0;
-    this.startedAt = [];
-    this.fade = Math.max(1, Math.round(fadeMs * sampleRate / 1e3));
-    this.chunks = [];
-    this.queued = 0;
-    this.playedSamples = /* @__PURE__ */ new Map();
-    this.started = /* @__PURE__ */ new Set();
-    this.waiting = true;
-    this.waited = 0;
-    this.fadeOutLeft = 0;
-    this.level = 0;
-    this.lastItem = null;
-  }
-  push(itemId, samples) {
-    if (samples.length === 0) return;
-    const room = this.maxQueued - this.queued;
-    if (samples.length > room) {
-      this.dropped++;
-      this.droppedSamples += samples.length - Math.max(0, room);
-      if (room <= 0) return;
-      samples = samples.subarray(0, room);
-    }
-    if (this.ranDry !== null) {
-      if (this.ranDry === itemId) {
-        this.underruns++;
-        this.prebuffer = Math.min(this.maxPrebuffer, this.prebuffer + this.underrunStep);
-      }
-      this.ranDry = null;
-    }
-    this.flushing = false;
-    this.chunks.push({ itemId, samples, offset: 0 });
-    this.queued += samples.length;
-  }
-  /** Audio dropped by the cap since the last call: `{count, ms}`. */
-  takeDropped() {
-    const dropped = { count: this.dropped, ms: this.droppedSamples * 1e3 / this.sampleRate };
-    this.dropped = 0;
-    this.droppedSamples = 0;
-    return dropped;
-  }
-  bufferedMs() {
-    return this.queued * 1e3 / this.sampleRate;
-  }
-  played(itemId) {
-    return (this.playedSamples.get(itemId) || 0) * 1e3 / this.sampleRate;
-  }
-  /** Whether audio is audible now or queued to be. */
-  get active() {
-    return this.queued > 0;
-  }
-  /** Drop queued audio (all of it) and return [{itemId, ms}] for the items that had audio. */
-  flush() {
-    const touched = new Set(this.lastItem === null ? [] : [this.lastItem]);
-    for (const c of this.chunks) touched.add(c.itemId);
-    let keep = this.waiting ? 0 : this.fade;
-    const kept = [];
-    for (const chunk of this.chunks) {
-      if (keep <= 0) break;
-      const take = Math.min(keep, chunk.samples.length - chunk.offset);
-      kept.push({ itemId: chunk.itemId, samples: chunk.samples.subarray(chunk.offset, chunk.offset + take), offset: 0 });
-      keep -= take;
-    }
-    this.chunks = kept;
-    this.queued = kept.reduce((n, c) => n + c.samples.length, 0);
-    this.fadeOutLeft = this.queued;
-    this.ranDry = null;
-    this.flushing = this.queued > 0;
-    this.waiting = this.queued === 0;
-    this.waited = 0;
-    const tail = /* @__PURE__ */ new Map();
-    for (const c of kept) tail.set(c.itemId, (tail.get(c.itemId) || 0) + c.samples.length);
-    return [...touched].map((itemId) => ({
-      itemId,
-      ms: ((this.playedSamples.get(itemId) || 0) + (tail.get(itemId) || 0)) * 1e3 / this.sampleRate
-    }));
-  }
-  /** Fill `out` (one channel) and return the number of samples that carried audio. */
-  render(out) {
-    const written = this._fill(out);
-    this.frame += out.length;
-    return written;
-  }
-  /** Take the items that started playing since the last call: [{itemId, frame}]. */
-  takeStarted() {
-    const started = this.startedAt;
-    this.startedAt = [];
-    return started;
-  }
-  _fill(out) {
-    out.fill(0);
-    if (this.waiting) {
-      if (this.queued === 0) {
-        this.waited = 0;
-        this.level = 0;
-        return 0;
-      }
-      this.waited += out.length;
-      if (this.queued < this.prebuffer && this.waited < this.prebuffer) {
-        this.level = 0;
-        return 0;
-      }
-      this.waiting = false;
-      this.waited = 0;
-    }
-    let written = 0;
-    let energy = 0;
-    while (written < out.length && this.chunks.length > 0) {
-      const chunk = this.chunks[0];
-      const take = Math.min(out.length - written, chunk.samples.length - chunk.offset);
-      const playedBefore = this.playedSamples.get(chunk.itemId) || 0;
-      for (let i = 0; i < take; i++) {
-        let gain = 1;
-        const nth = playedBefore + i;
-        if (nth < this.fade) gain = nth / this.fade;
-        if (this.fadeOutLeft > 0) {
-          gain *= this.fadeOutLeft / this.fade;
-          this.fadeOutLeft--;
-        }
-        const s = chunk.samples[chunk.offset + i] * gain;
-        out[written + i] = s;
-        energy += s * s;
-      }
-      if (playedBefore === 0) this.startedAt.push({ itemId: chunk.itemId, frame: this.frame + written });
-      this.started.add(chunk.itemId);
-      this.lastItem = chunk.itemId;
-      this.playedSamples.set(chunk.itemId, playedBefore + take);
-      chunk.offset += take;
-      written += take;
-      this.queued -= take;
-      if (chunk.offset >= chunk.samples.length) this.chunks.shift();
-    }
-    if (this.queued === 0) {
-      this.waiting = true;
-      if (written > 0 && !this.flushing) this.ranDry = this.lastItem;
-      this.flushing = false;
-    }
-    this.level = written > 0 ? Math.sqrt(energy / written) : 0;
-    return written;
-  }
-};
-var PlayedReporter = class {
-  constructor(sampleRate, intervalMs = 66) {
-    this.interval = Math.max(1, Math.round(intervalMs * sampleRate / 1e3));
-    this.since = 0;
-    this.changed = false;
-    this.last = /* @__PURE__ */ new Map();
-  }
-  /** After rendering a block of `frames` samples, `rendered` of them audio: the reports due now. */
-  tick(frames, queue, rendered) {
-    this.since += frames;
-    if (rendered > 0) this.changed = true;
-    if (!this.changed || this.since < this.interval && queue.active) return [];
-    this.since = 0;
-    this.changed = false;
-    const due = [];
-    for (const [itemId] of queue.playedSamples) {
-      const ms = queue.played(itemId);
-      if (this.last.get(itemId) !== ms) {
-        this.last.set(itemId, ms);
-        due.push({ itemId, ms });
-      }
-    }
-    return due;
-  }
-  /** Remember what a flush already reported so it is not sent twice. */
-  noteReported(reports) {
-    for (const r of reports) this.last.set(r.itemId, r.ms);
-  }
-};
 function playedMessage(report, { flushed = false, t, ctx, timing = {} } = {}) {
   const ms = (seconds) => typeof seconds === "number" && Number.isFinite(seconds) ? seconds * 1e3 : null;
   const known = (x) => typeof x === "number" && Number.isFinite(x) ? x : null;
@@ -340,6 +326,188 @@ function playedMessage(report, { flushed = false, t, ctx, timing = {} } = {}) {
     base_latency_ms: ctx ? ms(ctx.baseLatency) : null
   };
 }
+
+// lib/player-route.js
+var MAX_PENDING = 1500;
+var OverflowReporter = class {
+  constructor(send, { delayMs = 1e3, setTimer = setTimeout } = {}) {
+    this.send = send;
+    this.delayMs = delayMs;
+    this.setTimer = setTimer;
+    this.due = /* @__PURE__ */ new Map();
+  }
+  add(buffer, count, ms) {
+    const due = this.due.get(buffer);
+    if (due) {
+      due.count += count;
+      due.ms += ms;
+      return;
+    }
+    this.due.set(buffer, { count, ms });
+    this.setTimer(() => {
+      const { count: n, ms: total } = this.due.get(buffer);
+      this.due.delete(buffer);
+      this.send({
+        type: "playback",
+        state: "overflow",
+        buffer,
+        dropped: n,
+        dropped_ms: total,
+        detail: `the ${buffer} buffer was full: dropped ${Math.round(total)} ms of assistant audio`
+      });
+    }, this.delayMs);
+  }
+};
+var PlayerRoute = class {
+  /**
+   * `send(content)`: a message to the kernel. `pageNow()`: the page clock; `pageTimeOf(t)`: a
+   * context time (s) on it. `changed()`: levels or `playing` changed (the views redraw).
+   */
+  constructor({ send, pageNow: pageNow2, pageTimeOf: pageTimeOf2, changed }) {
+    this.send = send;
+    this.pageNow = pageNow2;
+    this.pageTimeOf = pageTimeOf2;
+    this.changed = changed;
+    this.overflows = new OverflowReporter(send);
+    this.playback = null;
+    this.sampleRate = null;
+    this.ctx = null;
+    this.link = null;
+    this.resamplers = /* @__PURE__ */ new Map();
+    this.pending = [];
+    this.level = 0;
+    this.playing = false;
+    this.lastPlaybackAt = 0;
+    this.underruns = 0;
+    this.itemTimes = /* @__PURE__ */ new Map();
+  }
+  /** The player is up (`playback` node of context `ctx`); `replay()` then plays what waited. */
+  ready(playback, ctx) {
+    this.playback = playback;
+    this.ctx = ctx;
+    this.sampleRate = ctx.sampleRate;
+    playback.port.onmessage = (e) => this.onPlayback(e.data);
+  }
+  replay() {
+    const pending = this.pending;
+    this.pending = [];
+    for (const [header, buffer] of pending) this.fromJupyter(header, buffer);
+  }
+  stop() {
+    this.playback = this.ctx = this.link = null;
+    this.resamplers.clear();
+    this.pending = [];
+    this.level = 0;
+    this.playing = false;
+  }
+  timesOf(itemId) {
+    let times = this.itemTimes.get(itemId);
+    if (!times) {
+      times = { arrivedT: null, startedT: null };
+      this.itemTimes.set(itemId, times);
+      if (this.itemTimes.size > 64) this.itemTimes.delete(this.itemTimes.keys().next().value);
+    }
+    return times;
+  }
+  /** An item's first audio reached the page (from the link worker, or here). */
+  arrived(itemId, t) {
+    const times = this.timesOf(itemId);
+    if (times.arrivedT === null) times.arrivedT = t;
+    this.playing = true;
+  }
+  /** A player message that came through Jupyter (`buffer`: PCM16 for audio, else null). */
+  fromJupyter(header, buffer) {
+    const t = this.pageNow();
+    if (this.link) {
+      const payload = buffer ? toInt16(buffer).buffer : null;
+      this.link.fromJupyter(header, payload, t);
+      return;
+    }
+    if (header.type === "flush") {
+      if (this.playback) this.playback.port.postMessage({ type: "flush", t });
+      this.pending = [];
+    } else if (header.type === "audio") {
+      const times = this.timesOf(String(header.item_id));
+      if (times.arrivedT === null) times.arrivedT = t;
+      this.play(header, buffer);
+    }
+  }
+  play(header, buffer) {
+    if (!this.playback) {
+      if (this.pending.length < MAX_PENDING) this.pending.push([header, buffer]);
+      else this.overflows.add("pending", 1, buffer ? buffer.byteLength / 48 : 0);
+      return;
+    }
+    const itemId = String(header.item_id);
+    let resampler = this.resamplers.get(itemId);
+    if (!resampler) {
+      resampler = new Resampler(24e3, this.sampleRate);
+      this.resamplers.set(itemId, resampler);
+      if (this.resamplers.size > 64) this.resamplers.delete(this.resamplers.keys().next().value);
+    }
+    const samples = resampler.process(pcm16ToFloat(toInt16(buffer)));
+    this.playing = true;
+    this.playback.port.postMessage({ type: "push", itemId, samples }, [samples.buffer]);
+  }
+  /** What the playback worklet reports (see js/worklets/playback.js). */
+  onPlayback(msg) {
+    if (msg.type === "overflow") return this.overflows.add(msg.buffer, msg.count, msg.ms);
+    if (msg.type === "started") {
+      this.timesOf(msg.itemId).startedT = this.pageTimeOf(msg.time);
+      return void 0;
+    }
+    if (msg.type === "played" || msg.type === "flushed") {
+      const t = this.pageNow();
+      this.underruns = msg.underruns;
+      const flushed = msg.type === "flushed";
+      for (const r of msg.reports) {
+        const timing = { ...this.timesOf(r.itemId), underruns: this.underruns };
+        if (flushed) Object.assign(timing, { flushArrivedT: msg.arrivedT, silentT: this.pageTimeOf(msg.silentAt) });
+        this.send(playedMessage(r, { flushed, t, ctx: this.ctx, timing }));
+      }
+    }
+    if (msg.type === "played") {
+      this.level = msg.active ? msg.level : 0;
+      this.playing = msg.active;
+    } else if (msg.type === "flushed") {
+      this.level = 0;
+      this.playing = false;
+    }
+    this.lastPlaybackAt = performance.now();
+    this.changed();
+    return void 0;
+  }
+};
+
+// lib/push-to-talk.js
+var PushToTalk = class {
+  /**
+   * `send(content)`: a control message to the kernel. `capture()`: the live Capture (or null)
+   * and whether its context runs; `pageNow()`: the page clock.
+   */
+  constructor({ send, capture, pageNow: pageNow2 }) {
+    this.send = send;
+    this.capture = capture;
+    this.pageNow = pageNow2;
+    this.held = false;
+  }
+  /** The key went down (`true`) or up; returns whether that changed anything. */
+  set(held) {
+    if (this.held === held) return false;
+    this.held = held;
+    const { capture, running } = this.capture();
+    if (held || !capture || !running) {
+      this.send({ type: "control", action: held ? "ptt_start" : "ptt_end" });
+      return true;
+    }
+    capture.gate(false, this.pageNow(), "ptt_end");
+    return true;
+  }
+  /** The capture's answer to a gate with `ack` (after every frame numbered before it). */
+  acked({ ack, stream, seq }) {
+    this.send({ type: "control", action: ack, stream, through: seq });
+  }
+};
 
 // lib/state.js
 var state_exports = {};
@@ -642,7 +810,7 @@ var MIC_TEXT = {
   elsewhere: "Mic in another view",
   error: "Mic error"
 };
-var libs = { dsp: dsp_exports, player: player_exports, state: state_exports };
+var libs = { state: state_exports };
 function addStyles() {
   if (typeof document === "undefined" || document.getElementById("rtvoice-widget-css")) return;
   const style = document.createElement("style");
@@ -662,44 +830,40 @@ var Engine = class {
     this.views = /* @__PURE__ */ new Map();
     this.mic = "off";
     this.micDetail = "";
-    this.ctx = null;
+    this.graph = null;
     this.stream = null;
     this.capture = null;
-    this.playback = null;
-    this.resamplers = /* @__PURE__ */ new Map();
-    this.pendingAudio = [];
-    this.overflows = /* @__PURE__ */ new Map();
-    this.levels = { mic: 0, ai: 0 };
-    this.playing = false;
-    this.lastPlaybackAt = 0;
-    this.pttHeld = false;
-    this.framesSent = 0;
-    this.itemTimes = /* @__PURE__ */ new Map();
-    this.underruns = 0;
+    this.micLevel = 0;
+    this.player = new PlayerRoute({
+      send: (content) => this.send(content),
+      pageNow,
+      pageTimeOf: (t) => pageTimeOf(this.ctx, t),
+      changed: () => this.notify("levels")
+    });
+    this.micRoute = new MicRoute(({ stream, seq, t, pcm }) => this.send({ type: "audio", stream, seq, t }, [pcm]));
+    this.ptt = new PushToTalk({
+      send: (content) => this.send(content),
+      capture: () => ({ capture: this.capture, running: !!this.graph && this.graph.running }),
+      pageNow
+    });
     this.linkInfo = null;
-    this.linkWorker = null;
-    this.linkOpen = false;
-    this.captureId = 0;
-    this.linkFrom = null;
-    this.leftToLink = [];
+    this.link = null;
   }
-  /** Now on the page clock (ms since the epoch), the clock every timestamp we send uses. */
-  pageNow() {
-    return performance.timeOrigin + performance.now();
+  // What the views read.
+  get ctx() {
+    return this.graph ? this.graph.ctx : null;
   }
-  /** A context time (s) on the page clock: the context has rendered up to `currentTime` now. */
-  pageTimeOf(contextTime) {
-    if (!this.ctx) return null;
-    return this.pageNow() - Math.max(0, (this.ctx.currentTime - contextTime) * 1e3);
+  get playing() {
+    return this.player.playing;
   }
-  timesOf(itemId) {
-    let times = this.itemTimes.get(itemId);
-    if (!times) {
-      times = { arrivedT: null, startedT: null };
-      this.itemTimes.set(itemId, times);
-      if (this.itemTimes.size > 64) this.itemTimes.delete(this.itemTimes.keys().next().value);
-    }
-    return times;
+  get pttHeld() {
+    return this.ptt.held;
+  }
+  get levels() {
+    return { mic: this.micLevel, ai: this.player.level };
+  }
+  get framesSent() {
+    return this.micRoute.framesSent;
   }
   send(content, buffers) {
     this.model.send(content, void 0, buffers);
@@ -751,21 +915,14 @@ var Engine = class {
   }
   /** Start audio in this page (called from a user gesture when possible). */
   async startAudio() {
-    if (this.ctx || this.mic === "starting") return;
+    if (this.graph || this.mic === "starting") return;
     this.setMic("starting", "", false);
     try {
-      this.ctx = new AudioContext({ latencyHint: "interactive" });
-      this.ctx.onstatechange = () => this.checkSuspended();
-      const blobUrl = (src) => URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
-      await this.ctx.audioWorklet.addModule(blobUrl(capture_default));
-      await this.ctx.audioWorklet.addModule(blobUrl(playback_default));
-      this.playback = new AudioWorkletNode(this.ctx, "rtv-playback", { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1] });
-      this.playback.port.onmessage = (e) => this.onPlayback(e.data);
-      this.playback.connect(this.ctx.destination);
+      this.graph = new AudioGraph({ capture: capture_default, playback: playback_default }, () => this.checkSuspended());
+      await this.graph.load();
+      this.player.ready(this.graph.playback, this.graph.ctx);
       this.startLink();
-      const pending = this.pendingAudio;
-      this.pendingAudio = [];
-      for (const [header, buffer] of pending) this.toPlayer(header, buffer);
+      this.player.replay();
     } catch (err) {
       this.stopAudio(false);
       this.setMic("error", `Audio could not start: ${err && err.message ? err.message : err}`);
@@ -778,257 +935,97 @@ var Engine = class {
   maybeStartMic() {
     const m = this.model;
     const idle = this.mic === "waiting" || this.mic === "suspended" && !this.stream;
-    if (this.ctx && idle && m.get("ready") && m.get("status") === "connected" && this.ownsMic()) this.startMic();
+    if (this.graph && idle && m.get("ready") && m.get("status") === "connected" && this.ownsMic()) this.startMic();
   }
   async startMic() {
     this.setMic("starting", "", false);
-    const md = typeof navigator !== "undefined" ? navigator.mediaDevices : void 0;
-    if (!md || !md.getUserMedia) {
-      this.setMic("unavailable", "This page cannot use a microphone (it needs https or localhost, and some front ends such as VS Code webviews block it). Type below instead, or open the notebook in JupyterLab in a browser.");
+    const opened = await openMic(typeof navigator !== "undefined" ? navigator.mediaDevices : void 0);
+    if (!opened.stream) {
+      this.setMic(opened.state, opened.detail);
       return;
     }
-    try {
-      this.stream = await md.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 }
-      });
-    } catch (err) {
-      const name = err && err.name;
-      if (name === "NotAllowedError" || name === "SecurityError") {
-        this.setMic("denied", "Microphone access was denied. Allow it for this site in the browser's address bar, then click the mic button. You can also type below.");
-      } else if (name === "NotFoundError" || name === "OverconstrainedError") {
-        this.setMic("no_device", "No microphone was found. Connect one and click the mic button, or type below.");
-      } else {
-        this.setMic("error", `The microphone could not start: ${err && err.message ? err.message : name}`);
-      }
-      return;
-    }
-    if (!this.ctx) return;
-    const source = this.ctx.createMediaStreamSource(this.stream);
-    this.captureId = crypto.getRandomValues(new Uint32Array(1))[0];
-    this.linkFrom = null;
-    this.leftToLink = [];
-    this.capture = new AudioWorkletNode(this.ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.captureId } });
-    this.capture.port.onmessage = (e) => this.onFrame(e.data);
-    const sink = this.ctx.createGain();
-    sink.gain.value = 0;
-    source.connect(this.capture).connect(sink).connect(this.ctx.destination);
-    this.source = source;
-    const track = this.stream.getAudioTracks()[0];
+    this.stream = opened.stream;
+    if (!this.graph) return;
+    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame));
+    this.micRoute.newCapture(this.capture.id);
+    const track = this.capture.track;
     if (track) track.onended = () => this.setMic("no_device", "The microphone was disconnected. Reconnect it and click the mic button.");
     this.setMic("live", track ? track.label : "");
     this.checkSuspended();
-    if (this.linkWorker) this.linkPort("capture", this.capture);
+    if (this.link) this.link.attach("capture", this.capture.node);
   }
-  /**
-   * Start the mic-link worker (once the player exists and the kernel said where the link is).
-   * Until the link is open (or if it never opens) frames go through Jupyter; from then on the
-   * worker sends them, and it feeds the player from both transports in the kernel's order.
-   */
+  /** Start the mic-link worker, once the player exists and the kernel said where the link is. */
   startLink() {
-    if (this.linkWorker || !this.linkInfo || !this.playback) return;
-    if (typeof Worker === "undefined" || typeof MessageChannel === "undefined") return;
-    try {
-      const url2 = URL.createObjectURL(new Blob([link_worker_default], { type: "text/javascript" }));
-      this.linkWorker = new Worker(url2, { type: "module" });
-    } catch (err) {
-      return;
-    }
-    this.linkWorker.onmessage = (e) => this.onLink(e.data);
-    this.linkPort("playback", this.playback);
-    if (this.capture) this.linkPort("capture", this.capture);
-    const url = `${this.linkInfo.url}?token=${encodeURIComponent(this.linkInfo.token)}`;
-    this.linkWorker.postMessage({ type: "open", url, key: this.linkInfo.key, sampleRate: this.ctx.sampleRate });
-  }
-  /** Connect a worklet to the link worker by a port of its own (no main thread in between). */
-  linkPort(kind, node) {
-    const channel = new MessageChannel();
-    node.port.postMessage({ type: "link", port: channel.port1 }, [channel.port1]);
-    this.linkWorker.postMessage({ type: kind, port: channel.port2 }, [channel.port2]);
-  }
-  onLink(msg) {
-    if (msg.type === "overflow") this.overflowed(msg.buffer, msg.count, msg.ms);
-    else if (msg.type === "arrived") {
-      const times = this.timesOf(msg.itemId);
-      if (times.arrivedT === null) times.arrivedT = msg.t;
-      this.playing = true;
-    } else if (msg.type === "linkFrom") {
-      if (msg.stream === this.captureId) this.linkFrom = msg.seq;
-    } else if (msg.type === "open" || msg.type === "closed") {
-      const open = msg.type === "open";
-      if (!open && this.linkFrom !== null) {
-        this.linkFrom = null;
-        const left = this.leftToLink;
-        this.leftToLink = [];
-        for (const frame of left) this.sendFrame(frame);
-      }
-      if (open === this.linkOpen) return;
-      this.linkOpen = open;
-      this.send({ type: "mic", state: open ? "link_open" : "link_closed" });
-    }
+    if (this.link || !this.linkInfo || !this.player.playback) return;
+    this.link = LinkWorker.start(link_worker_default, this.linkInfo, {
+      sampleRate: this.graph.sampleRate,
+      playback: this.player.playback,
+      capture: this.capture ? this.capture.node : null
+    }, {
+      overflow: (buffer, count, ms) => this.player.overflows.add(buffer, count, ms),
+      arrived: (itemId, t) => this.player.arrived(itemId, t),
+      linkFrom: (stream, seq) => this.micRoute.linkFromAnnounced(stream, seq),
+      closed: () => this.micRoute.linkClosed(),
+      open: (open) => this.send({ type: "mic", state: open ? "link_open" : "link_closed" })
+    });
+    this.player.link = this.link;
   }
   checkSuspended() {
-    if (!this.ctx) return;
-    if (this.ctx.state === "suspended") this.setMic("suspended", "The browser paused audio until you interact with the page. Click to resume.");
-    else if (this.ctx.state === "running" && this.mic === "suspended") {
+    if (!this.graph) return;
+    if (this.graph.suspended) this.setMic("suspended", "The browser paused audio until you interact with the page. Click to resume.");
+    else if (this.graph.running && this.mic === "suspended") {
       this.setMic(this.stream ? "live" : "waiting", "", !!this.stream);
       this.maybeStartMic();
     }
   }
   async resume() {
-    if (this.ctx) await this.ctx.resume();
+    if (this.graph) await this.graph.resume();
     this.checkSuspended();
   }
   stopAudio(report = true) {
-    if (this.stream) for (const t of this.stream.getTracks()) t.stop();
-    if (this.linkWorker) this.linkWorker.terminate();
-    this.linkWorker = null;
-    this.linkOpen = false;
-    this.linkFrom = null;
-    this.leftToLink = [];
-    if (this.ctx) this.ctx.close().catch(() => {
-    });
-    this.stream = this.ctx = this.capture = this.playback = this.source = null;
-    this.resamplers.clear();
-    this.pendingAudio = [];
-    this.levels = { mic: 0, ai: 0 };
-    this.playing = false;
+    stopStream(this.stream);
+    if (this.link) this.link.terminate();
+    this.link = null;
+    this.micRoute.reset();
+    if (this.graph) this.graph.close();
+    this.graph = this.stream = this.capture = null;
+    this.player.stop();
+    this.micLevel = 0;
     if (this.mic !== "off") this.setMic("off", "", report);
     this.notify("levels");
   }
   /** Whether a captured frame should go to the kernel now. */
   shouldSend() {
-    const mode = this.model.get("mode");
-    if (mode === "mute") return false;
-    if (mode === "push_to_talk" && !this.pttHeld) return false;
-    if (this.model.get("status") !== "connected") return false;
-    if (!this.model.get("ready")) return false;
-    if (!this.model.get("headphones") && (this.playing || performance.now() - this.lastPlaybackAt < 250)) return false;
-    return true;
+    const m = this.model;
+    return gateOpen({
+      mode: m.get("mode"),
+      pttHeld: this.ptt.held,
+      status: m.get("status"),
+      ready: m.get("ready"),
+      headphones: m.get("headphones"),
+      playing: this.player.playing,
+      msSincePlayback: performance.now() - this.player.lastPlaybackAt
+    });
   }
   onFrame(frame) {
     if (!this.capture) return;
     if (frame.ack) {
-      this.send({ type: "control", action: frame.ack, stream: frame.stream, through: frame.seq });
+      this.ptt.acked(frame);
       return;
     }
-    this.levels.mic = frame.level;
+    this.micLevel = frame.level;
     this.notify("levels");
-    this.capture.port.postMessage({ type: "gate", send: this.shouldSend(), contextTime: this.ctx.currentTime, pageTime: this.pageNow() });
+    this.capture.gate(this.shouldSend(), pageNow());
     if (frame.seq === null) return;
-    if (this.linkFrom !== null && frame.seq >= this.linkFrom) {
-      this.leftToLink.push(frame);
-      if (this.leftToLink.length > 50) this.leftToLink.shift();
-      return;
-    }
-    this.sendFrame(frame);
+    this.micRoute.frame(frame);
   }
-  sendFrame({ stream, seq, t, pcm }) {
-    this.send({ type: "audio", stream, seq, t }, [pcm]);
-    this.framesSent++;
-  }
-  /**
-   * A player message (audio, flush, hand-over marker) that came through Jupyter. With a link
-   * worker it goes there, to be played in order with what comes over the link; without one
-   * it is played from here.
-   */
+  /** A player message that came through Jupyter: played in the view that holds the mic. */
   toPlayer(header, buffer) {
     if (!this.ownsMic()) return;
-    const t = this.pageNow();
-    if (this.linkWorker) {
-      const payload = buffer ? this.libs.dsp.toInt16(buffer).buffer : null;
-      this.linkWorker.postMessage({ type: "jupyter", header, payload, t }, payload ? [payload] : []);
-      return;
-    }
-    if (header.type === "flush") {
-      if (this.playback) this.playback.port.postMessage({ type: "flush", t });
-      this.pendingAudio = [];
-    } else if (header.type === "audio") {
-      const itemId = String(header.item_id);
-      const times = this.timesOf(itemId);
-      if (times.arrivedT === null) times.arrivedT = t;
-      this.play(header, buffer);
-    }
-  }
-  play(header, buffer) {
-    if (!this.playback) {
-      if (this.pendingAudio.length < 1500) this.pendingAudio.push([header, buffer]);
-      else this.overflowed("pending", 1, buffer ? buffer.byteLength / 48 : 0);
-      return;
-    }
-    const itemId = String(header.item_id);
-    const { dsp } = this.libs;
-    let resampler = this.resamplers.get(itemId);
-    if (!resampler) {
-      resampler = new dsp.Resampler(24e3, this.ctx.sampleRate);
-      this.resamplers.set(itemId, resampler);
-      if (this.resamplers.size > 64) this.resamplers.delete(this.resamplers.keys().next().value);
-    }
-    const samples = resampler.process(dsp.pcm16ToFloat(dsp.toInt16(buffer)));
-    this.playing = true;
-    this.playback.port.postMessage({ type: "push", itemId, samples }, [samples.buffer]);
-  }
-  /**
-   * A browser buffer dropped audio at its cap (`buffer`: "pending" before the player is ready,
-   * "playback" the worklet's queue, "handover" link audio waiting for its marker). Summed and
-   * reported to the kernel at most once a second per buffer, like the mic's states:
-   * {type: "playback", state: "overflow", buffer, dropped, dropped_ms, detail}.
-   */
-  overflowed(buffer, count, ms) {
-    const due = this.overflows.get(buffer);
-    if (due) {
-      due.count += count;
-      due.ms += ms;
-      return;
-    }
-    this.overflows.set(buffer, { count, ms });
-    setTimeout(() => {
-      const { count: n, ms: total } = this.overflows.get(buffer);
-      this.overflows.delete(buffer);
-      this.send({
-        type: "playback",
-        state: "overflow",
-        buffer,
-        dropped: n,
-        dropped_ms: total,
-        detail: `the ${buffer} buffer was full: dropped ${Math.round(total)} ms of assistant audio`
-      });
-    }, 1e3);
-  }
-  onPlayback(msg) {
-    if (msg.type === "overflow") return this.overflowed(msg.buffer, msg.count, msg.ms);
-    if (msg.type === "started") {
-      this.timesOf(msg.itemId).startedT = this.pageTimeOf(msg.time);
-      return;
-    }
-    if (msg.type === "played" || msg.type === "flushed") {
-      const t = this.pageNow();
-      this.underruns = msg.underruns;
-      const flushed = msg.type === "flushed";
-      for (const r of msg.reports) {
-        const timing = { ...this.timesOf(r.itemId), underruns: this.underruns };
-        if (flushed) Object.assign(timing, { flushArrivedT: msg.arrivedT, silentT: this.pageTimeOf(msg.silentAt) });
-        this.send(this.libs.player.playedMessage(r, { flushed, t, ctx: this.ctx, timing }));
-      }
-    }
-    if (msg.type === "played") {
-      this.levels.ai = msg.active ? msg.level : 0;
-      this.playing = msg.active;
-    } else if (msg.type === "flushed") {
-      this.levels.ai = 0;
-      this.playing = false;
-    }
-    this.lastPlaybackAt = performance.now();
-    this.notify("levels");
+    this.player.fromJupyter(header, buffer);
   }
   pushToTalk(held) {
-    if (this.pttHeld === held) return;
-    this.pttHeld = held;
-    this.notify("mic");
-    if (held || !this.capture || this.ctx.state !== "running") {
-      this.send({ type: "control", action: held ? "ptt_start" : "ptt_end" });
-      return;
-    }
-    this.capture.port.postMessage({ type: "gate", send: false, contextTime: this.ctx.currentTime, pageTime: this.pageNow(), ack: "ptt_end" });
+    if (this.ptt.set(held)) this.notify("mic");
   }
 };
 function h(tag, attrs = {}, ...children) {
