@@ -116,7 +116,7 @@ def test_bad_browser_messages_are_logged_and_lose_nothing(chat, server, rec):
     rec.browser_send(chat, {"type": "audio", "seq": 2, "t": time.time() * 1000}, [frame(2)])
     wait_until(lambda: appended_audio(server) == frame(2), message="good frame after bad ones")
     assert chat.session.connected
-    assert chat.events.filter(type="mic.gap").empty and chat._mic_order.held == 0
+    assert chat.events.filter(type="mic.gap").empty and chat._mic.order.held == 0
     for bad in ({"seq": -1}, {"seq": "3"}, {"seq": 3, "stream": 2 ** 32}, {}):
         rec.browser_send(chat, {"type": "audio", "t": time.time() * 1000, **bad}, [frame(3)])
     wait_until(lambda: sum("a uint32 is required" in e for e in chat.events.filter(type="widget.error")["text"]) == 4,
@@ -668,7 +668,7 @@ def test_frames_through_jupyter_and_the_link_reach_the_session_in_order_once(cha
         greeted(link, info)
         for i in range(5, 15):
             link.send(link_frame(now + 20 * i, i, frames[i], stream=9))
-        wait_until(lambda: chat._mic_order.held == 10, message="link frames waiting for 0..4")
+        wait_until(lambda: chat._mic.order.held == 10, message="link frames waiting for 0..4")
         assert not server.client_events("input_audio_buffer.append")
         for i in range(10):
             rec.browser_send(chat, {"type": "audio", "stream": 9, "seq": i, "t": now + 20 * i}, [frames[i]])
@@ -708,7 +708,7 @@ def test_mute_and_push_to_talk_deliver_waiting_frames_first(chat, server, rec):
     now = time.time() * 1000
     rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
     rec.browser_send(chat, {"type": "audio", "stream": 5, "seq": 1, "t": now}, [frame(1)])
-    assert chat._mic_order.held == 1
+    assert chat._mic.order.held == 1
     rec.browser_send(chat, {"type": "control", "action": "ptt_end"})
     server.wait_for("input_audio_buffer.commit")
     types = [e["type"] for e in server.client_events() if e["type"].startswith("input_audio_buffer.")]
@@ -830,7 +830,7 @@ def test_push_to_talk_ends_after_the_last_frame_captured_while_held(chat, server
         for i in range(2):
             rec.browser_send(chat, {"type": "audio", "stream": 6, "seq": i, "t": now + 20 * i}, [frame(i)])
         rec.browser_send(chat, {"type": "control", "action": "ptt_end", "stream": 6, "through": 3})
-        assert chat._mic_then is not None  # waiting for frames 2 and 3
+        assert chat._mic._then is not None  # waiting for frames 2 and 3
         assert chat.events.filter(type="input_audio_buffer.commit").empty
         for i in (2, 3):
             link.send(link_frame(now + 20 * i, i, frame(i), stream=6))
@@ -857,7 +857,7 @@ def test_push_to_talk_ends_anyway_when_its_last_frames_never_come(server, rec):
         # Nothing numbered before the release (-1): committed at once.
         rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
         rec.browser_send(chat, {"type": "control", "action": "ptt_end", "stream": 8, "through": -1})
-        assert chat._mic_then is None
+        assert chat._mic._then is None
         wait_until(lambda: len(server.client_events("input_audio_buffer.commit")) == 2, message="second commit")
     finally:
         chat.close()
