@@ -518,7 +518,7 @@ def test_transcript_view_partials_finals_and_interruptions():
 
 
 def link_frame(t: float, seq: int, pcm: bytes, sent: float | None = None, stream: int = 0) -> bytes:
-    """A page -> kernel mic-link frame, as js/worklets.js's worker builds it."""
+    """A page -> kernel mic-link frame, as js/worklets/link-worker.js builds it."""
     return struct.pack("<ddII", t, t if sent is None else sent, stream, seq) + pcm
 
 
@@ -541,6 +541,27 @@ def greeted(link, info: dict):
     header, payload = link_message(link.recv(timeout=10))
     assert header == {"type": "hello", "key": info["key"], "conn": header["conn"]} and payload == b""
     return link
+
+
+def test_on_msg_callbacks_see_link_frames_as_jupyter_ones(chat, server, rec):
+    """Link frames reach every ``on_msg`` callback (through VoiceChat.on_msg, no private
+    ipywidgets path); a removed callback gets none, and a failing one stops nothing."""
+    seen, gone = [], []
+    chat.on_msg(lambda _w, content, buffers: seen.append((content.get("via"), content.get("seq"), bytes(buffers[0]))))
+    chat.on_msg(lambda *_: 1 / 0)
+    removed = lambda *args: gone.append(args)  # noqa: E731
+    chat.on_msg(removed)
+    chat.on_msg(removed, remove=True)
+    info = link_info(chat, rec)
+    with ws_connect(f"{info['url']}?token={info['token']}") as link:
+        greeted(link, info)
+        wait_until(lambda: chat._mic_link.connected, message="link connected")
+        now = time.time() * 1000
+        for i in range(3):
+            link.send(link_frame(now + 20 * i, i, frame(i)))
+        wait_until(lambda: len(server.client_events("input_audio_buffer.append")) >= 3, message="appends")
+    assert [s for s in seen if s[0] == "link"] == [("link", i, frame(i)) for i in range(3)]
+    assert gone == []
 
 
 def test_mic_link_carries_mic_frames_in_and_assistant_audio_and_flushes_out(chat, server, rec):
