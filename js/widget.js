@@ -6,9 +6,22 @@
 // (status, settings, stats) arrives as traitlets; event rows and transcript updates arrive as
 // batched custom messages. Nothing here ever holds a secret: the kernel talks to the server.
 //
-// The pure logic lives in lib/*.js and worklets.js; those files reach the browser as strings in
-// the `_modules` trait and are imported from Blob URLs, because anywidget loads this file from a
-// Blob URL too and relative imports cannot resolve there.
+// The pure logic lives in lib/*.js, the worklets and the link worker in worklets/; build.mjs
+// bundles all of it (and widget.css) into rtvoice_widget/static/widget.js, which the page gets
+// from the kernel (see loader.js) and imports from a Blob URL.
+
+import { AudioGraph } from "./lib/audio-graph.js";
+import { Capture, gateOpen, openMic, stopStream } from "./lib/capture.js";
+import { pageNow, pageTimeOf } from "./lib/clock.js";
+import { LinkWorker } from "./lib/link.js";
+import { MicRoute } from "./lib/mic-route.js";
+import { PlayerRoute } from "./lib/player-route.js";
+import { PushToTalk } from "./lib/push-to-talk.js";
+import * as state from "./lib/state.js";
+import captureSource from "./worklets/capture.js?source";
+import playbackSource from "./worklets/playback.js?source";
+import linkWorkerSource from "./worklets/link-worker.js?source";
+import css from "./widget.css";
 
 const ICONS = {
   mic: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 14a3 3 0 0 0 3-3V5a3 3 0 1 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-3.08A7 7 0 0 0 19 11z"/></svg>',
@@ -41,24 +54,15 @@ const MIC_TEXT = {
 
 // --- module loading ---------------------------------------------------------------------------
 
-const moduleCache = new Map(); // source text -> Promise<module>
+const libs = { state };
 
-function importSource(source) {
-  if (!moduleCache.has(source)) {
-    const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-    moduleCache.set(source, import(/* webpackIgnore: true */ url));
-  }
-  return moduleCache.get(source);
-}
-
-async function loadLibs(model) {
-  const sources = model.get("_modules") || {};
-  const names = ["dsp", "player", "state", "worklets", "handover"];
-  for (const name of names) {
-    if (typeof sources[name] !== "string") throw new Error(`rtvoice-widget: front-end module '${name}' missing`);
-  }
-  const [dsp, player, state, worklets] = await Promise.all(names.slice(0, 4).map((n) => importSource(sources[n])));
-  return { dsp, player, state, worklets, sources };
+/** The widget's styles, once per document (anywidget's `_css` would be saved in the notebook). */
+function addStyles() {
+  if (typeof document === "undefined" || document.getElementById("rtvoice-widget-css")) return;
+  const style = document.createElement("style");
+  style.id = "rtvoice-widget-css";
+  style.textContent = css;
+  document.head.append(style);
 }
 
 // --- the per-widget engine (shared by every view of one widget in this page) -------------------
@@ -69,7 +73,10 @@ let viewCounter = 0;
 const pageId = Math.random().toString(36).slice(2, 10);
 
 /**
- * Audio, stores and kernel messages for one widget in this page.
+ * Audio, stores and kernel messages for one widget in this page: the wiring between the audio
+ * graph (lib/audio-graph.js), the mic (lib/capture.js, lib/mic-route.js), the link worker
+ * (lib/link.js), the player's audio (lib/player-route.js) and push-to-talk
+ * (lib/push-to-talk.js), and the mic's state as the views show it.
  *
  * anywidget gives each view its own `model` object, so the engine is keyed by the `_widget_id`
  * trait and receives kernel messages once (from `initialize`), not once per view.
@@ -83,54 +90,45 @@ class Engine {
     this.views = new Map(); // viewId -> view (has .update(parts))
     this.mic = "off";
     this.micDetail = "";
-    this.ctx = null;
-    this.stream = null;
-    this.capture = null;
-    this.playback = null;
-    this.resamplers = new Map(); // itemId -> Resampler 24 kHz -> context rate
-    this.pendingAudio = []; // [header, buffer] received before the player was ready
-    this.overflows = new Map(); // buffer -> {count, ms} dropped, reported within a second
-    this.levels = { mic: 0, ai: 0 };
-    this.playing = false;
-    this.lastPlaybackAt = 0;
-    this.pttHeld = false;
-    this.framesSent = 0;
-    // Timing for benchmarks, page clock (ms since the epoch): see player.js's playedMessage().
-    this.itemTimes = new Map(); // itemId -> {arrivedT, startedT}
-    this.underruns = 0;
-    // The mic link (a worker with a WebSocket to the kernel, see worklets.js): frames skip the
-    // main thread and Jupyter while it is open; otherwise they go as custom messages. The
-    // worker also feeds the player, from both transports, in the kernel's order.
+    this.graph = null; // AudioGraph while audio is up
+    this.stream = null; // the mic's MediaStream
+    this.capture = null; // Capture on that stream
+    this.micLevel = 0;
+    this.player = new PlayerRoute({
+      send: (content) => this.send(content),
+      pageNow,
+      pageTimeOf: (t) => pageTimeOf(this.ctx, t),
+      changed: () => this.notify("levels"),
+    });
+    this.micRoute = new MicRoute(({ stream, seq, t, pcm }) => this.send({ type: "audio", stream, seq, t }, [pcm]));
+    this.ptt = new PushToTalk({
+      send: (content) => this.send(content),
+      capture: () => ({ capture: this.capture, running: !!this.graph && this.graph.running }),
+      pageNow,
+    });
     this.linkInfo = null; // {url, token, key} from the kernel
-    this.linkWorker = null;
-    this.linkOpen = false;
-    // Mic hand-over (see handover.js, LinkSender): this capture's id, the first frame the
-    // worker sends (null: it sends none, all go through Jupyter), and the frames skipped here
-    // for it in the last second, sent through Jupyter after all should the link close.
-    this.captureId = 0;
-    this.linkFrom = null;
-    this.leftToLink = [];
+    this.link = null; // LinkWorker
   }
 
-  /** Now on the page clock (ms since the epoch), the clock every timestamp we send uses. */
-  pageNow() {
-    return performance.timeOrigin + performance.now();
+  // What the views read.
+  get ctx() {
+    return this.graph ? this.graph.ctx : null;
   }
 
-  /** A context time (s) on the page clock: the context has rendered up to `currentTime` now. */
-  pageTimeOf(contextTime) {
-    if (!this.ctx) return null;
-    return this.pageNow() - Math.max(0, (this.ctx.currentTime - contextTime) * 1000);
+  get playing() {
+    return this.player.playing;
   }
 
-  timesOf(itemId) {
-    let times = this.itemTimes.get(itemId);
-    if (!times) {
-      times = { arrivedT: null, startedT: null };
-      this.itemTimes.set(itemId, times);
-      if (this.itemTimes.size > 64) this.itemTimes.delete(this.itemTimes.keys().next().value);
-    }
-    return times;
+  get pttHeld() {
+    return this.ptt.held;
+  }
+
+  get levels() {
+    return { mic: this.micLevel, ai: this.player.level };
+  }
+
+  get framesSent() {
+    return this.micRoute.framesSent;
   }
 
   send(content, buffers) {
@@ -188,24 +186,15 @@ class Engine {
 
   /** Start audio in this page (called from a user gesture when possible). */
   async startAudio() {
-    if (this.ctx || this.mic === "starting") return;
-    const { worklets } = this.libs;
+    if (this.graph || this.mic === "starting") return;
     this.setMic("starting", "", false);
     try {
-      // Native rate: Safari ignores a requested rate and Firefox cannot mix rates; we resample.
-      this.ctx = new AudioContext({ latencyHint: "interactive" });
-      this.ctx.onstatechange = () => this.checkSuspended();
-      const blobUrl = (src) => URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
-      await this.ctx.audioWorklet.addModule(blobUrl(worklets.captureSource(this.libs.sources.dsp)));
-      await this.ctx.audioWorklet.addModule(blobUrl(worklets.playbackSource(this.libs.sources.player)));
-      this.playback = new AudioWorkletNode(this.ctx, "rtv-playback", { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1] });
-      this.playback.port.onmessage = (e) => this.onPlayback(e.data);
-      this.playback.connect(this.ctx.destination);
+      this.graph = new AudioGraph({ capture: captureSource, playback: playbackSource }, () => this.checkSuspended());
+      await this.graph.load();
+      this.player.ready(this.graph.playback, this.graph.ctx);
       // The link opens now, before the mic: the first words can go straight over it.
       this.startLink();
-      const pending = this.pendingAudio;
-      this.pendingAudio = [];
-      for (const [header, buffer] of pending) this.toPlayer(header, buffer);
+      this.player.replay();
     } catch (err) {
       this.stopAudio(false);
       this.setMic("error", `Audio could not start: ${err && err.message ? err.message : err}`);
@@ -224,278 +213,104 @@ class Engine {
     // A suspended context (no user gesture yet) does not stop us asking for the mic: the
     // person then sees what to fix first (permission, device), and "click to resume" after.
     const idle = this.mic === "waiting" || (this.mic === "suspended" && !this.stream);
-    if (this.ctx && idle && m.get("ready") && m.get("status") === "connected" && this.ownsMic()) this.startMic();
+    if (this.graph && idle && m.get("ready") && m.get("status") === "connected" && this.ownsMic()) this.startMic();
   }
 
   async startMic() {
     this.setMic("starting", "", false);
-    const md = typeof navigator !== "undefined" ? navigator.mediaDevices : undefined;
-    if (!md || !md.getUserMedia) {
-      this.setMic("unavailable", "This page cannot use a microphone (it needs https or localhost, and some front ends such as VS Code webviews block it). Type below instead, or open the notebook in JupyterLab in a browser.");
+    const opened = await openMic(typeof navigator !== "undefined" ? navigator.mediaDevices : undefined);
+    if (!opened.stream) {
+      this.setMic(opened.state, opened.detail);
       return;
     }
-    try {
-      this.stream = await md.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
-      });
-    } catch (err) {
-      const name = err && err.name;
-      if (name === "NotAllowedError" || name === "SecurityError") {
-        this.setMic("denied", "Microphone access was denied. Allow it for this site in the browser's address bar, then click the mic button. You can also type below.");
-      } else if (name === "NotFoundError" || name === "OverconstrainedError") {
-        this.setMic("no_device", "No microphone was found. Connect one and click the mic button, or type below.");
-      } else {
-        this.setMic("error", `The microphone could not start: ${err && err.message ? err.message : name}`);
-      }
-      return;
-    }
-    if (!this.ctx) return; // stopped while waiting for permission
-    const source = this.ctx.createMediaStreamSource(this.stream);
-    this.captureId = crypto.getRandomValues(new Uint32Array(1))[0];
-    this.linkFrom = null;
-    this.leftToLink = [];
-    this.capture = new AudioWorkletNode(this.ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.captureId } });
-    this.capture.port.onmessage = (e) => this.onFrame(e.data);
-    // Chromium only pulls audio through nodes connected to the destination: route it there muted.
-    const sink = this.ctx.createGain();
-    sink.gain.value = 0;
-    source.connect(this.capture).connect(sink).connect(this.ctx.destination);
-    this.source = source;
-    const track = this.stream.getAudioTracks()[0];
+    this.stream = opened.stream;
+    if (!this.graph) return; // stopped while waiting for permission
+    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame));
+    this.micRoute.newCapture(this.capture.id);
+    const track = this.capture.track;
     if (track) track.onended = () => this.setMic("no_device", "The microphone was disconnected. Reconnect it and click the mic button.");
     this.setMic("live", track ? track.label : "");
     this.checkSuspended();
-    if (this.linkWorker) this.linkPort("capture", this.capture);
+    if (this.link) this.link.attach("capture", this.capture.node);
   }
 
-  /**
-   * Start the mic-link worker (once the player exists and the kernel said where the link is).
-   * Until the link is open (or if it never opens) frames go through Jupyter; from then on the
-   * worker sends them, and it feeds the player from both transports in the kernel's order.
-   */
+  /** Start the mic-link worker, once the player exists and the kernel said where the link is. */
   startLink() {
-    if (this.linkWorker || !this.linkInfo || !this.playback) return;
-    if (typeof Worker === "undefined" || typeof MessageChannel === "undefined") return;
-    const { worklets, sources } = this.libs;
-    try {
-      const url = URL.createObjectURL(new Blob([worklets.micLinkSource(sources.dsp, sources.handover)], { type: "text/javascript" }));
-      this.linkWorker = new Worker(url, { type: "module" }); // module: the libraries have exports
-    } catch (err) {
-      return; // a page that forbids workers (CSP): stay on Jupyter
-    }
-    this.linkWorker.onmessage = (e) => this.onLink(e.data);
-    this.linkPort("playback", this.playback);
-    if (this.capture) this.linkPort("capture", this.capture);
-    const url = `${this.linkInfo.url}?token=${encodeURIComponent(this.linkInfo.token)}`;
-    this.linkWorker.postMessage({ type: "open", url, key: this.linkInfo.key, sampleRate: this.ctx.sampleRate });
-  }
-
-  /** Connect a worklet to the link worker by a port of its own (no main thread in between). */
-  linkPort(kind, node) {
-    const channel = new MessageChannel();
-    node.port.postMessage({ type: "link", port: channel.port1 }, [channel.port1]);
-    this.linkWorker.postMessage({ type: kind, port: channel.port2 }, [channel.port2]);
-  }
-
-  onLink(msg) {
-    if (msg.type === "overflow") this.overflowed(msg.buffer, msg.count, msg.ms);
-    else if (msg.type === "arrived") {
-      const times = this.timesOf(msg.itemId);
-      if (times.arrivedT === null) times.arrivedT = msg.t;
-      this.playing = true;
-    } else if (msg.type === "linkFrom") {
-      if (msg.stream === this.captureId) this.linkFrom = msg.seq;
-    } else if (msg.type === "open" || msg.type === "closed") {
-      const open = msg.type === "open";
-      if (!open && this.linkFrom !== null) {
-        // What the worker may not have got out: through Jupyter (the kernel drops copies).
-        this.linkFrom = null;
-        const left = this.leftToLink;
-        this.leftToLink = [];
-        for (const frame of left) this.sendFrame(frame);
-      }
-      if (open === this.linkOpen) return; // failed retries of a link that never opened: quiet
-      this.linkOpen = open;
-      this.send({ type: "mic", state: open ? "link_open" : "link_closed" });
-    }
+    if (this.link || !this.linkInfo || !this.player.playback) return;
+    this.link = LinkWorker.start(linkWorkerSource, this.linkInfo, {
+      sampleRate: this.graph.sampleRate,
+      playback: this.player.playback,
+      capture: this.capture ? this.capture.node : null,
+    }, {
+      overflow: (buffer, count, ms) => this.player.overflows.add(buffer, count, ms),
+      arrived: (itemId, t) => this.player.arrived(itemId, t),
+      linkFrom: (stream, seq) => this.micRoute.linkFromAnnounced(stream, seq),
+      closed: () => this.micRoute.linkClosed(),
+      open: (open) => this.send({ type: "mic", state: open ? "link_open" : "link_closed" }),
+    });
+    this.player.link = this.link;
   }
 
   checkSuspended() {
-    if (!this.ctx) return;
-    if (this.ctx.state === "suspended") this.setMic("suspended", "The browser paused audio until you interact with the page. Click to resume.");
-    else if (this.ctx.state === "running" && this.mic === "suspended") {
+    if (!this.graph) return;
+    if (this.graph.suspended) this.setMic("suspended", "The browser paused audio until you interact with the page. Click to resume.");
+    else if (this.graph.running && this.mic === "suspended") {
       this.setMic(this.stream ? "live" : "waiting", "", !!this.stream);
       this.maybeStartMic();
     }
   }
 
   async resume() {
-    if (this.ctx) await this.ctx.resume();
+    if (this.graph) await this.graph.resume();
     this.checkSuspended();
   }
 
   stopAudio(report = true) {
-    if (this.stream) for (const t of this.stream.getTracks()) t.stop();
-    if (this.linkWorker) this.linkWorker.terminate();
-    this.linkWorker = null;
-    this.linkOpen = false;
-    this.linkFrom = null;
-    this.leftToLink = [];
-    if (this.ctx) this.ctx.close().catch(() => {});
-    this.stream = this.ctx = this.capture = this.playback = this.source = null;
-    this.resamplers.clear();
-    this.pendingAudio = [];
-    this.levels = { mic: 0, ai: 0 };
-    this.playing = false;
+    stopStream(this.stream);
+    if (this.link) this.link.terminate();
+    this.link = null;
+    this.micRoute.reset();
+    if (this.graph) this.graph.close();
+    this.graph = this.stream = this.capture = null;
+    this.player.stop();
+    this.micLevel = 0;
     if (this.mic !== "off") this.setMic("off", "", report);
     this.notify("levels");
   }
 
   /** Whether a captured frame should go to the kernel now. */
   shouldSend() {
-    const mode = this.model.get("mode");
-    if (mode === "mute") return false;
-    if (mode === "push_to_talk" && !this.pttHeld) return false;
-    if (this.model.get("status") !== "connected") return false;
-    if (!this.model.get("ready")) return false; // the server has not confirmed the session yet
-    // Half-duplex on speakers: the browser's echo canceller does not see Web Audio playback, so
-    // the model would hear itself. Hold the mic while the assistant is audible (+ a short tail).
-    if (!this.model.get("headphones") && (this.playing || performance.now() - this.lastPlaybackAt < 250)) return false;
-    return true;
+    const m = this.model;
+    return gateOpen({
+      mode: m.get("mode"), pttHeld: this.ptt.held, status: m.get("status"), ready: m.get("ready"),
+      headphones: m.get("headphones"), playing: this.player.playing,
+      msSincePlayback: performance.now() - this.player.lastPlaybackAt,
+    });
   }
 
   onFrame(frame) {
     if (!this.capture) return; // stopped meanwhile
     if (frame.ack) {
-      this.send({ type: "control", action: frame.ack, stream: frame.stream, through: frame.seq });
+      this.ptt.acked(frame);
       return;
     }
-    this.levels.mic = frame.level;
+    this.micLevel = frame.level;
     this.notify("levels");
     // The capture worklet numbers and stamps the frames meant for the kernel; it learns which
     // those are (and how its clock maps to the page's) from here, for the next frames.
-    this.capture.port.postMessage({ type: "gate", send: this.shouldSend(), contextTime: this.ctx.currentTime, pageTime: this.pageNow() });
+    this.capture.gate(this.shouldSend(), pageNow());
     if (frame.seq === null) return;
-    if (this.linkFrom !== null && frame.seq >= this.linkFrom) {
-      // The link worker sends this one. Keep the last second, in case the link closes first.
-      this.leftToLink.push(frame);
-      if (this.leftToLink.length > 50) this.leftToLink.shift();
-      return;
-    }
-    this.sendFrame(frame);
+    this.micRoute.frame(frame);
   }
 
-  sendFrame({ stream, seq, t, pcm }) {
-    this.send({ type: "audio", stream, seq, t }, [pcm]);
-    this.framesSent++;
-  }
-
-  /**
-   * A player message (audio, flush, hand-over marker) that came through Jupyter. With a link
-   * worker it goes there, to be played in order with what comes over the link; without one
-   * it is played from here.
-   */
+  /** A player message that came through Jupyter: played in the view that holds the mic. */
   toPlayer(header, buffer) {
     if (!this.ownsMic()) return; // another view plays it
-    const t = this.pageNow();
-    if (this.linkWorker) {
-      const payload = buffer ? this.libs.dsp.toInt16(buffer).buffer : null;
-      this.linkWorker.postMessage({ type: "jupyter", header, payload, t }, payload ? [payload] : []);
-      return;
-    }
-    if (header.type === "flush") {
-      if (this.playback) this.playback.port.postMessage({ type: "flush", t });
-      this.pendingAudio = [];
-    } else if (header.type === "audio") {
-      const itemId = String(header.item_id);
-      const times = this.timesOf(itemId);
-      if (times.arrivedT === null) times.arrivedT = t;
-      this.play(header, buffer);
-    }
-  }
-
-  play(header, buffer) {
-    if (!this.playback) {
-      // Audio can beat the player: a reply to chat.connect() + chat.say() in one cell arrives
-      // while the AudioContext and worklets are still loading. Hold it (bounded) until ready.
-      if (this.pendingAudio.length < 1500) this.pendingAudio.push([header, buffer]);
-      else this.overflowed("pending", 1, buffer ? buffer.byteLength / 48 : 0);
-      return;
-    }
-    const itemId = String(header.item_id);
-    const { dsp } = this.libs;
-    let resampler = this.resamplers.get(itemId);
-    if (!resampler) {
-      resampler = new dsp.Resampler(24000, this.ctx.sampleRate);
-      this.resamplers.set(itemId, resampler);
-      if (this.resamplers.size > 64) this.resamplers.delete(this.resamplers.keys().next().value);
-    }
-    const samples = resampler.process(dsp.pcm16ToFloat(dsp.toInt16(buffer)));
-    this.playing = true;
-    this.playback.port.postMessage({ type: "push", itemId, samples }, [samples.buffer]);
-  }
-
-  /**
-   * A browser buffer dropped audio at its cap (`buffer`: "pending" before the player is ready,
-   * "playback" the worklet's queue, "handover" link audio waiting for its marker). Summed and
-   * reported to the kernel at most once a second per buffer, like the mic's states:
-   * {type: "playback", state: "overflow", buffer, dropped, dropped_ms, detail}.
-   */
-  overflowed(buffer, count, ms) {
-    const due = this.overflows.get(buffer);
-    if (due) {
-      due.count += count;
-      due.ms += ms;
-      return;
-    }
-    this.overflows.set(buffer, { count, ms });
-    setTimeout(() => {
-      const { count: n, ms: total } = this.overflows.get(buffer);
-      this.overflows.delete(buffer);
-      this.send({ type: "playback", state: "overflow", buffer, dropped: n, dropped_ms: total,
-        detail: `the ${buffer} buffer was full: dropped ${Math.round(total)} ms of assistant audio` });
-    }, 1000);
-  }
-
-  onPlayback(msg) {
-    if (msg.type === "overflow") return this.overflowed(msg.buffer, msg.count, msg.ms);
-    if (msg.type === "started") {
-      this.timesOf(msg.itemId).startedT = this.pageTimeOf(msg.time);
-      return;
-    }
-    if (msg.type === "played" || msg.type === "flushed") {
-      const t = this.pageNow();
-      this.underruns = msg.underruns;
-      const flushed = msg.type === "flushed";
-      for (const r of msg.reports) {
-        const timing = { ...this.timesOf(r.itemId), underruns: this.underruns };
-        if (flushed) Object.assign(timing, { flushArrivedT: msg.arrivedT, silentT: this.pageTimeOf(msg.silentAt) });
-        this.send(this.libs.player.playedMessage(r, { flushed, t, ctx: this.ctx, timing }));
-      }
-    }
-    if (msg.type === "played") {
-      this.levels.ai = msg.active ? msg.level : 0;
-      this.playing = msg.active;
-    } else if (msg.type === "flushed") {
-      this.levels.ai = 0;
-      this.playing = false;
-    }
-    this.lastPlaybackAt = performance.now();
-    this.notify("levels");
+    this.player.fromJupyter(header, buffer);
   }
 
   pushToTalk(held) {
-    if (this.pttHeld === held) return;
-    this.pttHeld = held;
-    this.notify("mic");
-    // A suspended context's worklet may not answer: then nothing was captured meanwhile anyway.
-    if (held || !this.capture || this.ctx.state !== "running") {
-      this.send({ type: "control", action: held ? "ptt_start" : "ptt_end" });
-      return;
-    }
-    // The turn ends after the last frame captured while the key was held, wherever that frame
-    // travels: the capture closes its gate and names that frame (onFrame sends ptt_end then).
-    this.capture.port.postMessage({ type: "gate", send: false, contextTime: this.ctx.currentTime, pageTime: this.pageNow(), ack: "ptt_end" });
+    if (this.ptt.set(held)) this.notify("mic");
   }
 }
 
@@ -1040,7 +855,8 @@ function engineFor(model) {
   const id = model.get("_widget_id");
   // Store the promise, not the engine: initialize() and render() may both ask before libs load.
   if (!engines.has(id)) {
-    engines.set(id, loadLibs(model).then((libs) => {
+    addStyles();
+    engines.set(id, Promise.resolve(libs).then((libs) => {
       const engine = new Engine(model, libs);
       engine.detach = attachModel(engine, model);
       engine.send({ type: "control", action: "hello" }); // ask the kernel for the history so far

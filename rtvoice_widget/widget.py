@@ -1,7 +1,13 @@
 """``VoiceChat``: the anywidget that puts a live voice conversation in a notebook cell.
 
 The widget only moves things between the browser and a :class:`~rtvoice_widget.session.
-RealtimeSession`; it never builds Realtime protocol JSON and never sees the socket.
+RealtimeSession`; it never builds Realtime protocol JSON and never sees the socket. It keeps the
+traits and the wiring; mic frames go through :class:`~rtvoice_widget.mic_ingest.MicIngest`
+(order, gaps, stale drops, capture times) and the player's audio through
+:class:`~rtvoice_widget.player_route.PlayerRoute` (link or Jupyter, and the hand-over marker).
+The front end is one esbuild bundle (``js/`` -> ``rtvoice_widget/static``); the widget state
+holds only a small loader (``_esm``), which asks for the bundle (see ``front_end`` below), so a
+saved notebook carries state, not code.
 
 Browser -> kernel custom messages (``on_msg``, kernel main thread):
 
@@ -12,7 +18,8 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   MicFrameOrder`; a frame that does not come within half of ``stale_frame_ms`` is given up,
   logged as ``mic.gap``). Forwarded with ``session.send_audio``, with the
   capture time mapped to the session clock (``captured_ms``). Frames that
-  arrive late as a burst (the kernel was busy running a cell, see :class:`StaleFrameFilter`) are
+  arrive late as a burst (the kernel was busy running a cell, see :class:`~rtvoice_widget.
+  mic_ingest.StaleFrameFilter`) are
   dropped, counted and logged as one ``mic.stale_dropped`` event: replaying seconds-old speech
   would start a turn nobody is waiting for.
 - ``{"type": "played", "item_id", "ms", "flushed"}``: what the player really rendered (for
@@ -31,6 +38,9 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   for its marker; see ``js/lib``); at most once a second per buffer; logged as
   ``playback.overflow``.
 - ``{"type": "text", "text"}``: a typed user message.
+- ``{"type": "front_end"}``: the loader (``_esm``) asks for the front-end bundle; answered with
+  ``{"type": "front_end", "hash"}`` + the bundle's UTF-8 text as one buffer (also sent unasked
+  as the widget is made). ``hash`` is the ``_front_end`` trait.
 - ``{"type": "control", "action"}``: ``connect``, ``disconnect``, ``interrupt``, ``ptt_start``,
   ``ptt_end``, ``hello`` (a view asks for the history so far, and the mic link's address).
   ``ptt_end`` carries ``stream`` and ``through`` (the last frame the capture numbered before the
@@ -42,7 +52,7 @@ can reach the kernel's 127.0.0.1 (a local JupyterLab), mic frames, assistant aud
 travel over a WebSocket between the page's audio worker and a thread of this kernel instead of
 through the page's main thread, the Jupyter server and the kernel's main thread. Mic frames then
 reach the session while a cell runs, and arrive in a few ms instead of 100+ ms. Frames from the
-link are handed to the same message handlers as Jupyter's (``content["via"] == "link"``).
+link are handed to the same message callbacks (``on_msg``) as Jupyter's (``content["via"] == "link"``).
 Everything else, and all audio where the link does not open, goes through Jupyter. Switching
 between the two (the link opens after the first frames went through Jupyter, or closes) loses
 and reorders nothing: mic frames are put back in ``seq`` order, copies dropped
@@ -82,9 +92,11 @@ from typing import Any, Callable, Iterable
 import anywidget
 import traitlets
 
-from rtvoice_widget._assets import js_dir, js_source
+from rtvoice_widget._assets import STATIC, bundle
 from rtvoice_widget.config import SessionConfig
-from rtvoice_widget.mic_link import Gap, MicFrameOrder, MicLink
+from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
+from rtvoice_widget.mic_link import MicLink
+from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 
 __all__ = ["MicLink", "StaleFrameFilter", "TranscriptView", "VoiceChat"]
@@ -96,7 +108,6 @@ _BATCH_INTERVAL_S = 0.1  # events/transcript to the browser at most 10 times a s
 _STATS_INTERVAL_S = 0.5
 _HISTORY_ROWS = 2000  # rows replayed to a view that (re)opens; the log itself keeps everything
 _PCM_BYTES_PER_MS = 48
-_FRAME_MS = 20  # the page sends the mic in frames of this length
 # Events after which the user is no longer speaking, as far as the server's VAD is concerned.
 _SPEECH_ENDED = frozenset({"input_audio_buffer.speech_stopped", "input_audio_buffer.cleared",
                            "input_audio_buffer.committed", "connection.lost", "connection.closed"})
@@ -108,54 +119,6 @@ _MUTE_TAIL_MARGIN_MS = 200
 # server confirms only once its models are loaded: seconds when warm, tens of seconds on a busy
 # machine's first start. A remote server answers at once; one that never does is broken.
 _READY_TIMEOUT_S = {"local": 120.0, "remote": 10.0}
-
-
-def _is_uint32(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 32
-
-
-class StaleFrameFilter:
-    """Decides whether a mic frame is too old to be worth sending.
-
-    The browser stamps each frame with its capture time (page clock) and the kernel receives it
-    on its own clock; the two clocks may differ by any constant (another machine). The smallest
-    ``receive - capture`` seen is taken as the baseline transit; a frame is stale when it arrived
-    more than ``max_delay_ms`` later than that baseline, which is what happens when a busy cell
-    held the messages back: they then arrive as a burst, far faster than real time.
-
-    A delay that lasts is different: stale frames that keep arriving at real-time pace for
-    ``rebase_after_ms`` (a loaded kernel, a slower network path) become the new baseline, so the
-    assistant is never left deaf by an old, unusually fast frame.
-    """
-
-    def __init__(self, max_delay_ms: float = 500.0, rebase_after_ms: float = 2000.0) -> None:
-        self.max_delay_ms = max_delay_ms
-        self.rebase_after_ms = rebase_after_ms
-        self.baseline: float | None = None
-        self.dropped = 0
-        self.rebased = 0
-        self._stale_since: float | None = None
-
-    def is_stale(self, capture_ms: float, receive_ms: float) -> bool:
-        transit = receive_ms - capture_ms
-        if self.baseline is None or transit < self.baseline:
-            self.baseline = transit
-        if transit - self.baseline <= self.max_delay_ms:
-            self._stale_since = None
-            return False
-        if self._stale_since is None:
-            self._stale_since = receive_ms
-        elif receive_ms - self._stale_since >= self.rebase_after_ms:
-            self.baseline = transit
-            self._stale_since = None
-            self.rebased += 1
-            return False
-        self.dropped += 1
-        return True
-
-    def reset(self) -> None:
-        self.baseline = None
-        self._stale_since = None
 
 
 class TranscriptView:
@@ -269,9 +232,10 @@ class VoiceChat(anywidget.AnyWidget):
     ``headphones=True`` sends the mic all the time, so you can interrupt by speaking.
     """
 
-    _esm = js_dir() / "widget.js"
-    _css = js_dir() / "widget.css"
-    _modules = traitlets.Dict().tag(sync=True)
+    # Only a small loader is widget state (saved with the notebook); it asks for the front end
+    # itself (see _assets.py and _send_front_end), which `_front_end` names by its hash.
+    _esm = STATIC / "loader.js"
+    _front_end = traitlets.Unicode().tag(sync=True)
     _widget_id = traitlets.Unicode().tag(sync=True)
     _mic_owner = traitlets.Unicode("").tag(sync=True)
 
@@ -326,9 +290,7 @@ class VoiceChat(anywidget.AnyWidget):
         self._backend = backend
         td = config.turn_detection
         super().__init__(
-            _modules={name: js_source(f"{path}.js") for name, path in
-                      (("dsp", "lib/dsp"), ("player", "lib/player"), ("state", "lib/state"),
-                       ("handover", "lib/handover"), ("worklets", "worklets"))},
+            _front_end=bundle()[0],
             _widget_id=uuid.uuid4().hex,
             voice=config.voice,
             voices=list(dict.fromkeys((config.voice, *VOICES))),
@@ -348,38 +310,25 @@ class VoiceChat(anywidget.AnyWidget):
         self._pending_entries: dict[str, dict[str, Any]] = {}
         self._history: deque[dict[str, Any]] = deque(maxlen=_HISTORY_ROWS)
         self._transcript = TranscriptView()
-        self._stale = StaleFrameFilter(stale_frame_ms)
-        # Mic frames back in capture order (they may come through Jupyter and the link). Frames
-        # waiting for a missing one wait half the stale limit at most: a missing frame later
-        # than that is nearly stale itself, and the waiting ones must still be fresh enough to
-        # pass the stale filter once they go on.
-        self._mic_lock = threading.Lock()  # order + delivery: one frame at a time, in order
-        self._mic_order: MicFrameOrder[tuple[dict[str, Any], bytes] | None] = MicFrameOrder(
-            max(1, math.ceil(stale_frame_ms / 2 / _FRAME_MS)))
-        self._mic_wait_s = stale_frame_ms / 2 / 1000
-        self._mic_held_since: float | None = None
-        # An action (the end of a push-to-talk turn) waiting until the session has the frames
-        # the page numbered before it: (stream, last seq, action, since when).
-        self._mic_then: tuple[int, int, Callable[[], None], float] | None = None
-        self._mic_timer: threading.Timer | None = None
-        self._player_lock = threading.Lock()  # player messages: one transport decision at a time
-        self._player_conn: int | None = None  # the link connection the page was told to play from
-        self._stale_burst = 0
+        # Mic frames back in capture order, fresh, onto the session clock (see mic_ingest.py).
+        self._mic = MicIngest(lambda: self._session, self._local, stale_frame_ms)
         self._sound_started: set[str] = set()  # items whose playback.started is logged
-        self._frames_in = 0
-        self._frames_via_link = 0
         self._callbacks: list[tuple[str, Callable[..., Any]]] = []
         self._unsubscribe: list[Callable[[], None]] = []
         self._applying = False
         self._user_speaking = False  # between the server's speech_started and its end
         # Audio straight between the page's audio worker and here (see MicLink); Jupyter stays
         # the fallback.
+        self._msg_listeners: list[Callable[..., Any]] = []  # on_msg callbacks, for link frames
         self._mic_link = MicLink(self._on_link_frame, self._on_link_peer) if mic_link else None
+        # Assistant audio to the page's player, over the link when it is open (player_route.py).
+        self._player = PlayerRoute(lambda header, buffers: self.send(header, buffers=buffers), self._mic_link)
         self._session = self._new_session()
         self._pump_stop = threading.Event()
         self._pump = threading.Thread(target=self._run_pump, name="rtvoice-widget-pump", daemon=True)
         self._pump.start()
         self.on_msg(self._on_browser_message)
+        self._send_front_end()  # early: a page may get it before the cell that made us ends
         self.observe(self._on_setting, names=["voice", "speed", "turn_detection", "vad_threshold", "silence_ms",
                                               "instructions", "mode"])
 
@@ -407,11 +356,7 @@ class VoiceChat(anywidget.AnyWidget):
 
     def metrics(self) -> dict[str, Any]:
         """Session counters and latencies, plus the widget's own (mic frames in, stale drops)."""
-        order = self._mic_order
-        return {**self._session.metrics(), "mic_frames_in": self._frames_in,
-                "mic_frames_via_link": self._frames_via_link, "mic_frames_stale_dropped": self._stale.dropped,
-                "mic_frames_duplicate": order.duplicates, "mic_frames_late": order.late,
-                "mic_frames_missing": order.missing}
+        return {**self._session.metrics(), **self._mic.metrics()}
 
     def save(self, path: Any, **options: Any):
         """Save the conversation (events, turns, both audio tracks, config without secrets).
@@ -446,7 +391,7 @@ class VoiceChat(anywidget.AnyWidget):
             if self._session.endpoint is not None:  # a used session cannot reconnect: start afresh
                 self._replace_session()
             session = self._session
-            self._stale.reset()
+            self._mic.reset_clock()
             self.ready = False
             with self.hold_sync():  # one update: the front end never sees a half-changed state
                 self.error = ""
@@ -534,9 +479,7 @@ class VoiceChat(anywidget.AnyWidget):
     def close(self) -> None:
         """Disconnect and remove the widget (stops its background thread)."""
         self._pump_stop.set()
-        with self._mic_lock:
-            if self._mic_timer is not None:
-                self._mic_timer.cancel()
+        self._mic.close()
         try:
             self._session.close()
             if self._mic_link is not None:
@@ -649,34 +592,14 @@ class VoiceChat(anywidget.AnyWidget):
             self.status = "disconnected"
 
     def _on_output_audio(self, item_id: str, response_id: str, pcm16: bytes) -> None:
-        self._to_player({"type": "audio", "item_id": item_id, "response_id": response_id}, pcm16)
+        self._player.audio(item_id, response_id, pcm16)
 
     def _on_flush(self, item_id: str | None) -> None:
-        self._to_player({"type": "flush", "item_id": item_id})
-
-    def _to_player(self, header: dict[str, Any], pcm16: bytes | None = None) -> None:
-        """Audio and flushes for the page's player: over the mic link when the page holds one
-        open (fewer hops, no main thread), else through Jupyter. Each transport keeps its own
-        order, and the hand-over marker (see :class:`MicLink`) keeps it across them."""
-        with self._player_lock:
-            link = self._mic_link
-            conn = link.conn if link is not None else None
-            if conn is not None:
-                self._hand_player_to(conn)
-                if link.send(header, pcm16 or b"", conn):
-                    return
-            self.send(header, buffers=[pcm16] if pcm16 is not None else None)
-
-    def _hand_player_to(self, conn: int) -> None:
-        # Holds _player_lock: the marker follows everything sent through Jupyter before it.
-        if conn != self._player_conn:
-            self.send({"type": "player_link", "conn": conn})
-            self._player_conn = conn
+        self._player.flush(item_id)
 
     def _on_link_peer(self, conn: int) -> None:
-        # MicLink's thread, as a page connects: tell it now, so link audio never waits for it.
-        with self._player_lock:
-            self._hand_player_to(conn)
+        # MicLink's thread, as a page connects.
+        self._player.link_opened(conn)
 
     # -- browser messages (kernel main thread) ----------------------------------------------
 
@@ -686,7 +609,7 @@ class VoiceChat(anywidget.AnyWidget):
         kind = content.get("type")
         try:
             if kind == "audio":
-                self._on_mic_frame(content, buffers)
+                self._mic.push(content, buffers)
             elif kind == "played":
                 self._session.playback_progress(content.get("item_id"), content.get("ms"),
                                                 flushed=content.get("flushed") is True)
@@ -700,6 +623,8 @@ class VoiceChat(anywidget.AnyWidget):
                 self._session.send_text(content.get("text"))
             elif kind == "control":
                 self._on_control(content.get("action"), content)
+            elif kind == "front_end":
+                self._send_front_end()
             else:
                 self._local_error(f"ignored an unknown browser message type {kind!r:.40}")
         except SessionClosedError:
@@ -707,13 +632,18 @@ class VoiceChat(anywidget.AnyWidget):
         except (TypeError, ValueError) as exc:
             self._local_error(f"bad {kind} message from the browser: {exc}")
 
+    def _send_front_end(self) -> None:
+        """The front-end bundle for the loader (``_esm``): a custom message, never saved."""
+        hash_, data = bundle()
+        self.send({"type": "front_end", "hash": hash_}, buffers=[data])
+
     def _note_playback_started(self, content: dict[str, Any]) -> None:
         """Log ``playback.started`` once per item: when the page's player rendered its first
         sample (``started_t``, page clock), on the session clock (``started_ms``), for the turns
         table's ``voice_to_first_sound_ms``.
 
         The page clock is mapped as the mic frames' capture times are
-        (:meth:`_captured_on_session_clock`): the fastest mic transit counts as zero. The end of
+        (:meth:`MicIngest.page_to_session_ms <rtvoice_widget.mic_ingest.MicIngest.page_to_session_ms>`): the fastest mic transit counts as zero. The end of
         voice comes from the recording, where those capture times placed the user's audio, so
         the gap is between two times of one clock and that transit cancels out. Without mic
         frames there is no mapping (and no recorded voice to measure from): nothing is logged.
@@ -722,12 +652,9 @@ class VoiceChat(anywidget.AnyWidget):
         if (not isinstance(item_id, str) or item_id in self._sound_started or isinstance(started_t, bool)
                 or not isinstance(started_t, (int, float)) or not math.isfinite(started_t)):
             return
-        baseline = self._stale.baseline
-        if baseline is None:
+        started_ms = self._mic.page_to_session_ms(float(started_t))
+        if started_ms is None:
             return
-        # Both clocks read together, as in _send_mic_frame.
-        received_ms, session_ms = time.time() * 1000, self._session.now_ms()
-        started_ms = float(started_t) + baseline + (session_ms - received_ms)
         self._sound_started.add(item_id)
         if len(self._sound_started) > 256:
             self._sound_started = {item_id}  # old items never report again
@@ -748,146 +675,28 @@ class VoiceChat(anywidget.AnyWidget):
         self._local("playback.overflow", text=str(content.get("detail") or "")[:200] or None,
                     buffer=str(content.get("buffer"))[:20], **fields)
 
-    def _on_mic_frame(self, content: dict[str, Any], buffers: list[Any]) -> None:
-        """A mic frame from either transport (any thread): into capture order, then delivered."""
-        stream, seq = content.get("stream", 0), content.get("seq")
-        for name, value in (("stream", stream), ("seq", seq)):
-            if not _is_uint32(value):
-                raise ValueError(f"audio message with a bad {name} {value!r:.40}: a uint32 is required")
-        pcm = bytes(buffers[0]) if buffers else b""
-        problem = ("audio message without a buffer" if not buffers else "empty audio frame" if not pcm
-                   else f"audio frame of {len(pcm)} bytes: PCM16 needs an even count" if len(pcm) % 2 else None)
-        with self._mic_lock:
-            # A bad frame still takes its place, so the frames after it need not wait for it.
-            self._deliver_mic(*self._mic_order.push(stream, seq, None if problem else (content, pcm)))
-        if problem:
-            raise ValueError(problem)
-
-    def _deliver_mic(self, frames: list[tuple[dict[str, Any], bytes] | None], gaps: list[Gap]) -> None:
-        """Hand ordered frames to the session (holds _mic_lock); keep a timer while some wait."""
-        for gap in gaps:
-            self._local("mic.gap", text=f"{gap.count * _FRAME_MS} ms of mic audio never arrived "
-                        f"(frames {gap.first}..{gap.first + gap.count - 1}); went on without it",
-                        stream=gap.stream, first_seq=gap.first, missing_frames=gap.count,
-                        missing_ms=gap.count * _FRAME_MS)
-        for frame in frames:
-            if frame is None:
-                continue
-            try:
-                self._send_mic_frame(*frame)
-            except SessionClosedError:
-                pass  # late frames after a disconnect: nothing to deliver them to
-            except (TypeError, ValueError) as exc:
-                self._local_error(f"bad audio message from the browser: {exc}")
-        then = self._mic_then
-        if then is not None and self._mic_order.covers(then[0], then[1]):
-            self._mic_then = None
-            self._run_mic_action(then[2])
-        if not self._mic_order.held:
-            self._mic_held_since = None
-        elif self._mic_held_since is None:
-            self._mic_held_since = time.monotonic()
-        waiting = [t for t in (self._mic_held_since, self._mic_then and self._mic_then[3]) if t is not None]
-        if waiting and self._mic_timer is None:
-            wait = self._mic_wait_s - (time.monotonic() - min(waiting))
-            self._mic_timer = threading.Timer(max(0.0, wait), self._on_mic_wait_over)
-            self._mic_timer.daemon = True
-            self._mic_timer.start()
-
-    def _on_mic_wait_over(self) -> None:
-        # Timer thread: frames the page sent did not come within half of stale_frame_ms (the mic
-        # may have gone quiet since, so no later frame would push the waiting ones out): go on
-        # without them. Then re-arm for whatever still waits.
-        with self._mic_lock:
-            self._mic_timer = None
-            now = time.monotonic()
-            then = self._mic_then
-            if then is not None and now - then[3] >= self._mic_wait_s:
-                self._deliver_mic(*self._mic_order.skip_through(then[0], then[1]))
-            since = self._mic_held_since
-            if since is not None and now - since >= self._mic_wait_s:
-                self._deliver_mic(*self._mic_order.give_up())
-            self._deliver_mic([], [])
-
-    def _after_mic_frames(self, content: dict[str, Any], action: Callable[[], None]) -> None:
-        """Run ``action`` once the session has every frame the page numbered before it asked
-        (``stream``, ``through``: the last one; frames still on their way over the link may
-        arrive after the request that came through Jupyter), waiting at most half of
-        ``stale_frame_ms``. Without them (an older page), deliver what waits and run it now."""
-        stream, through = content.get("stream"), content.get("through")
-        with self._mic_lock:
-            if self._mic_then is not None:  # an earlier request still waiting: it goes first
-                earlier, self._mic_then = self._mic_then, None
-                self._deliver_mic(*self._mic_order.skip_through(earlier[0], earlier[1]))
-                self._run_mic_action(earlier[2])
-            if not (_is_uint32(stream) and isinstance(through, int) and not isinstance(through, bool)
-                    and -1 <= through < 2 ** 32):
-                self._deliver_mic(*self._mic_order.give_up())
-                self._run_mic_action(action)
-                return
-            self._mic_then = (stream, through, action, time.monotonic())
-            self._deliver_mic([], [])  # runs it at once if those frames are all here
-
-    def _run_mic_action(self, action: Callable[[], None]) -> None:
-        # Holds _mic_lock, on whichever thread delivered the last frame it waited for.
-        try:
-            action()
-        except SessionClosedError:
-            pass
-        except Exception as exc:  # e.g. the cost limit: the session logged it; keep the link alive
-            self._local_error(f"{getattr(action, '__name__', 'action')} failed: {type(exc).__name__}: {exc}")
-
     def _end_push_to_talk(self) -> None:
         self._session.commit()
         self._session.create_response()
 
-    def _flush_mic_order(self) -> None:
-        """Deliver every frame still waiting for a missing one, before the turn ends or clears."""
-        with self._mic_lock:
-            self._deliver_mic(*self._mic_order.give_up())
-
-    def _send_mic_frame(self, content: dict[str, Any], pcm: bytes) -> None:
-        if not self._session.connected:
-            return
-        capture_ms = content.get("t")
-        rebased = self._stale.rebased
-        captured_ms = None
-        if isinstance(capture_ms, (int, float)) and not isinstance(capture_ms, bool) and math.isfinite(capture_ms):
-            # Both clocks read together: a thread switch between them would shift captured_ms.
-            received_ms, session_ms = time.time() * 1000, self._session.now_ms()
-            if self._stale.is_stale(float(capture_ms), received_ms):
-                self._stale_burst += len(pcm) / _PCM_BYTES_PER_MS
-                return
-            captured_ms = self._captured_on_session_clock(float(capture_ms), received_ms, session_ms, len(pcm))
-        if self._stale.rebased != rebased:
-            self._local("mic.delay_adopted", text="mic audio keeps arriving late: accepting the longer "
-                        "delay instead of dropping it", transit_ms=self._stale.baseline)
-        if self._stale_burst:
-            self._local("mic.stale_dropped", text=f"dropped {self._stale_burst:.0f} ms of mic audio that "
-                        "arrived late (the kernel was busy)", dropped_ms=self._stale_burst)
-            self._stale_burst = 0
-        self._frames_in += 1
-        if content.get("via") == "link":
-            self._frames_via_link += 1
-        self._session.send_audio(pcm, captured_ms=captured_ms)
+    def on_msg(self, callback: Callable[..., Any], remove: bool = False) -> None:
+        """As ``Widget.on_msg``; the callbacks also get the mic link's frames (see below)."""
+        super().on_msg(callback, remove=remove)
+        if remove:
+            if callback in self._msg_listeners:
+                self._msg_listeners.remove(callback)
+        elif callback not in self._msg_listeners:
+            self._msg_listeners.append(callback)
 
     def _on_link_frame(self, content: dict[str, Any], pcm: bytes) -> None:
-        # MicLink's thread: through the custom-message callbacks, so every on_msg listener sees
-        # link frames as it sees frames that came through Jupyter.
-        self._handle_custom_msg(content, [pcm])
-
-    def _captured_on_session_clock(self, capture_ms: float, received_ms: float, session_ms: float,
-                                   nbytes: int) -> float:
-        """When a frame's first sample was captured, on the session clock.
-
-        ``t`` is the frame's end on the page clock. As in :class:`StaleFrameFilter`, the fastest
-        transit seen counts as zero: a frame that took longer than that was captured that much
-        before it arrived. ``received_ms`` (page-comparable clock) and ``session_ms`` are the
-        same moment on the two clocks.
-        """
-        assert self._stale.baseline is not None  # set by is_stale() just before
-        extra_transit = (received_ms - capture_ms) - self._stale.baseline
-        return session_ms - extra_transit - nbytes / _PCM_BYTES_PER_MS
+        # MicLink's thread: to every on_msg callback, so each sees link frames as it sees frames
+        # that came through Jupyter. Like ipywidgets' dispatcher, one failing callback does not
+        # stop the others.
+        for callback in list(self._msg_listeners):
+            try:
+                callback(self, content, [pcm])
+            except Exception as exc:
+                self._local_error(f"a message callback failed on a link frame: {type(exc).__name__}: {exc}")
 
     def _on_control(self, action: Any, content: dict[str, Any]) -> None:
         if action == "connect":
@@ -902,10 +711,10 @@ class VoiceChat(anywidget.AnyWidget):
         elif action == "interrupt":
             self.interrupt()
         elif action == "ptt_start":
-            self._flush_mic_order()
+            self._mic.flush()
             self._session.clear_audio()
         elif action == "ptt_end":
-            self._after_mic_frames(content, self._end_push_to_talk)
+            self._mic.after(content, self._end_push_to_talk)
         else:
             raise ValueError(f"unknown control action {action!r:.40}")
 
@@ -918,7 +727,7 @@ class VoiceChat(anywidget.AnyWidget):
             return
         wait_ms = turn.silence_duration_ms if turn.type == "server_vad" else _SEMANTIC_MAX_WAIT_MS[turn.eagerness]
         silence_ms = wait_ms + _MUTE_TAIL_MARGIN_MS
-        self._flush_mic_order()  # the last words first, then the silence
+        self._mic.flush()  # the last words first, then the silence
         try:
             self._session.send_audio(bytes(_PCM_BYTES_PER_MS * silence_ms))
         except SessionClosedError:

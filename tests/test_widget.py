@@ -116,7 +116,7 @@ def test_bad_browser_messages_are_logged_and_lose_nothing(chat, server, rec):
     rec.browser_send(chat, {"type": "audio", "seq": 2, "t": time.time() * 1000}, [frame(2)])
     wait_until(lambda: appended_audio(server) == frame(2), message="good frame after bad ones")
     assert chat.session.connected
-    assert chat.events.filter(type="mic.gap").empty and chat._mic_order.held == 0
+    assert chat.events.filter(type="mic.gap").empty and chat._mic.order.held == 0
     for bad in ({"seq": -1}, {"seq": "3"}, {"seq": 3, "stream": 2 ** 32}, {}):
         rec.browser_send(chat, {"type": "audio", "t": time.time() * 1000, **bad}, [frame(3)])
     wait_until(lambda: sum("a uint32 is required" in e for e in chat.events.filter(type="widget.error")["text"]) == 4,
@@ -518,7 +518,7 @@ def test_transcript_view_partials_finals_and_interruptions():
 
 
 def link_frame(t: float, seq: int, pcm: bytes, sent: float | None = None, stream: int = 0) -> bytes:
-    """A page -> kernel mic-link frame, as js/worklets.js's worker builds it."""
+    """A page -> kernel mic-link frame, as js/worklets/link-worker.js builds it."""
     return struct.pack("<ddII", t, t if sent is None else sent, stream, seq) + pcm
 
 
@@ -541,6 +541,27 @@ def greeted(link, info: dict):
     header, payload = link_message(link.recv(timeout=10))
     assert header == {"type": "hello", "key": info["key"], "conn": header["conn"]} and payload == b""
     return link
+
+
+def test_on_msg_callbacks_see_link_frames_as_jupyter_ones(chat, server, rec):
+    """Link frames reach every ``on_msg`` callback (through VoiceChat.on_msg, no private
+    ipywidgets path); a removed callback gets none, and a failing one stops nothing."""
+    seen, gone = [], []
+    chat.on_msg(lambda _w, content, buffers: seen.append((content.get("via"), content.get("seq"), bytes(buffers[0]))))
+    chat.on_msg(lambda *_: 1 / 0)
+    removed = lambda *args: gone.append(args)  # noqa: E731
+    chat.on_msg(removed)
+    chat.on_msg(removed, remove=True)
+    info = link_info(chat, rec)
+    with ws_connect(f"{info['url']}?token={info['token']}") as link:
+        greeted(link, info)
+        wait_until(lambda: chat._mic_link.connected, message="link connected")
+        now = time.time() * 1000
+        for i in range(3):
+            link.send(link_frame(now + 20 * i, i, frame(i)))
+        wait_until(lambda: len(server.client_events("input_audio_buffer.append")) >= 3, message="appends")
+    assert [s for s in seen if s[0] == "link"] == [("link", i, frame(i)) for i in range(3)]
+    assert gone == []
 
 
 def test_mic_link_carries_mic_frames_in_and_assistant_audio_and_flushes_out(chat, server, rec):
@@ -668,7 +689,7 @@ def test_frames_through_jupyter_and_the_link_reach_the_session_in_order_once(cha
         greeted(link, info)
         for i in range(5, 15):
             link.send(link_frame(now + 20 * i, i, frames[i], stream=9))
-        wait_until(lambda: chat._mic_order.held == 10, message="link frames waiting for 0..4")
+        wait_until(lambda: chat._mic.order.held == 10, message="link frames waiting for 0..4")
         assert not server.client_events("input_audio_buffer.append")
         for i in range(10):
             rec.browser_send(chat, {"type": "audio", "stream": 9, "seq": i, "t": now + 20 * i}, [frames[i]])
@@ -708,7 +729,7 @@ def test_mute_and_push_to_talk_deliver_waiting_frames_first(chat, server, rec):
     now = time.time() * 1000
     rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
     rec.browser_send(chat, {"type": "audio", "stream": 5, "seq": 1, "t": now}, [frame(1)])
-    assert chat._mic_order.held == 1
+    assert chat._mic.order.held == 1
     rec.browser_send(chat, {"type": "control", "action": "ptt_end"})
     server.wait_for("input_audio_buffer.commit")
     types = [e["type"] for e in server.client_events() if e["type"].startswith("input_audio_buffer.")]
@@ -830,7 +851,7 @@ def test_push_to_talk_ends_after_the_last_frame_captured_while_held(chat, server
         for i in range(2):
             rec.browser_send(chat, {"type": "audio", "stream": 6, "seq": i, "t": now + 20 * i}, [frame(i)])
         rec.browser_send(chat, {"type": "control", "action": "ptt_end", "stream": 6, "through": 3})
-        assert chat._mic_then is not None  # waiting for frames 2 and 3
+        assert chat._mic._then is not None  # waiting for frames 2 and 3
         assert chat.events.filter(type="input_audio_buffer.commit").empty
         for i in (2, 3):
             link.send(link_frame(now + 20 * i, i, frame(i), stream=6))
@@ -857,7 +878,7 @@ def test_push_to_talk_ends_anyway_when_its_last_frames_never_come(server, rec):
         # Nothing numbered before the release (-1): committed at once.
         rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
         rec.browser_send(chat, {"type": "control", "action": "ptt_end", "stream": 8, "through": -1})
-        assert chat._mic_then is None
+        assert chat._mic._then is None
         wait_until(lambda: len(server.client_events("input_audio_buffer.commit")) == 2, message="second commit")
     finally:
         chat.close()

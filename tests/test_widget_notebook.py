@@ -43,3 +43,14 @@ def test_saved_notebook_with_widget_state_holds_no_key(tmp_path, monkeypatch):
     # ... and the key is nowhere in it.
     assert SECRET not in text
     assert SECRET not in json.dumps(nb, default=str)
+
+    # Nothing but state: the front end comes from the kernel, so the file carries only anywidget's
+    # small loader, not the bundle, the worklets or the CSS (once ~100 kB per widget).
+    mine = ours[0]["state"]
+    sizes = {name: len(json.dumps(value)) for name, value in mine.items()}
+    assert max(sizes.values()) < 4000, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    assert sum(sizes.values()) < 8000, sizes
+    bundle = (ROOT / "rtvoice_widget" / "static" / "widget.js").read_text()
+    for marker in ("registerProcessor", "AudioWorkletProcessor", "PlaybackQueue", ".rtv-root", bundle[-200:]):
+        assert marker not in text, marker
+    assert [n for n, v in mine.items() if isinstance(v, str) and "export " in v] == ["_esm"]

@@ -1,8 +1,8 @@
 // Pure audio helpers shared by the capture worklet, the main thread and node's tests.
 //
-// Contract: this file has no imports and no top-level side effects, because its source text is
-// also concatenated into the AudioWorklet modules (worklets cannot import our other files when
-// loaded from a Blob URL). Everything here works on plain typed arrays.
+// Contract: no top-level side effects: esbuild bundles it into the capture worklet and the
+// mic-link worker (js/worklets/) as well as the main bundle. Everything here works on plain
+// typed arrays.
 
 /** Float samples in [-1, 1] to little-endian PCM16 (clipped, rounded to nearest). */
 export function floatToPcm16(samples) {
@@ -53,7 +53,7 @@ export function rms(samples) {
 /**
  * Streaming band-limited resampler (Hann-windowed sinc, polyphase, normalised weights).
  *
- * Hand-written because the AudioWorklet scope cannot load npm packages from a Blob URL and the
+ * Hand-written, small and dependency-free (it runs inside the capture worklet), because the
  * browser's own resampling is not reachable from a worklet. Feed blocks of any length with
  * `process()`; the output is continuous across blocks (state: the integer read position, its
  * phase, and the filter history). The ratio is kept exact as integers (44100 -> 24000 is 147/80),

@@ -1,8 +1,8 @@
 // Hand-overs between the two ways audio travels (Jupyter messages and the mic link), so that
 // switching from one to the other never loses nor reorders audio. Used by the mic-link worker
-// (its source is concatenated into it) and by node's tests.
+// (bundled into it, see js/worklets/link-worker.js) and by node's tests.
 //
-// Contract: no imports, no top-level side effects (the source is concatenated into a worker).
+// Contract: no top-level side effects (bundled into a worker).
 
 /**
  * Assistant audio and flushes for the player, from two transports, in the kernel's order.

@@ -1,6 +1,6 @@
 // The assistant-audio queue that runs inside the playback AudioWorklet.
 //
-// Contract: no imports, no top-level side effects (its source is concatenated into the worklet).
+// Contract: no top-level side effects (bundled into the worklet, js/worklets/playback.js).
 // Samples are floats at the AudioContext's rate; the main thread resamples from 24 kHz before
 // queueing. The queue answers one question the kernel needs for truncation: how many ms of each
 // item have really been rendered to the speakers.

@@ -64,9 +64,6 @@ class FakeModel {
 async function open(data) {
   const state = data.state;
   const model = (harness.model = new FakeModel(state));
-  const style = document.createElement("style");
-  style.textContent = state._css;
-  document.head.append(style);
   const url = URL.createObjectURL(new Blob([state._esm], { type: "text/javascript" }));
   const widget = (await import(url)).default;
   if (widget.initialize) harness.cleanups.push(await widget.initialize({ model }));

@@ -1,0 +1,92 @@
+// The mic: asking for it, the capture worklet node that frames it (js/worklets/capture.js), and
+// the gate that decides which frames are meant for the kernel.
+
+/** The constraints the mic is opened with: the browser's echo canceller and friends on. */
+export const MIC_CONSTRAINTS = {
+  audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
+};
+
+// Half-duplex tail: after the assistant's audio stops, the mic stays closed this long.
+export const PLAYBACK_TAIL_MS = 250;
+
+/**
+ * Whether a captured frame should go to the kernel now: the mode (mute, push-to-talk held),
+ * the session (connected and confirmed by the server) and, on speakers, half-duplex: the
+ * browser's echo canceller does not see Web Audio playback, so the model would hear itself;
+ * the mic is held while the assistant is audible and `PLAYBACK_TAIL_MS` after.
+ */
+export function gateOpen({ mode, pttHeld, status, ready, headphones, playing, msSincePlayback }) {
+  if (mode === "mute") return false;
+  if (mode === "push_to_talk" && !pttHeld) return false;
+  if (status !== "connected") return false;
+  if (!ready) return false; // the server has not confirmed the session yet
+  if (!headphones && (playing || msSincePlayback < PLAYBACK_TAIL_MS)) return false;
+  return true;
+}
+
+const NO_MIC_HERE = "This page cannot use a microphone (it needs https or localhost, and some front ends such as VS Code webviews block it). Type below instead, or open the notebook in JupyterLab in a browser.";
+
+/** What to tell the person when getUserMedia failed: [mic state, detail]. */
+export function micError(err) {
+  const name = err && err.name;
+  if (name === "NotAllowedError" || name === "SecurityError") {
+    return ["denied", "Microphone access was denied. Allow it for this site in the browser's address bar, then click the mic button. You can also type below."];
+  }
+  if (name === "NotFoundError" || name === "OverconstrainedError") {
+    return ["no_device", "No microphone was found. Connect one and click the mic button, or type below."];
+  }
+  return ["error", `The microphone could not start: ${err && err.message ? err.message : name}`];
+}
+
+/**
+ * Ask for the mic: `{stream}`, or `{state, detail}` saying why there is none
+ * (`mediaDevices`: `navigator.mediaDevices`, absent on an insecure page).
+ */
+export async function openMic(mediaDevices) {
+  if (!mediaDevices || !mediaDevices.getUserMedia) return { state: "unavailable", detail: NO_MIC_HERE };
+  try {
+    return { stream: await mediaDevices.getUserMedia(MIC_CONSTRAINTS) };
+  } catch (err) {
+    const [state, detail] = micError(err);
+    return { state, detail };
+  }
+}
+
+/**
+ * The capture worklet node on a mic stream. `id` (a random uint32) names this capture: the
+ * kernel orders frames per (stream, seq). `onFrame(frame)` gets what the worklet posts.
+ */
+export class Capture {
+  constructor(ctx, stream, onFrame) {
+    this.ctx = ctx;
+    this.stream = stream;
+    this.id = crypto.getRandomValues(new Uint32Array(1))[0];
+    this.source = ctx.createMediaStreamSource(stream);
+    this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id } });
+    this.node.port.onmessage = (e) => onFrame(e.data);
+    // Chromium only pulls audio through nodes connected to the destination: route it there muted.
+    const sink = ctx.createGain();
+    sink.gain.value = 0;
+    this.source.connect(this.node).connect(sink).connect(ctx.destination);
+  }
+
+  get track() {
+    return this.stream.getAudioTracks()[0];
+  }
+
+  /**
+   * Tell the worklet whether the next frames are meant for the kernel, with the two clocks read
+   * together (it stamps frames with them). With `ack`, it answers which frame was the last one
+   * it numbered before this (see push-to-talk.js).
+   */
+  gate(send, pageTime, ack = undefined) {
+    const msg = { type: "gate", send, contextTime: this.ctx.currentTime, pageTime };
+    if (ack) msg.ack = ack;
+    this.node.port.postMessage(msg);
+  }
+}
+
+/** Stop the mic's tracks (the browser's recording indicator goes off). */
+export function stopStream(stream) {
+  if (stream) for (const t of stream.getTracks()) t.stop();
+}

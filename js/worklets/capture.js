@@ -1,0 +1,65 @@
+// The capture AudioWorklet processor ("rtv-capture"). esbuild bundles this file with what it
+// imports into one script, which js/lib/audio-graph.js loads from a Blob URL (a worklet cannot
+// import by URL from a Blob-loaded module).
+//
+// Contract with the main thread (js/lib/capture.js):
+//   processorOptions {stream}: a uint32 naming this capture, see MicFrameOrder in
+//   rtvoice_widget/mic_link.py
+//   -> {level: RMS of the frame, seq: null} for a frame not meant for the kernel, else
+//      {level, stream, seq, t, pcm: ArrayBuffer (480 PCM16 samples, 20 ms at 24 kHz)}:
+//      seq numbers the frames meant for the kernel (0, 1, ... no holes), t is the capture time
+//      of the frame's last sample on the page clock (ms since the epoch)
+//   <- {type: "gate", send, contextTime, pageTime, ack?}: whether frames are meant for the
+//      kernel from now on (mode, readiness, half-duplex: decided by the main thread), and a
+//      context time (s) read together with the page time (ms) to stamp `t`; with `ack`,
+//      answered by {ack, stream, seq: the last frame numbered (-1: none)}, after every frame
+//      posted before it
+//   <- {type: "link", port}: also post each frame meant for the kernel ({stream, seq, t, pcm})
+//      to `port` (the mic-link worker), so it reaches the kernel without waiting for the main
+//      thread
+
+import { FrameChunker, Resampler, pcm16ToFloat, rms } from "../lib/dsp.js";
+
+class RtvCapture extends AudioWorkletProcessor {
+  constructor(options) {
+    super();
+    this.stream = options.processorOptions.stream;
+    this.resampler = new Resampler(sampleRate, 24000);
+    this.chunker = new FrameChunker(480);
+    this.link = null;
+    this.gate = null; // the main thread's latest {send, contextTime, pageTime}
+    this.seq = 0;
+    this.port.onmessage = (e) => {
+      const msg = e.data;
+      if (msg && msg.type === "link") this.link = msg.port;
+      else if (msg && msg.type === "gate") {
+        this.gate = msg;
+        // Asked to say which frame was the last one numbered before this gate (-1: none yet).
+        if (msg.ack) this.port.postMessage({ ack: msg.ack, stream: this.stream, seq: this.seq - 1 });
+      }
+    };
+  }
+  process(inputs) {
+    const channel = inputs[0] && inputs[0][0];
+    if (!channel) return true; // no input yet (device still starting): keep the node alive
+    const frames = this.chunker.push(this.resampler.process(channel));
+    for (const frame of frames) {
+      const level = rms(pcm16ToFloat(frame));
+      const gate = this.gate;
+      if (!gate || !gate.send) {
+        this.port.postMessage({ level, seq: null });
+        continue;
+      }
+      // Numbered here, the one place every frame passes, so both transports share the numbers.
+      const end = currentTime + channel.length / sampleRate;
+      const meta = { stream: this.stream, seq: this.seq++, t: gate.pageTime + (end - gate.contextTime) * 1000 };
+      if (this.link) {
+        const copy = frame.buffer.slice(0);
+        this.link.postMessage({ ...meta, pcm: copy }, [copy]);
+      }
+      this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);
+    }
+    return true;
+  }
+}
+registerProcessor("rtv-capture", RtvCapture);
