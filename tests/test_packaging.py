@@ -32,8 +32,12 @@ print(json.dumps({"package": rtvoice_widget.__file__, "static": str(STATIC), "es
 
 
 def test_a_wheel_carries_the_front_end_the_widget_loads(tmp_path):
+    # From a copy without build/: setuptools would reuse files a stale build/ still holds.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        "build", "dist", ".git", "node_modules", "__pycache__", "*.egg-info", ".pytest_cache"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
-                            str(ROOT)], capture_output=True, text=True)
+                            str(source)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("rtvoice_widget-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
