@@ -420,8 +420,8 @@ class VoiceChat(anywidget.AnyWidget):
         self.backend_label = endpoint.label if endpoint is not None else ""
         local = endpoint is not None and endpoint.backend == "local"
         if local and self._backend == "auto":
-            self.notice = ("No OPENAI_API_KEY found: using the offline local backend (small models, "
-                           "robotic voice). Set OPENAI_API_KEY and reconnect to talk to OpenAI.")
+            self.notice = ("No OPENAI_API_KEY found: using the offline local backend (small models "
+                           "on this machine). Set OPENAI_API_KEY and reconnect to talk to OpenAI.")
         with self._lock:  # session.updated may have come already, on the session thread
             if not self.ready:
                 self.waiting_for = "Starting the session\u2026"

@@ -9,8 +9,10 @@ The price is a second Python process (~1-3 s extra start-up, paid once).
 
 The subprocess prints its loading stages (``cli.STAGE_PREFIX`` lines, in words for a person:
 "Loading speech recognition (whisper-base)"), which go to every ``progress`` callback of the
-callers waiting for it, and everything it prints goes to this process's ``sys.stderr`` (a
-notebook shows it under the cell that started the chat), until it prints its URL. It exits when
+callers waiting for it. While no caller follows the start with a ``progress`` callback (a
+headless ``RealtimeSession``), everything it prints also goes to this process's ``sys.stderr``,
+until it prints its URL; ``VoiceChat`` shows the stages in its status line instead, so the cell
+is not filled with the server's log. Either way a crash report quotes its last lines. It exits when
 this process does: its stdin is a pipe from us, and it stops when that closes.
 
 When it dies on its own (a signal from a native crash, the out-of-memory killer), the message of
@@ -104,7 +106,11 @@ class _Start:
                 self._finish()
                 continue
             self.output.append(line)
-            sys.stderr.write(line)
+            with _lock:
+                listeners = list(self._listeners)
+            if not listeners:
+                # Nobody shows the stages (a headless caller): the log is the progress it sees.
+                sys.stderr.write(line)
             if line.startswith(STAGE_PREFIX):
                 stage = line[len(STAGE_PREFIX):].strip()
                 with _lock:
