@@ -33,17 +33,16 @@ tolerated (they return no action).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import math
 import statistics
-import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import SessionConfig
+from .errors import ProtocolError
+from .pcm import SAMPLE_RATE, decode_pcm16, encode_pcm16, pcm16_ms
 
 __all__ = [
     "Action",
@@ -67,11 +66,9 @@ __all__ = [
     "usage_tokens",
 ]
 
-SAMPLE_RATE = 24000
 #: Keys ``Protocol.ignored_types`` holds at most; later new unknown types count under IGNORED_OTHER.
 MAX_IGNORED_TYPES = 256
 IGNORED_OTHER = "(other)"
-_BYTES_PER_MS = SAMPLE_RATE * 2 / 1000  # PCM16 mono
 
 BETA_ALIASES: dict[str, str] = {
     "response.audio.delta": "response.output_audio.delta",
@@ -114,14 +111,6 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "response.function_call_arguments.delta": ("call_id",),
     "response.function_call_arguments.done": ("call_id",),
 }
-
-
-class ProtocolError(ValueError):
-    """A server event the protocol cannot use (not an object, no ``type``, bad base64).
-
-    Raised by :meth:`ClientProtocol.receive` before any state changes, so the caller can log the
-    event and go on.
-    """
 
 
 # --- tokens and cost ----------------------------------------------------------------------------
@@ -213,20 +202,6 @@ def _cost_usd(tokens: Mapping[str, int], prices: Mapping[str, float]) -> float:
     return sum(tokens[kind] * prices[kind] for kind in TOKEN_KINDS) / 1e6
 
 
-def pcm16_ms(nbytes: int) -> float:
-    """Duration in ms of ``nbytes`` of PCM16 mono 24 kHz audio."""
-    return nbytes / _BYTES_PER_MS
-
-
-if sys.version_info >= (3, 11):
-    def _strict_b64decode(text: str) -> bytes:
-        # strict_mode: the C equivalent of b64decode(validate=True), without its regex pass.
-        return binascii.a2b_base64(text, strict_mode=True)
-else:  # strict_mode is new in 3.11
-    def _strict_b64decode(text: str) -> bytes:
-        return base64.b64decode(text, validate=True)
-
-
 def _check_id(name: str, value: Any) -> None:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
@@ -242,7 +217,7 @@ def _encode_pcm16(pcm16: Any) -> tuple[str, float]:
         raise ValueError("pcm16 is empty")
     if size % 2:
         raise ValueError(f"pcm16 must hold whole 16-bit samples, got {size} bytes")
-    return binascii.b2a_base64(pcm16, newline=False).decode("ascii"), pcm16_ms(size)
+    return encode_pcm16(pcm16), pcm16_ms(size)
 
 
 def normalize_event(event: Any) -> dict[str, Any]:
@@ -1125,12 +1100,9 @@ class ClientProtocol:
 
     def _on_audio_delta(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         try:
-            pcm16 = _strict_b64decode(event["delta"])
-        except (binascii.Error, ValueError, TypeError) as exc:
-            raise ProtocolError(f"{event['type']}: delta is not base64 audio ({exc})") from exc
-        if len(pcm16) % 2:
-            # PCM16 samples are two bytes: an odd count means a corrupted frame, not audio.
-            raise ProtocolError(f"{event['type']}: delta has an odd byte count ({len(pcm16)}), not PCM16")
+            pcm16 = decode_pcm16(event["delta"])
+        except ProtocolError as exc:
+            raise ProtocolError(f"{event['type']}: delta: {exc}") from exc
         item_id = event["item_id"]
         response_id = event.get("response_id")
         item = self._item(item_id, now_ms)

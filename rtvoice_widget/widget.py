@@ -85,6 +85,7 @@ import traitlets
 from rtvoice_widget._assets import js_dir, js_source
 from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.mic_link import Gap, MicFrameOrder, MicLink
+from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 
 __all__ = ["MicLink", "StaleFrameFilter", "TranscriptView", "VoiceChat"]
@@ -95,7 +96,6 @@ VOICES = ("marin", "cedar", "alloy", "ash", "ballad", "coral", "echo", "sage", "
 _BATCH_INTERVAL_S = 0.1  # events/transcript to the browser at most 10 times a second
 _STATS_INTERVAL_S = 0.5
 _HISTORY_ROWS = 2000  # rows replayed to a view that (re)opens; the log itself keeps everything
-_PCM_BYTES_PER_MS = 48
 _FRAME_MS = 20  # the page sends the mic in frames of this length
 # Events after which the user is no longer speaking, as far as the server's VAD is concerned.
 _SPEECH_ENDED = frozenset({"input_audio_buffer.speech_stopped", "input_audio_buffer.cleared",
