@@ -10,9 +10,13 @@ can raise it for either side.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = ["ProtocolError"]
 
 
+# eq=False: an exception compares and hashes by identity, as every other one does.
+@dataclass(eq=False)
 class ProtocolError(ValueError):
     """An event the receiver cannot use; ``str()`` is ``message``.
 
@@ -20,18 +24,11 @@ class ProtocolError(ValueError):
     the client reads only the message.
     """
 
-    def __init__(self, message: str, code: str = "invalid_value", param: str | None = None,
-                 event_id: str | None = None, type: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.param = param
-        self.event_id = event_id
-        self.type = type
+    message: str
+    code: str = "invalid_value"
+    param: str | None = None
+    event_id: str | None = None
+    type: str = "invalid_request_error"
 
     def __str__(self) -> str:
         return self.message
-
-    def __repr__(self) -> str:
-        return (f"ProtocolError(message={self.message!r}, code={self.code!r}, param={self.param!r}, "
-                f"event_id={self.event_id!r}, type={self.type!r})")
