@@ -5,8 +5,8 @@ here: the base64 ``audio`` of ``input_audio_buffer.append`` and the ``delta`` of
 ``response.output_audio.delta`` are replaced by their duration (``audio_ms``), computed from the
 base64 length without decoding. The raw samples live in :class:`rtvoice_widget.audio.Recorder`.
 
-``EventLog.to_pandas()`` returns the public schema (docs/ARCHITECTURE.md, DESIGN.md "Event log
-schema"), one row per event in arrival order:
+``EventLog.to_pandas()`` returns the public schema (:data:`COLUMNS`, docs/ARCHITECTURE.md), one
+row per event in arrival order:
 
 =============  ====================  ==========================================================
 column         dtype                 meaning
