@@ -71,6 +71,8 @@ class Conversation:
     def __init__(self) -> None:
         self.items: dict[str, Item] = {}
         self.calls: dict[str, FunctionCall] = {}
+        self.responses_done: dict[str, str] = {}  # response id -> final status
+        self.awaiting_follow_up: set[str] = set()  # call ids answered through tool_output
 
     def item(self, item_id: str, now_ms: float | None = None) -> Item:
         """The item ``item_id``, made (added at ``now_ms``) if it is new."""
@@ -152,3 +154,25 @@ class Conversation:
         if item is not None:
             item.arguments = call.arguments
         return RunTool(call.call_id, call.name, call.arguments)
+
+    def follow_up_due(self, active_response_id: str | None) -> bool:
+        """Whether to send ``response.create`` for tool outputs now (and forget them if so).
+
+        Not while a response is active (it may still call more tools), nor before every call
+        of the calling response is answered (the model should hear all results at once); never
+        for calls of a response that was cancelled or failed.
+        """
+        if not self.awaiting_follow_up or active_response_id is not None:
+            return False
+        responses = {self.calls[c].response_id for c in self.awaiting_follow_up}
+        for response_id in responses:
+            status = self.responses_done.get(response_id or "")
+            if status is None:
+                return False  # the calling response is still going
+            if status == "completed" and any(
+                    c.output is None for c in self.calls.values() if c.response_id == response_id):
+                return False  # a sibling call is still running: answer them together
+        due = any(self.responses_done.get(self.calls[c].response_id or "") == "completed"
+                  for c in self.awaiting_follow_up)
+        self.awaiting_follow_up.clear()
+        return due

@@ -24,7 +24,7 @@ from .conversation import Conversation, FunctionCall, Item
 from .cost import TOKEN_KINDS, CostMeter
 from .playback import PlaybackModel
 from .server_events import checked_fields, normalize_event
-from .turns import Turn, latency_medians
+from .turns import Turn, TurnTracker, latency_medians
 
 __all__ = ["IGNORED_OTHER", "MAX_IGNORED_TYPES", "ClientProtocol"]
 
@@ -77,8 +77,7 @@ class ClientProtocol:
         self.barge_in = barge_in
         self.live_player = live_player
         self.active_response_id: str | None = None
-        self.turns: list[Turn] = []
-        self.pending_turn: Turn | None = None
+        self.turn_tracker = TurnTracker()
         self.errors: list[dict[str, Any]] = []
         self.server_session: dict[str, Any] | None = None
         self.rate_limits: list[dict[str, Any]] | None = None
@@ -86,11 +85,7 @@ class ClientProtocol:
         self.ignored_types: dict[str, int] = {}
         self._max_errors = max_errors
         self._ids = EventIds()
-        self._turn_by_response: dict[str, Turn] = {}
-        self._turn_by_user_item: dict[str, Turn] = {}
         self._interrupted_responses: set[str] = set()
-        self._responses_done: dict[str, str] = {}  # response id -> final status
-        self._awaiting_follow_up: set[str] = set()  # call ids answered through tool_output
 
     # --- the parts' state under the names callers have always used --------------------------------
 
@@ -102,6 +97,11 @@ class ClientProtocol:
                      doc="Function calls of the model (call id -> :class:`FunctionCall`).")
     virtual_player = property(lambda self: self.playback.virtual_player,
                               lambda self, value: setattr(self.playback, "virtual_player", value))
+    turns = property(lambda self: self.turn_tracker.turns,
+                     doc="One :class:`Turn` per response, in order.")
+    pending_turn = property(lambda self: self.turn_tracker.pending,
+                            lambda self, value: setattr(self.turn_tracker, "pending", value),
+                            doc="The turn collecting user input for the next response, if any.")
     prices = property(lambda self: self.cost.prices)
     max_cost_usd = property(lambda self: self.cost.max_cost_usd)
     tokens = property(lambda self: self.cost.tokens)
@@ -193,8 +193,8 @@ class ClientProtocol:
         """
         events = [self.function_call_output(call_id, output)]
         if call_id in self.calls:
-            self._awaiting_follow_up.add(call_id)
-            if self._follow_up_due() and not self.cost_capped:
+            self.conversation.awaiting_follow_up.add(call_id)
+            if self.conversation.follow_up_due(self.active_response_id) and not self.cost_capped:
                 events.append(self.create_response())
         return events
 
@@ -263,7 +263,7 @@ class ClientProtocol:
     def _send_truncation(self, item: Item, played_ms: float) -> Send:
         # Whole ms, exactly what the truncate event carries and the server will confirm.
         played = float(int(played_ms))
-        turn = self._turn_by_response.get(item.response_id or "")
+        turn = self.turn_tracker.by_response.get(item.response_id or "")
         if turn is not None and turn.truncated_at_ms == item.truncated_at_ms:
             turn.truncated_at_ms = played  # the barge-in's estimate for this item, now exact
         item.played_ms = item.truncated_at_ms = played
@@ -310,15 +310,15 @@ class ClientProtocol:
             return []
         self.conversation.place(item.id, event.get("previous_item_id"))
         if item.role == "user" and item.type == "message":
-            turn = self._pending(item.id)
+            turn = self.turn_tracker.pending_for(item.id)
             turn.user_item_ms = turn.user_item_ms if turn.user_item_ms is not None else now_ms
-            self._sync_user_text(item)
+            self.turn_tracker.user_text(item.id, item.text)
         return []
 
     def _on_item_done(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         item = self.conversation.update(event.get("item") or {}, now_ms)
         if item is not None and item.role == "user":
-            self._sync_user_text(item)
+            self.turn_tracker.user_text(item.id, item.text)
         return []
 
     def _on_item_deleted(self, event: dict[str, Any], now_ms: float) -> list[Action]:
@@ -333,7 +333,7 @@ class ClientProtocol:
         if item is not None:
             item.truncated_at_ms = float(event["audio_end_ms"])
             item.error = None
-            turn = self._turn_of(item.response_id)
+            turn = self.turn_tracker.of(item.response_id)
             if turn is not None:
                 turn.interrupted = True
                 turn.truncated_at_ms = item.truncated_at_ms
@@ -341,56 +341,34 @@ class ClientProtocol:
 
     # user input
 
-    def _pending(self, user_item_id: str | None = None) -> Turn:
-        """The turn collecting user input for ``user_item_id``, made if needed.
-
-        A user item that already belongs to a turn (an event arriving late) keeps that turn. A
-        new user item replaces an unanswered earlier one (whose text stays in ``items``).
-        """
-        if user_item_id is not None and user_item_id in self._turn_by_user_item:
-            return self._turn_by_user_item[user_item_id]
-        turn = self.pending_turn
-        if turn is None or (user_item_id is not None and turn.user_item_id is not None):
-            turn = self.pending_turn = Turn(index=-1)
-        if user_item_id is not None:
-            turn.user_item_id = user_item_id
-            self._turn_by_user_item[user_item_id] = turn
-        return turn
-
-    def _sync_user_text(self, item: Item) -> None:
-        turn = self._turn_by_user_item.get(item.id)
-        if turn is not None:
-            turn.user_text = item.text
-
     def _on_speech_started(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         actions = self._barge_in(now_ms) if self.barge_in else []
-        self._pending(event.get("item_id")).speech_started_ms = now_ms
+        self.turn_tracker.pending_for(event.get("item_id")).speech_started_ms = now_ms
         return actions
 
     def _on_speech_stopped(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        self._pending(event.get("item_id")).speech_stopped_ms = now_ms
+        self.turn_tracker.pending_for(event.get("item_id")).speech_stopped_ms = now_ms
         return []
 
     def _on_committed(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        turn = self._pending(event.get("item_id"))
+        turn = self.turn_tracker.pending_for(event.get("item_id"))
         turn.committed_ms = now_ms
         return []
 
     def _on_cleared(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        if self.pending_turn is not None and self.pending_turn.committed_ms is None:
-            self.pending_turn = None
+        self.turn_tracker.drop_uncommitted()
         return []
 
     def _on_transcription_delta(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         item = self.conversation.item(event["item_id"], now_ms)
         item.transcript_partial += event.get("delta") or ""
-        self._sync_user_text(item)
+        self.turn_tracker.user_text(item.id, item.text)
         return []
 
     def _on_transcription_completed(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         item = self.conversation.item(event["item_id"], now_ms)
         item.transcript = event.get("transcript") or ""
-        self._sync_user_text(item)
+        self.turn_tracker.user_text(item.id, item.text)
         return []
 
     def _on_transcription_failed(self, event: dict[str, Any], now_ms: float) -> list[Action]:
@@ -423,7 +401,7 @@ class ClientProtocol:
                 actions.append(Send(self.truncate(item.id, item.content_index, estimate)))
             if item.response_id is not None:
                 self._interrupted_responses.add(item.response_id)
-                turn = self._turn_by_response.get(item.response_id)
+                turn = self.turn_tracker.by_response.get(item.response_id)
                 if turn is not None:
                     turn.interrupted = True
                     if turn.truncated_at_ms is None:
@@ -433,7 +411,7 @@ class ClientProtocol:
         active = self.active_response_id
         if active is not None:
             self._interrupted_responses.add(active)
-            turn = self._turn_by_response.get(active)
+            turn = self.turn_tracker.by_response.get(active)
             if turn is not None:
                 turn.interrupted = True
             if cancel or not self.config.turn_detection.interrupt_response:
@@ -446,24 +424,15 @@ class ClientProtocol:
     def _on_response_created(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         response = event.get("response") or {}
         response_id = response.get("id") if isinstance(response.get("id"), str) else None
-        turn = self.pending_turn or Turn(index=-1)
-        self.pending_turn = None
-        turn.index = len(self.turns)
-        turn.response_id = response_id
-        turn.response_created_ms = now_ms
+        self.turn_tracker.start(response_id).response_created_ms = now_ms
         # This response sees every tool output sent so far: no follow-up needed for them.
-        self._awaiting_follow_up.clear()
-        self.turns.append(turn)
+        self.conversation.awaiting_follow_up.clear()
         if response_id is not None:
-            self._turn_by_response[response_id] = turn
             self.active_response_id = response_id
         if self.cost_capped:
             # Made by the server before our session.update (create_response=False) took effect.
             return [Send(self.cancel_response())]
         return []
-
-    def _turn_of(self, response_id: str | None) -> Turn | None:
-        return self._turn_by_response.get(response_id) if response_id else None
 
     def _on_output_item_added(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         data = event.get("item") or {}
@@ -472,7 +441,7 @@ class ClientProtocol:
         if item is None:
             return []
         item.role = item.role or ("assistant" if item.type == "message" else None)
-        turn = self._turn_of(response_id)
+        turn = self.turn_tracker.of(response_id)
         if turn is not None and item.id not in turn.assistant_item_ids:
             turn.assistant_item_ids.append(item.id)
         if item.type == "function_call" and item.call_id:
@@ -515,7 +484,7 @@ class ClientProtocol:
         item.content_index = content_index
         length = pcm16_ms(len(pcm16))
         item.audio_received_ms += length
-        turn = self._turn_of(response_id)
+        turn = self.turn_tracker.of(response_id)
         if turn is not None:
             turn.audio_ms += length
             if turn.first_audio_ms is None:
@@ -531,7 +500,7 @@ class ClientProtocol:
         item = self.conversation.item(event["item_id"], now_ms)
         item.role = item.role or "assistant"
         item.transcript_partial += delta
-        turn = self._turn_of(event.get("response_id"))
+        turn = self.turn_tracker.of(event.get("response_id"))
         if turn is not None:
             if turn.first_transcript_ms is None:
                 turn.first_transcript_ms = now_ms
@@ -543,7 +512,7 @@ class ClientProtocol:
         final = event.get("transcript", event.get("text"))
         if isinstance(final, str):
             item.transcript = final
-        self._sync_assistant_text(self._turn_of(event.get("response_id")))
+        self._sync_assistant_text(self.turn_tracker.of(event.get("response_id")))
         return []
 
     def _sync_assistant_text(self, turn: Turn | None) -> None:
@@ -566,43 +535,21 @@ class ClientProtocol:
             return []
         return [self.conversation.finish_arguments(call, event.get("arguments"), event.get("name"))]
 
-    def _follow_up_due(self) -> bool:
-        """Whether to send ``response.create`` for tool outputs now (and forget them if so)."""
-        if not self._awaiting_follow_up or self.active_response_id is not None:
-            return False
-        responses = {self.calls[c].response_id for c in self._awaiting_follow_up}
-        for response_id in responses:
-            status = self._responses_done.get(response_id or "")
-            if status is None:
-                return False  # the calling response is still going
-            if status == "completed" and any(
-                    c.output is None for c in self.calls.values() if c.response_id == response_id):
-                return False  # a sibling call is still running: answer them together
-        due = any(self._responses_done.get(self.calls[c].response_id or "") == "completed"
-                  for c in self._awaiting_follow_up)
-        self._awaiting_follow_up.clear()
-        return due
-
     def _on_response_done(self, event: dict[str, Any], now_ms: float) -> list[Action]:
         response = event.get("response") or {}
         response_id = response.get("id") if isinstance(response.get("id"), str) else None
         status = response.get("status") if isinstance(response.get("status"), str) else "completed"
         if response_id is not None:
-            self._responses_done[response_id] = status
+            self.conversation.responses_done[response_id] = status
         if self.active_response_id == response_id:
             self.active_response_id = None
         output = response.get("output")
         for data in output if isinstance(output, list) else ():
             self.conversation.update(data, now_ms, response_id)
-        turn = self._turn_of(response_id)
+        turn = self.turn_tracker.of(response_id)
         if turn is None:
             # A response.done without response.created (a server that skips it): still a turn.
-            turn = self.pending_turn or Turn(index=-1)
-            self.pending_turn = None
-            turn.index, turn.response_id = len(self.turns), response_id
-            self.turns.append(turn)
-            if response_id is not None:
-                self._turn_by_response[response_id] = turn
+            turn = self.turn_tracker.start(response_id)
         turn.response_done_ms = now_ms
         turn.status = status
         usage = response.get("usage")
@@ -618,7 +565,7 @@ class ClientProtocol:
             detection = self.config.turn_detection
             if detection.enabled and detection.create_response:
                 actions.append(Send(self.session_update()))
-        if self._follow_up_due() and not self.cost_capped:
+        if self.conversation.follow_up_due(self.active_response_id) and not self.cost_capped:
             actions.append(Send(self.create_response()))
         return actions
 

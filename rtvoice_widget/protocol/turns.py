@@ -112,3 +112,59 @@ def latency_medians(turns: list[Turn]) -> dict[str, float | None]:
     return {f"median_{name}": median([getattr(t, name) for t in turns])
             for name in ("speech_to_response_ms", "speech_to_first_audio_ms",
                          "speech_to_first_text_ms", "response_duration_ms")}
+
+
+class TurnTracker:
+    """Which turn each mark belongs to: ``turns`` in response order, and ``pending`` (the turn
+    collecting user input for the next response).
+
+    A turn is made at ``response.created`` (or at a ``response.done`` that came without one);
+    user marks collected before it are attached to it. Lookups by response and by user item
+    let late events (a transcript after ``response.done``) update the right turn.
+    """
+
+    def __init__(self) -> None:
+        self.turns: list[Turn] = []
+        self.pending: Turn | None = None
+        self.by_response: dict[str, Turn] = {}
+        self._by_user_item: dict[str, Turn] = {}
+
+    def pending_for(self, user_item_id: str | None = None) -> Turn:
+        """The turn collecting user input for ``user_item_id``, made if needed.
+
+        A user item that already belongs to a turn (an event arriving late) keeps that turn. A
+        new user item replaces an unanswered earlier one (whose text stays in the conversation).
+        """
+        if user_item_id is not None and user_item_id in self._by_user_item:
+            return self._by_user_item[user_item_id]
+        turn = self.pending
+        if turn is None or (user_item_id is not None and turn.user_item_id is not None):
+            turn = self.pending = Turn(index=-1)
+        if user_item_id is not None:
+            turn.user_item_id = user_item_id
+            self._by_user_item[user_item_id] = turn
+        return turn
+
+    def user_text(self, user_item_id: str, text: str) -> None:
+        """The user item's best text changed: its turn (if any) shows it."""
+        turn = self._by_user_item.get(user_item_id)
+        if turn is not None:
+            turn.user_text = text
+
+    def drop_uncommitted(self) -> None:
+        """The input buffer was cleared: a pending turn without a commit is gone."""
+        if self.pending is not None and self.pending.committed_ms is None:
+            self.pending = None
+
+    def of(self, response_id: str | None) -> Turn | None:
+        return self.by_response.get(response_id) if response_id else None
+
+    def start(self, response_id: str | None) -> Turn:
+        """The pending turn (or a new one) becomes the turn of ``response_id``, the next in order."""
+        turn = self.pending or Turn(index=-1)
+        self.pending = None
+        turn.index, turn.response_id = len(self.turns), response_id
+        self.turns.append(turn)
+        if response_id is not None:
+            self.by_response[response_id] = turn
+        return turn
