@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .pcm import SAMPLE_RATE  # the Realtime API's PCM16 sample rate, re-exported
+
 __all__ = [
     "SAMPLE_RATE",
     "Recorder",
@@ -30,8 +32,6 @@ __all__ = [
     "write_wav",
 ]
 
-#: The Realtime API's PCM16 sample rate.
-SAMPLE_RATE = 24000
 
 _FLOAT_DTYPES = (np.float32, np.float64)
 _ACCEPTED = "int16 bytes, or a numpy array of dtype int16, float32 or float64"

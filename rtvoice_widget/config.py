@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .pcm import SAMPLE_RATE
+
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "DEFAULT_MODEL",
@@ -35,7 +37,7 @@ __all__ = [
 
 DEFAULT_MODEL = "gpt-realtime"
 DEFAULT_VOICE = "marin"
-AUDIO_FORMAT: dict[str, Any] = {"type": "audio/pcm", "rate": 24000}
+AUDIO_FORMAT: dict[str, Any] = {"type": "audio/pcm", "rate": SAMPLE_RATE}
 
 DEFAULT_INSTRUCTIONS = """\
 You are a friendly voice assistant talking with someone through their microphone inside a \

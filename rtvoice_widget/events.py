@@ -5,8 +5,8 @@ here: the base64 ``audio`` of ``input_audio_buffer.append`` and the ``delta`` of
 ``response.output_audio.delta`` are replaced by their duration (``audio_ms``), computed from the
 base64 length without decoding. The raw samples live in :class:`rtvoice_widget.audio.Recorder`.
 
-``EventLog.to_pandas()`` returns the public schema (docs/ARCHITECTURE.md, DESIGN.md "Event log
-schema"), one row per event in arrival order:
+``EventLog.to_pandas()`` returns the public schema (:data:`COLUMNS`, docs/ARCHITECTURE.md), one
+row per event in arrival order:
 
 =============  ====================  ==========================================================
 column         dtype                 meaning
@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .pcm import BYTES_PER_MS, audio_ms_of_base64
+
 __all__ = [
     "CATEGORIES",
     "COLUMNS",
@@ -78,8 +80,8 @@ AUDIO_FIELDS: dict[str, str] = {
 
 _now_ns = _time_module.time_ns
 
-#: Bytes of PCM16 mono 24 kHz audio per millisecond (the Realtime wire format).
-PCM16_BYTES_PER_MS = 48.0
+#: Bytes of PCM16 mono 24 kHz audio per millisecond (the Realtime wire format; from pcm.py).
+PCM16_BYTES_PER_MS = BYTES_PER_MS
 
 # Types whose category depends on the item they carry (user vs assistant vs tool).
 _ITEM_TYPES = frozenset({
@@ -136,15 +138,6 @@ def category_of(type: str, source: str = "server", event: Mapping[str, Any] | No
     if type.startswith(("response.", "output_audio_buffer.", "playback.", "conversation.item.truncate")):
         return "ai_response"
     return "system"
-
-
-def audio_ms_of_base64(b64: str, bytes_per_ms: float = PCM16_BYTES_PER_MS) -> float:
-    """Duration of base64-encoded audio, from its length alone (no decoding)."""
-    n = len(b64)
-    if n == 0:
-        return 0.0
-    padding = (b64[-1] == "=") + (n > 1 and b64[-2] == "=")
-    return (n // 4 * 3 - padding) / bytes_per_ms
 
 
 def _text_of(event: dict[str, Any]) -> str | None:

@@ -21,12 +21,12 @@ import time
 from typing import Any, Callable
 
 from rtvoice_widget.mic_link import Gap, MicFrameOrder
+from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 
 __all__ = ["FRAME_MS", "MicIngest", "StaleFrameFilter"]
 
 FRAME_MS = 20  # the page sends the mic in frames of this length
-_PCM_BYTES_PER_MS = 48
 
 Frame = tuple[dict[str, Any], bytes]
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from rtvoice_widget.pcm import SAMPLE_RATE
 from rtvoice_widget.spans import assistant_speech_spans, interruptions, tool_calls, user_speech_spans
 from rtvoice_widget.turns import LATENCY_COLUMNS
 
@@ -80,7 +81,7 @@ def _draw_waveform(ax, samples, sample_rate, color, label):
 
 
 def timeline(events: pd.DataFrame, user: np.ndarray | None = None,
-             assistant: np.ndarray | None = None, *, sample_rate: int = 24000,
+             assistant: np.ndarray | None = None, *, sample_rate: int = SAMPLE_RATE,
              title: str | None = "Conversation timeline", width: float = 12.0) -> Figure:
     """The conversation on one time axis (seconds since session start).
 

@@ -46,6 +46,7 @@ import soundfile
 from rtvoice_widget import __version__
 from rtvoice_widget.audio import float32_to_pcm16, pcm16_to_float32
 from rtvoice_widget.events import EventLog
+from rtvoice_widget.pcm import SAMPLE_RATE
 
 __all__ = ["FORMAT", "SavedRecording", "SavedSession", "SavedTurn", "load_session",
            "public_config", "save_session", "snapshot"]
@@ -218,7 +219,7 @@ class SavedRecording:
     ``user`` / ``assistant`` are float32 in [-1, 1) (PCM16 / 32768), ``tracks_pcm16()`` the int16
     samples as stored."""
 
-    def __init__(self, user_pcm16: np.ndarray, assistant_pcm16: np.ndarray, sample_rate: int = 24000) -> None:
+    def __init__(self, user_pcm16: np.ndarray, assistant_pcm16: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
         self._user = np.ascontiguousarray(user_pcm16, dtype=np.int16)
         self._assistant = np.ascontiguousarray(assistant_pcm16, dtype=np.int16)
         self.sample_rate = int(sample_rate)
@@ -271,7 +272,7 @@ def _recording_of(source: Any) -> SavedRecording:
     for name, track in (("user", user), ("assistant", assistant)):
         if np.ndim(track) != 1:
             raise ValueError(f"recording.{name} must be mono (1-D), got shape {np.shape(track)}")
-    return SavedRecording(user, assistant, int(getattr(recording, "sample_rate", 24000)))
+    return SavedRecording(user, assistant, int(getattr(recording, "sample_rate", SAMPLE_RATE)))
 
 
 def _read_track(path: Path) -> tuple[np.ndarray, int]:

@@ -99,14 +99,13 @@ from rtvoice_widget.audio import Recorder, pcm16_to_float32, read_wav, to_pcm16
 from rtvoice_widget.backends import Endpoint, resolve_endpoint
 from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.events import CATEGORIES, EventLog
+from rtvoice_widget.pcm import BYTES_PER_MS as _BYTES_PER_MS, SAMPLE_RATE
 from rtvoice_widget.protocol import ClientProtocol, CostCapReached, FlushPlayback, PlayAudio, RunTool, Send
 from rtvoice_widget.tools import ToolRegistry
 from rtvoice_widget.wire import RealtimeConnection
 
 __all__ = ["MAX_OUTBOX_AUDIO_MS", "MAX_OUTBOX_EVENTS", "Reply", "RealtimeSession", "SessionClosedError"]
 
-SAMPLE_RATE = 24000
-_BYTES_PER_MS = SAMPLE_RATE * 2 / 1000
 # One append carries at most this much audio: hosted servers cap event size (OpenAI: 15 MiB) and
 # a huge single frame would stall the socket for everything queued behind it.
 _MAX_APPEND_MS = 1000

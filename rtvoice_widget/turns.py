@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .pcm import SAMPLE_RATE
 from .protocol import BETA_ALIASES
 
 __all__ = ["EVENT_LATENCY_COLUMNS", "LATENCY_COLUMNS", "TURN_COLUMNS", "VOICE_FRAME_MS", "VOICE_LEVEL_DBFS", "latency_summary",
@@ -191,7 +192,7 @@ def _item_text(item: dict[str, Any]) -> str | None:
 
 
 def turns_table(events: pd.DataFrame, user_audio: np.ndarray | None = None,
-                sample_rate: int = 24000) -> pd.DataFrame:
+                sample_rate: int = SAMPLE_RATE) -> pd.DataFrame:
     """One row per turn from an event-log DataFrame; columns :data:`TURN_COLUMNS`.
 
     ``user_audio`` (the recorded user track on the same session clock, see

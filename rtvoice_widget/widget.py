@@ -96,6 +96,7 @@ from rtvoice_widget._assets import STATIC, bundle
 from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
 from rtvoice_widget.mic_link import MicLink
+from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 
@@ -107,7 +108,6 @@ VOICES = ("marin", "cedar", "alloy", "ash", "ballad", "coral", "echo", "sage", "
 _BATCH_INTERVAL_S = 0.1  # events/transcript to the browser at most 10 times a second
 _STATS_INTERVAL_S = 0.5
 _HISTORY_ROWS = 2000  # rows replayed to a view that (re)opens; the log itself keeps everything
-_PCM_BYTES_PER_MS = 48
 # Events after which the user is no longer speaking, as far as the server's VAD is concerned.
 _SPEECH_ENDED = frozenset({"input_audio_buffer.speech_stopped", "input_audio_buffer.cleared",
                            "input_audio_buffer.committed", "connection.lost", "connection.closed"})

@@ -26,6 +26,7 @@ from typing import Callable
 
 from websockets.exceptions import ConnectionClosed
 
+from ..pcm import pcm16_ms
 from .engines.base import Engines
 from .pipeline import SpeechDetector, predict_turn_end, run_reply, transcribe, vad_frame_samples_24k, warm_llm
 from .turns import (EARLY_ASK_MS, SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, Reply, Transcribe, TurnEngine,
@@ -235,7 +236,7 @@ async def serve_connection(
             started = time.perf_counter()
             text = transcribe(engines.asr, job.pcm16, language=job.language, prompt=job.prompt)
             log.debug("%s transcription of %.0f ms of audio took %.0f ms: %r",
-                      job.kind, len(job.pcm16) / 48, (time.perf_counter() - started) * 1000, text)
+                      job.kind, pcm16_ms(len(job.pcm16)), (time.perf_counter() - started) * 1000, text)
             return text
 
         try:
@@ -290,7 +291,7 @@ async def serve_connection(
             engine.turn_end_predicted(job, None, error=f"{type(exc).__name__}: {exc}")
         else:
             log.debug("end of turn (%s ask): p(complete)=%.3f over %.0f ms of audio (%.0f ms CPU), answered "
-                      "at input %.0f ms", job.kind, prob, len(job.pcm16) / 48, cpu_ms, engine.input_position_ms)
+                      "at input %.0f ms", job.kind, prob, pcm16_ms(len(job.pcm16)), cpu_ms, engine.input_position_ms)
             engine.turn_end_predicted(job, prob, cpu_ms=cpu_ms)
         dispatch()
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from ..pcm import SAMPLE_RATE
 from .wire import ProtocolError, new_id
 
 __all__ = ["SessionSettings", "TurnEndSettings", "VadSettings", "SEMANTIC_SILENCE_MS", "SEMANTIC_TURN_END"]
@@ -102,7 +103,7 @@ def default_session(model: str) -> dict:
         "max_output_tokens": "inf",
         "audio": {
             "input": {
-                "format": {"type": "audio/pcm", "rate": 24000},
+                "format": {"type": "audio/pcm", "rate": SAMPLE_RATE},
                 "transcription": {"model": "local"},
                 "noise_reduction": None,
                 "turn_detection": {
@@ -115,7 +116,7 @@ def default_session(model: str) -> dict:
                     "idle_timeout_ms": None,
                 },
             },
-            "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy", "speed": 1.0},
+            "output": {"format": {"type": "audio/pcm", "rate": SAMPLE_RATE}, "voice": "alloy", "speed": 1.0},
         },
     }
 
@@ -137,9 +138,9 @@ def _merge(into: dict, update: dict) -> None:
 def _check_format(fmt: dict | None, param: str, event_id: str | None) -> None:
     if fmt is None:
         return
-    if fmt.get("type") != "audio/pcm" or fmt.get("rate", 24000) != 24000:
+    if fmt.get("type") != "audio/pcm" or fmt.get("rate", SAMPLE_RATE) != SAMPLE_RATE:
         raise ProtocolError(
-            f"The local server only supports audio/pcm at 24000 Hz, got {fmt}",
+            f"The local server only supports audio/pcm at {SAMPLE_RATE} Hz, got {fmt}",
             code="unsupported_audio_format", param=param, event_id=event_id,
         )
 

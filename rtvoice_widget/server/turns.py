@@ -69,6 +69,7 @@ import json
 from dataclasses import dataclass, field
 
 from .settings import SessionSettings
+from ..pcm import BYTES_PER_MS as _BYTES_PER_MS, SAMPLE_RATE
 from .wire import ProtocolError, decode_audio, encode_audio, error_event, new_id, parse_client_event
 
 __all__ = [
@@ -85,8 +86,6 @@ __all__ = [
     "SPECULATION_DELAY_MS",
 ]
 
-SAMPLE_RATE = 24000
-_BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
 # Two VAD frames above threshold start speech: one loud click should not interrupt a reply.
 _ONSET_FRAMES = 2
 # Less than this in a manual commit is an error in the API as well.

@@ -7,13 +7,13 @@ pydantic's strict mode, one model per ``type``, so a wrong field type is reporte
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import json
 import typing
-from dataclasses import dataclass
 from functools import lru_cache
+
+from ..errors import ProtocolError
+from ..pcm import decode_pcm16, encode_pcm16
 
 __all__ = ["ProtocolError", "parse_client_event", "error_event", "decode_audio", "encode_audio", "new_id"]
 
@@ -23,20 +23,6 @@ _counter = itertools.count(1)
 def new_id(prefix: str) -> str:
     """A short process-unique id such as ``item_00000042``; the prefix names the object kind."""
     return f"{prefix}_{next(_counter):08d}"
-
-
-@dataclass
-class ProtocolError(Exception):
-    """A client mistake, reported to the client as an ``error`` event; the connection stays up."""
-
-    message: str
-    code: str = "invalid_value"
-    param: str | None = None
-    event_id: str | None = None
-    type: str = "invalid_request_error"
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def error_event(error: ProtocolError) -> dict:
@@ -107,13 +93,12 @@ def parse_client_event(text: str | bytes) -> dict:
 def decode_audio(data: str, *, param: str, event_id: str | None) -> bytes:
     """Base64 PCM16 → bytes; odd lengths and non-base64 text are client errors."""
     try:
-        pcm = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError("Invalid base64 audio", code="invalid_value", param=param, event_id=event_id) from None
-    if len(pcm) % 2:
-        raise ProtocolError("PCM16 audio must have an even number of bytes", param=param, event_id=event_id)
-    return pcm
+        return decode_pcm16(data)
+    except ProtocolError as error:
+        # The shared codec knows the fault; the client learns which field of which event.
+        error.param, error.event_id = param, event_id
+        raise error from None
 
 
-def encode_audio(pcm16: bytes) -> str:
-    return base64.b64encode(pcm16).decode("ascii")
+#: Base64 of PCM16 bytes (the shared codec, under the name the engine uses).
+encode_audio = encode_pcm16

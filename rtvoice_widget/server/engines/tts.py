@@ -15,11 +15,11 @@ import logging
 
 import numpy as np
 
+from ...pcm import SAMPLE_RATE
 from .espeak import DEFAULT_RATE, MAX_RATE, MIN_RATE, EspeakCLI, EspeakLibrary, UnknownVoiceError, open_espeak
 
 log = logging.getLogger("rtvoice_widget.server.engines")
 
-SAMPLE_RATE = 24000
 DEFAULT_VOICE = "alloy"
 
 # Female/male variants and accents keep the voices distinguishable. The default, alloy, is

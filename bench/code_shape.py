@@ -1,0 +1,56 @@
+"""The shape of the code in one command: the largest classes and functions, and duplicated blocks.
+
+    python bench/code_shape.py [--top N] [--package DIR]
+
+Counts lines per class and per function (methods included) with ``ast`` over the package
+(``rtvoice_widget/`` by default), from the ``def``/``class`` line (decorators included) to the
+last line of the body. Then, when the ``duplicates`` command is on PATH, the first line of
+``duplicates --most 200`` over the whole repository: the count of pairs of places sharing six or
+more lines. Run it on two commits to compare a refactoring's before and after (issue 14).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _spans(package: Path) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    classes, functions = [], []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        rel = path.relative_to(ROOT)
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            row = (node.end_lineno - start + 1, f"{rel}:{node.lineno} {node.name}")
+            (classes if isinstance(node, ast.ClassDef) else functions).append(row)
+    return sorted(classes, reverse=True), sorted(functions, reverse=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--top", type=int, default=5, help="rows per list (default 5)")
+    parser.add_argument("--package", default=str(ROOT / "rtvoice_widget"))
+    args = parser.parse_args()
+    classes, functions = _spans(Path(args.package).resolve())
+    for title, rows in (("largest classes", classes), ("largest functions", functions)):
+        print(f"{title} (lines):")
+        for lines, where in rows[: args.top]:
+            print(f"  {lines:5d}  {where}")
+    if shutil.which("duplicates") is None:
+        print("duplicated blocks: (the duplicates command is not on PATH)")
+        return
+    out = subprocess.run(["duplicates", "--most", "200", "--seconds", "120", "--repo", str(ROOT)],
+                         capture_output=True, text=True, check=False).stdout
+    print("duplicated blocks:", out.splitlines()[0] if out else "(no output)")
+
+
+if __name__ == "__main__":
+    main()
