@@ -213,7 +213,9 @@ def asr():
 def test_double_brackets_are_read_as_words_not_phonemes(piper, asr):
     # Piper would read "[[weather report]]" as IPA symbols ("Please open the white hay you put").
     heard = asr.transcribe(spoken(piper, "Please open the [[weather report]] for me.", asr.sample_rate, pad_s=0.2))
-    assert "weather report" in heard.lower(), heard
+    # Piper samples its noise afresh each call: Whisper-base sometimes hears "water report".
+    # Read as phonemes, no "report" is said at all.
+    assert "report" in heard.lower(), heard
 
 
 def test_whisper_understands_piper_better_than_espeak(piper, asr, record_property):
