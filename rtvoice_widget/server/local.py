@@ -106,16 +106,15 @@ class _Start:
                 self._finish()
                 continue
             self.output.append(line)
+            stage = line[len(STAGE_PREFIX):].strip() if line.startswith(STAGE_PREFIX) else None
             with _lock:
+                if stage is not None:
+                    self.stage = stage
                 listeners = list(self._listeners)
             if not listeners:
                 # Nobody shows the stages (a headless caller): the log is the progress it sees.
                 sys.stderr.write(line)
-            if line.startswith(STAGE_PREFIX):
-                stage = line[len(STAGE_PREFIX):].strip()
-                with _lock:
-                    self.stage = stage
-                    listeners = list(self._listeners)
+            elif stage is not None:
                 for progress in listeners:
                     self._tell(progress, stage)
         self._finish()
