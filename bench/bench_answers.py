@@ -7,7 +7,7 @@
 The questions (``bench/questions.py``, 75 everyday questions with one-word or one-number
 answers) go to each model as text through the server's own code: a ``TurnEngine`` (the
 session's real default instructions, its conversation items and its history window
-``_recent``) builds each reply's messages, and ``pipeline.run_reply`` runs the engine and feeds
+``history.recent``) builds each reply's messages, and ``pipeline.run_reply`` runs the engine and feeds
 the clauses back into the conversation (with a silent stand-in TTS), exactly as a spoken turn
 would after its transcript. Two ways:
 
@@ -47,7 +47,7 @@ from questions import QUESTIONS, QUICK_IDS, is_correct  # noqa: E402
 from rtvoice_widget.server.engines.base import Engines  # noqa: E402
 from rtvoice_widget.server.engines.loader import _make_llm  # noqa: E402
 from rtvoice_widget.server.pipeline import run_reply, warm_llm  # noqa: E402
-from rtvoice_widget.server.turns import Reply, TurnEngine, WarmUp  # noqa: E402
+from rtvoice_widget.server.dialogue import ReplyJob, TurnEngine, WarmUp  # noqa: E402
 
 DEFAULT_MODELS = ["smollm2", "qwen2.5-0.5b"]
 BASELINE = "smollm2"
@@ -112,7 +112,7 @@ def _ask(engine: TurnEngine, timed: TimedLLM, engines: Engines, question: str) -
     for job in engine.jobs_to_run():
         if isinstance(job, WarmUp):
             warm_llm(timed, job)
-        elif isinstance(job, Reply):
+        elif isinstance(job, ReplyJob):
             replies.append(job)
     (job,) = replies
     results: list[tuple] = []

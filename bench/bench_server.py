@@ -47,7 +47,7 @@ from rtvoice_widget.server.engines.evaluation import word_errors  # noqa: E402
 from rtvoice_widget.server.engines.tts import EspeakTTS  # noqa: E402
 from rtvoice_widget.server.pipeline import transcribe, warm_llm  # noqa: E402
 from rtvoice_widget.server.settings import SessionSettings  # noqa: E402
-from rtvoice_widget.server.turns import warm_up_job  # noqa: E402
+from rtvoice_widget.server.dialogue import warm_up_job  # noqa: E402
 
 RATE = 24000
 CHUNK_MS = 20

@@ -366,7 +366,7 @@ def test_a_session_flooded_with_invented_types_keeps_every_row_and_still_answers
 def test_the_uncommitted_input_buffer_is_bounded_with_a_clear_error(engines):
     import base64
 
-    from rtvoice_widget.server.turns import MAX_INPUT_BUFFER_MS
+    from rtvoice_widget.server.dialogue import MAX_INPUT_BUFFER_MS
 
     minute = base64.b64encode(bytes(48 * 60_000)).decode()  # 60 s of PCM16 24 kHz
     minutes = MAX_INPUT_BUFFER_MS // 60_000

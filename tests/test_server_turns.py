@@ -18,11 +18,11 @@ from pydantic import TypeAdapter
 
 from rtvoice_widget.server.engines import EnergyVAD
 from rtvoice_widget.server.pipeline import SpeechDetector, vad_frame_samples_24k
-from rtvoice_widget.server.turns import (
+from rtvoice_widget.server.dialogue import (
     CancelReply,
     DetectSpeech,
     PredictTurnEnd,
-    Reply,
+    ReplyJob,
     Transcribe,
     TurnEngine,
     WarmUp,
@@ -314,13 +314,13 @@ def test_semantic_vad_speculates_before_the_model_decides_and_adopts_the_reply()
     d.append(silence(300) + tone(1000) + silence(260))
     (spec,) = d.take_jobs(Transcribe, "speculative")
     d.transcribe(spec, "What is the capital of France?")
-    (early,) = d.take_jobs(Reply)  # the speculative reply starts inside the pause
+    (early,) = d.take_jobs(ReplyJob)  # the speculative reply starts inside the pause
     (job,) = d.take_jobs(PredictTurnEnd, "end")
     d.engine.turn_end_predicted(job, 0.95)
     d._drain()
     created = d.of("response.created")
     assert created and created[-1]["response"]["id"] == early.response_id
-    assert not d.take_jobs(Reply)  # adopted, nothing started again
+    assert not d.take_jobs(ReplyJob)  # adopted, nothing started again
 
 
 # -- server VAD ------------------------------------------------------------------------------------
@@ -369,7 +369,7 @@ def test_speculative_transcription_is_reused_and_reply_gets_instructions():
     assert done["item"]["content"][0]["transcript"] == "what time is it"
     assert d.of("conversation.item.added")[0]["item"]["content"][0]["transcript"] is None
     assert d.types().index("response.created") > d.types().index("input_audio_buffer.committed")
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.messages == [
         {"role": "system", "content": "Answer briefly."},
         {"role": "user", "content": "what time is it"},
@@ -380,10 +380,10 @@ def test_speculation_in_flight_at_stop_is_awaited_not_repeated():
     d = Driver()
     spoken_turn(d)
     assert d.take_jobs(Transcribe, "final") == []
-    assert d.of("response.created") and not d.take_jobs(Reply)  # waits for the transcript
+    assert d.of("response.created") and not d.take_jobs(ReplyJob)  # waits for the transcript
     speculative, = d.take_jobs(Transcribe, "speculative")
     d.transcribe(speculative, "hello")
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.messages[-1] == {"role": "user", "content": "hello"}
 
 
@@ -479,7 +479,7 @@ def test_manual_commit_with_turn_detection_none():
     assert not d.of("response.created")
     d.transcribe(final, "push to talk")
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.messages[-1]["content"] == "push to talk"
 
 
@@ -517,7 +517,7 @@ def test_response_events_in_ga_order_and_transcript_deltas_add_up():
     d = Driver()
     text_turn(d)
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     start = len(d.events)
     d.segment(reply.response_id, "Hello there,", 500)
     d.segment(reply.response_id, "how are you?", 700)
@@ -545,7 +545,7 @@ def test_text_only_response():
     d.configure(output_modalities=["text"])
     text_turn(d)
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.modalities == ["text"]
     d.engine.reply_segment(reply.response_id, "Hi", None)
     d.engine.reply_segment(reply.response_id, " you", None)
@@ -560,7 +560,7 @@ def test_response_create_overrides_instructions_for_one_response():
     d.configure(instructions="Session rules.")
     text_turn(d)
     d.send({"type": "response.create", "response": {"instructions": "Just this once."}})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.messages[0] == {"role": "system", "content": "Just this once."}
 
 
@@ -570,14 +570,14 @@ def test_second_response_create_while_active_is_an_error():
     d.send({"type": "response.create"})
     d.send({"type": "response.create"})
     assert d.of("error")[-1]["error"]["code"] == "conversation_already_has_active_response"
-    assert len(d.take_jobs(Reply)) == 1
+    assert len(d.take_jobs(ReplyJob)) == 1
 
 
 def test_response_cancel_closes_everything_and_ignores_late_results():
     d = Driver()
     text_turn(d)
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     d.segment(reply.response_id, "First clause,", 400)
     d.send({"type": "response.cancel"})
     cancel, = d.take_jobs(CancelReply)
@@ -597,12 +597,12 @@ def test_engine_failure_fails_the_response_not_the_session():
     d = Driver()
     text_turn(d)
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     d.finish(reply.response_id, error="LLM failed: boom")
     done = d.of("response.done")[-1]["response"]
     assert done["status"] == "failed" and "boom" in done["status_details"]["error"]["message"]
     d.send({"type": "response.create"})
-    assert len(d.take_jobs(Reply)) == 1
+    assert len(d.take_jobs(ReplyJob)) == 1
 
 
 def test_barge_in_cancels_the_running_response_every_time():
@@ -612,7 +612,7 @@ def test_barge_in_cancels_the_running_response_every_time():
         spoken_turn(d, speech_ms=500, lead_ms=100, tail_ms=400)
         for job in d.take_jobs(Transcribe):
             d.transcribe(job, f"turn {turn}")
-        reply, = d.take_jobs(Reply)
+        reply, = d.take_jobs(ReplyJob)
         d.segment(reply.response_id, "A long answer,", 2000)
         d.append(tone(300))  # the user talks over it
         done = d.of("response.done")[-1]["response"]
@@ -622,7 +622,7 @@ def test_barge_in_cancels_the_running_response_every_time():
         d.append(silence(400))
         for job in d.take_jobs(Transcribe):
             d.transcribe(job, "interruption")
-        reply, = d.take_jobs(Reply)
+        reply, = d.take_jobs(ReplyJob)
         d.finish(reply.response_id)
     assert [e["response"]["status"] for e in d.of("response.done")] == ["cancelled", "completed"] * 3
 
@@ -632,13 +632,13 @@ def test_without_interrupt_response_the_next_response_waits_for_the_active_one()
     d.configure(audio=vad(silence_duration_ms=300, interrupt_response=False))
     text_turn(d)
     d.send({"type": "response.create"})
-    first, = d.take_jobs(Reply)
+    first, = d.take_jobs(ReplyJob)
     spoken_turn(d, speech_ms=500, lead_ms=100, tail_ms=400)
     for job in d.take_jobs(Transcribe):
         d.transcribe(job, "next question")
-    assert not d.of("response.done") and d.take_jobs(Reply) == []
+    assert not d.of("response.done") and d.take_jobs(ReplyJob) == []
     d.finish(first.response_id)
-    second, = d.take_jobs(Reply)
+    second, = d.take_jobs(ReplyJob)
     assert second.messages[-1]["content"] == "next question"
 
 
@@ -646,7 +646,7 @@ def test_truncate_cuts_the_transcript_to_what_was_heard():
     d = Driver()
     text_turn(d, "count")
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     d.segment(reply.response_id, "one two three four.", 1000)
     d.segment(reply.response_id, "five six.", 1000)
     d.finish(reply.response_id)
@@ -656,7 +656,7 @@ def test_truncate_cuts_the_transcript_to_what_was_heard():
     assert truncated["audio_end_ms"] == 1500
     text_turn(d, "go on")
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert {"role": "assistant", "content": "one two three four. five"} in reply.messages
 
 
@@ -665,7 +665,7 @@ def test_truncate_errors_leave_the_item_alone():
     text_turn(d)
     user_id = d.of("conversation.item.added")[-1]["item"]["id"]
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     d.segment(reply.response_id, "short.", 500)
     d.finish(reply.response_id)
     item_id = d.of("response.output_item.done")[0]["item"]["id"]
@@ -677,7 +677,7 @@ def test_truncate_errors_leave_the_item_alone():
     assert d.of("error")[-1]["error"]["code"] == "item_not_found"
     assert not d.of("conversation.item.truncated")
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert {"role": "assistant", "content": "short."} in reply.messages
 
 
@@ -688,7 +688,7 @@ def test_function_call_round_trip():
     d.configure(tools=[tool])
     text_turn(d, "weather in Paris?")
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.tools == [tool]
     d.engine.reply_tool_call(reply.response_id, "get_weather", '{"city": "Paris"}')
     d.finish(reply.response_id)
@@ -699,7 +699,7 @@ def test_function_call_round_trip():
     d.send({"type": "conversation.item.create",
             "item": {"type": "function_call_output", "call_id": args_done["call_id"], "output": "sunny, 21 C"}})
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.messages[-2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
     assert reply.messages[-1] == {"role": "tool", "tool_call_id": args_done["call_id"], "content": "sunny, 21 C"}
 
@@ -710,13 +710,13 @@ def test_audio_item_from_client_is_transcribed_before_the_reply():
         {"type": "input_audio", "audio": base64.b64encode(tone(500)).decode()}]}})
     assert "audio" not in d.of("conversation.item.added")[-1]["item"]["content"][0]
     d.send({"type": "response.create"})
-    assert d.take_jobs(Reply) == []
+    assert d.take_jobs(ReplyJob) == []
     final, = d.take_jobs(Transcribe, "final")
     assert not d.of("conversation.item.done")
     d.transcribe(final, "from a file")
     assert d.of("conversation.item.done")[0]["item"]["content"][0]["transcript"] == "from a file"
     assert d.of("conversation.item.input_audio_transcription.completed")[0]["usage"]["seconds"] == 0.5
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.messages[-1]["content"] == "from a file"
 
 
@@ -731,7 +731,7 @@ def test_item_insert_retrieve_delete():
     d.send({"type": "conversation.item.delete", "item_id": second})
     assert d.of("conversation.item.deleted")[0]["item_id"] == second
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert [m["content"] for m in reply.messages if m["role"] == "user"] == ["first"]
 
 
@@ -795,7 +795,7 @@ def test_long_conversations_hand_the_llm_only_the_newest_history():
     for n in range(20):
         text_turn(d, f"message number {n} " + "padding " * 5)
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.messages[0] == {"role": "system", "content": "Be brief."}
     contents = [m["content"] for m in reply.messages[1:]]
     assert contents[-1].startswith("message number 19 ")
@@ -809,7 +809,7 @@ def test_history_window_start_moves_in_steps_so_the_llm_cache_stays_valid():
     for n in range(30):
         text_turn(d, f"message {n:02d} " + "x" * 19)  # 30 characters each
         d.send({"type": "response.create"})
-        reply, = d.take_jobs(Reply)
+        reply, = d.take_jobs(ReplyJob)
         d.finish(reply.response_id)
         contents = [m["content"] for m in reply.messages[1:]]
         assert contents[-1].startswith(f"message {n:02d}")
@@ -910,7 +910,7 @@ def visible_trace(d: Driver) -> list[dict]:
 def test_speculative_reply_is_adopted_with_no_llm_work_after_speech_stopped():
     d = Driver()
     pause_before_stop(d)
-    reply, = d.take_jobs(Reply)  # started before speech_stopped
+    reply, = d.take_jobs(ReplyJob)  # started before speech_stopped
     assert not d.of("input_audio_buffer.speech_stopped")
     assert reply.messages == [{"role": "system", "content": "Answer briefly."},
                               {"role": "user", "content": "what time is it"}]
@@ -919,7 +919,7 @@ def test_speculative_reply_is_adopted_with_no_llm_work_after_speech_stopped():
     d.finish(reply.response_id)
     assert len(d.events) == before  # nothing of it is visible yet
     d.append(silence(450))
-    assert d.take_jobs(Reply) == [] and d.take_jobs(CancelReply) == []  # no new LLM work after the stop
+    assert d.take_jobs(ReplyJob) == [] and d.take_jobs(CancelReply) == []  # no new LLM work after the stop
     types = d.types()
     stopped = types.index("input_audio_buffer.speech_stopped")
     assert types.index("conversation.item.done") < types.index("response.created")
@@ -937,13 +937,13 @@ def test_adopted_speculation_looks_exactly_like_a_reply_started_at_the_stop():
         d = Driver(speculative_reply=speculative_reply)
         pause_before_stop(d)
         if speculative_reply:
-            reply, = d.take_jobs(Reply)
+            reply, = d.take_jobs(ReplyJob)
             d.segment(reply.response_id, "It is noon,", 400)
             d.append(silence(450))
         else:
-            assert d.take_jobs(Reply) == []
+            assert d.take_jobs(ReplyJob) == []
             d.append(silence(450))
-            reply, = d.take_jobs(Reply)
+            reply, = d.take_jobs(ReplyJob)
             d.segment(reply.response_id, "It is noon,", 400)
         d.segment(reply.response_id, "more or less.", 500)  # live, after the adoption
         d.finish(reply.response_id)
@@ -958,7 +958,7 @@ def test_adopted_speculation_looks_exactly_like_a_reply_started_at_the_stop():
 def test_speculative_reply_discarded_when_speech_resumes():
     d = Driver(partial_interval_ms=None)
     pause_before_stop(d, "what time")
-    stale, = d.take_jobs(Reply)
+    stale, = d.take_jobs(ReplyJob)
     d.segment(stale.response_id, "Time is", 300)
     d.append(tone(600))  # the speaker goes on
     cancel, = d.take_jobs(CancelReply)
@@ -968,7 +968,7 @@ def test_speculative_reply_discarded_when_speech_resumes():
     d.append(silence(250))
     fresh_asr, = d.take_jobs(Transcribe, "speculative")
     d.transcribe(fresh_asr, "what time is it in Paris")
-    fresh, = d.take_jobs(Reply)
+    fresh, = d.take_jobs(ReplyJob)
     assert fresh.response_id != stale.response_id
     assert fresh.messages[-1] == {"role": "user", "content": "what time is it in Paris"}
     d.append(silence(450))
@@ -983,7 +983,7 @@ def test_speculative_reply_discarded_when_speech_resumes():
 def test_speculative_reply_discarded_when_the_buffer_is_cleared():
     d = Driver()
     pause_before_stop(d)
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     d.send({"type": "input_audio_buffer.clear"})
     assert d.take_jobs(CancelReply)[0].response_id == reply.response_id
     d.segment(reply.response_id, "It is noon.", 300)
@@ -1001,12 +1001,12 @@ def test_speculative_reply_discarded_when_the_buffer_is_cleared():
 def test_speculative_reply_discarded_when_the_reply_would_differ(change):
     d = Driver()
     pause_before_stop(d)
-    stale, = d.take_jobs(Reply)
+    stale, = d.take_jobs(ReplyJob)
     d.configure(**change)
     assert d.take_jobs(CancelReply)[0].response_id == stale.response_id
     d.segment(stale.response_id, "Stale words.", 300)
     d.append(silence(450))
-    fresh, = d.take_jobs(Reply)  # started at the stop, with the new settings
+    fresh, = d.take_jobs(ReplyJob)  # started at the stop, with the new settings
     assert fresh.response_id != stale.response_id
     assert d.of("response.created")[0]["response"]["id"] == fresh.response_id
     assert "Stale words" not in json.dumps(d.events)
@@ -1015,22 +1015,22 @@ def test_speculative_reply_discarded_when_the_reply_would_differ(change):
 def test_speculative_reply_kept_when_a_session_update_does_not_change_it():
     d = Driver()
     pause_before_stop(d)
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     d.configure(audio=vad(silence_duration_ms=500, threshold=0.6), instructions="Answer briefly.")
     assert d.take_jobs(CancelReply) == []
     d.append(silence(450))
-    assert d.take_jobs(Reply) == []
+    assert d.take_jobs(ReplyJob) == []
     assert d.of("response.created")[0]["response"]["id"] == reply.response_id
 
 
 def test_speculative_reply_discarded_when_history_changes():
     d = Driver()
     pause_before_stop(d)
-    stale, = d.take_jobs(Reply)
+    stale, = d.take_jobs(ReplyJob)
     text_turn(d, "Remember: I live in Oslo.")
     assert d.take_jobs(CancelReply)[0].response_id == stale.response_id
     d.append(silence(450))
-    fresh, = d.take_jobs(Reply)
+    fresh, = d.take_jobs(ReplyJob)
     assert [m["content"] for m in fresh.messages[1:]] == ["Remember: I live in Oslo.", "what time is it"]
 
 
@@ -1041,24 +1041,24 @@ def test_no_speculative_reply_without_auto_response_or_while_a_response_is_activ
     speculative, = d.take_jobs(Transcribe, "speculative")
     d.transcribe(speculative, "hello")
     d.append(silence(450))
-    assert d.take_jobs(Reply) == [] and not d.of("response.created")
+    assert d.take_jobs(ReplyJob) == [] and not d.of("response.created")
 
     d = Driver()
     d.configure(audio=vad(silence_duration_ms=500, interrupt_response=False))
     text_turn(d)
     d.send({"type": "response.create"})
-    assert len(d.take_jobs(Reply)) == 1  # the active response's
+    assert len(d.take_jobs(ReplyJob)) == 1  # the active response's
     d.append(silence(300) + tone(900) + silence(250))
     speculative, = d.take_jobs(Transcribe, "speculative")
     d.transcribe(speculative, "and another thing")
-    assert d.take_jobs(Reply) == []  # the next reply waits for the active one, so no speculation
+    assert d.take_jobs(ReplyJob) == []  # the next reply waits for the active one, so no speculation
 
 
 def test_manual_turns_never_speculate():
     d = Driver()
     d.configure(audio={"input": {"turn_detection": None}})
     d.append(silence(300) + tone(900) + silence(600))
-    assert d.take_jobs(Transcribe) == [] and d.take_jobs(Reply) == []
+    assert d.take_jobs(Transcribe) == [] and d.take_jobs(ReplyJob) == []
 
 
 def test_speculative_tool_call_is_replayed_on_adoption():
@@ -1067,7 +1067,7 @@ def test_speculative_tool_call_is_replayed_on_adoption():
             "parameters": {"type": "object", "properties": {}}}
     d.configure(tools=[tool])
     pause_before_stop(d)
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     assert reply.tools == [tool]
     d.engine.reply_tool_call(reply.response_id, "get_time", "{}")
     d.finish(reply.response_id)
@@ -1081,7 +1081,7 @@ def test_speculative_tool_call_is_replayed_on_adoption():
 def test_barge_in_cancels_an_adopted_speculative_reply():
     d = Driver()
     pause_before_stop(d)
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     d.append(silence(450))
     d.segment(reply.response_id, "A long answer,", 2000)
     d.append(tone(300))
@@ -1153,7 +1153,7 @@ def test_idle_timeout_after_the_reply_has_played_triggers_a_response():
     text_turn(d)
     d.append(silence(1000))
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     d.segment(reply.response_id, "Hello there.", 2000)  # 2 s of audio, "played" from response.created
     d.finish(reply.response_id)
     d.append(silence(6900))  # 2 s of playback + 4.9 s idle: not yet
@@ -1169,7 +1169,7 @@ def test_idle_timeout_after_the_reply_has_played_triggers_a_response():
     assert d.of("input_audio_buffer.committed")[-1]["item_id"] == triggered["item_id"]
     final, = d.take_jobs(Transcribe, "final")
     d.transcribe(final, "")
-    assert d.take_jobs(Reply)  # the response the timeout asked for
+    assert d.take_jobs(ReplyJob)  # the response the timeout asked for
     assert len(d.of("response.created")) == 2
     d.append(silence(8000))
     assert len(d.of("input_audio_buffer.timeout_triggered")) == 1  # once per reply
@@ -1180,12 +1180,12 @@ def test_idle_timeout_is_reset_by_speech_and_validated():
     d.configure(audio=vad(silence_duration_ms=300, idle_timeout_ms=5000))
     text_turn(d)
     d.send({"type": "response.create"})
-    reply, = d.take_jobs(Reply)
+    reply, = d.take_jobs(ReplyJob)
     d.finish(reply.response_id)
     d.append(silence(4000) + tone(500) + silence(400))  # the user speaks before the timeout
     for job in d.take_jobs(Transcribe):
         d.transcribe(job, "hello")
-    second, = d.take_jobs(Reply)
+    second, = d.take_jobs(ReplyJob)
     d.finish(second.response_id)
     d.append(silence(4000))
     assert not d.of("input_audio_buffer.timeout_triggered")

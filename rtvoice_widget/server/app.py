@@ -38,7 +38,7 @@ from .connection import Workers, serve_connection
 from .engines.base import Engines
 from .pipeline import warm_llm
 from .settings import SessionSettings
-from .turns import EARLY_ASK_MS, SPECULATION_DELAY_MS, empty_turn_end_stats, warm_up_job
+from .dialogue import EARLY_ASK_MS, SPECULATION_DELAY_MS, empty_turn_end_stats, warm_up_job
 
 __all__ = ["LocalRealtimeServer", "DEFAULT_MODEL", "is_loopback", "print_progress"]
 

@@ -8,6 +8,10 @@ causes is awaited before the next frame is fed, so turn detection sees audio str
 Transcriptions and replies run concurrently and feed their results back whenever they finish;
 the engine drops results that became obsolete. Events leave through one writer task, in the
 order the engine produced them.
+
+:class:`Connection` is one client: :meth:`Connection.serve` feeds the engine, :meth:`dispatch`
+sends its events and starts its jobs, one runner per job type; :class:`ClientWriter` is the
+bounded outbox and its writer task.
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ from websockets.exceptions import ConnectionClosed
 from ..pcm import pcm16_ms
 from .engines.base import Engines
 from .pipeline import SpeechDetector, predict_turn_end, run_reply, transcribe, vad_frame_samples_24k, warm_llm
-from .turns import (EARLY_ASK_MS, SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, Reply, Transcribe, TurnEngine,
-                    WarmUp, empty_turn_end_stats)
-from .wire import ProtocolError, error_event
+from .codec import ProtocolError, error_event
+from .dialogue import (EARLY_ASK_MS, SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, ReplyJob, Transcribe,
+                       TurnEngine, WarmUp, empty_turn_end_stats)
 
-__all__ = ["TranscriptionQueue", "Workers", "partial_budget_ms", "serve_connection"]
+__all__ = ["Connection", "TranscriptionQueue", "Workers", "partial_budget_ms", "serve_connection"]
 
 log = logging.getLogger("rtvoice_widget.server")
 
@@ -146,6 +150,223 @@ def _dumps(event: dict) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
+class ClientWriter:
+    """The events queued for one client and the task that writes them, in order.
+
+    Bounded by :data:`MAX_OUTBOX_CHARS`: a client that stops reading is dropped (its transport
+    aborted), so waiting for it never holds every reply's audio in memory."""
+
+    def __init__(self, websocket) -> None:
+        self._websocket = websocket
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queued = 0  # characters in the outbox; -1 once the client was dropped
+
+    def send(self, message: str) -> None:
+        if self._queued < 0:
+            return  # dropped already
+        self._queued += len(message)
+        if self._queued > MAX_OUTBOX_CHARS:
+            log.warning("dropping a client that stopped reading (%d characters queued for it)", self._queued)
+            self._queued = -1
+            self._websocket.transport.abort()
+            return
+        self._outbox.put_nowait(message)
+
+    async def run(self) -> None:
+        """Write until :meth:`close`; the task ends with the connection."""
+        while (message := await self._outbox.get()) is not None:
+            await self._websocket.send(message)
+            if self._queued > 0:
+                self._queued -= len(message)
+
+    def close(self) -> None:
+        self._outbox.put_nowait(None)
+
+
+class Connection:
+    """One client, served until it disconnects. Engine failures end a response, never the connection.
+
+    ``options`` are :class:`TurnEngine`'s keyword arguments (``model``, ``speculative``, ...);
+    ``partial_interval_ms`` also paces the partials' budget (:func:`partial_budget_ms`)."""
+
+    def __init__(self, websocket, engines: Engines, workers: Workers, *, model: str,
+                 partial_interval_ms: float | None = 1000.0, **options) -> None:
+        self._websocket = websocket
+        self._engines = engines
+        self._workers = workers
+        self._partial_interval_ms = partial_interval_ms
+        self.engine = TurnEngine(model=model, vad_frame_samples_24k=vad_frame_samples_24k(engines.vad),
+                                 partial_interval_ms=partial_interval_ms,
+                                 turn_end_model=engines.turn_end is not None, **options)
+        self._detector = SpeechDetector(engines.vad)
+        self._writer = ClientWriter(websocket)
+        self._vad_jobs: deque[DetectSpeech] = deque()
+        self._cancels: dict[str, threading.Event] = {}  # running replies by response id
+        self._tasks: set[asyncio.Task] = set()
+        self._runners = {Transcribe: self._transcribe, WarmUp: self._warm_up, PredictTurnEnd: self._predict_turn_end,
+                         ReplyJob: self._reply}
+
+    async def serve(self) -> None:
+        """Feed the client's frames to the engine until it goes away, then clean up."""
+        loop = asyncio.get_running_loop()
+        writer_task = loop.create_task(self._writer.run())
+        self.dispatch()  # session.created
+        try:
+            async for frame in _frames(self._websocket):
+                try:
+                    self.engine.receive(frame)
+                    self.dispatch()
+                    await self._detect_speech()
+                except Exception:
+                    # A bug of ours must not cost the user the conversation: report it and go on.
+                    log.exception("error while handling a client event")
+                    self._writer.send(_dumps(error_event(ProtocolError(
+                        "The server failed to handle this event", code="server_error", type="server_error"))))
+        finally:
+            await self._close(writer_task)
+
+    def dispatch(self) -> None:
+        """Send what the engine produced and start the work it asked for."""
+        for event in self.engine.events_to_send():
+            self._writer.send(_dumps(event))
+        for job in self.engine.jobs_to_run():
+            if isinstance(job, DetectSpeech):
+                self._vad_jobs.append(job)  # awaited by serve(), before the next frame
+            elif isinstance(job, CancelReply):
+                if job.response_id in self._cancels:
+                    self._cancels[job.response_id].set()
+            else:
+                if isinstance(job, ReplyJob):
+                    # Registered now, not when the task first runs: a cancel may come before that.
+                    self._cancels[job.response_id] = threading.Event()
+                task = asyncio.get_running_loop().create_task(self._runners[type(job)](job))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _detect_speech(self) -> None:
+        # Awaited before the next client frame is fed, so turn detection sees audio in order.
+        loop = asyncio.get_running_loop()
+        while self._vad_jobs:
+            job = self._vad_jobs.popleft()
+            probs = await loop.run_in_executor(self._workers.vad, self._detector.probs, job.frames)
+            self.engine.speech_probs(probs)
+            self.dispatch()
+
+    def _partial_skipped(self, job: Transcribe) -> bool:
+        # Partials are a courtesy. One running when speech ends delays the transcript that
+        # matters (the speculation waits for the ASR), so they run only on an idle ASR, never
+        # while a reply (perhaps a speculative one) needs the CPU, and only while a transcription
+        # takes at most half the silence that ends a turn: then even a partial started just as
+        # the speaker stops leaves time for the speculation to finish by speech_stopped. With an
+        # end-of-turn model (semantic_vad) that silence is the pause before the model is asked,
+        # not the longest wait (silence_duration_ms, 2 s for auto): a turn usually ends there. On
+        # this 2-core CPU under load they step aside; a speculation overtaken by more speech still
+        # serves as a partial.
+        queue, workers = self._workers.transcriptions, self._workers
+        budget_ms = partial_budget_ms(self.engine.settings.vad, self._partial_interval_ms)
+        return job.kind == "partial" and (queue.busy or queue.recent_ms > budget_ms or workers.replies_running)
+
+    async def _transcribe(self, job: Transcribe) -> None:
+        if self._partial_skipped(job):
+            self.engine.transcribed(job, None, error="skipped: ASR busy")
+            self.dispatch()
+            return
+
+        def work() -> str:
+            started = time.perf_counter()
+            text = transcribe(self._engines.asr, job.pcm16, language=job.language, prompt=job.prompt)
+            log.debug("%s transcription of %.0f ms of audio took %.0f ms: %r",
+                      job.kind, pcm16_ms(len(job.pcm16)), (time.perf_counter() - started) * 1000, text)
+            return text
+
+        try:
+            text = await self._workers.transcriptions.run(job.kind, lambda: self.engine.wants(job), work)
+        except Exception as exc:
+            log.exception("transcription failed")
+            self.engine.transcribed(job, None, error=f"{type(exc).__name__}: {exc}")
+        else:
+            if text is None:
+                self.engine.transcribed(job, None, error="skipped: no longer wanted")
+            else:
+                self.engine.transcribed(job, text)
+        self.dispatch()
+
+    def _reply_result(self, response_id: str, result: tuple) -> None:
+        kind = result[0]
+        if kind == "segment":
+            self.engine.reply_segment(response_id, result[1], result[2])
+        elif kind == "tool":
+            self.engine.reply_tool_call(response_id, result[1], result[2])
+        else:
+            self.engine.reply_finished(response_id, result[1])
+        self.dispatch()
+
+    async def _reply(self, job: ReplyJob) -> None:
+        loop = asyncio.get_running_loop()
+        cancel = self._cancels[job.response_id]
+
+        def deliver(result: tuple) -> None:  # on the reply's thread
+            try:
+                loop.call_soon_threadsafe(self._reply_result, job.response_id, result)
+            except RuntimeError:  # the loop is gone: the server stopped mid-reply
+                cancel.set()
+
+        self._workers.replies_running += 1
+        try:
+            if not cancel.is_set():  # cancelled before it started: the engine has closed it already
+                await loop.run_in_executor(self._workers.reply, run_reply, job, self._engines, cancel, deliver)
+        finally:
+            self._workers.replies_running -= 1
+            self._cancels.pop(job.response_id, None)
+
+    def _timed_turn_end(self, pcm16: bytes) -> tuple[float, float]:
+        # CPU time of this thread: what the decision costs, not how long it waited for a core.
+        started = time.thread_time()
+        prob = predict_turn_end(self._engines.turn_end, pcm16)
+        return prob, (time.thread_time() - started) * 1000
+
+    async def _predict_turn_end(self, job: PredictTurnEnd) -> None:
+        # On the VAD pool: a decision is tens of ms and must not queue behind a transcription.
+        loop = asyncio.get_running_loop()
+        try:
+            prob, cpu_ms = await loop.run_in_executor(self._workers.vad, self._timed_turn_end, job.pcm16)
+        except Exception as exc:
+            log.exception("end-of-turn model failed")
+            self.engine.turn_end_predicted(job, None, error=f"{type(exc).__name__}: {exc}")
+        else:
+            log.debug("end of turn (%s ask): p(complete)=%.3f over %.0f ms of audio (%.0f ms CPU), answered "
+                      "at input %.0f ms", job.kind, prob, pcm16_ms(len(job.pcm16)), cpu_ms,
+                      self.engine.input_position_ms)
+            self.engine.turn_end_predicted(job, prob, cpu_ms=cpu_ms)
+        self.dispatch()
+
+    async def _warm_up(self, job: WarmUp) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._workers.reply, warm_llm, self._engines.llm, job)
+        except Exception:  # only an optimisation: the first reply will evaluate the prompt itself
+            log.exception("LLM warm-up failed")
+
+    async def _close(self, writer_task: asyncio.Task) -> None:
+        for cancel in self._cancels.values():
+            cancel.set()
+        self._writer.close()
+        try:
+            await writer_task
+        except Exception:
+            pass  # the client is gone; nothing left to tell it
+        for task in list(self._tasks):
+            task.cancel()
+        log.debug("session ended; speculative replies: %s", self.engine.speculation_stats)
+        stats = self.engine.turn_end_stats
+        self._workers.add_turn_end_stats(stats)
+        decisions = stats["asked"] + stats["early"]
+        if decisions:
+            log.info("session ended; end-of-turn decisions: %d asked (%d complete, %d incomplete, %d dropped as "
+                     "speech resumed), %d early (%d started the speculation), %.1f ms CPU each",
+                     stats["asked"], stats["complete"], stats["incomplete"], stats["dropped"], stats["early"],
+                     stats["early_speculated"], stats["cpu_ms"] / decisions)
+
+
 async def serve_connection(
     websocket,
     engines: Engines,
@@ -159,187 +380,6 @@ async def serve_connection(
     early_ask_ms: float | None = EARLY_ASK_MS,
 ) -> None:
     """Serve one client until it disconnects. Engine failures end a response, never the connection."""
-    loop = asyncio.get_running_loop()
-    engine = TurnEngine(
-        model=model,
-        vad_frame_samples_24k=vad_frame_samples_24k(engines.vad),
-        partial_interval_ms=partial_interval_ms,
-        speculative=speculative,
-        speculative_reply=speculative_reply,
-        speculation_delay_ms=speculation_delay_ms,
-        turn_end_model=engines.turn_end is not None,
-        early_ask_ms=early_ask_ms,
-    )
-    detector = SpeechDetector(engines.vad)
-    outbox: asyncio.Queue[str | None] = asyncio.Queue()
-    queued = [0]  # characters in the outbox: bounded by MAX_OUTBOX_CHARS
-    vad_jobs: deque[DetectSpeech] = deque()
-    cancels: dict[str, threading.Event] = {}
-    tasks: set[asyncio.Task] = set()
-
-    def send(message: str) -> None:
-        if queued[0] < 0:
-            return  # dropped already
-        queued[0] += len(message)
-        if queued[0] > MAX_OUTBOX_CHARS:
-            # It stopped reading: waiting would hold every reply's audio here without bound.
-            log.warning("dropping a client that stopped reading (%d characters queued for it)", queued[0])
-            queued[0] = -1
-            websocket.transport.abort()
-            return
-        outbox.put_nowait(message)
-
-    def dispatch() -> None:
-        """Send what the engine produced and start the work it asked for."""
-        for event in engine.events_to_send():
-            send(_dumps(event))
-        for job in engine.jobs_to_run():
-            if isinstance(job, DetectSpeech):
-                vad_jobs.append(job)
-            elif isinstance(job, CancelReply):
-                if job.response_id in cancels:
-                    cancels[job.response_id].set()
-            else:
-                if isinstance(job, Transcribe):
-                    runner = run_transcription(job)
-                elif isinstance(job, WarmUp):
-                    runner = warm_up(job)
-                elif isinstance(job, PredictTurnEnd):
-                    runner = run_turn_end(job)
-                else:
-                    # Registered now, not when the task first runs: a cancel may come before that.
-                    cancels[job.response_id] = threading.Event()
-                    runner = run_reply_job(job, cancels[job.response_id])
-                task = loop.create_task(runner)
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-
-    async def run_transcription(job: Transcribe) -> None:
-        queue = workers.transcriptions
-        vad = engine.settings.vad
-        # Partials are a courtesy. One running when speech ends delays the transcript that
-        # matters (the speculation waits for the ASR), so they run only on an idle ASR, never
-        # while a reply (perhaps a speculative one) needs the CPU, and only while a transcription
-        # takes at most half the silence that ends a turn: then even a partial started just as
-        # the speaker stops leaves time for the speculation to finish by speech_stopped. With an
-        # end-of-turn model (semantic_vad) that silence is the pause before the model is asked,
-        # not the longest wait (silence_duration_ms, 2 s for auto): a turn usually ends there. On
-        # this 2-core CPU under load they step aside; a speculation overtaken by more speech still
-        # serves as a partial.
-        budget_ms = partial_budget_ms(vad, partial_interval_ms)
-        if job.kind == "partial" and (queue.busy or queue.recent_ms > budget_ms or workers.replies_running):
-            engine.transcribed(job, None, error="skipped: ASR busy")
-            dispatch()
-            return
-
-        def work() -> str:
-            started = time.perf_counter()
-            text = transcribe(engines.asr, job.pcm16, language=job.language, prompt=job.prompt)
-            log.debug("%s transcription of %.0f ms of audio took %.0f ms: %r",
-                      job.kind, pcm16_ms(len(job.pcm16)), (time.perf_counter() - started) * 1000, text)
-            return text
-
-        try:
-            text = await workers.transcriptions.run(job.kind, lambda: engine.wants(job), work)
-        except Exception as exc:
-            log.exception("transcription failed")
-            engine.transcribed(job, None, error=f"{type(exc).__name__}: {exc}")
-        else:
-            if text is None:
-                engine.transcribed(job, None, error="skipped: no longer wanted")
-            else:
-                engine.transcribed(job, text)
-        dispatch()
-
-    async def run_reply_job(job: Reply, cancel: threading.Event) -> None:
-        def on_result(result: tuple) -> None:
-            kind = result[0]
-            if kind == "segment":
-                engine.reply_segment(job.response_id, result[1], result[2])
-            elif kind == "tool":
-                engine.reply_tool_call(job.response_id, result[1], result[2])
-            else:
-                engine.reply_finished(job.response_id, result[1])
-            dispatch()
-
-        def deliver(result: tuple) -> None:
-            try:
-                loop.call_soon_threadsafe(on_result, result)
-            except RuntimeError:  # the loop is gone: the server stopped mid-reply
-                cancel.set()
-
-        workers.replies_running += 1
-        try:
-            if not cancel.is_set():  # cancelled before it started: the engine has closed it already
-                await loop.run_in_executor(workers.reply, run_reply, job, engines, cancel, deliver)
-        finally:
-            workers.replies_running -= 1
-            cancels.pop(job.response_id, None)
-
-    def timed_turn_end(pcm16: bytes) -> tuple[float, float]:
-        # CPU time of this thread: what the decision costs, not how long it waited for a core.
-        started = time.thread_time()
-        prob = predict_turn_end(engines.turn_end, pcm16)
-        return prob, (time.thread_time() - started) * 1000
-
-    async def run_turn_end(job: PredictTurnEnd) -> None:
-        # On the VAD pool: a decision is tens of ms and must not queue behind a transcription.
-        try:
-            prob, cpu_ms = await loop.run_in_executor(workers.vad, timed_turn_end, job.pcm16)
-        except Exception as exc:
-            log.exception("end-of-turn model failed")
-            engine.turn_end_predicted(job, None, error=f"{type(exc).__name__}: {exc}")
-        else:
-            log.debug("end of turn (%s ask): p(complete)=%.3f over %.0f ms of audio (%.0f ms CPU), answered "
-                      "at input %.0f ms", job.kind, prob, pcm16_ms(len(job.pcm16)), cpu_ms, engine.input_position_ms)
-            engine.turn_end_predicted(job, prob, cpu_ms=cpu_ms)
-        dispatch()
-
-    async def warm_up(job: WarmUp) -> None:
-        try:
-            await loop.run_in_executor(workers.reply, warm_llm, engines.llm, job)
-        except Exception:  # only an optimisation: the first reply will evaluate the prompt itself
-            log.exception("LLM warm-up failed")
-
-    async def writer() -> None:
-        while (message := await outbox.get()) is not None:
-            await websocket.send(message)
-            if queued[0] > 0:
-                queued[0] -= len(message)
-
-    writer_task = loop.create_task(writer())
-    dispatch()  # session.created
-    try:
-        async for frame in _frames(websocket):
-            try:
-                engine.receive(frame)
-                dispatch()
-                while vad_jobs:
-                    job = vad_jobs.popleft()
-                    probs = await loop.run_in_executor(workers.vad, detector.probs, job.frames)
-                    engine.speech_probs(probs)
-                    dispatch()
-            except Exception:
-                # A bug of ours must not cost the user the conversation: report it and go on.
-                log.exception("error while handling a client event")
-                send(_dumps(error_event(ProtocolError(
-                    "The server failed to handle this event", code="server_error", type="server_error"))))
-    finally:
-        for cancel in cancels.values():
-            cancel.set()
-        outbox.put_nowait(None)
-        try:
-            await writer_task
-        except Exception:
-            pass  # the client is gone; nothing left to tell it
-        for task in list(tasks):
-            task.cancel()
-        log.debug("session ended; speculative replies: %s", engine.speculation_stats)
-        stats = engine.turn_end_stats
-        workers.add_turn_end_stats(stats)
-        decisions = stats["asked"] + stats["early"]
-        if decisions:
-            log.info("session ended; end-of-turn decisions: %d asked (%d complete, %d incomplete, %d dropped as "
-                     "speech resumed), %d early (%d started the speculation), %.1f ms CPU each",
-                     stats["asked"], stats["complete"], stats["incomplete"], stats["dropped"], stats["early"],
-                     stats["early_speculated"], stats["cpu_ms"] / decisions)
+    await Connection(websocket, engines, workers, model=model, partial_interval_ms=partial_interval_ms,
+                     speculative=speculative, speculative_reply=speculative_reply,
+                     speculation_delay_ms=speculation_delay_ms, early_ask_ms=early_ask_ms).serve()

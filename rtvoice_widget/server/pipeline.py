@@ -22,7 +22,8 @@ import soxr
 
 from .chunking import ClauseChunker
 from .engines.base import ASR, LLM, TTS, VAD, Engines
-from .turns import SAMPLE_RATE, Reply, WarmUp
+from ..pcm import SAMPLE_RATE
+from .dialogue import ReplyJob, WarmUp
 
 log = logging.getLogger("rtvoice_widget.server")
 
@@ -98,7 +99,7 @@ FIRST_PIECE_MAX_WORDS = 4
 _CLOSING = set(".,;:!?…—–\"')]")
 
 
-def run_reply(job: Reply, engines: Engines, cancel: threading.Event, deliver: Callable[[tuple], None]) -> None:
+def run_reply(job: ReplyJob, engines: Engines, cancel: threading.Event, deliver: Callable[[tuple], None]) -> None:
     """Produce ``job``'s reply; blocks until done or cancelled. Starts one helper thread for the LLM.
 
     ``deliver`` receives ``("segment", text, pcm16_or_None)``, ``("tool", name, arguments)`` and,

@@ -32,7 +32,7 @@ import copy
 from dataclasses import dataclass
 
 from ..pcm import SAMPLE_RATE
-from .wire import ProtocolError, new_id
+from .codec import ProtocolError, new_id
 
 __all__ = ["SessionSettings", "TurnEndSettings", "VadSettings", "SEMANTIC_SILENCE_MS", "SEMANTIC_TURN_END"]
 

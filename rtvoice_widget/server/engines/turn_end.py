@@ -4,7 +4,7 @@ A VAD hears silence; it cannot tell "What's the capital of France?" from "I'd li
 table for ..." followed by a breath. An end-of-turn model listens to the last seconds of the turn
 (intonation, the words so far) and gives the probability that it is complete. The turn engine
 asks it once per pause, after a short silence, and ends the turn at once if it says complete,
-else waits for more speech or the eagerness's longest silence (see ``server/turns.py``).
+else waits for more speech or the eagerness's longest silence (see ``server/dialogue/segmenter.py``).
 
 :class:`SmartTurn` runs Smart Turn v3.2 (``smart-turn-v3.2-cpu.onnx``, 8.7 MB, a Whisper-tiny
 encoder with a classifier head, by Daily, BSD-2-Clause) on onnxruntime. The file ships inside
