@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_VOICE",
     "AUDIO_FORMAT",
+    "TURN_DETECTION_DEFAULTS",
     "InputTranscription",
     "SessionConfig",
     "TurnDetection",
@@ -38,6 +39,14 @@ __all__ = [
 DEFAULT_MODEL = "gpt-realtime"
 DEFAULT_VOICE = "marin"
 AUDIO_FORMAT: dict[str, Any] = {"type": "audio/pcm", "rate": SAMPLE_RATE}
+#: The GA API's value for each ``turn_detection`` field a ``session.update`` leaves out, by type:
+#: what :class:`TurnDetection` starts from and what the embedded server fills in and echoes.
+TURN_DETECTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "server_vad": {"threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
+                   "create_response": True, "interrupt_response": True, "idle_timeout_ms": None},
+    "semantic_vad": {"eagerness": "auto", "create_response": True, "interrupt_response": True},
+}
+_SERVER_VAD = TURN_DETECTION_DEFAULTS["server_vad"]
 
 DEFAULT_INSTRUCTIONS = """\
 You are a friendly voice assistant talking with someone through their microphone inside a \
@@ -109,13 +118,13 @@ class TurnDetection:
     """
 
     type: TurnDetectionType | None = "server_vad"
-    threshold: float = 0.5
-    prefix_padding_ms: int = 300
-    silence_duration_ms: int = 500
-    create_response: bool = True
-    interrupt_response: bool = True
-    idle_timeout_ms: int | None = None
-    eagerness: Eagerness = "auto"
+    threshold: float = _SERVER_VAD["threshold"]
+    prefix_padding_ms: int = _SERVER_VAD["prefix_padding_ms"]
+    silence_duration_ms: int = _SERVER_VAD["silence_duration_ms"]
+    create_response: bool = _SERVER_VAD["create_response"]
+    interrupt_response: bool = _SERVER_VAD["interrupt_response"]
+    idle_timeout_ms: int | None = _SERVER_VAD["idle_timeout_ms"]
+    eagerness: Eagerness = TURN_DETECTION_DEFAULTS["semantic_vad"]["eagerness"]
 
     def __post_init__(self) -> None:
         _check_choice("turn_detection.type", self.type, _TURN_DETECTION_TYPES + (None,))

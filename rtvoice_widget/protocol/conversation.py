@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..item_order import index_after
 from .actions import RunTool
 
 __all__ = ["Conversation", "FunctionCall", "Item"]
@@ -82,15 +83,19 @@ class Conversation:
         return item
 
     def place(self, item_id: str, previous_item_id: str | None) -> None:
-        """Move ``item_id`` right after ``previous_item_id`` (server order)."""
-        if previous_item_id is None or previous_item_id not in self.items:
+        """Move ``item_id`` right after ``previous_item_id`` (server order; the rule is
+        :func:`rtvoice_widget.item_order.index_after`, shared with the server). An unknown
+        predecessor leaves the item where it is: the client may not have heard of it."""
+        if previous_item_id is None:
             return
         newest = reversed(self.items)
         if next(newest) == item_id and next(newest, None) == previous_item_id:
             return  # the usual case: appended right after its predecessor
-        ids = list(self.items)
-        ids.remove(item_id)
-        ids.insert(ids.index(previous_item_id) + 1, item_id)
+        ids = [i for i in self.items if i != item_id]
+        index = index_after(ids, previous_item_id)
+        if index is None:
+            return
+        ids.insert(index, item_id)
         self.items = {i: self.items[i] for i in ids}
 
     def update(self, data: Mapping[str, Any], now_ms: float,

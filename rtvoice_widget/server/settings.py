@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from ..config import AUDIO_FORMAT, TURN_DETECTION_DEFAULTS
 from ..pcm import SAMPLE_RATE
 from .codec import ProtocolError, new_id
 
@@ -72,11 +73,7 @@ SEMANTIC_TURN_END = {
 # Fields replaced as a whole by session.update rather than merged key by key.
 _REPLACED_WHOLE = {"transcription", "tools", "tool_choice", "noise_reduction", "format"}
 
-_TURN_DEFAULTS = {
-    "server_vad": {"threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
-                   "create_response": True, "interrupt_response": True, "idle_timeout_ms": None},
-    "semantic_vad": {"eagerness": "auto", "create_response": True, "interrupt_response": True},
-}
+_SERVER_VAD = TURN_DETECTION_DEFAULTS["server_vad"]
 
 
 @dataclass(frozen=True)
@@ -103,20 +100,12 @@ def default_session(model: str) -> dict:
         "max_output_tokens": "inf",
         "audio": {
             "input": {
-                "format": {"type": "audio/pcm", "rate": SAMPLE_RATE},
+                "format": dict(AUDIO_FORMAT),
                 "transcription": {"model": "local"},
                 "noise_reduction": None,
-                "turn_detection": {
-                    "type": "server_vad",
-                    "threshold": 0.5,
-                    "prefix_padding_ms": 300,
-                    "silence_duration_ms": 500,
-                    "create_response": True,
-                    "interrupt_response": True,
-                    "idle_timeout_ms": None,
-                },
+                "turn_detection": {"type": "server_vad", **_SERVER_VAD},
             },
-            "output": {"format": {"type": "audio/pcm", "rate": SAMPLE_RATE}, "voice": "alloy", "speed": 1.0},
+            "output": {"format": dict(AUDIO_FORMAT), "voice": "alloy", "speed": 1.0},
         },
     }
 
@@ -127,7 +116,7 @@ def _merge(into: dict, update: dict) -> None:
             # Same type: a partial update. Another type: start from that type's defaults, so a
             # semantic_vad never inherits server_vad keys (the echo shows every effective value).
             old = into.get(key) if isinstance(into.get(key), dict) and into[key].get("type") == value["type"] else {}
-            into[key] = {"type": value["type"], **_TURN_DEFAULTS[value["type"]], **(old or {}),
+            into[key] = {"type": value["type"], **TURN_DETECTION_DEFAULTS[value["type"]], **(old or {}),
                          **copy.deepcopy(value)}
         elif isinstance(value, dict) and isinstance(into.get(key), dict) and key not in _REPLACED_WHOLE:
             _merge(into[key], value)
@@ -213,38 +202,32 @@ class SessionSettings:
 
     @property
     def vad(self) -> VadSettings | None:
-        """Server VAD parameters, or None for manual commit (``turn_detection: null``)."""
+        """Server VAD parameters, or None for manual commit (``turn_detection: null``).
+
+        ``semantic_vad`` runs the VAD at the ``server_vad`` defaults, with the silence window
+        and end-of-turn asks its eagerness picks (see the module docstring)."""
         turn = ((self.session.get("audio") or {}).get("input") or {}).get("turn_detection")
         if not turn:
             return None
-        create = turn.get("create_response")
-        interrupt = turn.get("interrupt_response")
-        if turn["type"] == "semantic_vad" and self.turn_end_model:
-            pause_ms, threshold, max_silence_ms, recheck_ms, recheck_threshold = \
-                SEMANTIC_TURN_END[turn.get("eagerness") or "auto"]
-            return VadSettings(
-                threshold=0.5,
-                prefix_padding_ms=300,
-                silence_duration_ms=max_silence_ms,
-                create_response=True if create is None else create,
-                interrupt_response=True if interrupt is None else interrupt,
-                turn_end=TurnEndSettings(pause_ms=float(pause_ms), threshold=threshold,
-                                         recheck_ms=None if recheck_ms is None else float(recheck_ms),
-                                         recheck_threshold=recheck_threshold),
-            )
-        if turn["type"] == "semantic_vad":
-            return VadSettings(
-                threshold=0.5,
-                prefix_padding_ms=300,
-                silence_duration_ms=SEMANTIC_SILENCE_MS[turn.get("eagerness") or "auto"],
-                create_response=True if create is None else create,
-                interrupt_response=True if interrupt is None else interrupt,
-            )
+
+        def value(key: str, kind: type):
+            return _SERVER_VAD[key] if turn.get(key) is None else kind(turn[key])
+
+        common = {"create_response": value("create_response", bool), "interrupt_response": value("interrupt_response", bool)}
+        if turn["type"] != "semantic_vad":
+            return VadSettings(threshold=value("threshold", float), prefix_padding_ms=value("prefix_padding_ms", int),
+                               silence_duration_ms=value("silence_duration_ms", int),
+                               idle_timeout_ms=None if turn.get("idle_timeout_ms") is None else int(turn["idle_timeout_ms"]),
+                               **common)
+        eagerness = turn.get("eagerness") or "auto"
+        vad = {"threshold": _SERVER_VAD["threshold"], "prefix_padding_ms": _SERVER_VAD["prefix_padding_ms"], **common}
+        if not self.turn_end_model:
+            return VadSettings(silence_duration_ms=SEMANTIC_SILENCE_MS[eagerness], **vad)
+        pause_ms, threshold, max_silence_ms, recheck_ms, recheck_threshold = SEMANTIC_TURN_END[eagerness]
         return VadSettings(
-            threshold=0.5 if turn.get("threshold") is None else float(turn["threshold"]),
-            prefix_padding_ms=300 if turn.get("prefix_padding_ms") is None else int(turn["prefix_padding_ms"]),
-            silence_duration_ms=500 if turn.get("silence_duration_ms") is None else int(turn["silence_duration_ms"]),
-            create_response=True if create is None else create,
-            interrupt_response=True if interrupt is None else interrupt,
-            idle_timeout_ms=None if turn.get("idle_timeout_ms") is None else int(turn["idle_timeout_ms"]),
+            silence_duration_ms=max_silence_ms,
+            turn_end=TurnEndSettings(pause_ms=float(pause_ms), threshold=threshold,
+                                     recheck_ms=None if recheck_ms is None else float(recheck_ms),
+                                     recheck_threshold=recheck_threshold),
+            **vad,
         )
