@@ -6,10 +6,12 @@
   :func:`local_server_token` is the per-process secret it requires.
 - ``rtvoice-server`` / ``python -m rtvoice_widget.server`` — the CLI.
 
-Layout: ``wire`` (parse/validate client events, ``error`` events) · ``settings`` (the session
-object) · ``turns`` (the sans-I/O turn engine) · ``chunking`` (tokens → speakable clauses) ·
-``pipeline`` (engine work in threads) · ``crash`` (a dead server process, in words) · ``connection`` (one WebSocket) · ``app`` (the server) ·
-``engines`` (VAD, ASR, LLM, TTS behind small interfaces).
+Layout: ``codec`` (client frames → validated events, ``error`` events, ids) · ``settings`` (the
+session object) · ``dialogue/`` (the sans-I/O turn engine: segmenter, transcription, speculation,
+conversation, responses, history) · ``chunking`` (tokens → speakable clauses) · ``pipeline``
+(engine work in threads) · ``connection`` (one WebSocket) · ``app`` (the server) · ``local`` (one
+server per kernel) · ``crash`` (a dead server process, in words) · ``engines`` (VAD, ASR, LLM,
+TTS behind small interfaces).
 """
 
 from .app import DEFAULT_MODEL, LocalRealtimeServer

@@ -76,7 +76,7 @@ class LocalRealtimeServer:
     and by default every request with an ``Origin`` header, are refused (see the module docstring).
     ``speculative`` / ``speculative_reply`` / ``speculation_delay_ms`` / ``partial_interval_ms`` /
     ``early_ask_ms`` (None: no early end-of-turn ask): streaming knobs, see
-    ``turns.TurnEngine``.
+    ``dialogue.TurnEngine``.
     ``progress(message, fraction)`` is told about model loading (default: lines on stderr;
     ``None`` for silence).
 
