@@ -99,6 +99,30 @@ FIRST_PIECE_MAX_WORDS = 4
 _CLOSING = set(".,;:!?…—–\"')]")
 
 
+def _generate(job: ReplyJob, engines: Engines, cancel: threading.Event, pieces: queue.Queue,
+              mark: Callable[[str], None]) -> None:
+    """The LLM side of :func:`run_reply` (its own thread): pieces to voice, tool calls, then ``_END``."""
+    voiced = "audio" in job.modalities
+    chunker = ClauseChunker(first_max_words=FIRST_PIECE_MAX_WORDS)
+    try:
+        for chunk in engines.llm.stream(job.messages, tools=job.tools or None, max_tokens=job.max_tokens, cancel=cancel):
+            mark("llm_first_chunk_ms")
+            if cancel.is_set():
+                break
+            if chunk.tool_call is not None:
+                for text in chunker.flush():
+                    pieces.put(("last", text))
+                pieces.put(("tool", chunk.tool_call.name, chunk.tool_call.arguments))
+            elif chunk.text:
+                for text in chunker.push(chunk.text) if voiced else [chunk.text]:
+                    pieces.put(("text", text))
+        for text in chunker.flush():
+            pieces.put(("last", text))
+        pieces.put((_END, None))
+    except Exception as exc:  # an engine failure ends this response, not the connection
+        pieces.put((_END, f"LLM failed: {type(exc).__name__}: {exc}"))
+
+
 def run_reply(job: ReplyJob, engines: Engines, cancel: threading.Event, deliver: Callable[[tuple], None]) -> None:
     """Produce ``job``'s reply; blocks until done or cancelled. Starts one helper thread for the LLM.
 
@@ -115,27 +139,8 @@ def run_reply(job: ReplyJob, engines: Engines, cancel: threading.Event, deliver:
     def mark(stage: str) -> None:
         stages.setdefault(stage, round((time.perf_counter() - started) * 1000, 1))
 
-    def generate() -> None:
-        chunker = ClauseChunker(first_max_words=FIRST_PIECE_MAX_WORDS)
-        try:
-            for chunk in engines.llm.stream(job.messages, tools=job.tools or None, max_tokens=job.max_tokens, cancel=cancel):
-                mark("llm_first_chunk_ms")
-                if cancel.is_set():
-                    break
-                if chunk.tool_call is not None:
-                    for text in chunker.flush():
-                        pieces.put(("last", text))
-                    pieces.put(("tool", chunk.tool_call.name, chunk.tool_call.arguments))
-                elif chunk.text:
-                    for text in chunker.push(chunk.text) if voiced else [chunk.text]:
-                        pieces.put(("text", text))
-            for text in chunker.flush():
-                pieces.put(("last", text))
-            pieces.put((_END, None))
-        except Exception as exc:  # an engine failure ends this response, not the connection
-            pieces.put((_END, f"LLM failed: {type(exc).__name__}: {exc}"))
-
-    llm_thread = threading.Thread(target=generate, name=f"llm-{job.response_id}", daemon=True)
+    llm_thread = threading.Thread(target=_generate, args=(job, engines, cancel, pieces, mark),
+                                  name=f"llm-{job.response_id}", daemon=True)
     llm_thread.start()
     voice = _voice_for(engines.tts, job.voice)
     error = None

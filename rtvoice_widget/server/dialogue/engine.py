@@ -23,8 +23,10 @@ The engine is a facade over one part per concept, each holding its own state:
 ``segmenter`` (input audio, VAD, end-of-turn asks, idle timeout), ``transcription`` (final,
 partial and speculative transcripts), ``speculation`` (the speculative reply), ``conversation``
 (the items), ``responses`` (the response lifecycle; ``history.py`` builds the LLM's messages) and
-``outbox`` (what goes to the driver). Client events reach their handler through a dispatch
-table. LLM warm-up: a :class:`WarmUp` job asks the driver to evaluate the session's system
+``outbox`` (what goes to the driver). Each part changes only its own state and asks the others
+through their methods, reaching them through the engine's attributes (the parts need each other
+at turn boundaries: speech starting cancels a response, a transcript starts a reply). Client
+events reach their handler through a dispatch table. LLM warm-up: a :class:`WarmUp` job asks the driver to evaluate the session's system
 prompt (instructions and tools) into the LLM's cache, at session creation and whenever they
 change, so a turn does not pay for it.
 """
@@ -252,9 +254,7 @@ class TurnEngine:
                 f"audio, but buffer only has {len(segmenter.buffer) / BYTES_PER_MS:.2f}ms of audio.",
                 code="input_audio_buffer_commit_empty", event_id=event_id,
             )
-        item_id = segmenter.speech_item_id if segmenter.speaking else new_id("item")
-        segmenter.speaking = False
-        self.commit(item_id, len(segmenter.buffer), reuse_speculation=False)
+        self.commit(segmenter.manual_commit(), len(segmenter.buffer), reuse_speculation=False)
 
     def _on_input_audio_buffer_clear(self, event: dict, event_id: str | None) -> None:
         self.segmenter.reset()

@@ -74,7 +74,7 @@ class Responses:
         )
         self.active = response
         response.created_ms = engine.segmenter.position_ms
-        engine.segmenter.idle_since_ms = None
+        engine.segmenter.response_started()
         adopted = engine.speculation.adopt(response)
         engine.outbox.emit({"type": "response.created", "response": self.response_object(response, "in_progress")})
         if adopted is None:
@@ -133,10 +133,7 @@ class Responses:
     def _finish(self, response: Response, status: str, details: dict | None) -> None:
         engine = self._engine
         self.active = None
-        segmenter = engine.segmenter
-        if not segmenter.speaking:  # a barge-in's cancel: the idle time starts after the user's turn
-            played_until_ms = response.created_ms + sum(item.audio_ms for item in response.output)
-            segmenter.idle_since_ms = max(segmenter.position_ms, played_until_ms)
+        engine.segmenter.response_ended(response.created_ms + sum(item.audio_ms for item in response.output))
         engine.outbox.emit({"type": "response.done", "response": self.response_object(response, status, details)})
         if self.queued is not None:
             overrides, self.queued = self.queued, None

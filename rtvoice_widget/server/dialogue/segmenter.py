@@ -113,6 +113,23 @@ class Segmenter:
         self._loud_run = 0
         self.silence_ms = 0.0
 
+    def manual_commit(self) -> str:
+        """The client commits the buffer: the turn in progress ends; the item id it gets."""
+        item_id = self.speech_item_id if self.speaking else new_id("item")
+        self.speaking = False
+        return item_id
+
+    def response_started(self) -> None:
+        """A response was created: the idle timeout waits until it has played."""
+        self.idle_since_ms = None
+
+    def response_ended(self, played_until_ms: float) -> None:
+        """A response ended, its audio playing until ``played_until_ms`` (input position): the
+        idle timeout counts from then, or from now if later. Not during speech: a barge-in's
+        cancel, and the idle time starts after the user's turn."""
+        if not self.speaking:
+            self.idle_since_ms = max(self.position_ms, played_until_ms)
+
     def vad_turned_off(self) -> None:
         """Turning VAD off mid-speech: the audio stays in the buffer for a manual commit."""
         self.position_ms += len(self._unframed) / BYTES_PER_MS
