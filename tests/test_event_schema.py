@@ -77,3 +77,10 @@ def test_every_event_of_a_server_turn_passes_both_checks():
     for event in events:
         sdk_check(event, "server")
         checked_fields(normalize_event(event))
+
+
+def test_the_server_handles_every_ga_client_event_type():
+    from rtvoice_widget.server.dialogue import TurnEngine
+
+    engine = TurnEngine(model="m", vad_frame_samples_24k=768)
+    assert set(engine._handlers) == set(sdk_adapters("client"))
