@@ -53,14 +53,14 @@ import websockets  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.sync.client import connect as sync_connect  # noqa: E402
 
-from rtvoice_widget.mic_link import MicLink  # noqa: E402
+from rtvoice_widget.audio_link import MicLink  # noqa: E402
 from scripted_server import Abort, Raw, ScriptedServer, voice_turn  # noqa: E402
 
 CHUNK = bytes(9600)  # 200 ms of 24 kHz PCM16, as the player sends
 
 
 def bench_stalled_page(n: int) -> bool:
-    logging.getLogger("rtvoice_widget.mic_link").setLevel(logging.ERROR)  # the drop is expected
+    logging.getLogger("rtvoice_widget.audio_link").setLevel(logging.ERROR)  # the drop is expected
     # Baseline: the blocking send of today's MicLink (a sync websockets connection, no timeout).
     from websockets.sync.server import serve
 

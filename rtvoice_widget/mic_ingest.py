@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from rtvoice_widget.mic_link import Gap, MicFrameOrder
+from rtvoice_widget.audio_link import Gap, MicFrameOrder
 from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 

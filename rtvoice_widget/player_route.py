@@ -2,11 +2,11 @@
 
 Over the mic link when the page holds one open (fewer hops, no main thread), else through
 Jupyter. Neither blocks the session thread that calls :meth:`PlayerRoute.send`: the link queues
-for its own thread (:meth:`MicLink.send <rtvoice_widget.mic_link.MicLink.send>`, bounded), and
+for its own thread (:meth:`MicLink.send <rtvoice_widget.audio_link.MicLink.send>`, bounded), and
 a comm message from a thread other than the kernel's main one is queued for ipykernel's IOPub
 thread. Each transport keeps its own order; the ``player_link`` marker keeps it across them:
 it goes through Jupyter after everything sent there before the first message over link
-connection ``conn`` (see :class:`~rtvoice_widget.mic_link.MicLink`, "hand-over").
+connection ``conn`` (see :class:`~rtvoice_widget.audio_link.MicLink`, "hand-over").
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from rtvoice_widget.mic_link import MicLink
+from rtvoice_widget.audio_link import MicLink
 
 __all__ = ["PlayerRoute"]
 

@@ -14,7 +14,7 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
 - ``{"type": "audio", "stream", "seq", "t"}`` + one buffer: 20 ms of 24 kHz mono PCM16; ``t`` is
   the capture time on the page clock (ms since the epoch); ``stream`` (a uint32 per mic start,
   default 0) and ``seq`` (0, 1, ... per stream) number the frames the page sends, whichever way:
-  frames reach the session in that order, once each (:class:`~rtvoice_widget.mic_link.
+  frames reach the session in that order, once each (:class:`~rtvoice_widget.audio_link.
   MicFrameOrder`; a frame that does not come within half of ``stale_frame_ms`` is given up,
   logged as ``mic.gap``). Forwarded with ``session.send_audio``, with the
   capture time mapped to the session clock (``captured_ms``). Frames that
@@ -56,7 +56,7 @@ link are handed to the same message callbacks (``on_msg``) as Jupyter's (``conte
 Everything else, and all audio where the link does not open, goes through Jupyter. Switching
 between the two (the link opens after the first frames went through Jupyter, or closes) loses
 and reorders nothing: mic frames are put back in ``seq`` order, copies dropped
-(:class:`~rtvoice_widget.mic_link.MicFrameOrder`), and the player's audio is handed over behind a
+(:class:`~rtvoice_widget.audio_link.MicFrameOrder`), and the player's audio is handed over behind a
 ``player_link`` marker (see :class:`MicLink`).
 
 Readiness: ``ready`` turns true when the server confirmed the session (``session.updated``, or
@@ -95,7 +95,7 @@ import traitlets
 from rtvoice_widget._assets import STATIC, bundle
 from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
-from rtvoice_widget.mic_link import MicLink
+from rtvoice_widget.audio_link import MicLink
 from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError

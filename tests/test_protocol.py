@@ -791,7 +791,7 @@ def test_interrupt_on_the_playing_tail_does_not_cancel(server: Server) -> None:
 
 
 def test_turn_latencies_use_the_turns_table_names(server: Server) -> None:
-    from rtvoice_widget.turns import EVENT_LATENCY_COLUMNS, LATENCY_COLUMNS
+    from rtvoice_widget.turn_table import EVENT_LATENCY_COLUMNS, LATENCY_COLUMNS
 
     # Only the end-of-voice gaps are missing here: they need the recorded audio (and the
     # player's report), see tests/test_turns.py.

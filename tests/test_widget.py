@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from rtvoice_widget.mic_link import Gap, MicFrameOrder
+from rtvoice_widget.audio_link import Gap, MicFrameOrder
 from rtvoice_widget.widget import StaleFrameFilter, TranscriptView, VoiceChat
 from scripted_server import (
     Close,

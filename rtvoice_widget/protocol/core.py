@@ -654,7 +654,7 @@ class ClientProtocol:
         return {
             "turns": len(self.turns),
             "interrupted_turns": sum(t.interrupted for t in self.turns),
-            # Named like the turns table's columns (rtvoice_widget.turns.LATENCY_COLUMNS).
+            # Named like the turns table's columns (rtvoice_widget.turn_table.LATENCY_COLUMNS).
             **latency_medians(self.turns),
             "audio_sent_ms": self.audio_sent_ms,
             "audio_received_ms": sum(i.audio_received_ms for i in assistant),

@@ -31,10 +31,10 @@ __all__ = ["Gap", "MicFrameOrder", "MicLink"]
 
 T = TypeVar("T")
 
-log = logging.getLogger("rtvoice_widget.mic_link")
+log = logging.getLogger("rtvoice_widget.audio_link")
 # websockets logs request lines (with ``?token=``) and frames at DEBUG level: its logger for the
 # link is pinned at INFO, so turning on DEBUG logging in a notebook never prints the token.
-_ws_logger = logging.getLogger("rtvoice_widget.mic_link.websocket")
+_ws_logger = logging.getLogger("rtvoice_widget.audio_link.websocket")
 _ws_logger.setLevel(logging.INFO)
 
 

@@ -29,7 +29,7 @@ the reconnect, at close, and at most once a second while the queue overflows.
 The exception to the queue is the 50 Hz audio path:
 ``send_audio`` writes its append to the socket itself, from the caller's thread, when nothing is
 queued ahead of it and the connection allows it (plain ``ws://``, open, greeted, socket not
-full; see :mod:`rtvoice_widget.wire`), which spares the loop a wake-up per frame. Both paths
+full; see :mod:`rtvoice_widget.session.transport`), which spares the loop a wake-up per frame. Both paths
 log, count and record under the connection's ``wire_lock``, so the log follows the wire order.
 Server events are handled on the loop thread right where the transport delivers them.
 
@@ -102,7 +102,7 @@ from rtvoice_widget.events import CATEGORIES, EventLog
 from rtvoice_widget.pcm import BYTES_PER_MS as _BYTES_PER_MS, SAMPLE_RATE
 from rtvoice_widget.protocol import ClientProtocol, CostCapReached, FlushPlayback, PlayAudio, RunTool, Send
 from rtvoice_widget.tools import ToolRegistry
-from rtvoice_widget.wire import RealtimeConnection
+from .transport import RealtimeConnection
 
 __all__ = ["MAX_OUTBOX_AUDIO_MS", "MAX_OUTBOX_EVENTS", "Reply", "RealtimeSession", "SessionClosedError"]
 
@@ -764,7 +764,7 @@ class RealtimeSession:
         (no recorded voice, or no audio yet). Each turn's value is computed once, from the 30 s
         of recording before its first audio, and cached by response id, so this stays cheap
         to call every second (the widget's stats do)."""
-        from rtvoice_widget.turns import voice_end_ms
+        from rtvoice_widget.turn_table import voice_end_ms
 
         cache = self._voice_gaps
         gaps: list[float | None] = []
@@ -788,7 +788,7 @@ class RealtimeSession:
         return {"median_voice_to_first_audio_ms": float(p50), "p90_voice_to_first_audio_ms": float(p90)}
 
     def transcript(self):
-        """The turns table (:func:`rtvoice_widget.turns.turns_table`) of the conversation so far,
+        """The turns table (:func:`rtvoice_widget.turn_table.turns_table`) of the conversation so far,
         with the ``voice_*`` columns: the user's recorded track gives the end of voice."""
         user = self.recording.user_pcm16(0.0, self.now_ms())
         return self.events.transcript(user, self.recording.sample_rate)
