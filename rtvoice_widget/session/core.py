@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import json
-import logging
 import math
 import time
-from collections import deque
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -27,20 +23,21 @@ from ..backends import Endpoint, resolve_endpoint
 from ..config import SessionConfig
 from ..events import EventLog
 from ..pcm import BYTES_PER_MS as _BYTES_PER_MS, SAMPLE_RATE
-from ..protocol import ClientProtocol, CostCapReached, FlushPlayback, PlayAudio, RunTool, Send, TurnDone
+from ..protocol import ClientProtocol
 from ..tools import ToolRegistry
+from .audio_path import AudioPath
+from .dispatch import Dispatcher
 from .hooks import Hooks
-from .outbox import MAX_APPEND_BYTES as _MAX_APPEND_BYTES, MAX_OUTBOX_AUDIO_BYTES as _MAX_OUTBOX_AUDIO_BYTES
+from .outbox import MAX_OUTBOX_AUDIO_BYTES as _MAX_OUTBOX_AUDIO_BYTES
 from .outbox import MAX_OUTBOX_AUDIO_MS, Outbox
 from .reconnect import Supervisor
+from .record import Record
 from .runner import LoopThread, SessionClosedError
 from .talk import TalkReply, talk
 from .tool_runner import ToolRunner
-from .transport import event_text
+from .voice_gaps import VoiceGaps
 
 __all__ = ["RealtimeSession"]
-
-_log = logging.getLogger("rtvoice_widget.session")
 
 
 class RealtimeSession:
@@ -144,18 +141,18 @@ class RealtimeSession:
             audio_sent_ms=0.0, audio_received_ms=0.0, reconnects=0, protocol_errors=0,
             outbox_dropped=0, outbox_dropped_audio_ms=0.0, events_unlogged=0,
         )
-        self._unlogged_report_at = 0.0  # time.monotonic() before which log failures stay quiet
-        self._voice_gaps: dict = {}  # response id -> voice_to_first_audio_ms (see metrics)
+        record = Record(self)
+        # Under the names every part calls them by: they run on any thread, and never raise.
+        self._sent, self._local, self._last_resort = record.sent, record.local, record.last_resort
+        self._unlogged, self._protocol_error = record.unlogged, record.protocol_error
+        self._voice_gaps = VoiceGaps()
         self._runner = LoopThread(lambda: self._closed_reason)
         self._supervisor: Supervisor | None = None  # made by connect()
         self._outbox = Outbox(self._counters, self._local, self.now_ms, stale_audio_ms)
         self._hooks = Hooks(lambda: self.events, self._local)
         self._tools = ToolRunner(self.tools, lambda: self.protocol, self._enqueue, self._local, self._last_resort)
-        # Audio handed over by send_audio (any thread) and one pending wakeup of the loop for it:
-        # frames that pile up while the loop is busy cost one wakeup, not one each.
-        # (pcm16, captured_ms or None, session ms of the call)
-        self._audio_in: deque[tuple[bytes, float | None, float]] = deque()
-        self._audio_wakeup_pending = False
+        self._audio = AudioPath(self)
+        self._dispatch = Dispatcher(self)
 
     @property
     def stale_audio_ms(self) -> float | None:
@@ -296,41 +293,8 @@ class RealtimeSession:
                              f"{len(pcm16) / _BYTES_PER_MS / 1000:.1f} s: send it in parts (talk() streams it)")
         if captured_ms is not None:
             captured_ms = float(captured_ms)
-        if self._direct is not None and self._send_now(pcm16, captured_ms):
-            return len(pcm16) / _BYTES_PER_MS
-        # deque.append is atomic; the flag may be stale, which costs at most a spare wakeup
-        # (it is cleared on the loop *before* the deque is drained, so no frame is stranded).
-        self._audio_in.append((pcm16, captured_ms, self.now_ms()))
-        if not self._audio_wakeup_pending:
-            self._audio_wakeup_pending = True
-            self._call_soon(self._take_audio)
+        self._audio.send(pcm16, captured_ms)
         return len(pcm16) / _BYTES_PER_MS
-
-    def _send_now(self, pcm16: bytes, captured_ms: float | None) -> bool:
-        """Write one append from this (the caller's) thread, without waking the loop; False
-        when it must take the queue: the wire is busy, something is queued ahead of it, the
-        connection cannot be written from here (TLS, closing, a full socket), or it is too big.
-
-        Half the session's CPU per frame went into waking the loop (the self-pipe write, an
-        epoll return, a task); the frame also reaches the server sooner.
-        """
-        supervisor = self._supervisor
-        ws = supervisor.direct if supervisor is not None else None
-        if ws is None or len(pcm16) > _MAX_APPEND_BYTES or not ws.wire_lock.acquire(blocking=False):
-            return False
-        try:
-            if self._audio_in or self._outbox or self._closing or not ws.can_write_now():
-                return False
-            event = self.protocol.append_audio(pcm16)
-            text = event_text(event, pcm16)
-            if not ws.write_now(text):  # closed just now: the queue keeps it for the next connection
-                supervisor.direct = None
-                self._call_soon(self._enqueue_append, event, pcm16, captured_ms, self.now_ms())
-                return True
-            self._sent(event, pcm16, len(text), captured_ms)
-            return True
-        finally:
-            ws.wire_lock.release()
 
     def commit(self) -> None:
         """Commit the input audio buffer (push-to-talk / manual turn detection)."""
@@ -404,7 +368,7 @@ class RealtimeSession:
                 or not math.isfinite(played_ms) or played_ms < 0:
             raise ValueError(f"played_ms must be a finite number >= 0, got {played_ms!r}")
         self._require_open()
-        self._call_soon(self._report_progress, item_id, float(played_ms), bool(flushed))
+        self._call_soon(self._dispatch.report_progress, item_id, float(played_ms), bool(flushed))
 
     def interrupt(self) -> None:
         """Stop the assistant now: flush its playback, truncate what was heard at the played
@@ -417,7 +381,7 @@ class RealtimeSession:
         def run() -> None:
             now = self.now_ms()
             for action in self.protocol.interrupt(now):
-                self._perform(action, now)
+                self._dispatch.perform(action, now)
 
         self._runner.run(run)
 
@@ -485,7 +449,7 @@ class RealtimeSession:
         """
         return {
             **self.protocol.metrics(),  # turns, latencies, tokens (protocol state)
-            **self._voice_gap_stats(),  # median_/p90_voice_to_first_audio_ms
+            **self._voice_gaps.stats(self.protocol.turns, self.recording),  # median_/p90_voice_to_first_audio_ms
             "endpoint": self.endpoint.label if self.endpoint else None,
             "connected": self.connected,
             "uptime_s": self.now_ms() / 1000,
@@ -499,31 +463,9 @@ class RealtimeSession:
     def voice_gaps(self) -> list[float | None]:
         """Per reply, in turn order: the gap from the end of the user's recorded voice to its
         first audio (the turns table's ``voice_to_first_audio_ms``), None where there is none
-        (no recorded voice, or no audio yet). Each turn's value is computed once, from the 30 s
-        of recording before its first audio, and cached by response id, so this stays cheap
-        to call every second (the widget's stats do)."""
-        from rtvoice_widget.turn_table import voice_end_ms
-
-        cache = self._voice_gaps
-        gaps: list[float | None] = []
-        for turn in list(self.protocol.turns):
-            key = turn.response_id or turn.index
-            if key not in cache:
-                if turn.first_audio_ms is None or turn.user_done_ms is None:
-                    continue  # not final yet: asked again next time
-                start = max(0.0, (turn.first_audio_ms - 30_000.0) // 20 * 20)  # frames stay on the session grid
-                window = self.recording.user_pcm16(start, turn.first_audio_ms)
-                end = voice_end_ms(window, self.recording.sample_rate, turn.first_audio_ms - start)
-                cache[key] = turn.first_audio_ms - (start + end) if end == end else None
-            gaps.append(cache[key])
-        return gaps
-
-    def _voice_gap_stats(self) -> dict[str, float | None]:
-        gaps = [g for g in self.voice_gaps() if g is not None]
-        if not gaps:
-            return {"median_voice_to_first_audio_ms": None, "p90_voice_to_first_audio_ms": None}
-        p50, p90 = np.percentile(gaps, [50, 90])
-        return {"median_voice_to_first_audio_ms": float(p50), "p90_voice_to_first_audio_ms": float(p90)}
+        (no recorded voice, or no audio yet). Cheap to call every second (the widget's stats
+        do): see :class:`~.voice_gaps.VoiceGaps`."""
+        return self._voice_gaps.gaps(self.protocol.turns, self.recording)
 
     def transcript(self):
         """The turns table (:func:`rtvoice_widget.turn_table.turns_table`) of the conversation so far,
@@ -531,169 +473,11 @@ class RealtimeSession:
         user = self.recording.user_pcm16(0.0, self.now_ms())
         return self.events.transcript(user, self.recording.sample_rate)
 
-    def _sent(self, event: dict, pcm16: bytes | None, size: int, captured_ms: float | None) -> None:
-        """Count, log and record an event just written (holding the connection's wire_lock, so
-        the log and the recording follow the wire order)."""
-        t_ms = self.now_ms()
-        self._counters["frames_sent"] += 1
-        self._counters["bytes_sent"] += size
-        try:
-            if captured_ms is None:
-                self.events.append("client", event, t_ms)
-            else:
-                # Logged as sent (the log stays in send order), with when it was captured.
-                self.events.append("client", {**event, "captured_ms": captured_ms}, t_ms)
-        except Exception as exc:  # it went out all the same: count and record it
-            self._unlogged(event.get("type"), exc)
-        if pcm16 is not None:
-            self._counters["audio_sent_ms"] += len(pcm16) / _BYTES_PER_MS
-            self.recording.add_user(pcm16, t_ms if captured_ms is None else max(0.0, min(captured_ms, t_ms)))
-        elif event.get("type") == "conversation.item.truncate":
-            self.recording.truncate(event["item_id"], event["audio_end_ms"])
-
-    # -- loop side: receiving ---------------------------------------------------------------
-
-    def _on_message(self, frame: str | bytes) -> None:
-        try:
-            self._receive(frame)
-        except Exception as exc:  # a bug of ours must not end the connection
-            self._protocol_error(f"internal error handling a server frame: {type(exc).__name__}: {exc}")
-
-    def _receive(self, frame: str | bytes) -> None:
-        t_ms = self.now_ms()
-        self._counters["frames_received"] += 1
-        self._counters["bytes_received"] += len(frame)
-        if isinstance(frame, bytes):
-            self._protocol_error(f"unexpected binary frame of {len(frame)} bytes (Realtime events are JSON text)")
-            return
-        try:
-            event = json.loads(frame)
-        except ValueError as exc:
-            self._protocol_error(f"malformed JSON from server: {exc}", frame=frame[:200])
-            return
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            self._protocol_error("server event is not a JSON object with a string 'type'", frame=frame[:200])
-            return
-        try:
-            self.events.append("server", event, t_ms)
-        except Exception as exc:  # the protocol must see the event whether or not it is logged
-            self._unlogged(event["type"], exc)
-        type_ = event["type"]
-        if type_ == "session.created" and self._supervisor is not None:
-            self._supervisor.greeted(event)
-        try:
-            actions = self.protocol.receive(event, t_ms)
-        except Exception as exc:  # the protocol must not take the connection down with it
-            self._protocol_error(f"could not handle {type_}: {type(exc).__name__}: {exc}")
-            return
-        for action in actions:
-            self._perform(action, t_ms)
-
-    def _perform(self, action: Any, t_ms: float) -> None:
-        if isinstance(action, PlayAudio):
-            self._counters["audio_received_ms"] += len(action.pcm16) / _BYTES_PER_MS
-            self.recording.add_assistant(action.item_id, action.pcm16, t_ms)
-            self._hooks.fire("output_audio", action.item_id, action.response_id, action.pcm16)
-        elif isinstance(action, Send):
-            self._enqueue(action.event)
-        elif isinstance(action, FlushPlayback):
-            self._local("playback.flushed", item_id=action.item_id)
-            self._hooks.fire("flush", action.item_id)
-            if action.item_id in self.protocol.truncations_due:
-                # The player's final position normally comes first; this is for one that never
-                # answers (no browser open, a dead page).
-                asyncio.get_running_loop().call_later(self.flush_timeout, self._truncate_overdue, action.item_id)
-        elif isinstance(action, RunTool):
-            self._tools.start(action)
-        elif isinstance(action, CostCapReached):
-            self._local("cost.error", text=f"cost cap reached: ${action.cost_usd:.4f} >= max_cost_usd="
-                        f"${action.max_cost_usd:g}; no more responses will be created",
-                        cost_usd=action.cost_usd, max_cost_usd=action.max_cost_usd)
-        elif isinstance(action, TurnDone):
-            # The turn itself lives in protocol.turns; this is for the session's own parts (talk).
-            self._hooks.fire("turn_done", action.turn)
-
-    def _protocol_error(self, message: str, **fields: Any) -> None:
-        self._counters["protocol_errors"] += 1
-        self._last_resort("protocol.error", message, **fields)
-
-    def _last_resort(self, type: str, text: str, **fields: Any) -> None:
-        """Log a failure in the event log, or, should the log itself fail, with :mod:`logging`
-        (never rate-limited): the handlers of last resort must never die of the thing they
-        report, nor depend on it."""
-        try:
-            self.events.local(type, self.now_ms(), text=text, **fields)
-        except Exception as exc:
-            self._counters["events_unlogged"] += 1
-            _log.error("%s: %s (the event log refused it: %s: %s)", type, text, exc.__class__.__name__, exc)
-
     # -- loop side: helpers -----------------------------------------------------------------
-
-    def _take_audio(self) -> None:
-        self._audio_wakeup_pending = False
-        pending = self._audio_in
-        if self._closing:
-            pending.clear()
-            return
-        # One append per send_audio call (callers and tests see their frames 1:1 on the wire),
-        # however many piled up for this wakeup; only a call over 1 s is split. Moved under the
-        # wire lock: send_audio's direct path must not see both queues empty meanwhile.
-        direct = self._direct  # read once: _send_now may clear it meanwhile, on another thread
-        with direct.wire_lock if direct is not None else contextlib.nullcontext():
-            self._queue_audio()
-        self._outbox.wake()
-
-    def _queue_audio(self) -> None:
-        pending = self._audio_in
-        while pending:
-            pcm16, captured_ms, queued_ms = pending.popleft()
-            for start in range(0, len(pcm16), _MAX_APPEND_BYTES):
-                chunk = pcm16 if len(pcm16) <= _MAX_APPEND_BYTES else pcm16[start : start + _MAX_APPEND_BYTES]
-                event = self.protocol.append_audio(chunk)
-                self._outbox.put((event, chunk, None if captured_ms is None else captured_ms + start / _BYTES_PER_MS,
-                                  queued_ms))
-
-    def _enqueue_append(self, event: dict, pcm16: bytes, captured_ms: float | None, queued_ms: float) -> None:
-        # It was meant to go before anything queued since.
-        self._outbox.put((event, pcm16, captured_ms, queued_ms), first=True)
-        self._outbox.wake()
 
     def _enqueue(self, event: dict) -> None:
         self._outbox.put((event, None, None, self.now_ms()))
         self._outbox.wake()
-
-    def _report_progress(self, item_id: str, played_ms: float, flushed: bool = False) -> None:
-        try:
-            if flushed:
-                actions = self.protocol.playback_flushed(item_id, played_ms, self.now_ms())
-            else:
-                actions = self.protocol.playback_progress(item_id, played_ms, self.now_ms())
-        except Exception as exc:
-            self._protocol_error(f"playback_progress({item_id!r}, {played_ms}) failed: {type(exc).__name__}: {exc}")
-            return
-        for action in actions or ():
-            self._perform(action, self.now_ms())
-
-    def _truncate_overdue(self, item_id: str) -> None:
-        if self._closing:
-            return
-        for action in self.protocol.truncate_now(item_id):
-            self._perform(action, self.now_ms())
-
-    def _local(self, type: str, text: str | None = None, **fields: Any) -> None:
-        try:
-            self.events.local(type, self.now_ms(), text=text, **fields)
-        except Exception as exc:  # the log failing must not take the session with it
-            self._unlogged(type, exc)
-
-    def _unlogged(self, what: Any, exc: Exception) -> None:
-        """A row the event log refused: counted, and reported with logging once a second."""
-        self._counters["events_unlogged"] += 1
-        now = time.monotonic()
-        if now >= self._unlogged_report_at:
-            self._unlogged_report_at = now + 1.0
-            _log.error("the event log refused a %s row (%s: %s); %d rows unlogged so far", what,
-                       type(exc).__name__, exc, self._counters["events_unlogged"])
 
     def _with_registry_tools(self, config: SessionConfig) -> SessionConfig:
         """The config with every registered Python tool as its schema dict (dict tools kept)."""

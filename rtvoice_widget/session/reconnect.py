@@ -142,7 +142,7 @@ class Supervisor:
             await self.write(ws, s.protocol.session_update(), None)
             writer = asyncio.get_running_loop().create_task(self._drain_outbox(ws, reconnected=not first))
             # Server events are handled where the transport delivers them (no reader task).
-            ws.on_message = s._on_message
+            ws.on_message = s._dispatch.on_message
             ws.deliver()
             await ws.wait_closed()
         except ConnectionClosed:
