@@ -1,7 +1,7 @@
 """Issue #11: nothing outside the notebook can drive the local server or stall the session.
 
 Real sockets throughout: the local server (cheap engines: energy VAD, echo LLM), the official
-openai SDK, ``websockets`` clients and the real mic link.
+openai SDK, ``websockets`` clients and the real audio link.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import TypeAdapter
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as ws_connect
 
-from rtvoice_widget.audio_link import MicLink
+from rtvoice_widget.audio_link import AudioLink
 
 from rtvoice_widget.server import LocalRealtimeServer, ensure_local_server, local_server_token, stop_local_server
 from rtvoice_widget.server.cli import READY_PREFIX
@@ -142,7 +142,7 @@ def test_cli_takes_its_token_and_origins_from_env_and_flags():
         process.wait(timeout=30)
 
 
-# -- ways in and ways to wedge it: the mic link ---------------------------------------------------
+# -- ways in and ways to wedge it: the audio link ---------------------------------------------------
 
 
 def _link_message(data: bytes) -> tuple[dict, bytes]:
@@ -153,7 +153,7 @@ def _link_message(data: bytes) -> tuple[dict, bytes]:
 @pytest.fixture
 def link():
     frames: list[tuple[dict, bytes]] = []
-    link = MicLink(lambda content, pcm: frames.append((content, pcm)))
+    link = AudioLink(lambda content, pcm: frames.append((content, pcm)))
     link.frames = frames
     yield link
     link.close()
