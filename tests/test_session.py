@@ -374,6 +374,29 @@ def test_interrupt_flushes_truncates_and_cancels(server, open_session):
     assert len(server.client_events("conversation.item.truncate")) == 1
 
 
+def test_clear_output_audio_flushes_and_truncates_but_lets_the_response_go_on(server, open_session):
+    s = open_session()
+    flushed: list[str] = []
+    s.on("flush", flushed.append)
+    server.play(assistant_response_start("resp_clr", "item_clr")
+                + audio_deltas("resp_clr", "item_clr", pcm16_tone(2000)))
+    deadline = time.monotonic() + 10
+    while s.protocol.items.get("item_clr") is None or s.protocol.items["item_clr"].audio_received_ms < 2000:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    s.playback_progress("item_clr", 300)
+    s.clear_output_audio()
+    assert flushed == ["item_clr"]
+    (truncate,) = server.wait_for("conversation.item.truncate")
+    assert truncate["item_id"] == "item_clr" and 300 <= truncate["audio_end_ms"] <= 2000
+    s.commit()  # a marker: anything clear_output_audio() queued went out before it
+    server.wait_for("input_audio_buffer.commit")
+    sent = [e["type"] for e in server.client_events()]
+    assert "response.cancel" not in sent and "output_audio_buffer.clear" not in sent
+    assert s.protocol.active_response_id == "resp_clr"
+    server.assert_client_events_valid()
+
+
 def test_interrupt_with_nothing_going_on_sends_nothing(server, open_session):
     s = open_session()
     before = len(server.client_events())

@@ -376,11 +376,23 @@ class RealtimeSession:
 
         The widget's Interrupt button calls this. Returns once the events are queued.
         """
+        self._act(lambda protocol, now: protocol.interrupt(now))
+
+    def clear_output_audio(self) -> None:
+        """Cut off the assistant's audio, and only that: flush its playback and truncate what
+        was heard at the played position; the response goes on without sound (its text still
+        arrives). What ``output_audio_buffer.clear`` does on WebRTC, done the WebSocket way (see
+        :meth:`ClientProtocol.clear_output_audio`). Returns once the events are queued.
+        """
+        self._act(lambda protocol, now: protocol.clear_output_audio(now))
+
+    def _act(self, decide: Callable[[ClientProtocol, float], list]) -> None:
+        """Carry out the actions ``decide(protocol, now_ms)`` returns, on the loop thread; wait."""
         self._require_open()
 
         def run() -> None:
             now = self.now_ms()
-            for action in self.protocol.interrupt(now):
+            for action in decide(self.protocol, now):
                 self._dispatch.perform(action, now)
 
         self._runner.run(run)
