@@ -20,6 +20,7 @@ import numpy as np
 
 from ..audio import pcm16_to_float32, read_wav, to_pcm16
 from ..pcm import BYTES_PER_MS, SAMPLE_RATE
+from ..protocol import ClientProtocol, Turn
 from .runner import SessionClosedError
 
 if TYPE_CHECKING:
@@ -75,8 +76,8 @@ def talk(session: "RealtimeSession", audio: Any, sample_rate: int = SAMPLE_RATE,
     if isinstance(chunk_ms, bool) or not isinstance(chunk_ms, int) or not 10 <= chunk_ms <= 1000:
         raise ValueError(f"chunk_ms must be an int between 10 and 1000, got {chunk_ms!r}")
     session._require_open()
-    collector = _ReplyCollector()
-    unsubscribe = session.events.subscribe(collector.on_row)
+    collector = _ReplyCollector(session.protocol, len(session.protocol.turns))
+    unsubscribe = session._hooks.add("turn_done", collector.on_turn_done)
     remove_hook = session._hooks.add("output_audio", collector.on_audio)
     try:
         input_started_ms = session.now_ms()
@@ -120,57 +121,54 @@ def stream(session: "RealtimeSession", pcm16: bytes, chunk_ms: int, realtime: bo
 
 
 class _ReplyCollector:
-    """Gathers one turn's reply from log rows and audio hooks (both on the session thread)."""
+    """Gathers one talk's reply from the protocol's turns and the audio hook (both called on
+    the session thread).
 
-    def __init__(self) -> None:
+    The turns are :class:`~rtvoice_widget.protocol.Turn` objects, one per response: those made
+    after the talk began (``first_index`` on) belong to it. Each finished turn arrives through
+    the session's ``turn_done`` hook (the protocol's :class:`TurnDone`); the reply is complete
+    at the first one whose response called no tool (a tool call's follow-up response belongs
+    to the same reply).
+    """
+
+    def __init__(self, protocol: ClientProtocol, first_index: int) -> None:
         self.finished = threading.Event()
-        self.response_ids: list[str] = []
+        self.turns: list[Turn] = []
         self.chunks: list[bytes] = []
-        self.text: list[str] = []
-        self.user_transcript: str | None = None
-        self.first_audio_ms: float | None = None
-        self.done_ms = 0.0
-        self.status: str | None = None
+        self._protocol = protocol
+        self._first = first_index
 
-    def on_row(self, row: dict) -> None:
-        type_ = row["type"]
-        if row["source"] != "server":
+    def on_turn_done(self, turn: Turn) -> None:
+        if turn.index < self._first or any(t is turn for t in self.turns):
             return
-        if type_ == "response.created" and row["response_id"]:
-            self.response_ids.append(row["response_id"])
-        elif row["response_id"] not in self.response_ids:
-            if type_ == "conversation.item.input_audio_transcription.completed":
-                self.user_transcript = row["text"]
-            return
-        elif type_ in ("response.output_audio_transcript.delta", "response.output_text.delta"):
-            self.text.append(row["text"] or "")
-        elif type_ == "response.output_audio.delta" and self.first_audio_ms is None:
-            self.first_audio_ms = row["t_ms"]
-        elif type_ == "response.done":
-            response = row["payload"].get("response") or {}
-            self.status = response.get("status")
-            self.done_ms = row["t_ms"]
-            calls_tool = any(item.get("type") == "function_call" for item in response.get("output") or ())
-            if not calls_tool:
-                self.finished.set()
+        self.turns.append(turn)
+        items = self._protocol.items.values()
+        if not any(i.response_id == turn.response_id and i.type == "function_call" for i in items):
+            self.finished.set()
 
     def on_audio(self, item_id: str, response_id: str, pcm16: bytes) -> None:
-        if response_id in self.response_ids:
+        turn = self._protocol.turn_tracker.of(response_id)
+        if turn is not None and turn.index >= self._first:
             self.chunks.append(pcm16)
 
     def summary(self) -> str:
-        return f"{len(self.response_ids)} responses, {len(self.chunks)} audio chunks, status {self.status}"
+        status = self.turns[-1].status if self.turns else None
+        return f"{len(self.turns)} responses, {len(self.chunks)} audio chunks, status {status}"
 
     def reply(self, input_started_ms: float, input_end_ms: float) -> TalkReply:
         pcm16 = b"".join(self.chunks)
+        turns = list(self.turns)
+        last = turns[-1] if turns else None
+        user_item = self._protocol.items.get(turns[0].user_item_id or "") if turns else None
+        first_audio = [t.first_audio_ms for t in turns if t.first_audio_ms is not None]
         return TalkReply(
             audio=pcm16_to_float32(pcm16) if pcm16 else np.zeros(0, np.float32),
-            transcript="".join(self.text),
-            user_transcript=self.user_transcript,
-            response_ids=list(self.response_ids),
-            status=self.status,
+            transcript=" ".join(t.assistant_text for t in turns if t.assistant_text),
+            user_transcript=user_item.transcript if user_item is not None else None,
+            response_ids=[t.response_id for t in turns if t.response_id],
+            status=last.status if last is not None else None,
             input_started_ms=input_started_ms,
             input_end_ms=input_end_ms,
-            first_audio_ms=self.first_audio_ms,
-            done_ms=self.done_ms,
+            first_audio_ms=min(first_audio) if first_audio else None,
+            done_ms=last.response_done_ms if last is not None and last.response_done_ms is not None else 0.0,
         )
