@@ -169,10 +169,13 @@ class RealtimeSession:
 
     @property
     def _direct(self):
+        """The connection ``send_audio`` may write to from the caller's thread (:mod:`.audio_path`),
+        or None: not greeted yet, lost, closing."""
         supervisor = self._supervisor
         return supervisor.direct if supervisor is not None else None
 
-    def _runner_alive(self) -> bool:
+    def _still_open(self) -> bool:
+        """False once the session closed or gave up, or its loop thread died."""
         return not self._closing and (self._runner.thread is None or self._runner.alive)
 
     # -- clock ------------------------------------------------------------------------------

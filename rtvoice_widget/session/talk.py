@@ -6,6 +6,10 @@ Contract: :func:`talk` streams the utterance in ``chunk_ms`` frames (paced in re
 :class:`TalkReply` once the final ``response.done`` of the turn arrived (tool calls and their
 follow-up responses included). ``TimeoutError`` after ``timeout`` seconds,
 ``SessionClosedError`` if the session closes meanwhile.
+
+The reply is read off the protocol's live model, not rebuilt from log rows: the
+:class:`~rtvoice_widget.protocol.Turn` of each response made after the talk began (text, first
+audio, status, end), the user item's final transcript, and the audio those responses played.
 """
 
 from __future__ import annotations
@@ -101,7 +105,7 @@ def talk(session: "RealtimeSession", audio: Any, sample_rate: int = SAMPLE_RATE,
 def _wait(session: "RealtimeSession", collector: "_ReplyCollector", timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not collector.finished.wait(0.05):
-        if not session._runner_alive():
+        if not session._still_open():
             raise SessionClosedError(f"session closed while waiting for a reply: {session._closed_reason}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"no complete reply within {timeout:g} s (got {collector.summary()})")
