@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rtvoice_widget.config import SessionConfig, TurnDetection
-from rtvoice_widget.session import RealtimeSession, SessionClosedError
+from rtvoice_widget.session import RealtimeSession, Reply, SessionClosedError, TalkReply
 from scripted_server import (
     Abort,
     Close,
@@ -192,6 +192,7 @@ def test_talk_manual_turn_returns_reply(server, open_session):
     server.respond("response.create", lambda event, srv: voice_turn(with_speech=False, audio_ms=700, transcript="Hi there."))
     utterance = (np.sin(np.arange(16000) / 16000 * 2 * np.pi * 220) * 0.2).astype(np.float32)  # 1 s at 16 kHz
     reply = s.talk(utterance, sample_rate=16000, realtime=False, timeout=10)
+    assert isinstance(reply, TalkReply) and Reply is TalkReply  # Reply: the name it had first
     assert reply.transcript == "Hi there."
     assert reply.status == "completed"
     assert reply.audio.dtype == np.float32 and len(reply.audio) == 700 * 24
