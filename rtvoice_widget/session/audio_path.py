@@ -15,17 +15,22 @@ Otherwise frames that pile up while the loop is busy cost it one wake-up, not on
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import deque
+from typing import Any
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from ..audio import to_pcm16
 from ..pcm import BYTES_PER_MS
-from .outbox import MAX_APPEND_BYTES
+from .outbox import MAX_APPEND_BYTES, MAX_OUTBOX_AUDIO_BYTES, MAX_OUTBOX_AUDIO_MS
 from .transport import event_text
 
 if TYPE_CHECKING:
     from .core import RealtimeSession
 
-__all__ = ["AudioPath"]
+__all__ = ["AudioPath", "checked_audio"]
 
 
 class AudioPath:
@@ -104,3 +109,28 @@ class AudioPath:
         s = self._session
         s._outbox.put((event, pcm16, captured_ms, queued_ms), first=True)
         s._outbox.wake()
+
+
+def checked_audio(audio: Any, sample_rate: int, captured_ms: Any) -> tuple[bytes, float | None]:
+    """``send_audio``'s input as 24 kHz PCM16 and a float capture time, on the caller's thread.
+
+    Raises ``TypeError`` / ``ValueError`` for what :func:`rtvoice_widget.audio.to_pcm16`
+    refuses, a capture time that is not a finite number, and more than
+    :data:`MAX_OUTBOX_AUDIO_MS` of audio (it could never fit the outbox).
+    """
+    if captured_ms is not None and (
+            isinstance(captured_ms, bool) or not isinstance(captured_ms, (int, float, np.number))
+            or not math.isfinite(captured_ms)):
+        raise ValueError(f"captured_ms must be a finite number of ms on the session clock, got {captured_ms!r}")
+    # Refused before converting it too (a 10-minute array took a second to resample).
+    if isinstance(audio, np.ndarray) and audio.ndim and isinstance(sample_rate, int) and sample_rate > 0 \
+            and audio.shape[0] * 1000 > MAX_OUTBOX_AUDIO_MS * sample_rate:
+        raise ValueError(f"send_audio takes at most {MAX_OUTBOX_AUDIO_MS // 1000} s per call, got "
+                         f"{audio.shape[0] / sample_rate:.1f} s: send it in parts (talk() streams it)")
+    pcm16 = to_pcm16(audio, sample_rate)
+    if len(pcm16) > MAX_OUTBOX_AUDIO_BYTES:
+        raise ValueError(f"send_audio takes at most {MAX_OUTBOX_AUDIO_MS // 1000} s per call, got "
+                         f"{len(pcm16) / BYTES_PER_MS / 1000:.1f} s: send it in parts (talk() streams it)")
+    if captured_ms is not None:
+        captured_ms = float(captured_ms)
+    return pcm16, captured_ms

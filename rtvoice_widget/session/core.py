@@ -18,18 +18,17 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..audio import Recorder, to_pcm16
+from ..audio import Recorder
 from ..backends import Endpoint, resolve_endpoint
 from ..config import SessionConfig
 from ..events import EventLog
 from ..pcm import BYTES_PER_MS as _BYTES_PER_MS, SAMPLE_RATE
 from ..protocol import ClientProtocol
 from ..tools import ToolRegistry
-from .audio_path import AudioPath
+from .audio_path import AudioPath, checked_audio
 from .dispatch import Dispatcher
 from .hooks import Hooks
-from .outbox import MAX_OUTBOX_AUDIO_BYTES as _MAX_OUTBOX_AUDIO_BYTES
-from .outbox import MAX_OUTBOX_AUDIO_MS, Outbox
+from .outbox import Outbox
 from .reconnect import Supervisor
 from .record import Record
 from .runner import LoopThread, SessionClosedError
@@ -274,28 +273,14 @@ class RealtimeSession:
         ``(n, 2)`` stereo) at ``sample_rate``, resampled to 24 kHz with soxr
         (:func:`rtvoice_widget.audio.to_pcm16`). Wrong dtypes, NaN/inf, empty or wrongly shaped
         input raise ``TypeError``/``ValueError`` here and send nothing, and so does a call of more
-        than :data:`MAX_OUTBOX_AUDIO_MS` (5 min: it could never fit the queue; stream it in
+        than :data:`~rtvoice_widget.session.MAX_OUTBOX_AUDIO_MS` (5 min: it could never fit the queue; stream it in
         parts, as :meth:`talk` does). Does not wait for the
         loop; the audio goes out in order with everything else, one append per call (a call
         over 1 s is split). Calls that queue up while the loop is busy cost it one wakeup.
         """
         if self._closing or not self._runner.started:
             self._require_open()  # raises with the reason
-        if captured_ms is not None and (
-                isinstance(captured_ms, bool) or not isinstance(captured_ms, (int, float, np.number))
-                or not math.isfinite(captured_ms)):
-            raise ValueError(f"captured_ms must be a finite number of ms on the session clock, got {captured_ms!r}")
-        # Refused before converting it too (a 10-minute array took a second to resample).
-        if isinstance(audio, np.ndarray) and audio.ndim and isinstance(sample_rate, int) and sample_rate > 0 \
-                and audio.shape[0] * 1000 > MAX_OUTBOX_AUDIO_MS * sample_rate:
-            raise ValueError(f"send_audio takes at most {MAX_OUTBOX_AUDIO_MS // 1000} s per call, got "
-                             f"{audio.shape[0] / sample_rate:.1f} s: send it in parts (talk() streams it)")
-        pcm16 = to_pcm16(audio, sample_rate)
-        if len(pcm16) > _MAX_OUTBOX_AUDIO_BYTES:
-            raise ValueError(f"send_audio takes at most {MAX_OUTBOX_AUDIO_MS // 1000} s per call, got "
-                             f"{len(pcm16) / _BYTES_PER_MS / 1000:.1f} s: send it in parts (talk() streams it)")
-        if captured_ms is not None:
-            captured_ms = float(captured_ms)
+        pcm16, captured_ms = checked_audio(audio, sample_rate, captured_ms)
         self._audio.send(pcm16, captured_ms)
         return len(pcm16) / _BYTES_PER_MS
 
