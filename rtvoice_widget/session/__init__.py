@@ -6,8 +6,8 @@ ClientProtocol` builds client events and turns server events into actions,
 session clock, :class:`~rtvoice_widget.audio.Recorder` keeps both audio tracks and
 :class:`~rtvoice_widget.tools.ToolRegistry` runs function calls. One module per concept:
 
-- :mod:`.core` -- :class:`RealtimeSession`: the public methods, option checks, the cross-thread
-  audio path of ``send_audio``, server frames into the log and the protocol, actions performed.
+- :mod:`.core` -- :class:`RealtimeSession`: the public methods, option checks, which part does
+  what.
 - :mod:`.runner` -- :class:`LoopThread` (the session's thread and asyncio loop, the hops onto
   it) and :class:`SessionClosedError`.
 - :mod:`.transport` -- :class:`RealtimeConnection`, websockets' client connection that delivers
@@ -15,9 +15,15 @@ session clock, :class:`~rtvoice_widget.audio.Recorder` keeps both audio tracks a
 - :mod:`.reconnect` -- :class:`Supervisor`: connect, serve, reconnect with backoff, renewal
   replay, shutdown; the writer that drains the outbox.
 - :mod:`.outbox` -- :class:`Outbox`: the bounded queue of client events, stale-audio drops.
+- :mod:`.audio_path` -- :class:`AudioPath`: ``send_audio``'s frames from any thread to the wire.
+- :mod:`.dispatch` -- :class:`Dispatcher`: server frames into the log and the protocol, the
+  protocol's actions carried out.
+- :mod:`.record` -- :class:`Record`: what was sent and what happened, in the log, counters and
+  recording, never raising.
 - :mod:`.talk` -- ``talk()`` and :class:`TalkReply` (headless: say a WAV, get the reply).
 - :mod:`.tool_runner` -- :class:`ToolRunner`: the model's function calls, run and answered.
 - :mod:`.hooks` -- :class:`Hooks`: ``on()`` subscriptions, stream hooks, ``wait_for``.
+- :mod:`.voice_gaps` -- :class:`VoiceGaps`: end of voice to first audio, per turn, cached.
 
 Threading model. ``connect()`` starts a daemon thread running an asyncio loop that owns the
 socket, the protocol state and the recorder. A Jupyter cell can block the kernel's main thread
@@ -33,8 +39,8 @@ reconnect: :mod:`.outbox`) and go out after the session config has been re-sent.
 is the 50 Hz audio path: ``send_audio`` writes its append to the socket itself, from the
 caller's thread, when nothing is queued ahead of it and the connection allows it (plain
 ``ws://``, open, greeted, socket not full; :mod:`.transport`), which spares the loop a wake-up
-per frame. Both paths log, count and record under the connection's ``wire_lock``, so the log
-follows the wire order. Server events are handled on the loop thread right where the transport
+per frame (:mod:`.audio_path`). Both paths log, count and record under the connection's
+``wire_lock``, so the log follows the wire order. Server events are handled on the loop thread right where the transport
 delivers them.
 
 Reconnection and renewal: :mod:`.reconnect`. Cost: ``prices=`` (USD per 1M tokens by kind) and

@@ -1,11 +1,11 @@
 """RealtimeSession: the public face of the live connection, and what ties its parts together.
 
-The parts each own one concept (see the package docstring): :mod:`.runner` (thread and loop),
-:mod:`.reconnect` (connection lifetime), :mod:`.outbox`, :mod:`.transport`, :mod:`.talk`,
-:mod:`.tool_runner`, :mod:`.hooks`. What stays here: option checks, the public methods (each
-validates on the caller's thread, then hands the work to the loop), the cross-thread audio path
-of ``send_audio``, the handling of server frames (log, protocol, actions) and the record of
-what was sent (log, counters, recording, all in wire order).
+The parts each own one concept (see the package docstring). What stays here: the constructor's
+option checks, the public methods (each validates its input on the caller's thread, then hands
+the work to the loop: :meth:`RealtimeSession._command` for events built from protocol state,
+:meth:`RealtimeSession._act` for protocol actions), and the one place that makes every part
+and hands each the session's clock, log and counters. The parts read the session's private
+state (the outbox, the supervisor, the closing flag) by name: they work for this one class.
 """
 
 from __future__ import annotations
