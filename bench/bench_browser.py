@@ -314,7 +314,7 @@ chat
         print(summary_line("baseline (100 ms appends)", baseline))
         print(f"{'ratio baseline/product p50':<34} {pct(baseline, 50) / pct(product, 50):.2f}x"
               f"   (frames captured {len(frames)}, matched {len(product)}, "
-              f"via the mic link {sum(f['via'] == 'link' for f in frames)})")
+              f"via the audio link {sum(f['via'] == 'link' for f in frames)})")
         offset, uncertainty = clock_offset_ms(page.page)
         print(f"{'  clocks: page - bench':<34} {offset:+.1f} ms (+-{uncertainty:.1f} ms)")
         writes = page.kernel_json(

@@ -2,7 +2,7 @@
 
 Five parts, each with its goal (the exit code is non-zero when one is missed):
 
-1. **Player sends to a page that stopped reading** (``MicLink.send``, called on the session
+1. **Player sends to a page that stopped reading** (``AudioLink.send``, called on the session
    thread). Baseline, in the same run: a blocking ``websockets`` sync send to the same kind of
    peer. Goal: no send blocks; the page is dropped and logged.
 2. **Fuzzed server frames at a running session** (a scripted server): 10,000 frames of ten
@@ -53,15 +53,15 @@ import websockets  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 from websockets.sync.client import connect as sync_connect  # noqa: E402
 
-from rtvoice_widget.mic_link import MicLink  # noqa: E402
+from rtvoice_widget.audio_link import AudioLink  # noqa: E402
 from scripted_server import Abort, Raw, ScriptedServer, voice_turn  # noqa: E402
 
 CHUNK = bytes(9600)  # 200 ms of 24 kHz PCM16, as the player sends
 
 
 def bench_stalled_page(n: int) -> bool:
-    logging.getLogger("rtvoice_widget.mic_link").setLevel(logging.ERROR)  # the drop is expected
-    # Baseline: the blocking send of today's MicLink (a sync websockets connection, no timeout).
+    logging.getLogger("rtvoice_widget.audio_link").setLevel(logging.ERROR)  # the drop is expected
+    # Baseline: the blocking send of today's AudioLink (a sync websockets connection, no timeout).
     from websockets.sync.server import serve
 
     peers = []
@@ -107,7 +107,7 @@ def bench_stalled_page(n: int) -> bool:
             times.append(time.perf_counter() - started)
         return times, results
 
-    link = MicLink(lambda *_: None)
+    link = AudioLink(lambda *_: None)
     try:
         with sync_connect(f"{link.url}?token={link.token}") as page:
             conn = json.loads(page.recv(timeout=10)[2:].split(b"}")[0] + b"}")["conn"]

@@ -8,7 +8,7 @@ session's) divided by the seconds of audio streamed.
 
 Baseline: a bare ``websockets`` asyncio client on its own loop thread doing only the wire work
 (JSON + base64 each way), without our session, protocol, event log or recorder. The session
-beats it on its own wire path (``rtvoice_widget/wire.py``: frames written from the caller's
+beats it on its own wire path (``rtvoice_widget/session/transport.py``: frames written from the caller's
 thread, messages handled where the transport delivers them), which spares the loop wake-ups the
 baseline pays. Also printed, not asserted: the *floor*, the same traffic with nothing but a
 pre-framed ``sendall`` per frame and a thread parsing frames in a blocking ``recv`` (the cost

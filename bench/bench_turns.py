@@ -8,7 +8,7 @@ Prompts are generated with espeak-ng (voice "echo", whatever the server's TTS) a
 local server as a microphone would: 20 ms chunks, each sent once its 20 ms have "passed".
 
 1. Gap = end of the user's voice → first ``response.output_audio.delta`` at the client. End of
-   voice is the end of the prompt's last voiced 20 ms frame (``rtvoice_widget.turns.voice_end_ms``,
+   voice is the end of the prompt's last voiced 20 ms frame (``rtvoice_widget.turn_table.voice_end_ms``,
    the turns table's definition), placed on the wall clock where the paced stream delivered it.
    Complete questions, ``semantic_vad`` (auto: Smart Turn v3.2 after 200 ms) against
    ``server_vad`` with 500 ms of silence, interleaved prompt by prompt, from the same LLM cache
@@ -59,7 +59,7 @@ import rtvoice_widget.server.settings as server_settings  # noqa: E402
 from rtvoice_widget.server import LocalRealtimeServer  # noqa: E402
 from rtvoice_widget.server.engines import load_engines  # noqa: E402
 from rtvoice_widget.server.engines.tts import EspeakTTS  # noqa: E402
-from rtvoice_widget.turns import voice_end_ms  # noqa: E402
+from rtvoice_widget.turn_table import voice_end_ms  # noqa: E402
 
 RATE = 24000
 CHUNK_MS = 20

@@ -9,7 +9,7 @@ Run alone: ``python bench/bench_widget.py`` (``--quick`` for a few-second CI smo
 2. Event rows to the browser: the log subscriber that makes rows JSON-safe and feeds the
    transcript, against the baseline of ``EventLog.append`` with no subscriber (best of 3).
    Goal: < 100 us per event.
-3. Mic frames over the mic link (a WebSocket client standing in for the page's audio worker ->
+3. Mic frames over the audio link (a WebSocket client standing in for the page's audio worker ->
    the kernel's link thread -> the session), one at a time, vs the comm handler path: p50 ms
    until the append is written. Goal: < 2 ms.
 4. Browser audio paths in node (the same modules the worklets run): capture (48 kHz -> 24 kHz
@@ -113,9 +113,9 @@ def bench_mic_frames(n: int, repeats: int = 3) -> tuple[float, float]:
     return base_s / n * 1000, widget_s / n * 1000
 
 
-def bench_mic_link(n: int) -> tuple[float, float]:
+def bench_audio_link(n: int) -> tuple[float, float]:
     """p50 ms from handing one frame to the kernel until the session has written its append:
-    through the comm handler on this thread (baseline) vs over the mic link from a WebSocket
+    through the comm handler on this thread (baseline) vs over the audio link from a WebSocket
     client (loopback + the link's thread), one frame at a time."""
     from websockets.sync.client import connect
 
@@ -134,7 +134,7 @@ def bench_mic_link(n: int) -> tuple[float, float]:
                 "type": "audio", "seq": i, "t": time.time() * 1000}}}, "buffers": [memoryview(pcm)]})
             if written.wait(5):
                 via_comm.append((time.perf_counter() - t0) * 1000)
-        link = chat._mic_link
+        link = chat._audio_link
         with connect(f"{link.url}?token={link.token}", compression=None) as ws:
             ws.recv(timeout=5)  # the kernel's hello
             for i, pcm in enumerate(data):
@@ -213,12 +213,12 @@ def main() -> int:
     if overhead >= 0.5:
         failures.append("mic frame overhead")
 
-    comm_ms, link_ms = bench_mic_link(n_frames // 3)
-    print(f"mic frame to the wire, one at a time: via comm handler {comm_ms:.3f} ms, via the mic link "
+    comm_ms, link_ms = bench_audio_link(n_frames // 3)
+    print(f"mic frame to the wire, one at a time: via comm handler {comm_ms:.3f} ms, via the audio link "
           f"{link_ms:.3f} ms p50 (x{link_ms / comm_ms:.2f}; the link adds loopback + a thread hop, "
           f"and saves the page's main thread and Jupyter; goal < 2 ms)")
     if link_ms >= 2:
-        failures.append("mic link latency")
+        failures.append("audio link latency")
 
     base_us, widget_us = bench_event_rows(n_events)
     print(f"event row: EventLog.append {base_us:.1f} us, with widget subscriber {widget_us:.1f} us "

@@ -1,7 +1,7 @@
 // Bundles the front end into the files the Python package ships (rtvoice_widget/static/):
 //
 // - widget.js: js/widget.js and everything it imports, as ONE ES module (what the page imports).
-//   The AudioWorklet processors and the mic-link worker (js/worklets/) must be started from a
+//   The AudioWorklet processors and the audio-link worker (js/worklets/) must be started from a
 //   URL, so each is bundled on its own into a script and imported as text (`?source`), which
 //   js/lib/audio-graph.js and js/lib/link.js load from Blob URLs. widget.css is imported as
 //   text too, and injected by widget.js: one file carries the whole front end.

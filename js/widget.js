@@ -234,7 +234,7 @@ class Engine {
     if (this.link) this.link.attach("capture", this.capture.node);
   }
 
-  /** Start the mic-link worker, once the player exists and the kernel said where the link is. */
+  /** Start the audio-link worker, once the player exists and the kernel said where the link is. */
   startLink() {
     if (this.link || !this.linkInfo || !this.player.playback) return;
     this.link = LinkWorker.start(linkWorkerSource, this.linkInfo, {

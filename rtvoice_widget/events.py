@@ -600,11 +600,11 @@ class EventLog:
         }
 
     def transcript(self, user_audio: np.ndarray | None = None, sample_rate: int = 24000) -> pd.DataFrame:
-        """One row per turn (user and assistant), see :func:`rtvoice_widget.turns.turns_table`.
+        """One row per turn (user and assistant), see :func:`rtvoice_widget.turn_table.turns_table`.
 
         The log alone has no end of voice: pass the recorded user track (``user_audio``, on the
         session clock) for the ``voice_*`` columns, as ``RealtimeSession.transcript()`` does."""
-        from rtvoice_widget.turns import turns_table
+        from rtvoice_widget.turn_table import turns_table
 
         return turns_table(self.to_pandas(), user_audio, sample_rate)
 

@@ -1,9 +1,9 @@
 """Mic frames from the page to the session: in capture order, once each, fresh, on time.
 
 The page sends 20 ms frames of 24 kHz PCM16 (``{"type": "audio", "stream", "seq", "t"}`` + one
-buffer) through Jupyter, the mic link, or around a switch both (see :mod:`rtvoice_widget.
-mic_link`). :class:`MicIngest` puts them back in capture order (:class:`~rtvoice_widget.
-mic_link.MicFrameOrder`), gives up on a frame that does not come within half of
+buffer) through Jupyter, the audio link, or around a switch both (see :mod:`rtvoice_widget.
+audio_link`). :class:`MicIngest` puts them back in capture order (:class:`~rtvoice_widget.
+audio_link.MicFrameOrder`), gives up on a frame that does not come within half of
 ``stale_frame_ms`` (logged as ``mic.gap``), drops late bursts (:class:`StaleFrameFilter`, logged
 as ``mic.stale_dropped``), maps each frame's capture time to the session clock and hands it to
 ``session.send_audio``. An action that must follow the frames the page numbered before it (the
@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from rtvoice_widget.mic_link import Gap, MicFrameOrder
+from rtvoice_widget.audio_link import Gap, MicFrameOrder
 from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 

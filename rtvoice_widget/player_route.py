@@ -1,12 +1,12 @@
 """Assistant audio and flushes on their way to the page's player, by the quicker open road.
 
-Over the mic link when the page holds one open (fewer hops, no main thread), else through
+Over the audio link when the page holds one open (fewer hops, no main thread), else through
 Jupyter. Neither blocks the session thread that calls :meth:`PlayerRoute.send`: the link queues
-for its own thread (:meth:`MicLink.send <rtvoice_widget.mic_link.MicLink.send>`, bounded), and
+for its own thread (:meth:`AudioLink.send <rtvoice_widget.audio_link.AudioLink.send>`, bounded), and
 a comm message from a thread other than the kernel's main one is queued for ipykernel's IOPub
 thread. Each transport keeps its own order; the ``player_link`` marker keeps it across them:
 it goes through Jupyter after everything sent there before the first message over link
-connection ``conn`` (see :class:`~rtvoice_widget.mic_link.MicLink`, "hand-over").
+connection ``conn`` (see :class:`~rtvoice_widget.audio_link.AudioLink`, "hand-over").
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from rtvoice_widget.mic_link import MicLink
+from rtvoice_widget.audio_link import AudioLink
 
 __all__ = ["PlayerRoute"]
 
 
 class PlayerRoute:
     """``send_jupyter(header, buffers)`` sends a custom message to the page (the widget's
-    ``send``); ``link`` is the mic link, or None when it is turned off."""
+    ``send``); ``link`` is the audio link, or None when it is turned off."""
 
     def __init__(self, send_jupyter: Callable[[dict[str, Any], list[bytes] | None], None],
-                 link: MicLink | None) -> None:
+                 link: AudioLink | None) -> None:
         self._send_jupyter = send_jupyter
         self._link = link
         self._lock = threading.Lock()  # one transport decision at a time

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from rtvoice_widget.pcm import SAMPLE_RATE
 from rtvoice_widget.spans import assistant_speech_spans, interruptions, tool_calls, user_speech_spans
-from rtvoice_widget.turns import LATENCY_COLUMNS
+from rtvoice_widget.turn_table import LATENCY_COLUMNS
 
 __all__ = [
     "COLORS",
@@ -173,7 +173,7 @@ def _label_bars(ax, events: pd.DataFrame, spans: pd.DataFrame, lane: float, span
     """Write each turn's words inside its bar, cut to what fits (an ellipsis marks the cut)."""
     if not len(spans):
         return
-    from rtvoice_widget.turns import turns_table
+    from rtvoice_widget.turn_table import turns_table
 
     texts = dict(zip(*turns_table(events)[["item_id", "text"]].T.values))
     points_per_s = width_in * 72 * 0.85 / span_s  # the lanes axis spans most of the figure
@@ -193,9 +193,9 @@ def _label_bars(ax, events: pd.DataFrame, spans: pd.DataFrame, lane: float, span
 def latency_distribution(turns: pd.DataFrame, columns: Sequence[str] | None = None, *,
                          title: str | None = "Latency per turn", width: float = 9.0) -> Figure:
     """One horizontal strip per latency column (milliseconds) of the turns table
-    (:func:`rtvoice_widget.turns.turns_table`): every turn as a dot, a box from p25 to p75, a
+    (:func:`rtvoice_widget.turn_table.turns_table`): every turn as a dot, a box from p25 to p75, a
     line from min to max, marks at p50 (dark) and p90 (red), and the figures written at the
-    right. ``columns`` defaults to :data:`rtvoice_widget.turns.LATENCY_COLUMNS`; turns without
+    right. ``columns`` defaults to :data:`rtvoice_widget.turn_table.LATENCY_COLUMNS`; turns without
     a value (NaN) are left out."""
     columns = list(columns if columns is not None else LATENCY_COLUMNS)
     missing = [c for c in columns if c not in turns.columns]

@@ -343,7 +343,7 @@ def save_session(source: Any, path: str | Path, *, overwrite: bool = False,
         if isinstance(source, SavedSession):
             turns = source.turns
         else:
-            from rtvoice_widget.turns import turns_table
+            from rtvoice_widget.turn_table import turns_table
 
             turns = turns_table(log.to_pandas(), recording.user, recording.sample_rate)
         turns_name = _write_table(turns, folder, "turns", parquet)
@@ -465,10 +465,10 @@ class SavedSession:
         ``interruptions``, ``audio_sent_s`` / ``audio_received_s`` (audio carried by client /
         server events), ``duration_s`` (the recording), ``events_by_category``, and
         ``latency``: per latency column of the turns table
-        (:data:`rtvoice_widget.turns.LATENCY_COLUMNS`) a dict of ``count``, ``mean``, ``p50``,
+        (:data:`rtvoice_widget.turn_table.LATENCY_COLUMNS`) a dict of ``count``, ``mean``, ``p50``,
         ``p90``, ``max`` in ms (NaN when no turn has it).
         """
-        from rtvoice_widget.turns import latency_summary
+        from rtvoice_widget.turn_table import latency_summary
 
         roles = self.turns["role"].value_counts()
         assistant = self.turns["role"] == "assistant"
@@ -552,7 +552,7 @@ def _load_folder(folder: Path, origin: Path) -> SavedSession:
     turns = _read_table(folder / turns_file, manifest.get("turns_dtypes", {}))
     user, rate = _read_track(folder / user_file)
     assistant, _ = _read_track(folder / assistant_file)
-    from rtvoice_widget.turns import TURN_COLUMNS, turns_table
+    from rtvoice_widget.turn_table import TURN_COLUMNS, turns_table
 
     if not set(TURN_COLUMNS) <= set(turns.columns):
         # Saved by a version whose turns table had fewer columns: the table is derived from the
@@ -570,7 +570,7 @@ def snapshot(source: Any) -> SavedSession:
     log = _event_log_of(source)
     recording = _recording_of(source)
     events = log.to_pandas()
-    from rtvoice_widget.turns import turns_table
+    from rtvoice_widget.turn_table import turns_table
 
     return SavedSession(log, events, turns_table(events, recording.user, recording.sample_rate), recording,
                         public_config(source),

@@ -14,7 +14,7 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
 - ``{"type": "audio", "stream", "seq", "t"}`` + one buffer: 20 ms of 24 kHz mono PCM16; ``t`` is
   the capture time on the page clock (ms since the epoch); ``stream`` (a uint32 per mic start,
   default 0) and ``seq`` (0, 1, ... per stream) number the frames the page sends, whichever way:
-  frames reach the session in that order, once each (:class:`~rtvoice_widget.mic_link.
+  frames reach the session in that order, once each (:class:`~rtvoice_widget.audio_link.
   MicFrameOrder`; a frame that does not come within half of ``stale_frame_ms`` is given up,
   logged as ``mic.gap``). Forwarded with ``session.send_audio``, with the
   capture time mapped to the session clock (``captured_ms``). Frames that
@@ -42,12 +42,12 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   ``{"type": "front_end", "hash"}`` + the bundle's UTF-8 text as one buffer (also sent unasked
   as the widget is made). ``hash`` is the ``_front_end`` trait.
 - ``{"type": "control", "action"}``: ``connect``, ``disconnect``, ``interrupt``, ``ptt_start``,
-  ``ptt_end``, ``hello`` (a view asks for the history so far, and the mic link's address).
+  ``ptt_end``, ``hello`` (a view asks for the history so far, and the audio link's address).
   ``ptt_end`` carries ``stream`` and ``through`` (the last frame the capture numbered before the
   key was released, -1 for none): the turn is committed once the session has every frame up to
   it, whichever way they travel (at most half of ``stale_frame_ms`` later).
 
-The mic link (:class:`MicLink`, on by default, ``mic_link=False`` to turn it off): where the page
+The audio link (:class:`AudioLink`, on by default, ``mic_link=False`` to turn it off): where the page
 can reach the kernel's 127.0.0.1 (a local JupyterLab), mic frames, assistant audio and flushes
 travel over a WebSocket between the page's audio worker and a thread of this kernel instead of
 through the page's main thread, the Jupyter server and the kernel's main thread. Mic frames then
@@ -56,8 +56,8 @@ link are handed to the same message callbacks (``on_msg``) as Jupyter's (``conte
 Everything else, and all audio where the link does not open, goes through Jupyter. Switching
 between the two (the link opens after the first frames went through Jupyter, or closes) loses
 and reorders nothing: mic frames are put back in ``seq`` order, copies dropped
-(:class:`~rtvoice_widget.mic_link.MicFrameOrder`), and the player's audio is handed over behind a
-``player_link`` marker (see :class:`MicLink`).
+(:class:`~rtvoice_widget.audio_link.MicFrameOrder`), and the player's audio is handed over behind a
+``player_link`` marker (see :class:`AudioLink`).
 
 Readiness: ``ready`` turns true when the server confirmed the session (``session.updated``, or
 10 s after ``session.created`` without one, 120 s from the local server while it loads its
@@ -68,9 +68,9 @@ it is loading (``ensure_local_server(progress=...)``, e.g. "Loading speech recog
 
 Kernel -> browser: ``{"type": "audio", "item_id", "response_id"}`` + PCM16 buffer (sent from the
 session thread as it arrives, so playback continues while a cell runs), ``{"type": "flush",
-"item_id"}`` (both over the mic link when it is open), ``{"type": "mic_link", "url", "token",
+"item_id"}`` (both over the audio link when it is open), ``{"type": "mic_link", "url", "token",
 "key"}`` (answering ``hello``), ``{"type": "player_link", "conn"}`` (the hand-over of the player's
-audio to link connection ``conn``, see :class:`MicLink`), and, batched at most every 100 ms, ``{"type": "events", "rows_json"}`` (one JSON
+audio to link connection ``conn``, see :class:`AudioLink`), and, batched at most every 100 ms, ``{"type": "events", "rows_json"}`` (one JSON
 array of log rows, serialised once per batch) and
 ``{"type": "transcript", "entries"}``. Traitlets carry state only (status, settings, stats).
 
@@ -95,12 +95,12 @@ import traitlets
 from rtvoice_widget._assets import STATIC, bundle
 from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
-from rtvoice_widget.mic_link import MicLink
+from rtvoice_widget.audio_link import AudioLink
 from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 
-__all__ = ["MicLink", "StaleFrameFilter", "TranscriptView", "VoiceChat"]
+__all__ = ["AudioLink", "StaleFrameFilter", "TranscriptView", "VoiceChat"]
 
 #: Voices of the OpenAI Realtime API (the local server maps any name to its own voice).
 VOICES = ("marin", "cedar", "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse")
@@ -317,12 +317,12 @@ class VoiceChat(anywidget.AnyWidget):
         self._unsubscribe: list[Callable[[], None]] = []
         self._applying = False
         self._user_speaking = False  # between the server's speech_started and its end
-        # Audio straight between the page's audio worker and here (see MicLink); Jupyter stays
+        # Audio straight between the page's audio worker and here (see AudioLink); Jupyter stays
         # the fallback.
         self._msg_listeners: list[Callable[..., Any]] = []  # on_msg callbacks, for link frames
-        self._mic_link = MicLink(self._on_link_frame, self._on_link_peer) if mic_link else None
+        self._audio_link = AudioLink(self._on_link_frame, self._on_link_peer) if mic_link else None
         # Assistant audio to the page's player, over the link when it is open (player_route.py).
-        self._player = PlayerRoute(lambda header, buffers: self.send(header, buffers=buffers), self._mic_link)
+        self._player = PlayerRoute(lambda header, buffers: self.send(header, buffers=buffers), self._audio_link)
         self._session = self._new_session()
         self._pump_stop = threading.Event()
         self._pump = threading.Thread(target=self._run_pump, name="rtvoice-widget-pump", daemon=True)
@@ -482,8 +482,8 @@ class VoiceChat(anywidget.AnyWidget):
         self._mic.close()
         try:
             self._session.close()
-            if self._mic_link is not None:
-                self._mic_link.close()
+            if self._audio_link is not None:
+                self._audio_link.close()
         finally:
             super().close()
 
@@ -598,7 +598,7 @@ class VoiceChat(anywidget.AnyWidget):
         self._player.flush(item_id)
 
     def _on_link_peer(self, conn: int) -> None:
-        # MicLink's thread, as a page connects.
+        # AudioLink's thread, as a page connects.
         self._player.link_opened(conn)
 
     # -- browser messages (kernel main thread) ----------------------------------------------
@@ -680,7 +680,7 @@ class VoiceChat(anywidget.AnyWidget):
         self._session.create_response()
 
     def on_msg(self, callback: Callable[..., Any], remove: bool = False) -> None:
-        """As ``Widget.on_msg``; the callbacks also get the mic link's frames (see below)."""
+        """As ``Widget.on_msg``; the callbacks also get the audio link's frames (see below)."""
         super().on_msg(callback, remove=remove)
         if remove:
             if callback in self._msg_listeners:
@@ -689,7 +689,7 @@ class VoiceChat(anywidget.AnyWidget):
             self._msg_listeners.append(callback)
 
     def _on_link_frame(self, content: dict[str, Any], pcm: bytes) -> None:
-        # MicLink's thread: to every on_msg callback, so each sees link frames as it sees frames
+        # AudioLink's thread: to every on_msg callback, so each sees link frames as it sees frames
         # that came through Jupyter. Like ipywidgets' dispatcher, one failing callback does not
         # stop the others.
         for callback in list(self._msg_listeners):
@@ -705,9 +705,9 @@ class VoiceChat(anywidget.AnyWidget):
             self.disconnect()
         elif action == "hello":
             self._send_history()
-            if self._mic_link is not None:
-                self.send({"type": "mic_link", "url": self._mic_link.url, "token": self._mic_link.token,
-                           "key": self._mic_link.key})
+            if self._audio_link is not None:
+                self.send({"type": "mic_link", "url": self._audio_link.url, "token": self._audio_link.token,
+                           "key": self._audio_link.key})
         elif action == "interrupt":
             self.interrupt()
         elif action == "ptt_start":

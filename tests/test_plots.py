@@ -50,7 +50,7 @@ from rtvoice_widget.plots import (
     user_speech_spans,
 )
 from rtvoice_widget.protocol import ClientProtocol
-from rtvoice_widget.turns import LATENCY_COLUMNS, turns_table
+from rtvoice_widget.turn_table import LATENCY_COLUMNS, turns_table
 
 SERVER = TypeAdapter(RealtimeServerEvent)
 CLIENT = TypeAdapter(RealtimeClientEvent)

@@ -239,7 +239,6 @@ def _builders(proto: ClientProtocol) -> dict[str, dict[str, Any]]:
         "append_audio": proto.append_audio(pcm(20)),
         "commit": proto.commit(),
         "clear": proto.clear(),
-        "clear_output_audio": proto.clear_output_audio(),
         "user_text": proto.user_text("What's the weather in Paris?"),
         "user_audio": proto.user_audio(pcm(100)),
         "create_response": proto.create_response(),
@@ -567,6 +566,35 @@ def test_barge_in_truncates_at_reported_position(server: Server) -> None:
     assert proto.pending_turn is not None and proto.pending_turn.user_item_id == "user_2"
 
 
+def test_clear_output_audio_flushes_and_truncates_without_cancelling(server: Server) -> None:
+    proto = ClientProtocol()
+    assert proto.clear_output_audio(0) == []  # nothing plays: nothing to do
+    start_reply(proto, server, "resp_1", "asst_1", 0)
+    proto.receive(server.audio_delta("resp_1", "asst_1", 1000), 0)
+    proto.playback_progress("asst_1", 300, now_ms=300)
+
+    actions = proto.clear_output_audio(400)
+
+    assert actions[0] == FlushPlayback("asst_1")
+    (truncate,) = sent(actions)  # no response.cancel, no WebRTC-only output_audio_buffer.clear
+    assert (truncate["type"], truncate["item_id"], truncate["audio_end_ms"]) == ("conversation.item.truncate", "asst_1", 400)
+    valid_client_event(truncate)
+    assert proto.active_response_id == "resp_1"
+    assert proto.receive(server.audio_delta("resp_1", "asst_1", 200), 410) == []  # not played
+    assert proto.clear_output_audio(420) == []  # once
+
+
+def test_clear_output_audio_holds_the_truncation_for_a_live_player(server: Server) -> None:
+    proto = ClientProtocol(live_player=True)
+    start_reply(proto, server, "resp_1", "asst_1", 0)
+    proto.receive(server.audio_delta("resp_1", "asst_1", 1000), 0)
+    proto.playback_progress("asst_1", 300, now_ms=300)
+    assert proto.clear_output_audio(300) == [FlushPlayback("asst_1")]
+    assert proto.truncations_due == ["asst_1"]
+    (truncate,) = sent(proto.playback_flushed("asst_1", 320, now_ms=330))
+    assert truncate["audio_end_ms"] == 320
+
+
 def test_barge_in_never_truncates_past_received(server: Server) -> None:
     proto = ClientProtocol()
     start_reply(proto, server, "resp_1", "asst_1", 0)
@@ -791,7 +819,7 @@ def test_interrupt_on_the_playing_tail_does_not_cancel(server: Server) -> None:
 
 
 def test_turn_latencies_use_the_turns_table_names(server: Server) -> None:
-    from rtvoice_widget.turns import EVENT_LATENCY_COLUMNS, LATENCY_COLUMNS
+    from rtvoice_widget.turn_table import EVENT_LATENCY_COLUMNS, LATENCY_COLUMNS
 
     # Only the end-of-voice gaps are missing here: they need the recorded audio (and the
     # player's report), see tests/test_turns.py.

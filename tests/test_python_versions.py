@@ -27,7 +27,7 @@ OLDEST = re.fullmatch(r">=\s*(3\.\d+)", PYPROJECT["project"]["requires-python"])
 # Browserless and model-free: protocol, session, event log, audio, tools, config, turns.
 CORE_TESTS = [
     "tests/test_protocol.py", "tests/test_events.py", "tests/test_audio.py", "tests/test_config.py",
-    "tests/test_session.py", "tests/test_session_wire.py", "tests/test_session_scripted_server.py",
+    "tests/test_session.py", "tests/test_session_wire.py", "tests/test_session_scripted_server.py", "tests/test_session_outbox.py",
     "tests/test_tools.py", "tests/test_turns.py",
 ]
 TEST_TOOLS = ["openai>=1.100", "pytest>=8", "pytest-asyncio>=0.23", "pytest-timeout>=2", "hypothesis>=6",

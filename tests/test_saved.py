@@ -166,7 +166,7 @@ def test_saving_a_loaded_session_again_changes_nothing(recorded, saved_folder, t
 def test_a_session_saved_with_an_older_turns_table_loads_with_todays_columns(recorded, tmp_path):
     import shutil
 
-    from rtvoice_widget.turns import TURN_COLUMNS
+    from rtvoice_widget.turn_table import TURN_COLUMNS
 
     path = save_session(recorded, tmp_path / "older", tables="json")
     # As an earlier version wrote it: no voice_* columns (the sample session in notebooks/ is one).

@@ -1,7 +1,7 @@
 """Issue #11: nothing outside the notebook can drive the local server or stall the session.
 
 Real sockets throughout: the local server (cheap engines: energy VAD, echo LLM), the official
-openai SDK, ``websockets`` clients and the real mic link.
+openai SDK, ``websockets`` clients and the real audio link.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import TypeAdapter
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as ws_connect
 
-from rtvoice_widget.mic_link import MicLink
+from rtvoice_widget.audio_link import AudioLink
 
 from rtvoice_widget.server import LocalRealtimeServer, ensure_local_server, local_server_token, stop_local_server
 from rtvoice_widget.server.cli import READY_PREFIX
@@ -142,7 +142,7 @@ def test_cli_takes_its_token_and_origins_from_env_and_flags():
         process.wait(timeout=30)
 
 
-# -- ways in and ways to wedge it: the mic link ---------------------------------------------------
+# -- ways in and ways to wedge it: the audio link ---------------------------------------------------
 
 
 def _link_message(data: bytes) -> tuple[dict, bytes]:
@@ -153,7 +153,7 @@ def _link_message(data: bytes) -> tuple[dict, bytes]:
 @pytest.fixture
 def link():
     frames: list[tuple[dict, bytes]] = []
-    link = MicLink(lambda content, pcm: frames.append((content, pcm)))
+    link = AudioLink(lambda content, pcm: frames.append((content, pcm)))
     link.frames = frames
     yield link
     link.close()
@@ -209,7 +209,7 @@ def test_the_token_never_reaches_a_log_even_at_debug_level(link, caplog):
 
 
 def test_a_newer_page_replacing_the_player_peer_is_logged(link, caplog):
-    caplog.set_level(logging.INFO, logger="rtvoice_widget.mic_link")
+    caplog.set_level(logging.INFO, logger="rtvoice_widget.audio_link")
     with ws_connect(f"{link.url}?token={link.token}") as first:
         first_conn = _link_message(first.recv(timeout=10))[0]["conn"]
         _wait(lambda: link.conn == first_conn, "the first page")
@@ -232,7 +232,7 @@ def test_too_many_open_pages_are_refused(link):
 
 def test_a_page_that_stops_reading_never_blocks_send_and_is_dropped(link, caplog):
     """The session thread calls send; today it blocked forever once the socket filled."""
-    caplog.set_level(logging.WARNING, logger="rtvoice_widget.mic_link")
+    caplog.set_level(logging.WARNING, logger="rtvoice_widget.audio_link")
     chunk = bytes(9600)  # 200 ms of 24 kHz PCM16
     with ws_connect(f"{link.url}?token={link.token}", max_queue=1) as stalled:  # stops reading when full
         conn = _link_message(stalled.recv(timeout=10))[0]["conn"]
@@ -324,7 +324,7 @@ def test_ignored_types_are_capped():
 
 
 def test_a_far_future_seq_cannot_mute_the_mic():
-    from rtvoice_widget.mic_link import MicFrameOrder
+    from rtvoice_widget.audio_link import MicFrameOrder
 
     order: MicFrameOrder[int] = MicFrameOrder(max_held=25)
     assert order.push(7, 0, 0) == ([0], [])

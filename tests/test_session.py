@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rtvoice_widget.config import SessionConfig, TurnDetection
-from rtvoice_widget.session import RealtimeSession, SessionClosedError
+from rtvoice_widget.session import RealtimeSession, Reply, SessionClosedError, TalkReply
 from scripted_server import (
     Abort,
     Close,
@@ -192,6 +192,7 @@ def test_talk_manual_turn_returns_reply(server, open_session):
     server.respond("response.create", lambda event, srv: voice_turn(with_speech=False, audio_ms=700, transcript="Hi there."))
     utterance = (np.sin(np.arange(16000) / 16000 * 2 * np.pi * 220) * 0.2).astype(np.float32)  # 1 s at 16 kHz
     reply = s.talk(utterance, sample_rate=16000, realtime=False, timeout=10)
+    assert isinstance(reply, TalkReply) and Reply is TalkReply  # Reply: the name it had first
     assert reply.transcript == "Hi there."
     assert reply.status == "completed"
     assert reply.audio.dtype == np.float32 and len(reply.audio) == 700 * 24
@@ -352,26 +353,41 @@ def test_live_player_cancel_is_not_held(server, open_session):
     assert server.wait_for("conversation.item.truncate")[0]["audio_end_ms"] == 700
 
 
-def test_interrupt_flushes_truncates_and_cancels(server, open_session):
+def _start_audio(server: ScriptedServer, s: RealtimeSession, response_id: str, item_id: str, ms: int) -> None:
+    """A response starts and ``ms`` of its audio arrive; it stays active (no response.done)."""
+    server.play(assistant_response_start(response_id, item_id) + audio_deltas(response_id, item_id, pcm16_tone(ms)))
+    deadline = time.monotonic() + 10
+    while s.protocol.items.get(item_id) is None or s.protocol.items[item_id].audio_received_ms < ms:
+        assert time.monotonic() < deadline, "reply audio did not arrive"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "clear_output_audio"])
+def test_interrupt_and_clear_output_audio_flush_and_truncate(server, open_session, stop):
     s = open_session()
     flushed: list[str] = []
     s.on("flush", flushed.append)
-    server.play(assistant_response_start("resp_int", "item_int")
-                + audio_deltas("resp_int", "item_int", pcm16_tone(2000)))
-    deadline = time.monotonic() + 10
-    while s.protocol.items.get("item_int") is None or s.protocol.items["item_int"].audio_received_ms < 2000:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    _start_audio(server, s, "resp_int", "item_int", 2000)
     s.playback_progress("item_int", 300)
-    s.interrupt()
+    getattr(s, stop)()
     assert flushed == ["item_int"]
     (truncate,) = server.wait_for("conversation.item.truncate")
     assert truncate["item_id"] == "item_int" and 300 <= truncate["audio_end_ms"] <= 2000
-    server.wait_for("response.cancel")
-    assert s.protocol.turns[-1].interrupted
-    s.interrupt()  # nothing playing any more, response still active on the server: cancel only
-    assert len(server.wait_for("response.cancel", count=2)) == 2
-    assert len(server.client_events("conversation.item.truncate")) == 1
+    if stop == "interrupt":
+        server.wait_for("response.cancel")
+        assert s.protocol.turns[-1].interrupted
+        s.interrupt()  # nothing playing any more, response still active on the server: cancel only
+        assert len(server.wait_for("response.cancel", count=2)) == 2
+        assert len(server.client_events("conversation.item.truncate")) == 1
+        return
+    # clear_output_audio: the response goes on, and nothing but the truncation went out (no
+    # cancel, no WebRTC-only output_audio_buffer.clear).
+    s.commit()  # a marker: anything clear_output_audio() queued went out before it
+    server.wait_for("input_audio_buffer.commit")
+    sent = [e["type"] for e in server.client_events()]
+    assert "response.cancel" not in sent and "output_audio_buffer.clear" not in sent
+    assert s.protocol.active_response_id == "resp_int"
+    server.assert_client_events_valid()
 
 
 def test_interrupt_with_nothing_going_on_sends_nothing(server, open_session):

@@ -50,6 +50,31 @@ def test_talk_to_the_local_server(local_url, tmp_path, turn_detection):
         assert len(session.recording.assistant) > 0 and len(session.recording.user) > 0
 
 
+def test_clear_output_audio_is_accepted_where_output_audio_buffer_clear_is_not(local_url):
+    import threading
+
+    with RealtimeSession(local_url, config=SessionConfig(turn_detection=None)) as session:
+        # The WebRTC-only event the builder used to make: the local server, like OpenAI over a
+        # WebSocket, answers it with an error.
+        after = session.last_seq
+        session._command(lambda p: [p._event("output_audio_buffer.clear")])
+        assert "WebRTC" in session.wait_for("error", after=after, timeout=30)["text"]
+        after = session.last_seq
+        audio = threading.Event()
+        session.on("output_audio", lambda *_: audio.set())
+        session.send_text("Please read this long sentence back to me slowly, every single word of it.")
+        assert audio.wait(120)
+        session.clear_output_audio()
+        truncated = session.wait_for("conversation.item.truncated", after=after, timeout=30)
+        done = session.wait_for("response.done", after=after, timeout=120)
+        df = session.events.to_pandas()
+        df = df[df["seq"] > after]
+        assert not (df["category"] == "error").any(), df[df["category"] == "error"][["type", "text"]]
+        assert "response.cancel" not in set(df[df["source"] == "client"]["type"].astype(str))
+        assert truncated["item_id"] in {row["item_id"] for _, row in df[df["type"] == "playback.flushed"].iterrows()}
+        assert done["payload"]["response"]["status"] == "completed"
+
+
 def test_auto_backend_without_a_key_uses_the_shared_local_server(monkeypatch, tmp_path):
     from rtvoice_widget.backends import resolve_endpoint
     from rtvoice_widget.server import ensure_local_server, stop_local_server

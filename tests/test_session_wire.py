@@ -1,4 +1,4 @@
-"""The session's wire path (rtvoice_widget/wire.py) against real scripted servers: audio written
+"""The session's wire path (rtvoice_widget/session/transport.py) against real scripted servers: audio written
 from the caller's thread while the session thread is busy, a socket that fills up, and the
 order of everything sent, on the wire and in the log. Every client event the server received
 is validated with the SDK's ``RealtimeClientEvent`` at teardown."""

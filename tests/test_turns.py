@@ -24,7 +24,7 @@ from scripted_server import (
 )
 
 from rtvoice_widget.events import EventLog
-from rtvoice_widget.turns import (
+from rtvoice_widget.turn_table import (
     LATENCY_COLUMNS,
     TURN_COLUMNS,
     latency_summary,
@@ -346,7 +346,7 @@ def test_voice_end_comes_from_the_recorded_user_audio_not_from_speech_stopped():
 
 
 def test_voice_end_ignores_voice_after_the_first_reply_audio_and_rejects_bad_tracks():
-    from rtvoice_widget.turns import voice_end_ms
+    from rtvoice_widget.turn_table import voice_end_ms
 
     track = _user_track(5000, [(500, 1230), (3000, 3500)])
     assert voice_end_ms(track, 24000, 2000.0) == 1240.0  # the frame [1220, 1240) holds voice

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from rtvoice_widget.mic_link import Gap, MicFrameOrder
+from rtvoice_widget.audio_link import Gap, MicFrameOrder
 from rtvoice_widget.widget import StaleFrameFilter, TranscriptView, VoiceChat
 from scripted_server import (
     Close,
@@ -514,7 +514,7 @@ def test_transcript_view_partials_finals_and_interruptions():
     assert t.consume({"type": "rate_limits.updated"}) == []
 
 
-# -- the mic link (audio straight between the page's audio worker and the kernel) ------------
+# -- the audio link (audio straight between the page's audio worker and the kernel) ------------
 
 
 def link_frame(t: float, seq: int, pcm: bytes, sent: float | None = None, stream: int = 0) -> bytes:
@@ -529,7 +529,7 @@ def link_message(data: bytes) -> tuple[dict, bytes]:
 
 
 def link_info(chat, rec) -> dict:
-    """What the page learns about the mic link (through Jupyter) when it says hello."""
+    """What the page learns about the audio link (through Jupyter) when it says hello."""
     rec.browser_send(chat, {"type": "control", "action": "hello"})
     info = wait_until(lambda: rec.custom("mic_link"), message="mic_link message")[-1][0]
     assert info["url"].startswith("ws://127.0.0.1:")
@@ -555,7 +555,7 @@ def test_on_msg_callbacks_see_link_frames_as_jupyter_ones(chat, server, rec):
     info = link_info(chat, rec)
     with ws_connect(f"{info['url']}?token={info['token']}") as link:
         greeted(link, info)
-        wait_until(lambda: chat._mic_link.connected, message="link connected")
+        wait_until(lambda: chat._audio_link.connected, message="link connected")
         now = time.time() * 1000
         for i in range(3):
             link.send(link_frame(now + 20 * i, i, frame(i)))
@@ -568,7 +568,7 @@ def test_mic_link_carries_mic_frames_in_and_assistant_audio_and_flushes_out(chat
     info = link_info(chat, rec)
     with ws_connect(f"{info['url']}?token={info['token']}") as link:
         greeted(link, info)
-        wait_until(lambda: chat._mic_link.connected, message="link connected")
+        wait_until(lambda: chat._audio_link.connected, message="link connected")
         now = time.time() * 1000
         for i in range(10):
             link.send(link_frame(now + 20 * i, i, frame(i)))
@@ -595,7 +595,7 @@ def test_mic_link_carries_mic_frames_in_and_assistant_audio_and_flushes_out(chat
         assert [h["type"] for h, _ in flushes] == ["flush", "flush"] and not any(p for _, p in flushes)
         assert {h["item_id"] for h, _ in flushes} == {item, None}  # the session's, then the widget's own
     # The page went away: audio goes through Jupyter again.
-    wait_until(lambda: not chat._mic_link.connected, message="link closed")
+    wait_until(lambda: not chat._audio_link.connected, message="link closed")
     server.play(voice_turn(audio_ms=100))
     wait_until(lambda: rec.custom("audio"), message="audio through Jupyter")
     # Token and key are for this page only: never in the widget's (saved) state.
@@ -616,7 +616,7 @@ def test_mic_link_refuses_a_wrong_token_and_shrugs_off_bad_frames(chat, server, 
         link.send(link_frame(1.0, 0, b"\x01\x02\x03"))  # odd PCM16 byte count
         link.send(link_frame(time.time() * 1000, 0, frame(1)))
         wait_until(lambda: server.client_events("input_audio_buffer.append"), message="the good frame")
-        assert chat._mic_link.rejected == 3
+        assert chat._audio_link.rejected == 3
         assert appended_audio(server) == frame(1)
 
 
@@ -759,7 +759,7 @@ def test_player_audio_hands_over_to_each_link_connection_behind_a_marker(chat, s
                 header, payload = link_message(link.recv(timeout=10))
             assert header["type"] == "audio" and len(payload) > 0
             assert len(rec.custom("audio")) == jupyter_audio
-        wait_until(lambda: not chat._mic_link.connected, message="link closed")
+        wait_until(lambda: not chat._audio_link.connected, message="link closed")
     assert conns[1] == conns[0] + 1
     # In the Jupyter stream, each marker comes after every audio message sent before it.
     kinds = [c["type"] for c, _ in rec.custom() if c["type"] in ("audio", "player_link")]

@@ -103,7 +103,7 @@ def played_reports(page, item_id: str) -> list[dict]:
 
 @pytest.mark.parametrize("transport", ["mic_link", "jupyter"])
 def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots, playwright_driver, transport):
-    """The whole widget, with audio over the mic link (default) and over Jupyter messages only."""
+    """The whole widget, with audio over the audio link (default) and over Jupyter messages only."""
     assert shutil.which("chromium") or Path(CHROMIUM).exists()
     http, base = serve_static()
     with ScriptedServer() as server, BrowserBridge() as bridge:
@@ -422,7 +422,7 @@ def test_no_mic_frame_is_lost_or_reordered_when_the_link_opens_or_closes_mid_spe
             bridge.release()  # the page learns where the link is: it opens mid-speech
             wait_until(lambda: len(chat.events.filter(type="mic.link_open")) == 1, message="link open")
             wait_until(lambda: sum(v == "link" for v, *_ in seen) >= 25, message="frames over the link")
-            chat._mic_link._peer.close()  # the kernel side drops it; the page reconnects in 2 s
+            chat._audio_link._peer.close()  # the kernel side drops it; the page reconnects in 2 s
             wait_until(lambda: len(chat.events.filter(type="mic.link_closed")) == 1, message="link closed")
             wait_until(lambda: len(chat.events.filter(type="mic.link_open")) == 2, message="link open again")
             wait_until(lambda: sum(v == "link" for v, *_ in seen) >= 100, message="more frames over the link")

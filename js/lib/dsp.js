@@ -1,7 +1,7 @@
 // Pure audio helpers shared by the capture worklet, the main thread and node's tests.
 //
 // Contract: no top-level side effects: esbuild bundles it into the capture worklet and the
-// mic-link worker (js/worklets/) as well as the main bundle. Everything here works on plain
+// audio-link worker (js/worklets/) as well as the main bundle. Everything here works on plain
 // typed arrays.
 
 /** Float samples in [-1, 1] to little-endian PCM16 (clipped, rounded to nearest). */

@@ -1,5 +1,5 @@
-// Hand-overs between the two ways audio travels (Jupyter messages and the mic link), so that
-// switching from one to the other never loses nor reorders audio. Used by the mic-link worker
+// Hand-overs between the two ways audio travels (Jupyter messages and the audio link), so that
+// switching from one to the other never loses nor reorders audio. Used by the audio-link worker
 // (bundled into it, see js/worklets/link-worker.js) and by node's tests.
 //
 // Contract: no top-level side effects (bundled into a worker).
@@ -10,7 +10,7 @@
  * The kernel sends each player message one way: through Jupyter until a page's link connection
  * `conn` is open, then over it. Jupyter is slower, so link messages could overtake Jupyter ones.
  * The kernel therefore sends `{type: "player_link", conn}` through Jupyter after everything it
- * sent there before using connection `conn` (rtvoice_widget/mic_link.py, MicLink). Here:
+ * sent there before using connection `conn` (rtvoice_widget/audio_link.py, AudioLink). Here:
  * Jupyter messages are delivered at once; a link message of connection `conn` waits until that
  * marker (or a later connection's) came through Jupyter. `deliver(header, payload, t)` gets
  * them in order; `t` is when the page received the message (page clock).

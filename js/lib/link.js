@@ -1,7 +1,7 @@
-// The mic-link worker, seen from the main thread: started from its bundled source
+// The audio-link worker, seen from the main thread: started from its bundled source
 // (js/worklets/link-worker.js) once the player exists and the kernel said where the link is,
 // then wired to both worklets by ports of their own, so audio between the worklets and the
-// kernel's MicLink WebSocket never waits for the main thread. Until the link is open (or if it
+// kernel's AudioLink WebSocket never waits for the main thread. Until the link is open (or if it
 // never opens) frames go through Jupyter (mic-route.js); the worker also feeds the player from
 // both transports in the kernel's order (handover.js's PlayerHandover).
 

@@ -1,7 +1,7 @@
 // Which way each mic frame goes to the kernel on the main thread's side: through Jupyter (a
-// custom message), or not at all because the mic-link worker sends it (see link.js and
+// custom message), or not at all because the audio-link worker sends it (see link.js and
 // handover.js's LinkSender). The kernel puts frames from both back in order and drops copies
-// (MicFrameOrder in rtvoice_widget/mic_link.py), so a frame sent both ways is harmless; a
+// (MicFrameOrder in rtvoice_widget/audio_link.py), so a frame sent both ways is harmless; a
 // frame sent neither way is a hole: that is what this prevents.
 
 export class MicRoute {

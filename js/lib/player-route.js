@@ -1,6 +1,6 @@
 // Assistant audio on its way to the playback worklet, and the player's reports back to the
 // kernel. Player messages (audio, flush, the `player_link` hand-over marker) come through
-// Jupyter or over the mic link. With a link worker, those from Jupyter go to it too, to be
+// Jupyter or over the audio link. With a link worker, those from Jupyter go to it too, to be
 // played in order with the link's (handover.js); without one they are resampled and played
 // from here. Audio can beat the player (a reply to chat.connect() + chat.say() in one cell
 // arrives while the worklets still load): held, bounded, until it is ready.

@@ -235,7 +235,7 @@ export class PlayedReporter {
  * epoch (null when unknown): `t` when the report reached the main thread; `arrived_t` when the
  * item's first audio reached the main thread; `started_t` when the worklet rendered the item's
  * first sample (to the speaker add `output_latency_ms`); `flush_arrived_t` when the last flush
- * reached the page (main thread, or the mic-link worker); `silent_t` when the player's output
+ * reached the page (main thread, or the audio-link worker); `silent_t` when the player's output
  * went silent after it (flushed reports only); `underruns`, the player's gaps so far; and the AudioContext's
  * `outputLatency` / `baseLatency` in ms (null where the browser does not expose them).
  */

@@ -1,6 +1,6 @@
 // Push-to-talk: the key (or the mic button) held opens the turn, its release ends it. The turn
 // must end after the last frame captured while the key was held, wherever that frame travels
-// (Jupyter or the mic link): on release the capture worklet closes its gate and names that
+// (Jupyter or the audio link): on release the capture worklet closes its gate and names that
 // frame, and `ptt_end` carries it (`stream`, `through`), so the kernel commits once it has
 // every frame up to it (rtvoice_widget/mic_ingest.py).
 

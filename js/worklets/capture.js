@@ -4,7 +4,7 @@
 //
 // Contract with the main thread (js/lib/capture.js):
 //   processorOptions {stream}: a uint32 naming this capture, see MicFrameOrder in
-//   rtvoice_widget/mic_link.py
+//   rtvoice_widget/audio_link.py
 //   -> {level: RMS of the frame, seq: null} for a frame not meant for the kernel, else
 //      {level, stream, seq, t, pcm: ArrayBuffer (480 PCM16 samples, 20 ms at 24 kHz)}:
 //      seq numbers the frames meant for the kernel (0, 1, ... no holes), t is the capture time
@@ -15,7 +15,7 @@
 //      answered by {ack, stream, seq: the last frame numbered (-1: none)}, after every frame
 //      posted before it
 //   <- {type: "link", port}: also post each frame meant for the kernel ({stream, seq, t, pcm})
-//      to `port` (the mic-link worker), so it reaches the kernel without waiting for the main
+//      to `port` (the audio-link worker), so it reaches the kernel without waiting for the main
 //      thread
 
 import { FrameChunker, Resampler, pcm16ToFloat, rms } from "../lib/dsp.js";

@@ -1,5 +1,5 @@
-// The mic-link worker, off the main thread, between the worklets and the kernel's MicLink
-// WebSocket (see rtvoice_widget/mic_link.py): frames from the capture worklet go to the kernel
+// The audio-link worker, off the main thread, between the worklets and the kernel's AudioLink
+// WebSocket (see rtvoice_widget/audio_link.py): frames from the capture worklet go to the kernel
 // (LinkSender: kept while the link is not proven, sent from the moment it is); the player's
 // messages, from the link and forwarded by the main thread from Jupyter, go to the playback
 // worklet in the kernel's order (PlayerHandover), resampled here. Main thread -> worker:

@@ -3,7 +3,7 @@
 // Contract with the main thread (js/lib/player-route.js):
 //   <- {type: "push", itemId, samples: Float32Array at the context rate}
 //      | {type: "flush", t: page clock when the flush reached the page (echoed as arrivedT)}
-//      | {type: "link", port}: take pushes and flushes from `port` (the mic-link worker) too
+//      | {type: "link", port}: take pushes and flushes from `port` (the audio-link worker) too
 //   -> {type: "played", reports: [{itemId, ms}], level, active, underruns}
 //      {type: "flushed", reports: [{itemId, ms}], underruns, arrivedT, silentAt: context time (s)
 //       when the output is silent}

@@ -141,10 +141,6 @@ class ClientProtocol:
         """``input_audio_buffer.clear``: drop uncommitted input audio."""
         return self._event("input_audio_buffer.clear")
 
-    def clear_output_audio(self) -> dict[str, Any]:
-        """``output_audio_buffer.clear`` (WebRTC/SIP transports only)."""
-        return self._event("output_audio_buffer.clear")
-
     def user_text(self, text: str) -> dict[str, Any]:
         """``conversation.item.create`` with a user text message."""
         return self._event("conversation.item.create", item=user_text_item(text))
@@ -385,9 +381,36 @@ class ClientProtocol:
         (nothing playing, no response active) are skipped; ``[]`` when nothing does."""
         return self._barge_in(now_ms, cancel=True)
 
+    def clear_output_audio(self, now_ms: float) -> list[Action]:
+        """Cut off the assistant's audio now, over a WebSocket: flush the player and truncate
+        each audible item at the played position (held for a live player, as for a barge-in);
+        ``[]`` when nothing plays. The response goes on (its later audio is not played): send
+        :meth:`cancel_response` too to stop it, or use :meth:`interrupt`.
+
+        ``output_audio_buffer.clear``, the event with this name, exists for WebRTC/SIP
+        connections only, where the server owns the output buffer; over a WebSocket the client
+        owns it, and OpenAI and the local server answer that event with an ``error``.
+        """
+        return self._cut_off_audio(now_ms)
+
     def _barge_in(self, now_ms: float, cancel: bool = False) -> list[Action]:
         """Flush and truncate what is audible; cancel the active response when ``cancel`` or
         the server will not (``interrupt_response=False``)."""
+        actions = self._cut_off_audio(now_ms)
+        active = self.active_response_id
+        if active is not None:
+            self._interrupted_responses.add(active)
+            turn = self.turn_tracker.by_response.get(active)
+            if turn is not None:
+                turn.interrupted = True
+            if cancel or not self.config.turn_detection.interrupt_response:
+                # The server keeps generating unless told: cancel it ourselves.
+                actions.append(Send(self.cancel_response()))
+        return actions
+
+    def _cut_off_audio(self, now_ms: float) -> list[Action]:
+        """Flush and truncate what is audible (the truncation held with a live player); the
+        responses they belong to play no more audio."""
         actions: list[Action] = []
         for item in self._audible_items(now_ms):
             estimate = float(int(self.played_ms(item.id, now_ms)))
@@ -408,15 +431,6 @@ class ClientProtocol:
                         turn.truncated_at_ms = estimate
         if actions:
             self.playback.dropped(now_ms)
-        active = self.active_response_id
-        if active is not None:
-            self._interrupted_responses.add(active)
-            turn = self.turn_tracker.by_response.get(active)
-            if turn is not None:
-                turn.interrupted = True
-            if cancel or not self.config.turn_detection.interrupt_response:
-                # The server keeps generating unless told: cancel it ourselves.
-                actions.append(Send(self.cancel_response()))
         return actions
 
     # responses
@@ -654,7 +668,7 @@ class ClientProtocol:
         return {
             "turns": len(self.turns),
             "interrupted_turns": sum(t.interrupted for t in self.turns),
-            # Named like the turns table's columns (rtvoice_widget.turns.LATENCY_COLUMNS).
+            # Named like the turns table's columns (rtvoice_widget.turn_table.LATENCY_COLUMNS).
             **latency_medians(self.turns),
             "audio_sent_ms": self.audio_sent_ms,
             "audio_received_ms": sum(i.audio_received_ms for i in assistant),

@@ -2,7 +2,7 @@
 
 Contract: a Turn only records; :class:`~rtvoice_widget.protocol.ClientProtocol` decides when a
 mark is set (see its handlers). Latency names match the public turns table
-(:data:`rtvoice_widget.turns.LATENCY_COLUMNS`), so a dashboard reads the same names from the
+(:data:`rtvoice_widget.turn_table.LATENCY_COLUMNS`), so a dashboard reads the same names from the
 live protocol and from a saved session.
 """
 
@@ -61,7 +61,7 @@ class Turn:
         start = self.user_done_ms
         return None if mark is None or start is None else mark - start
 
-    # Latency names match the public turns table (rtvoice_widget.turns.LATENCY_COLUMNS).
+    # Latency names match the public turns table (rtvoice_widget.turn_table.LATENCY_COLUMNS).
 
     @property
     def speech_to_response_ms(self) -> float | None:

@@ -954,7 +954,7 @@ var Engine = class {
     this.checkSuspended();
     if (this.link) this.link.attach("capture", this.capture.node);
   }
-  /** Start the mic-link worker, once the player exists and the kernel said where the link is. */
+  /** Start the audio-link worker, once the player exists and the kernel said where the link is. */
   startLink() {
     if (this.link || !this.linkInfo || !this.player.playback) return;
     this.link = LinkWorker.start(link_worker_default, this.linkInfo, {

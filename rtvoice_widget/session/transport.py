@@ -17,23 +17,44 @@ two shortcuts:
   and with nothing waiting in the transport's buffer. Everything that touches the protocol state
   or writes to the socket (parsing received data, websockets' framing and writes, ``write_now``) holds
   :attr:`~RealtimeConnection.wire_lock`, so frames never interleave on the wire.
+
+:func:`open_connection` opens one to an endpoint the way the session does (no compression, the
+frame cap, a logger that never prints the key); :func:`event_text` is the one JSON encoding of a
+client event; :func:`describe_connect_error` / :func:`close_info` put a failure into words.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import logging
 import socket
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import InvalidState
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidState, InvalidStatus, InvalidURI
 from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import State
 
-__all__ = ["RealtimeConnection"]
+if TYPE_CHECKING:
+    from ..backends import Endpoint
+
+__all__ = ["FATAL_STATUSES", "RealtimeConnection", "close_info", "describe_connect_error", "event_text",
+           "open_connection"]
+
+#: Handshake statuses that no retry will fix.
+FATAL_STATUSES = frozenset({400, 401, 403, 404})
+# websockets logs handshake headers (the Authorization / api-key header included) at DEBUG level.
+# Its connections get this logger, pinned at INFO, so turning on DEBUG logging in a notebook
+# can never print the key.
+_wire_logger = logging.getLogger("rtvoice_widget.session.websocket")
+_wire_logger.setLevel(logging.INFO)
+# One encoder for every event: json.dumps(..., separators=...) builds a new one per call.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class RealtimeConnection(ClientConnection):
@@ -180,3 +201,43 @@ class RealtimeConnection(ClientConnection):
             self.loop.call_soon_threadsafe(self.send_data)
         except RuntimeError:
             pass  # the loop is closed, and the connection with it
+
+
+async def open_connection(endpoint: "Endpoint", *, max_frame_bytes: int, open_timeout: float) -> RealtimeConnection:
+    """Open a :class:`RealtimeConnection` to ``endpoint`` (its URL and headers)."""
+    return await connect(
+        endpoint.url,
+        additional_headers=dict(endpoint.headers),
+        max_size=max_frame_bytes,
+        open_timeout=open_timeout,
+        # Base64 PCM barely compresses; deflate would only cost CPU on both ends.
+        compression=None,
+        logger=_wire_logger,
+        create_connection=RealtimeConnection,
+    )
+
+
+def event_text(event: dict, pcm16: bytes | None) -> str:
+    """The JSON text of a client event (``pcm16``: the audio of an append, else None)."""
+    if pcm16 is not None and len(event) == 2:
+        # append_audio's {type, audio}, 50 per second: base64 needs no JSON escaping, so skip
+        # the encoder's scan of the ~1.3 kB string.
+        return '{"type":"input_audio_buffer.append","audio":"' + event["audio"] + '"}'
+    return _encode_json(event)
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    if isinstance(exc, InvalidStatus):
+        return f"handshake rejected with HTTP {exc.response.status_code}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "handshake timed out"
+    if isinstance(exc, InvalidURI):
+        return "invalid WebSocket URL"  # the exception text would repeat the URL, token and all
+    return f"{type(exc).__name__}: {exc}"
+
+
+def close_info(ws: RealtimeConnection) -> str:
+    code = ws.close_code
+    if code is None:
+        return "connection dropped without a close frame"
+    return f"close code {code}" + (f" ({ws.close_reason})" if ws.close_reason else "")

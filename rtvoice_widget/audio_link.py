@@ -1,12 +1,16 @@
-"""The mic link: a token-guarded WebSocket on 127.0.0.1 that carries the widget's audio.
+"""The audio link: a token-guarded WebSocket on 127.0.0.1 that carries the widget's audio.
 
 Mic frames, assistant audio and flushes travel between the page's audio worker and a thread of
 this kernel, skipping the page's main thread, the Jupyter server and the kernel's main thread
-(see :class:`MicLink` for why and for the frame format). ``VoiceChat`` owns one per widget.
+(see :class:`AudioLink` for why and for the frame format). ``VoiceChat`` owns one per widget.
 
 Mixing two transports must neither lose nor reorder audio: :class:`MicFrameOrder` puts the mic
 frames that came either way back in capture order, once each; assistant audio and flushes are
-ordered on the page (see :class:`MicLink`, "hand-over").
+ordered on the page (see :class:`AudioLink`, "hand-over").
+
+It was called the mic link first, and it carries the player's audio too; ``VoiceChat(mic_link=)``
+and the ``{"type": "mic_link"}`` message that tells the page where it is keep that name: the
+option is public API, and the message pairs with it.
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-__all__ = ["Gap", "MicFrameOrder", "MicLink"]
+__all__ = ["Gap", "MicFrameOrder", "AudioLink"]
 
 T = TypeVar("T")
 
-log = logging.getLogger("rtvoice_widget.mic_link")
+log = logging.getLogger("rtvoice_widget.audio_link")
 # websockets logs request lines (with ``?token=``) and frames at DEBUG level: its logger for the
 # link is pinned at INFO, so turning on DEBUG logging in a notebook never prints the token.
-_ws_logger = logging.getLogger("rtvoice_widget.mic_link.websocket")
+_ws_logger = logging.getLogger("rtvoice_widget.audio_link.websocket")
 _ws_logger.setLevel(logging.INFO)
 
 
@@ -53,7 +57,7 @@ class MicFrameOrder(Generic[T]):
 
     The page numbers the frames it sends, per capture ``stream`` (a random id per mic start):
     ``seq`` 0, 1, 2, ... with no holes (frames it does not send, e.g. while muted, get no
-    number). Each goes through Jupyter, the mic link, or, around the moment the link opens or
+    number). Each goes through Jupyter, the audio link, or, around the moment the link opens or
     closes, both. :meth:`push` returns the frames that are now next in order: a frame ahead of a
     missing one waits; one already released is a duplicate, and one given up on is late: both
     are dropped and counted (``duplicates``, ``late``).
@@ -185,7 +189,7 @@ class MicFrameOrder(Generic[T]):
         return gap
 
 
-class MicLink:
+class AudioLink:
     """A WebSocket on 127.0.0.1 between the page's audio worker and the kernel, for audio only.
 
     Why: through Jupyter a mic frame waits for the page's main thread (busy rendering
@@ -306,7 +310,7 @@ logged and stays open for its mic frames).
         except RuntimeError:  # the link is closed
             return False
         if overflow:
-            log.warning("mic link: page connection %d stopped reading (%d bytes queued): dropped; "
+            log.warning("audio link: page connection %d stopped reading (%d bytes queued): dropped; "
                         "the player's audio goes through Jupyter until a page connects again", peer.conn, peer.queued)
             return False
         return True
@@ -351,7 +355,7 @@ logged and stays open for its mic frames).
                 if link._pending >= link.MAX_PENDING:
                     link.refused += 1
                     if link.refused == 1 or link.refused % 100 == 0:
-                        log.warning("mic link: %d connections closed unopened so far (more than %d at once "
+                        log.warning("audio link: %d connections closed unopened so far (more than %d at once "
                                     "were in their handshake)", link.refused, link.MAX_PENDING)
                     transport.abort()
                     return
@@ -382,7 +386,7 @@ logged and stays open for its mic frames).
         if not hmac.compare_digest(token.encode(), self.token.encode()):
             return connection.respond(403, "bad token\n")
         if self.connections >= self.MAX_PAGES:
-            log.warning("mic link: refused a page connection: %d are open already", self.connections)
+            log.warning("audio link: refused a page connection: %d are open already", self.connections)
             return connection.respond(503, "too many page connections\n")
         return None
 
@@ -398,7 +402,7 @@ logged and stays open for its mic frames).
         with self._lock:
             previous, self._peer = self._peer, peer
         if previous is not None:
-            log.warning("mic link: page connection %d replaces connection %d for the player's audio "
+            log.warning("audio link: page connection %d replaces connection %d for the player's audio "
                         "(another view of this widget, or a reloaded page)", conn, previous.conn)
         writer = asyncio.create_task(peer.write(self._lock))
         try:
