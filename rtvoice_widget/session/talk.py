@@ -67,7 +67,7 @@ class TalkReply:
 
 
 #: The name :class:`TalkReply` had first (``rtvoice_widget.session.Reply``); the local server's
-#: ``server.turns.Reply`` is another thing, a job of its turn engine.
+#: ``server.dialogue.jobs.ReplyJob`` is another thing, a job of its turn engine.
 Reply = TalkReply
 
 
