@@ -102,6 +102,9 @@ from rtvoice_widget.events import CATEGORIES, EventLog
 from rtvoice_widget.pcm import BYTES_PER_MS as _BYTES_PER_MS, SAMPLE_RATE
 from rtvoice_widget.protocol import ClientProtocol, CostCapReached, FlushPlayback, PlayAudio, RunTool, Send
 from rtvoice_widget.tools import ToolRegistry
+from rtvoice_widget.agents import AgentRunner  # agents hook (issue 16)
+from rtvoice_widget.approval import Approvals  # agents hook
+from rtvoice_widget.guardrails import GuardrailRunner  # agents hook
 from rtvoice_widget.wire import RealtimeConnection
 
 __all__ = ["MAX_OUTBOX_AUDIO_MS", "MAX_OUTBOX_EVENTS", "Reply", "RealtimeSession", "SessionClosedError"]
@@ -202,6 +205,13 @@ class RealtimeSession:
     estimate goes out, so a dead player never blocks it). Headless (default): the truncation
     goes out at once, at the estimate.
 
+    Agents (issue 16): ``agent`` (an :class:`~rtvoice_widget.agents.Agent`: instructions, tools,
+    voice and handoffs to other agents; ``session.agents``), ``output_guardrails`` (checks of
+    the assistant's transcript as it streams, :mod:`rtvoice_widget.guardrails`;
+    ``session.guardrails``), ``approve`` / ``approval_timeout`` (who decides the calls of
+    ``needs_approval`` tools, and how long it may take, :mod:`rtvoice_widget.approval`;
+    ``session.approvals``).
+
     Use ``with RealtimeSession(...) as s:`` (or ``async with`` from asyncio code), or call
     :meth:`connect` and :meth:`close` yourself.
     """
@@ -232,6 +242,11 @@ class RealtimeSession:
         flush_timeout: float = 0.3,
         stale_audio_ms: float | None = 500.0,
         tool_tracebacks: bool = False,
+        # -- agents hook (issue 16): see the end of __init__ --
+        agent: Any = None,
+        output_guardrails: Iterable[Any] = (),
+        approve: Callable[..., Any] | None = None,
+        approval_timeout: float | None = None,
     ) -> None:
         if config is None:
             config = SessionConfig() if model is None else SessionConfig(model=model)
@@ -321,6 +336,15 @@ class RealtimeSession:
             audio_sent_ms=0.0, audio_received_ms=0.0, reconnects=0, protocol_errors=0,
             outbox_dropped=0, outbox_dropped_audio_ms=0.0, events_unlogged=0,
         )
+        # -- agents hook (issue 16): agents and handoffs, output guardrails, tool approval. They
+        # work through the public API (tools, update, on, interrupt, events); see agents.py,
+        # guardrails.py and approval.py.
+        self.approvals = Approvals(self, approve, timeout=approval_timeout)
+        self.agents = AgentRunner(self, agent) if agent is not None else None
+        self.guardrails = GuardrailRunner(
+            self, output_guardrails,
+            active=None if self.agents is None else (lambda: self.agents.current.output_guardrails))
+        # -- end agents hook --
 
     # -- clock ------------------------------------------------------------------------------
 
@@ -540,15 +564,16 @@ class RealtimeSession:
         return new_config
 
     def tool(self, fn: Callable[..., Any] | None = None, *, name: str | None = None,
-             description: str | None = None) -> Any:
+             description: str | None = None, needs_approval: bool = False) -> Any:
         """Register a Python callable as a function tool (decorator, with or without arguments).
 
         The schema comes from type hints and the docstring (:mod:`rtvoice_widget.tools`); on a
-        live session the new tool list is sent with ``session.update``.
+        live session the new tool list is sent with ``session.update``. ``needs_approval=True``:
+        each call waits for a decision (:mod:`rtvoice_widget.approval`, ``session.approvals``).
         """
         if fn is None:
-            return lambda f: self.tool(f, name=name, description=description)
-        self.tools.add(fn, name=name, description=description)
+            return lambda f: self.tool(f, name=name, description=description, needs_approval=needs_approval)
+        self.tools.add(fn, name=name, description=description, needs_approval=needs_approval)  # agents hook
         self.update()
         return fn
 
@@ -1111,7 +1136,7 @@ class RealtimeSession:
         # fails here is logged, and the session goes on.
         try:
             # Sync tools run in the loop's executor, async ones on this loop (ToolRegistry.run_async).
-            result = await self.tools.run_async(call.name, call.arguments)
+            result = await self.tools.run_async(call.name, call.arguments, call_id=call.call_id)  # agents hook
             output = self._redact(result.output)
             self._local("tool.result", text=output[:2000], call_id=call.call_id, name=call.name, ok=result.ok)
             if not result.ok:
