@@ -297,6 +297,37 @@ def test_an_approval_times_out_as_a_denial_and_a_raising_callback_denies(server,
     assert rows(s, "tool.approval")[-1]["payload"]["by"] == "timeout"
 
 
+@pytest.mark.parametrize("type_, category", [
+    ("agent.handoff", "system"), ("guardrail.tripped", "ai_response"), ("guardrail.error", "error"),
+    ("tool.approval_requested", "system"), ("tool.approval", "system"),
+])
+def test_new_event_types_are_categorised(type_, category):
+    from rtvoice_widget.events import EventLog
+
+    log = EventLog()
+    log.local(type_, 1.0, text="x")
+    assert category_of(type_, "local") == category
+    assert log.to_pandas()["category"].iloc[0] == category
+
+
+def test_registry_without_an_approver_denies_and_function_tool_keeps_its_options():
+    from rtvoice_widget.tools import ToolRegistry, tool_schema
+
+    ran = []
+
+    @function_tool(name="wipe", description="Wipe the disk.", needs_approval=True)
+    def anything() -> str:
+        ran.append(1)
+        return "wiped"
+
+    registry = ToolRegistry([anything])
+    assert registry.needs_approval("wipe") and not registry.needs_approval("other")
+    assert tool_schema(anything)["description"] == "Wipe the disk."
+    result = registry.run_sync("wipe", "{}")
+    assert result.ok and json.loads(result.output)["error"].startswith("the call to wipe needs") and not ran
+    assert anything() == "wiped"  # still the function when called directly
+
+
 # -- the embedded local server -------------------------------------------------------------------
 
 
