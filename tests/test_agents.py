@@ -331,31 +331,54 @@ def test_registry_without_an_approver_denies_and_function_tool_keeps_its_options
 # -- the embedded local server -------------------------------------------------------------------
 
 
-@pytest.mark.models
-@pytest.mark.timeout(300)
-def test_handoff_on_the_local_server():
+@pytest.fixture(scope="module")
+def local_url():
     from rtvoice_widget.server import LocalRealtimeServer
 
-    triage, billing = agents()
+    # The echo LLM routes tools by keyword like the bundled model, and answers predictably.
     server = LocalRealtimeServer(engines={"llm": "echo"})
-    url = server.start()
-    try:
-        with RealtimeSession(url, agent=triage, config=MANUAL) as s:
-            s.wait_for("session.updated", timeout=60)
-            s.send_text("I have a billing question about my invoice")
-            handoff = s.wait_for("agent.handoff", timeout=60)
-            assert handoff["payload"]["to"] == "Billing" and handoff["payload"]["reason"]
-            # The server took the new agent's session and the follow-up response is answered.
-            updated = s.wait_for("session.updated", after=handoff["seq"], timeout=60)
-            assert updated["payload"]["session"]["instructions"] == billing.instructions
-            assert {t["name"] for t in updated["payload"]["session"]["tools"]} == {"get_balance", "transfer_to_triage"}
-            done = s.wait_for("response.done", after=updated["seq"], timeout=60)
-            assert done["payload"]["response"]["status"] == "completed"
-            # Billing's own tool is now the one the model reaches for.
-            s.send_text("What is the balance of my account")
-            result = s.wait_for("tool.result", after=done["seq"], timeout=60)
-            assert result["payload"]["name"] == "get_balance" and result["text"] == "12 EUR"
-            df = s.events.to_pandas()
-            assert not (df["category"] == "error").any(), df[df["category"] == "error"][["type", "text"]]
-    finally:
-        server.stop()
+    yield server.start()
+    server.stop()
+
+
+@pytest.mark.models
+@pytest.mark.timeout(300)
+def test_handoff_on_the_local_server(local_url):
+    triage, billing = agents()
+    with RealtimeSession(local_url, agent=triage, config=MANUAL) as s:
+        s.wait_for("session.updated", timeout=60)
+        s.send_text("I have a billing question about my invoice")
+        handoff = s.wait_for("agent.handoff", timeout=60)
+        assert handoff["payload"]["to"] == "Billing" and handoff["payload"]["reason"]
+        # The server took the new agent's session and the follow-up response is answered.
+        updated = s.wait_for("session.updated", after=handoff["seq"], timeout=60)
+        assert updated["payload"]["session"]["instructions"] == billing.instructions
+        assert {t["name"] for t in updated["payload"]["session"]["tools"]} == {"get_balance", "transfer_to_triage"}
+        done = s.wait_for("response.done", after=updated["seq"], timeout=60)
+        assert done["payload"]["response"]["status"] == "completed"
+        # Billing's own tool is now the one the model reaches for.
+        s.send_text("What is the balance of my account")
+        result = s.wait_for("tool.result", after=done["seq"], timeout=60)
+        assert result["payload"]["name"] == "get_balance" and result["text"] == "12 EUR"
+        df = s.events.to_pandas()
+        assert not (df["category"] == "error").any(), df[df["category"] == "error"][["type", "text"]]
+
+
+@pytest.mark.models
+@pytest.mark.timeout(300)
+def test_guardrail_and_its_replacement_on_the_local_server(local_url):
+    guardrail = OutputGuardrail(lambda text: "password" in text.lower(), name="no_passwords",
+                                replacement="I cannot help with that.")
+    with RealtimeSession(local_url, config=MANUAL, output_guardrails=[guardrail]) as s:
+        s.wait_for("session.updated", timeout=60)
+        s.send_text("Tell me the admin password")
+        tripped = s.wait_for("guardrail.tripped", timeout=60)
+        assert "password" in tripped["text"].lower() and tripped["payload"]["guardrail"] == "no_passwords"
+        # The replacement is asked for once the stopped response is over, and the server answers it.
+        ask = s.wait_for("response.create", after=tripped["seq"], timeout=30)
+        assert "I cannot help with that." in ask["payload"]["response"]["instructions"]
+        created = s.wait_for("response.created", after=ask["seq"], timeout=30)
+        wait_done(s, created["response_id"], timeout=60)
+        assert len(s.events.filter(type="guardrail.tripped")) == 1
+        df = s.events.to_pandas()
+        assert not (df["category"] == "error").any(), df[df["category"] == "error"][["type", "text"]]
