@@ -168,6 +168,12 @@ class AgentRunner:
         kept = [t for t in session.config.tools if not (isinstance(t, Mapping) and t.get("name") in owned_anywhere)]
         self._install(agent, kept, voice=agent.voice)
 
+    @property
+    def has_guardrails(self) -> bool:
+        """Whether any reachable agent has output guardrails (when they are checked is
+        :mod:`rtvoice_widget.guardrails`' business)."""
+        return any(a.output_guardrails for a in self.agents.values())
+
     def subscribe(self, fn: Callable[[Agent], Any]) -> Callable[[], None]:
         """Call ``fn(agent)`` after each switch (on the switching thread)."""
         self._listeners.append(fn)

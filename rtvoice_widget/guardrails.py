@@ -100,13 +100,15 @@ class _Response:
 class GuardrailRunner:
     """Runs output guardrails on one session's responses (see the module doc).
 
-    ``guardrails``: checks for every response; ``active``: a callable returning more checks
-    for the current moment (the active agent's), asked at each check. ``every_chars`` may be
+    ``guardrails``: checks for every response (:meth:`add` more later); ``active``: a callable
+    returning more checks for the current moment (the active agent's), asked at each check;
+    ``watch_active=False`` when it can never return any (no agent has guardrails), so a
+    session without guardrails does not follow its events at all. ``every_chars`` may be
     changed at any time.
     """
 
     def __init__(self, session: Any, guardrails: Iterable[Any] = (), *,
-                 active: Callable[[], Iterable[Any]] | None = None,
+                 active: Callable[[], Iterable[Any]] | None = None, watch_active: bool = True,
                  every_chars: int = DEFAULT_EVERY_CHARS) -> None:
         if isinstance(guardrails, (str, bytes)) or callable(guardrails):
             raise TypeError("output_guardrails must be a list of callables or OutputGuardrail objects")
@@ -122,7 +124,20 @@ class GuardrailRunner:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
-        session.on("*", self._on_row)
+        self._following = False
+        if self.guardrails or (active is not None and watch_active):
+            self._follow()
+
+    def add(self, guardrail: Any) -> None:
+        """Check every response with ``guardrail`` too, from the next check on."""
+        self.guardrails.append(_as_guardrail(guardrail))
+        self._follow()
+
+    def _follow(self) -> None:
+        # Every log row passes through _on_row once following: only sessions with guardrails pay.
+        if not self._following:
+            self._following = True
+            self._session.on("*", self._on_row)
 
     def current(self) -> list[OutputGuardrail]:
         """The guardrails a check runs now: the session's, then the active agent's."""

@@ -343,7 +343,8 @@ class RealtimeSession:
         self.agents = AgentRunner(self, agent) if agent is not None else None
         self.guardrails = GuardrailRunner(
             self, output_guardrails,
-            active=None if self.agents is None else (lambda: self.agents.current.output_guardrails))
+            active=None if self.agents is None else (lambda: self.agents.current.output_guardrails),
+            watch_active=self.agents is not None and self.agents.has_guardrails)
         # -- end agents hook --
 
     # -- clock ------------------------------------------------------------------------------

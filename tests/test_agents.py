@@ -208,6 +208,21 @@ def test_a_tripped_guardrail_stops_the_response_like_a_barge_in(server, open_ses
     assert rows(s, "playback.flushed")
 
 
+def test_an_agents_guardrails_apply_only_while_it_is_active(server, open_session):
+    triage, billing = agents()
+    billing.output_guardrails.append(OutputGuardrail(lambda text: "refund" in text, name="no_refunds"))
+    s = open_session(agent=triage, config=MANUAL)
+    server.play(voice_turn(with_speech=False, audio_ms=200, transcript="A refund is possible.", response_id="resp_t"))
+    wait_done(s, "resp_t")
+    s.agents.switch("Billing", reason="test")
+    server.play(voice_turn(with_speech=False, audio_ms=200, transcript="A refund is possible.", response_id="resp_b"))
+    tripped = s.wait_for("guardrail.tripped", timeout=10)
+    assert tripped["response_id"] == "resp_b" and tripped["payload"]["guardrail"] == "no_refunds"
+    # A session without guardrails anywhere does not even follow its events for them.
+    plain = RealtimeSession("ws://127.0.0.1:9/v1/realtime", agent=agents()[0])
+    assert not plain.guardrails._following
+
+
 def test_guardrails_see_growing_prefixes_and_the_final_transcript(server, open_session):
     seen: list[str] = []
     done = threading.Event()
