@@ -205,6 +205,11 @@ class AgentRunner:
         runner = self
 
         async def transfer(reason: str = "") -> str:
+            """Hand the conversation over.
+
+            Args:
+                reason: Why, in a few words (it goes to the log).
+            """
             # Runs on the session loop (an async tool), so the session.update it sends is
             # queued ahead of this call's output and the response.create that follows it.
             runner._switch(target.agent, reason or None, _current_call_id())

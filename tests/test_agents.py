@@ -86,10 +86,15 @@ def rows(session: RealtimeSession, type_: str) -> list[dict]:
 
 def test_handoff_switches_instructions_tools_and_voice_on_the_wire(server, open_session):
     triage, billing = agents()
-    s = open_session(agent=triage, config=MANUAL)
+
+    def what_time() -> str:
+        """The time now."""
+        return "noon"
+
+    s = open_session(agent=triage, config=MANUAL, tools=[what_time])  # the session's own: every agent's
     first_update = server.client_events("session.update")[-1]["session"]
     assert first_update["instructions"] == triage.instructions
-    assert [t["name"] for t in first_update["tools"]] == ["transfer_to_billing"]
+    assert [t["name"] for t in first_update["tools"]] == ["what_time", "transfer_to_billing"]
     responses = iter([voice_turn(with_speech=False, audio_ms=300, transcript="Billing here, how can I help?",
                                  response_id="resp_billing"),
                       voice_turn(with_speech=False, audio_ms=300, transcript="Back to the front desk.")])
@@ -106,7 +111,7 @@ def test_handoff_switches_instructions_tools_and_voice_on_the_wire(server, open_
     assert types == ["session.update", "conversation.item.create", "response.create"], types
     update = sent[0]["session"]
     assert update["instructions"] == billing.instructions
-    assert [t["name"] for t in update["tools"]] == ["get_balance", "transfer_to_triage"]
+    assert [t["name"] for t in update["tools"]] == ["what_time", "get_balance", "transfer_to_triage"]
     assert update["audio"]["output"]["voice"] == "cedar"  # no audio yet: the voice may change
     # The conversation's audio format and turn detection are the same as before.
     assert update["audio"]["input"]["format"] == first_update["audio"]["input"]["format"]
@@ -129,7 +134,7 @@ def test_handoff_switches_instructions_tools_and_voice_on_the_wire(server, open_
     sent = server.client_events()[before:]
     update = next(e for e in sent if e["type"] == "session.update")["session"]
     assert update["instructions"] == triage.instructions
-    assert [t["name"] for t in update["tools"]] == ["transfer_to_billing"]
+    assert [t["name"] for t in update["tools"]] == ["what_time", "transfer_to_billing"]
     assert update["audio"]["output"]["voice"] == "cedar"
     back = rows(s, "agent.handoff")[-1]["payload"]
     assert back["to"] == "Triage" and back["voice"] == "cedar" and back["voice_kept"] is None  # triage has no voice
