@@ -20,10 +20,10 @@ A tripped guardrail stops the response as a barge-in does: :meth:`RealtimeSessio
 (flush the playback, truncate the item at what was played, ``response.cancel``), then logs
 ``guardrail.tripped`` (``text`` = the transcript checked, ``guardrail``, ``reason``,
 ``response_id``, ``item_id``), then, with a ``replacement``, asks for a response that says it
-(``response.create`` with instructions to say exactly that line, once the stopped response is
-done) whose transcript is not checked again. Later checks of a stopped response are skipped. A
-guardrail that raises is logged as ``guardrail.error`` (category ``error``) and counts as
-passing; the others still run.
+(``response.create`` with instructions to say exactly that line and ``tool_choice`` ``none``,
+once the stopped response is done) whose transcript is not checked again. Later checks of a
+stopped response are skipped. A guardrail that raises is logged as ``guardrail.error``
+(category ``error``) and counts as passing; the others still run.
 """
 
 from __future__ import annotations
@@ -249,9 +249,15 @@ class GuardrailRunner:
         with self._lock:
             self._replacements_due += 1
         try:
+            # No tools: the line is all this response is for (a keyword-routing server would
+            # otherwise route the user's last words to a tool again).
             session.create_response(
-                instructions=f'Say exactly this sentence, and nothing else: "{guardrail.replacement}"')
-        except Exception as exc:  # closed, or over the cost cap: the stop itself stands
+                instructions=f'Say exactly this sentence, and nothing else: "{guardrail.replacement}"',
+                tool_choice="none")
+        except SessionClosedError:
+            with self._lock:
+                self._replacements_due -= 1
+        except Exception as exc:  # over the cost cap, say: the stop itself stands
             with self._lock:
                 self._replacements_due -= 1
             self._log("guardrail.error", f"could not ask for the replacement line: {type(exc).__name__}: {exc}",

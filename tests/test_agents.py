@@ -203,7 +203,7 @@ def test_a_tripped_guardrail_stops_the_response_like_a_barge_in(server, open_ses
     # As a barge-in: truncate what was heard, cancel; then the replacement line.
     assert types == ["conversation.item.truncate", "response.cancel", "response.create"], types
     assert sent[0]["item_id"] == "item_g" and 0 <= sent[0]["audio_end_ms"] < 3000
-    assert replacement in sent[2]["response"]["instructions"]
+    assert replacement in sent[2]["response"]["instructions"] and sent[2]["response"]["tool_choice"] == "none"
     (tripped,) = rows(s, "guardrail.tripped")  # the replacement says "password" too: not checked
     assert "password" in tripped["text"] and tripped["payload"]["guardrail"] == "no_passwords"
     assert tripped["payload"]["reason"] == "mentions a password" and tripped["response_id"] == "resp_g"
