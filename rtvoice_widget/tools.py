@@ -12,7 +12,9 @@ callables, and always answers with a string for ``function_call_output``. Bad JS
 wrong arguments, unknown tools and raising tools become an error output (``{"error": ...}``) the
 model can read and recover from; they never raise into the session. A raising tool's error is
 ``"Type: message"``: no traceback (file paths, source lines) goes to the model provider unless
-the registry was made with ``tracebacks=True``. Where the call runs (which
+the registry was made with ``tracebacks=True``. A tool marked ``needs_approval`` (see
+:class:`FunctionTool`) first waits for the registry's ``approver`` (:mod:`rtvoice_widget.approval`);
+a denied call does not run and answers with the approver's text. Where the call runs (which
 thread, which loop) is the caller's choice: :meth:`ToolRegistry.run_sync` blocks,
 :meth:`ToolRegistry.run_async` awaits.
 """
