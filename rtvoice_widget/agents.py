@@ -165,6 +165,11 @@ class AgentRunner:
         # Agent tools left in a config by an earlier session (a VoiceChat reconnects with the
         # config it had) must not reach this one: only the starting agent's are offered.
         owned_anywhere = {name for a in self.agents.values() for name in self._tool_names(a)}
+        # A switch removes the previous agent's tools from the registry by name: one that is
+        # also the session's own would go with it.
+        clash = sorted(owned_anywhere & set(session.tools))
+        if clash:
+            raise ValueError(f"tool name(s) {clash} belong to the session and to an agent; rename one")
         kept = [t for t in session.config.tools if not (isinstance(t, Mapping) and t.get("name") in owned_anywhere)]
         self._install(agent, kept, voice=agent.voice)
 

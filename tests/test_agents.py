@@ -164,6 +164,12 @@ def test_switch_from_code_and_unknown_agents():
     s.agents.switch("Billing", reason="test")
     assert s.config.instructions == billing.instructions and s.config.voice == "cedar"
     assert rows(s, "agent.handoff")[0]["payload"]["call_id"] is None
+    def get_balance() -> str:
+        """A session-wide tool with an agent tool's name."""
+        return ""
+
+    with pytest.raises(ValueError, match="get_balance"):
+        RealtimeSession("ws://127.0.0.1:9/v1/realtime", agent=agents()[0], tools=[get_balance])
     with pytest.raises(ValueError):
         Agent("")
     with pytest.raises(ValueError):
