@@ -380,6 +380,7 @@ def test_handoff_on_the_local_server(local_url):
         updated = s.wait_for("session.updated", after=handoff["seq"], timeout=60)
         assert updated["payload"]["session"]["instructions"] == billing.instructions
         assert {t["name"] for t in updated["payload"]["session"]["tools"]} == {"get_balance", "transfer_to_triage"}
+        assert updated["payload"]["session"]["audio"]["output"]["voice"] == "cedar"  # nothing spoken yet
         done = s.wait_for("response.done", after=updated["seq"], timeout=60)
         assert done["payload"]["response"]["status"] == "completed"
         # Billing's own tool is now the one the model reaches for.
