@@ -10,6 +10,7 @@
 // bundles all of it (and widget.css) into rtvoice_widget/static/widget.js, which the page gets
 // from the kernel (see loader.js) and imports from a Blob URL.
 
+import { AgentsUI } from "./lib/agents-ui.js"; // agents hook (issue 16)
 import { AudioGraph } from "./lib/audio-graph.js";
 import { Capture, gateOpen, openMic, stopStream } from "./lib/capture.js";
 import { pageNow, pageTimeOf } from "./lib/clock.js";
@@ -363,9 +364,10 @@ class View {
     this.backendBadge = h("span", { class: "rtv-badge" });
     this.modelText = h("span", { class: "rtv-model" });
     this.connectBtn = h("button", { class: "rtv-btn rtv-primary", onclick: () => this.toggleConnect() });
+    this.agentsUI = new AgentsUI(m, (content) => this.engine.send(content)); // agents hook: badge + approvals
     const header = h("div", { class: "rtv-header" },
       h("div", { class: "rtv-title" }, this.statusDot, h("strong", { text: "Voice chat" }), this.statusText),
-      h("div", { class: "rtv-header-meta" }, this.backendBadge, this.modelText),
+      h("div", { class: "rtv-header-meta" }, this.agentsUI.badge, this.backendBadge, this.modelText),
       this.connectBtn);
 
     this.noticeText = h("span", { class: "rtv-notice-text" });
@@ -410,7 +412,7 @@ class View {
     const sendBtn = h("button", { class: "rtv-btn rtv-icon-btn", title: "Send", "aria-label": "Send", onclick: () => this.sendText() });
     sendBtn.innerHTML = ICONS.send;
     const voice = h("section", { class: "rtv-panel rtv-voice" },
-      h("h3", { text: "Conversation" }), controls, this.transcriptEl, h("div", { class: "rtv-text-row" }, this.textInput, sendBtn));
+      h("h3", { text: "Conversation" }), controls, this.transcriptEl, this.agentsUI.panel, h("div", { class: "rtv-text-row" }, this.textInput, sendBtn));
 
     // settings + info
     this.settings = this.buildSettings();
@@ -839,6 +841,7 @@ class View {
   }
 
   destroy() {
+    this.agentsUI.destroy(); // agents hook
     if (this.frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(this.frame);
     this.tickWhileWaiting(false);
     this.root.remove();

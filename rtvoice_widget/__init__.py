@@ -19,6 +19,11 @@ _EXPORTS = {
     "Recorder": "rtvoice_widget.audio",
     "LocalRealtimeServer": "rtvoice_widget.server",
     "load_session": "rtvoice_widget.saved",
+    "Agent": "rtvoice_widget.agents",
+    "handoff": "rtvoice_widget.agents",
+    "OutputGuardrail": "rtvoice_widget.guardrails",
+    "output_guardrail": "rtvoice_widget.guardrails",
+    "function_tool": "rtvoice_widget.tools",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

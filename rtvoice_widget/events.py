@@ -114,9 +114,12 @@ def category_of(type: str, source: str = "server", event: Mapping[str, Any] | No
        and local ``tool.*``.
     5. ``user_speech``: ``input_audio_buffer.*``, ``conversation.item.input_audio_transcription.*``
        and ``mic.*``.
-    6. ``ai_response``: ``response.*``, ``output_audio_buffer.*``, ``playback.*`` and
-       ``conversation.item.truncate`` / ``.truncated``.
-    7. ``system``: everything else (``session.*``, ``rate_limits.updated``, unknown types).
+    6. ``ai_response``: ``response.*``, ``output_audio_buffer.*``, ``playback.*``,
+       ``conversation.item.truncate`` / ``.truncated``, and local ``guardrail.*`` (a check
+       stopped the assistant: ``guardrail.tripped``; ``guardrail.error`` is an error by rule 1).
+    7. ``system``: everything else (``session.*``, ``rate_limits.updated``, local ``agent.*``
+       such as ``agent.handoff``, unknown types). Tool approval (``tool.approval_requested``,
+       ``tool.approval``) is ``system`` by rule 4.
     """
     if type == "error" or type.endswith(".failed") or (source == "local" and type.endswith(".error")):
         return "error"
@@ -136,6 +139,8 @@ def category_of(type: str, source: str = "server", event: Mapping[str, Any] | No
     if type.startswith(("input_audio_buffer.", "conversation.item.input_audio_transcription.", "mic.")):
         return "user_speech"
     if type.startswith(("response.", "output_audio_buffer.", "playback.", "conversation.item.truncate")):
+        return "ai_response"
+    if source == "local" and type.startswith("guardrail."):
         return "ai_response"
     return "system"
 

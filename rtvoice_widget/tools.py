@@ -12,7 +12,9 @@ callables, and always answers with a string for ``function_call_output``. Bad JS
 wrong arguments, unknown tools and raising tools become an error output (``{"error": ...}``) the
 model can read and recover from; they never raise into the session. A raising tool's error is
 ``"Type: message"``: no traceback (file paths, source lines) goes to the model provider unless
-the registry was made with ``tracebacks=True``. Where the call runs (which
+the registry was made with ``tracebacks=True``. A tool marked ``needs_approval`` (see
+:class:`FunctionTool`) first waits for the registry's ``approver`` (:mod:`rtvoice_widget.approval`);
+a denied call does not run and answers with the approver's text. Where the call runs (which
 thread, which loop) is the caller's choice: :meth:`ToolRegistry.run_sync` blocks,
 :meth:`ToolRegistry.run_async` awaits.
 """
@@ -20,6 +22,7 @@ thread, which loop) is the caller's choice: :meth:`ToolRegistry.run_sync` blocks
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -33,7 +36,7 @@ from typing import Any, get_type_hints
 import docstring_parser
 import pydantic
 
-__all__ = ["ToolCallResult", "ToolRegistry", "tool_schema"]
+__all__ = ["FunctionTool", "ToolCallResult", "ToolRegistry", "function_tool", "tool_schema"]
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -44,6 +47,43 @@ class _Tool:
     fn: Callable[..., Any]
     schema: dict[str, Any]
     arguments: type[pydantic.BaseModel]
+    needs_approval: bool = False
+
+
+# -- agents hook (issue 16): tool options that travel with the callable, and approval --------
+@dataclass(frozen=True)
+class FunctionTool:
+    """A callable with its tool options, accepted wherever a tool callable is (``tools=[...]``,
+    ``Agent(tools=...)``, :meth:`ToolRegistry.add`), so the options survive being passed along
+    (``VoiceChat`` makes a new session on each Connect). ``needs_approval=True``: each call
+    waits for a decision (:mod:`rtvoice_widget.approval`) before it runs."""
+
+    fn: Callable[..., Any]
+    name: str | None = None
+    description: str | None = None
+    needs_approval: bool = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+def function_tool(fn: Callable[..., Any] | None = None, *, name: str | None = None,
+                  description: str | None = None, needs_approval: bool = False) -> Any:
+    """``fn`` with tool options, as a :class:`FunctionTool` (decorator, with or without arguments)."""
+    if fn is None:
+        return lambda f: function_tool(f, name=name, description=description, needs_approval=needs_approval)
+    if not isinstance(needs_approval, bool):
+        raise ValueError(f"needs_approval must be True or False, got {needs_approval!r}")
+    return FunctionTool(fn, name, description, needs_approval)
+
+
+#: The call id of the call an async tool runs for (set by :meth:`ToolRegistry.run_async`, so
+#: a tool awaited on the loop can tell which call it answers; None elsewhere).
+CURRENT_CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("rtvoice_call_id", default=None)
+
+#: ``approver(name, arguments_json, call_id) -> None`` (run it) or the output to send instead.
+Approver = Callable[[str, str, "str | None"], Awaitable["str | None"]]
+# -- end agents hook ---------------------------------------------------------------------------
 
 
 def _underlying(fn: Callable[..., Any]) -> Any:
@@ -124,7 +164,12 @@ def _strip_titles(node: Any) -> Any:
     return node
 
 
-def _build(fn: Callable[..., Any], name: str | None, description: str | None) -> _Tool:
+def _build(fn: Callable[..., Any], name: str | None, description: str | None,
+           needs_approval: bool = False) -> _Tool:
+    if isinstance(fn, FunctionTool):  # agents hook: its own options, unless given here
+        name, description = name or fn.name, description if description is not None else fn.description
+        needs_approval = needs_approval or fn.needs_approval
+        fn = fn.fn
     if not callable(fn):
         raise TypeError(f"a tool must be callable, got {fn!r}")
     name = name or getattr(fn, "__name__", None)
@@ -157,7 +202,7 @@ def _build(fn: Callable[..., Any], name: str | None, description: str | None) ->
         "description": description,
         "parameters": parameters,
     }
-    return _Tool(name=name, fn=fn, schema=schema, arguments=model)
+    return _Tool(name=name, fn=fn, schema=schema, arguments=model, needs_approval=needs_approval)
 
 
 def tool_schema(
@@ -212,6 +257,9 @@ class ToolRegistry:
     def __init__(self, tools: list[Callable[..., Any]] | None = None, *, tracebacks: bool = False) -> None:
         self._tools: dict[str, _Tool] = {}
         self.tracebacks = tracebacks
+        # agents hook: who decides calls of needs_approval tools (rtvoice_widget/approval.py);
+        # with none, such calls are denied.
+        self.approver: Approver | None = None
         for fn in tools or ():
             self.add(fn)
 
@@ -221,12 +269,14 @@ class ToolRegistry:
         *,
         name: str | None = None,
         description: str | None = None,
+        needs_approval: bool = False,
     ) -> Any:
         """Register ``fn`` (returned unchanged, so this works as a decorator, with or without
-        arguments). A second tool with the same name replaces the first."""
+        arguments). A second tool with the same name replaces the first. ``fn`` may be a
+        :class:`FunctionTool`; ``needs_approval=True``: calls wait for :attr:`approver`."""
         if fn is None:
-            return lambda f: self.add(f, name=name, description=description)
-        tool = _build(fn, name, description)
+            return lambda f: self.add(f, name=name, description=description, needs_approval=needs_approval)
+        tool = _build(fn, name, description, needs_approval)
         self._tools[tool.name] = tool
         return fn
 
@@ -245,6 +295,20 @@ class ToolRegistry:
 
     def __getitem__(self, name: str) -> Callable[..., Any]:
         return self._tools[name].fn
+
+    def needs_approval(self, name: str) -> bool:
+        """Whether calls of ``name`` wait for an approval (False for unknown names)."""
+        tool = self._tools.get(name)
+        return tool is not None and tool.needs_approval
+
+    async def _denial(self, tool: _Tool, arguments_json: str, call_id: str | None) -> str | None:
+        # agents hook: None lets the call run; a string is the output the model gets instead.
+        if not tool.needs_approval:
+            return None
+        if self.approver is None:
+            return json.dumps({"error": f"the call to {tool.name} needs the user's approval and nobody "
+                                        "can give it here; it did not run"})
+        return await self.approver(tool.name, arguments_json, call_id)
 
     @property
     def schemas(self) -> list[dict[str, Any]]:
@@ -276,13 +340,17 @@ class ToolRegistry:
         # reach the function as the types it declared.
         return tool, {k: getattr(parsed, k) for k in tool.arguments.model_fields}
 
-    def run_sync(self, name: str, arguments_json: str) -> ToolCallResult:
+    def run_sync(self, name: str, arguments_json: str, *, call_id: str | None = None) -> ToolCallResult:
         """Run a call on this thread. Async tools get their own event loop, so do not call this
-        from a running loop with an async tool (use :meth:`run_async`)."""
+        from a running loop with an async tool (use :meth:`run_async`); nor with a
+        ``needs_approval`` tool (the approval is awaited the same way)."""
         prepared = self._prepare(name, arguments_json)
         if isinstance(prepared, ToolCallResult):
             return prepared
         tool, kwargs = prepared
+        denial = _run_awaitable(self._denial(tool, arguments_json, call_id)) if tool.needs_approval else None
+        if denial is not None:
+            return ToolCallResult(name=name, output=denial, ok=True)
         try:
             value = tool.fn(**kwargs)
             if inspect.isawaitable(value):
@@ -291,13 +359,19 @@ class ToolRegistry:
             return _error(name, self._describe(exc))
         return ToolCallResult(name=name, output=_to_output(value), ok=True)
 
-    async def run_async(self, name: str, arguments_json: str) -> ToolCallResult:
+    async def run_async(self, name: str, arguments_json: str, *, call_id: str | None = None) -> ToolCallResult:
         """Run a call from a coroutine: async tools are awaited, sync tools run in the default
-        executor so a slow tool never blocks the loop."""
+        executor so a slow tool never blocks the loop. A ``needs_approval`` tool first awaits
+        :attr:`approver` (``call_id`` identifies the call to it); a denial is an ``ok`` result
+        whose output says so (the call was answered, it just did not run)."""
         prepared = self._prepare(name, arguments_json)
         if isinstance(prepared, ToolCallResult):
             return prepared
         tool, kwargs = prepared
+        denial = await self._denial(tool, arguments_json, call_id)
+        if denial is not None:
+            return ToolCallResult(name=name, output=denial, ok=True)
+        token = CURRENT_CALL_ID.set(call_id)  # agents hook
         try:
             if inspect.iscoroutinefunction(tool.fn):
                 value = await tool.fn(**kwargs)
@@ -308,6 +382,8 @@ class ToolRegistry:
                     value = await value
         except Exception as exc:
             return _error(name, self._describe(exc))
+        finally:
+            CURRENT_CALL_ID.reset(token)
         return ToolCallResult(name=name, output=_to_output(value), ok=True)
 
     def _describe(self, exc: Exception) -> str:

@@ -99,6 +99,8 @@ from rtvoice_widget.audio_link import AudioLink
 from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
+from rtvoice_widget import agents_widget  # agents hook (issue 16)
+from rtvoice_widget.tools import function_tool  # agents hook
 
 __all__ = ["AudioLink", "StaleFrameFilter", "TranscriptView", "VoiceChat"]
 
@@ -222,6 +224,11 @@ class VoiceChat(anywidget.AnyWidget):
     so in the widget. Other keyword arguments go to :class:`RealtimeSession` (e.g.
     ``azure_endpoint``, ``max_reconnect_attempts``).
 
+    Agents (issue 16, passed on to the session): ``agent=`` (an :class:`~rtvoice_widget.agents.
+    Agent`; the header shows the active one), ``output_guardrails=``, ``approve=`` (a callback
+    deciding ``needs_approval`` tools; without one the widget asks with Approve / Deny buttons,
+    the ``approvals`` trait).
+
     Display it (last expression of a cell), press Connect (or call :meth:`connect`) and talk.
     Everything is recorded: :attr:`events` (``.to_pandas()``), :meth:`transcript`,
     :attr:`recording`, :meth:`metrics`.
@@ -260,6 +267,11 @@ class VoiceChat(anywidget.AnyWidget):
     instructions = traitlets.Unicode().tag(sync=True)
     settings_error = traitlets.Unicode("").tag(sync=True)
     stats = traitlets.Dict().tag(sync=True)
+    # -- agents hook (issue 16; rtvoice_widget/agents_widget.py) --
+    agent = traitlets.Unicode("", help="the active agent's name (VoiceChat(agent=...)); empty without agents").tag(sync=True)
+    approvals = traitlets.List(traitlets.Dict(), help="tool calls waiting for approval: "
+                               "[{call_id, name, arguments}]").tag(sync=True)
+    # -- end agents hook --
 
     def __init__(
         self,
@@ -528,7 +540,9 @@ class VoiceChat(anywidget.AnyWidget):
         """Register a Python function as a tool the model may call (decorator)."""
         if fn is None:
             return lambda f: self.tool(f, **options)
-        self._tools.append(fn)
+        # agents hook: the options (needs_approval=True, name=...) travel with the callable, so
+        # the session a reconnect makes gets them too.
+        self._tools.append(function_tool(fn, **options) if options else fn)
         self._session.tool(fn, **options)
         return fn
 
@@ -541,6 +555,7 @@ class VoiceChat(anywidget.AnyWidget):
             session.on("output_audio", self._on_output_audio),
             session.on("flush", self._on_flush),
             *(session.on(t, fn) for t, fn in self._callbacks),
+            *agents_widget.bind(self, session),  # agents hook: active agent, pending approvals
         ]
         return session
 
@@ -625,6 +640,8 @@ class VoiceChat(anywidget.AnyWidget):
                 self._on_control(content.get("action"), content)
             elif kind == "front_end":
                 self._send_front_end()
+            elif kind == "approval":  # agents hook: Approve / Deny clicked
+                agents_widget.on_approval_message(self._session, content)
             else:
                 self._local_error(f"ignored an unknown browser message type {kind!r:.40}")
         except SessionClosedError:

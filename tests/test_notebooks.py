@@ -41,7 +41,7 @@ def stream_text(notebook: nbformat.NotebookNode) -> str:
 
 
 def test_every_notebook_is_tested():
-    tested = {"quickstart", "analyze_events", "tools"}
+    tested = {"quickstart", "analyze_events", "tools", "agents"}
     assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == tested
 
 
@@ -87,3 +87,15 @@ def test_tools_notebook_calls_python_over_the_dataframe(tmp_path, monkeypatch):
     assert "('best_product', None)" in text
     html = "\n".join(outputs(notebook, "text/html"))
     assert "total_sales" in html and "best_product" in html
+
+
+@pytest.mark.models
+def test_agents_notebook_hands_off_and_asks_for_approval(tmp_path, monkeypatch):
+    notebook = execute("agents", tmp_path, monkeypatch)
+    text = stream_text(notebook)
+    assert "active agent: Triage" in text and "active agent: Billing" in text
+    assert "('get_balance'," in text
+    html = "\n".join(outputs(notebook, "text/html"))
+    assert "agent.handoff" in html and "Triage -&gt; Billing" in html
+    assert "tool.approval_requested" in html and "tool.approval" in html
+    assert outputs(notebook, "application/vnd.jupyter.widget-view+json")

@@ -505,3 +505,55 @@ def test_assistant_audio_keeps_its_order_when_the_link_takes_over_from_jupyter(t
             ctx.close()
             chat.close()
             http.shutdown()
+
+
+def test_agent_badge_follows_a_handoff_and_approve_runs_the_tool(tmp_path, mic_wav, screenshots, playwright_driver):
+    """Issue 16 in the real front end: the header names the active agent and follows a handoff;
+    a ``needs_approval`` tool's call shows Approve / Deny, and clicking Approve runs it."""
+    from rtvoice_widget import Agent
+    from scripted_server import function_call_turn
+
+    billing = Agent("Billing", "You handle invoices.", handoff_description="Invoices.")
+    triage = Agent("Triage", "You route callers.", handoffs=[billing])
+    ran: list[str] = []
+    http, base = serve_static()
+    with ScriptedServer() as server, BrowserBridge() as bridge:
+        chat = VoiceChat(url=server.url, agent=triage)
+
+        @chat.tool(needs_approval=True)
+        def delete_file(path: str) -> str:
+            """Delete a file."""
+            ran.append(path)
+            return f"deleted {path}"
+
+        ctx = launch(playwright_driver, tmp_path, *fake_mic(mic_wav))
+        try:
+            page, errors = open_harness(ctx, base, bridge)
+            page.locator(".rtv-header button").click()
+            wait_until(lambda: chat.status == "connected", message="connected")
+            page.wait_for_function("document.querySelector('.rtv-agent').textContent === 'Agent: Triage'")
+
+            server.play(function_call_turn(name="transfer_to_billing", arguments='{"reason": "invoice"}', call_id="call_h"))
+            page.wait_for_function("document.querySelector('.rtv-agent').textContent === 'Agent: Billing'")
+            assert chat.agent == "Billing" and chat.instructions == "You handle invoices."
+
+            server.play(function_call_turn(name="delete_file", arguments='{"path": "/tmp/report.txt"}', call_id="call_d"))
+            row = page.locator(".rtv-approval[data-call-id='call_d']")
+            row.wait_for()
+            assert row.locator(".rtv-approval-call").text_content() == 'delete_file(path="/tmp/report.txt")'
+            assert not ran and not any(e["item"].get("call_id") == "call_d"
+                                       for e in server.client_events("conversation.item.create"))
+            page.screenshot(path=str(screenshots / "widget-approval.png"), full_page=True)
+            row.locator("button", has_text="Approve").click()
+            outputs = wait_until(lambda: [e["item"]["output"] for e in server.client_events("conversation.item.create")
+                                          if e["item"].get("call_id") == "call_d"], message="the approved call's output")
+            assert outputs == ["deleted /tmp/report.txt"] and ran == ["/tmp/report.txt"]
+            decision = chat.events.filter(type="tool.approval").iloc[-1]["payload"]
+            assert decision["decision"] == "approved" and decision["by"] == "widget" and decision["call_id"] == "call_d"
+            page.wait_for_selector(".rtv-approval", state="detached")
+            server.assert_client_events_valid()
+            assert not errors, errors
+        finally:
+            ctx.close()
+            chat.close()
+            http.shutdown()

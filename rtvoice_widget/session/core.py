@@ -23,6 +23,9 @@ from ..backends import Endpoint, resolve_endpoint
 from ..config import SessionConfig
 from ..events import EventLog
 from ..pcm import BYTES_PER_MS as _BYTES_PER_MS, SAMPLE_RATE
+from ..agents import AgentRunner
+from ..approval import Approvals
+from ..guardrails import GuardrailRunner
 from ..protocol import ClientProtocol
 from ..tools import ToolRegistry
 from .audio_path import AudioPath, checked_audio
@@ -71,6 +74,13 @@ class RealtimeSession:
     estimate goes out, so a dead player never blocks it). Headless (default): the truncation
     goes out at once, at the estimate.
 
+    Agents (issue 16): ``agent`` (an :class:`~rtvoice_widget.agents.Agent`: instructions, tools,
+    voice and handoffs to other agents; ``session.agents``), ``output_guardrails`` (checks of
+    the assistant's transcript as it streams, :mod:`rtvoice_widget.guardrails`;
+    ``session.guardrails``), ``approve`` / ``approval_timeout`` (who decides the calls of
+    ``needs_approval`` tools, and how long it may take, :mod:`rtvoice_widget.approval`;
+    ``session.approvals``).
+
     Use ``with RealtimeSession(...) as s:`` (or ``async with`` from asyncio code), or call
     :meth:`connect` and :meth:`close` yourself.
     """
@@ -101,6 +111,10 @@ class RealtimeSession:
         flush_timeout: float = 0.3,
         stale_audio_ms: float | None = 500.0,
         tool_tracebacks: bool = False,
+        agent: Any = None,
+        output_guardrails: Iterable[Any] = (),
+        approve: Callable[..., Any] | None = None,
+        approval_timeout: float | None = None,
     ) -> None:
         config = _checked_config(config, model)
         _check_options(reconnect_delay=reconnect_delay, max_reconnect_delay=max_reconnect_delay,
@@ -130,6 +144,14 @@ class RealtimeSession:
         self.replay_turns = replay_turns
         self.replay_chars = replay_chars
         self._init_parts(None if stale_audio_ms is None else float(stale_audio_ms))
+        # Agents, output guardrails and tool approval work through the public API (tools, update,
+        # on, interrupt, events): agents.py, guardrails.py, approval.py.
+        self.approvals = Approvals(self, approve, timeout=approval_timeout)
+        self.agents = AgentRunner(self, agent) if agent is not None else None
+        self.guardrails = GuardrailRunner(
+            self, output_guardrails,
+            active=None if self.agents is None else (lambda: self.agents.current.output_guardrails),
+            watch_active=self.agents is not None and self.agents.has_guardrails)
 
     def _init_parts(self, stale_audio_ms: float | None) -> None:
         self._t0 = time.perf_counter()
@@ -332,15 +354,16 @@ class RealtimeSession:
         return new_config
 
     def tool(self, fn: Callable[..., Any] | None = None, *, name: str | None = None,
-             description: str | None = None) -> Any:
+             description: str | None = None, needs_approval: bool = False) -> Any:
         """Register a Python callable as a function tool (decorator, with or without arguments).
 
         The schema comes from type hints and the docstring (:mod:`rtvoice_widget.tools`); on a
-        live session the new tool list is sent with ``session.update``.
+        live session the new tool list is sent with ``session.update``. ``needs_approval=True``:
+        each call waits for a decision (:mod:`rtvoice_widget.approval`, ``session.approvals``).
         """
         if fn is None:
-            return lambda f: self.tool(f, name=name, description=description)
-        self.tools.add(fn, name=name, description=description)
+            return lambda f: self.tool(f, name=name, description=description, needs_approval=needs_approval)
+        self.tools.add(fn, name=name, description=description, needs_approval=needs_approval)
         self.update()
         return fn
 

@@ -63,7 +63,7 @@ class ToolRunner:
         # The task's exception would only reach asyncio's "never retrieved" warning: whatever
         # fails here is logged, and the session goes on.
         try:
-            result = await self.registry.run_async(call.name, call.arguments)
+            result = await self.registry.run_async(call.name, call.arguments, call_id=call.call_id)
             output = self.redact(result.output)
             self._report("tool.result", text=output[:2000], call_id=call.call_id, name=call.name, ok=result.ok)
             if not result.ok:

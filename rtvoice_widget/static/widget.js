@@ -4,6 +4,89 @@ var __export = (target, all) => {
     __defProp(target, name, { get: all[name], enumerable: true });
 };
 
+// lib/agents-ui.js
+var CSS = `
+.rtv-root .rtv-agent { border-color: var(--rtv-ai); color: var(--rtv-ai); }
+.rtv-root .rtv-approvals { display: flex; flex-direction: column; gap: 6px; }
+.rtv-root .rtv-approvals:empty { display: none; }
+.rtv-root .rtv-approval { display: flex; align-items: center; gap: 8px; padding: 6px 8px; border: 1px solid var(--rtv-warn); border-radius: 6px; background: color-mix(in srgb, var(--rtv-warn) 10%, transparent); }
+.rtv-root .rtv-approval-text { flex: 1; min-width: 0; overflow-wrap: anywhere; font-size: 13px; }
+.rtv-root .rtv-approval-call { font-family: var(--jp-code-font-family, monospace); }
+`;
+var styled = false;
+function describeCall(name, argumentsJson, max = 160) {
+  let args = typeof argumentsJson === "string" ? argumentsJson : "";
+  try {
+    const parsed = JSON.parse(args || "{}");
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+      args = Object.entries(parsed).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ");
+    }
+  } catch (_) {
+  }
+  if (args.length > max) args = `${args.slice(0, max - 1)}…`;
+  return `${String(name)}(${args})`;
+}
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = text;
+  return node;
+}
+var AgentsUI = class {
+  /** `send(content)` goes to the kernel. `badge` goes in the header, `panel` near the transcript. */
+  constructor(model, send) {
+    this.model = model;
+    this.send = send;
+    this.decided = /* @__PURE__ */ new Set();
+    if (!styled && typeof document !== "undefined") {
+      styled = true;
+      document.head.append(el("style", null, CSS));
+    }
+    this.badge = el("span", "rtv-badge rtv-agent");
+    this.badge.title = "Active agent";
+    this.panel = el("div", "rtv-approvals");
+    this.panel.setAttribute("role", "region");
+    this.panel.setAttribute("aria-label", "Tool calls waiting for approval");
+    this.onChange = () => this.render();
+    model.on("change:agent", this.onChange);
+    model.on("change:approvals", this.onChange);
+    this.render();
+  }
+  render() {
+    const agent = this.model.get("agent") || "";
+    this.badge.textContent = agent ? `Agent: ${agent}` : "";
+    this.badge.hidden = !agent;
+    const pending = this.model.get("approvals") || [];
+    const ids = new Set(pending.map((r) => r.call_id));
+    for (const id of [...this.decided]) if (!ids.has(id)) this.decided.delete(id);
+    this.panel.replaceChildren(...pending.map((request) => this.row(request)));
+  }
+  row(request) {
+    const text = el("span", "rtv-approval-text");
+    text.append("The assistant wants to run ", el("span", "rtv-approval-call", describeCall(request.name, request.arguments)));
+    const decided = this.decided.has(request.call_id);
+    const button = (label, approved, primary) => {
+      const b = el("button", `rtv-btn rtv-small${primary ? " rtv-primary" : ""}`, label);
+      b.disabled = decided;
+      b.dataset.callId = request.call_id;
+      b.addEventListener("click", () => {
+        this.decided.add(request.call_id);
+        this.send({ type: "approval", call_id: request.call_id, approved });
+        this.render();
+      });
+      return b;
+    };
+    const row = el("div", "rtv-approval");
+    row.dataset.callId = request.call_id;
+    row.append(text, button("Approve", true, true), button("Deny", false, false));
+    return row;
+  }
+  destroy() {
+    this.model.off("change:agent", this.onChange);
+    this.model.off("change:approvals", this.onChange);
+  }
+};
+
 // lib/audio-graph.js
 var blobUrl = (source) => URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
 var AudioGraph = class {
@@ -1029,26 +1112,26 @@ var Engine = class {
   }
 };
 function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
+  const el2 = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") el.className = v;
-    else if (k === "text") el.textContent = v;
-    else if (k === "icon") el.innerHTML = ICONS[v];
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v);
+    if (k === "class") el2.className = v;
+    else if (k === "text") el2.textContent = v;
+    else if (k === "icon") el2.innerHTML = ICONS[v];
+    else if (k.startsWith("on")) el2.addEventListener(k.slice(2), v);
+    else el2.setAttribute(k, v);
   }
-  for (const c of children) if (c != null) el.append(c);
-  return el;
+  for (const c of children) if (c != null) el2.append(c);
+  return el2;
 }
 function fmtSeconds(ms) {
   return typeof ms === "number" ? (ms / 1e3).toFixed(2) : "";
 }
 var ROW_HEIGHT = 24;
 var View = class {
-  constructor(model, engine, el) {
+  constructor(model, engine, el2) {
     this.model = model;
     this.engine = engine;
-    this.el = el;
+    this.el = el2;
     this.id = `${pageId}-${++viewCounter}`;
     this.filters = new Set(engine.libs.state.CATEGORIES);
     this.query = "";
@@ -1069,11 +1152,12 @@ var View = class {
     this.backendBadge = h("span", { class: "rtv-badge" });
     this.modelText = h("span", { class: "rtv-model" });
     this.connectBtn = h("button", { class: "rtv-btn rtv-primary", onclick: () => this.toggleConnect() });
+    this.agentsUI = new AgentsUI(m, (content) => this.engine.send(content));
     const header = h(
       "div",
       { class: "rtv-header" },
       h("div", { class: "rtv-title" }, this.statusDot, h("strong", { text: "Voice chat" }), this.statusText),
-      h("div", { class: "rtv-header-meta" }, this.backendBadge, this.modelText),
+      h("div", { class: "rtv-header-meta" }, this.agentsUI.badge, this.backendBadge, this.modelText),
       this.connectBtn
     );
     this.noticeText = h("span", { class: "rtv-notice-text" });
@@ -1131,6 +1215,7 @@ var View = class {
       h("h3", { text: "Conversation" }),
       controls,
       this.transcriptEl,
+      this.agentsUI.panel,
       h("div", { class: "rtv-text-row" }, this.textInput, sendBtn)
     );
     this.settings = this.buildSettings();
@@ -1417,11 +1502,11 @@ var View = class {
   }
   renderTranscript() {
     const entries = this.engine.transcript.list();
-    const el = this.transcriptEl;
-    const follow = this.engine.libs.state.atBottom(el, 24);
-    el.replaceChildren();
+    const el2 = this.transcriptEl;
+    const follow = this.engine.libs.state.atBottom(el2, 24);
+    el2.replaceChildren();
     if (entries.length === 0) {
-      el.append(h("div", { class: "rtv-empty", text: "Say something, or type a message below." }));
+      el2.append(h("div", { class: "rtv-empty", text: "Say something, or type a message below." }));
       return;
     }
     for (const e of entries) {
@@ -1433,9 +1518,9 @@ var View = class {
         h("div", { class: "rtv-msg-text", text: e.text || (e.final ? "" : "…") }),
         e.interrupted ? h("div", { class: "rtv-msg-flag", text: "interrupted" }) : null
       );
-      el.append(bubble);
+      el2.append(bubble);
     }
-    if (follow) el.scrollTop = el.scrollHeight;
+    if (follow) el2.scrollTop = el2.scrollHeight;
   }
   renderEvents() {
     const { visibleRange: visibleRange2 } = this.engine.libs.state;
@@ -1471,21 +1556,21 @@ var View = class {
   reconcileRows(rows, range, expandedIndex) {
     const win = this.eventsWindow;
     const existing = /* @__PURE__ */ new Map();
-    for (const el of win.children) existing.set(el.dataset.key, el);
+    for (const el2 of win.children) existing.set(el2.dataset.key, el2);
     let prev = null;
     for (let i = range.start; i < range.end; i++) {
       const key = `${rows[i].seq}${i === expandedIndex ? "+" : ""}`;
-      let el = existing.get(key);
-      if (el) existing.delete(key);
+      let el2 = existing.get(key);
+      if (el2) existing.delete(key);
       else {
-        el = this.eventRow(rows[i], i === expandedIndex);
-        el.dataset.key = key;
+        el2 = this.eventRow(rows[i], i === expandedIndex);
+        el2.dataset.key = key;
       }
       const expectedPlace = prev ? prev.nextSibling : win.firstChild;
-      if (expectedPlace !== el) win.insertBefore(el, expectedPlace);
-      prev = el;
+      if (expectedPlace !== el2) win.insertBefore(el2, expectedPlace);
+      prev = el2;
     }
-    for (const el of existing.values()) el.remove();
+    for (const el2 of existing.values()) el2.remove();
   }
   eventRow(row, expanded) {
     const text = row.text != null && row.text !== "" ? String(row.text) : row.audio_ms ? `${Math.round(row.audio_ms)} ms audio` : "";
@@ -1556,6 +1641,7 @@ var View = class {
     this.headphonesBox.checked = !!m.get("headphones");
   }
   destroy() {
+    this.agentsUI.destroy();
     if (this.frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(this.frame);
     this.tickWhileWaiting(false);
     this.root.remove();
@@ -1621,15 +1707,15 @@ async function initialize({ model }) {
     engines.delete(model.get("_widget_id"));
   };
 }
-async function render({ model, el }) {
+async function render({ model, el: el2 }) {
   let engine;
   try {
     engine = await engineFor(model);
   } catch (err) {
-    el.textContent = `rtvoice-widget could not load its front end: ${err && err.message ? err.message : err}`;
+    el2.textContent = `rtvoice-widget could not load its front end: ${err && err.message ? err.message : err}`;
     return;
   }
-  const view = new View(model, engine, el);
+  const view = new View(model, engine, el2);
   engine.views.set(view.id, view);
   const stopListening = listen(model, "change:status change:_mic_owner change:mode change:ready change:waiting_for", () => view.update("state"));
   if (!model.get("_mic_owner") && model.get("status") === "connected") {
