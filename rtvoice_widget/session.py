@@ -99,6 +99,7 @@ from rtvoice_widget.audio import Recorder, pcm16_to_float32, read_wav, to_pcm16
 from rtvoice_widget.backends import Endpoint, resolve_endpoint
 from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.events import CATEGORIES, EventLog
+from rtvoice_widget.history import history_events, seeded_summary
 from rtvoice_widget.pcm import BYTES_PER_MS as _BYTES_PER_MS, SAMPLE_RATE
 from rtvoice_widget.protocol import ClientProtocol, CostCapReached, FlushPlayback, PlayAudio, RunTool, Send
 from rtvoice_widget.tools import ToolRegistry
@@ -188,6 +189,11 @@ class RealtimeSession:
     ``stale_audio_ms`` (mic audio older than this when a lost connection comes back is dropped,
     not sent; ``None`` sends it all; ``VoiceChat`` passes its ``stale_frame_ms``).
 
+    Resume: ``history`` (a saved session, its path, or a list of ``(role, text)``) is sent as
+    ``conversation.item.create`` text items right after ``session.created`` of each new server
+    session, before anything else, and logged as ``history.seeded``; what each backend keeps of
+    it is in :mod:`rtvoice_widget.history`.
+
     Tools: ``tool_tracebacks=True`` adds the traceback to the error text a failing tool sends
     back to the model (default: ``"Type: message"`` only). Credentials are redacted either way.
 
@@ -232,6 +238,7 @@ class RealtimeSession:
         flush_timeout: float = 0.3,
         stale_audio_ms: float | None = 500.0,
         tool_tracebacks: bool = False,
+        history: Any = None,
     ) -> None:
         if config is None:
             config = SessionConfig() if model is None else SessionConfig(model=model)
@@ -265,6 +272,8 @@ class RealtimeSession:
             self.tools.add(fn)
         config = self._with_registry_tools(config)
         self.config: SessionConfig = config
+        # history.py: the saved conversation to seed each new server session with (checked here).
+        self._history = history_events(history)
         self.protocol = ClientProtocol(config, prices=prices, max_cost_usd=max_cost_usd,
                                        live_player=live_player)
         self.flush_timeout = float(flush_timeout)
@@ -1043,6 +1052,11 @@ class RealtimeSession:
                              f"{previous or 'no id'}): config re-sent, {len(summary)} conversation "
                              f"items replayed",
                         session_id=session_id, previous_session_id=previous, replayed_items=len(summary))
+        # history.py: a new server session gets the saved conversation first (ahead of a summary).
+        if self._history and (not self._reconnected or session_id is None or session_id != previous):
+            for seeded in reversed(self._history):
+                self._queue((seeded, None, None, 0.0), first=True)
+            self._local("history.seeded", **seeded_summary(self._history))
         self._reconnected = False
         # From now on send_audio may write to this connection itself (once the queue is empty).
         self._direct = self._ws
