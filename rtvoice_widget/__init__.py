@@ -19,8 +19,8 @@ _EXPORTS = {
     "Recorder": "rtvoice_widget.audio",
     "LocalRealtimeServer": "rtvoice_widget.server",
     "load_session": "rtvoice_widget.saved",
-    "compare": "rtvoice_widget.compare",
-    "plot_comparison": "rtvoice_widget.compare",
+    "compare": "rtvoice_widget.comparison",
+    "plot_comparison": "rtvoice_widget.comparison",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -6,7 +6,7 @@
 speech with some margin; a typed turn as the same text), and waits for the reply before the next
 turn, like a person would: the reply done, then heard to its end, then a short pause. It returns
 the new conversation as a :class:`~rtvoice_widget.saved.SavedSession` (in memory; ``.save``-able
-with :func:`~rtvoice_widget.saved.save_session`), which :func:`rtvoice_widget.compare.compare`
+with :func:`~rtvoice_widget.saved.save_session`), which :func:`rtvoice_widget.comparison.compare`
 sets beside the original.
 
 ``speed``: how much faster than real time the user's words go out, and the reply is "listened

@@ -60,6 +60,8 @@ def turn_segments(saved: Any) -> pd.DataFrame:
         bounds = [float(t) for t in opens]
     else:
         bounds = [float(t) for t in turns.loc[turns["role"] == "user", "started"]]
+    deltas = saved.events[saved.events["type"] == "response.output_audio.delta"]
+    audio_starts = deltas.groupby("item_id", observed=True)["t_ms"].min().to_dict()
     rows = []
     for n, start in enumerate(bounds):
         end = bounds[n + 1] if n + 1 < len(bounds) else math.inf
@@ -67,17 +69,35 @@ def turn_segments(saved: Any) -> pd.DataFrame:
         users = part[part["role"] == "user"]
         replies = part[part["role"] == "assistant"]
         calls = part[part["role"] == "function_call"]
-        gaps = replies["voice_to_first_audio_ms"].dropna()
+        gap = _gap_ms(saved, replies, audio_starts)
         rows.append({
             "turn": n,
             "user": " ".join(t for t in users["text"] if isinstance(t, str)) or None,
             "reply": " ".join(t for t in replies["text"] if isinstance(t, str)) or None,
-            "gap_ms": float(gaps.iloc[0]) if len(gaps) else math.nan,
+            "gap_ms": gap,
             "duration_ms": float(replies["audio_ms"].sum()) if len(replies) else math.nan,
             "interruptions": int(replies["interrupted"].sum()),
             "tool_calls": "; ".join(t for t in calls["text"] if isinstance(t, str)) or None,
         })
     return pd.DataFrame(rows, columns=["turn", *_FIELDS])
+
+
+def _gap_ms(saved: Any, replies: pd.DataFrame, audio_starts: dict) -> float:
+    """End of voice -> first reply audio of one turn: the turns table's
+    ``voice_to_first_audio_ms`` of the first reply with audio; a reply that follows a tool call
+    has none there (the table counts from the user only for the first response), so its first
+    audio is measured the same way (:func:`rtvoice_widget.turns.voice_end_ms`)."""
+    from rtvoice_widget.turns import voice_end_ms
+
+    for row in replies.itertuples(index=False):
+        first = audio_starts.get(row.item_id)
+        if first is None:
+            continue
+        if isinstance(row.voice_to_first_audio_ms, float) and math.isfinite(row.voice_to_first_audio_ms):
+            return float(row.voice_to_first_audio_ms)
+        end = voice_end_ms(saved.recording.tracks_pcm16()[0], saved.recording.sample_rate, first)
+        return float(first - end) if math.isfinite(end) else math.nan
+    return math.nan
 
 
 def compare(a: Any, b: Any, *, labels: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
