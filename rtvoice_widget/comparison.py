@@ -14,7 +14,8 @@ Rows are paired by ``n``; the shorter conversation gets empty cells. Columns, on
 with the side's label as suffix (``labels=("a", "b")``): ``user_<label>`` (the user's
 transcript), ``reply_<label>`` (the assistant's, all its items joined), ``gap_ms_<label>`` (end
 of the user's voice -> first reply audio: the turns table's ``voice_to_first_audio_ms`` of the
-turn's first reply item), ``duration_ms_<label>`` (reply audio received), ``interruptions_<label>``
+turn's first reply item with audio; in a replay, from the replay's ``replay.sent`` record of when
+the last voiced frame left), ``duration_ms_<label>`` (reply audio received), ``interruptions_<label>``
 (interrupted assistant items), ``tool_calls_<label>`` (``name(arguments)`` joined with ``; ``),
 plus ``turn`` and ``gap_diff_ms`` (b - a). :func:`plot_comparison` draws the table.
 """
@@ -54,10 +55,10 @@ def turn_segments(saved: Any) -> pd.DataFrame:
     seeded = seeded_item_ids(saved.events)
     turns = turns[~turns["item_id"].isin(seeded)].sort_values("started", kind="stable")
     marks = saved.events[saved.events["type"] == "replay.turn"]
-    # A replay.turn row without "answered" opens a turn; the others report on it.
-    opens = [t for t, p in zip(marks["t_ms"], marks["payload"]) if not (isinstance(p, dict) and "answered" in p)]
-    if opens:
-        bounds = [float(t) for t in opens]
+    sent = {p.get("turn"): p.get("voice_end_ms") for p in saved.events.loc[saved.events["type"] == "replay.sent", "payload"]
+            if isinstance(p, dict)}
+    if len(marks):
+        bounds = [float(t) for t in marks["t_ms"]]
     else:
         bounds = [float(t) for t in turns.loc[turns["role"] == "user", "started"]]
     deltas = saved.events[saved.events["type"] == "response.output_audio.delta"]
@@ -69,7 +70,7 @@ def turn_segments(saved: Any) -> pd.DataFrame:
         users = part[part["role"] == "user"]
         replies = part[part["role"] == "assistant"]
         calls = part[part["role"] == "function_call"]
-        gap = _gap_ms(saved, replies, audio_starts)
+        gap = _gap_ms(saved, replies, audio_starts, sent.get(n) if len(marks) else None)
         rows.append({
             "turn": n,
             "user": " ".join(t for t in users["text"] if isinstance(t, str)) or None,
@@ -82,17 +83,20 @@ def turn_segments(saved: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["turn", *_FIELDS])
 
 
-def _gap_ms(saved: Any, replies: pd.DataFrame, audio_starts: dict) -> float:
+def _gap_ms(saved: Any, replies: pd.DataFrame, audio_starts: dict, replay_voice_end: Any = None) -> float:
     """End of voice -> first reply audio of one turn: the turns table's
     ``voice_to_first_audio_ms`` of the first reply with audio; a reply that follows a tool call
     has none there (the table counts from the user only for the first response), so its first
-    audio is measured the same way (:func:`rtvoice_widget.turns.voice_end_ms`)."""
+    audio is measured the same way (:func:`rtvoice_widget.turns.voice_end_ms`). In a replay the
+    end of voice is the replay's own record (``replay.sent``'s ``voice_end_ms``)."""
     from rtvoice_widget.turns import voice_end_ms
 
     for row in replies.itertuples(index=False):
         first = audio_starts.get(row.item_id)
         if first is None:
             continue
+        if replay_voice_end is not None:
+            return float(first - replay_voice_end) if isinstance(replay_voice_end, (int, float)) else math.nan
         if isinstance(row.voice_to_first_audio_ms, float) and math.isfinite(row.voice_to_first_audio_ms):
             return float(row.voice_to_first_audio_ms)
         end = voice_end_ms(saved.recording.tracks_pcm16()[0], saved.recording.sample_rate, first)

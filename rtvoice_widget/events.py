@@ -118,7 +118,8 @@ def category_of(type: str, source: str = "server", event: Mapping[str, Any] | No
        ``conversation.item.truncate`` / ``.truncated``.
     7. ``system``: everything else (``session.*``, ``rate_limits.updated``, unknown types),
        among them the local ``history.seeded`` (a resumed conversation sent, history.py),
-       ``replay.turn`` (a saved user turn streamed again, replay.py) and ``export.sent`` (a
+       ``replay.turn`` / ``replay.sent`` / ``replay.timeout`` (a saved user turn said again, its
+       words sent, no reply in time: replay.py) and ``export.sent`` (a
        transcript or recording handed to the browser, export.py).
     """
     if type == "error" or type.endswith(".failed") or (source == "local" and type.endswith(".error")):

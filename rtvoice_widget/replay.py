@@ -17,11 +17,14 @@ to the first reply audio, are what a person would get at any speed. Backends tha
 input (none of the ones here: OpenAI's and the local server's VAD run on audio time) may need
 ``speed=1``.
 
-Each replayed turn starts with a local ``replay.turn`` event (category ``system``): ``turn``
-(0-based), ``source_item_id`` (the saved user item), ``kind`` (``audio`` | ``text``),
-``audio_ms``, ``speed``, and ``text`` (the saved transcript). A turn the new session does not
-answer within ``turn_timeout`` seconds is logged as ``replay.turn`` with ``answered=False`` at
-its end and the replay goes on.
+Local events (category ``system``): each replayed turn starts with ``replay.turn`` (``turn``,
+0-based; ``source_item_id``, the saved user item; ``kind``, ``audio`` | ``text``;
+``audio_ms``; ``speed``; ``text``, the saved transcript); a spoken turn's words are followed by
+``replay.sent`` (``turn``, ``voice_end_ms``: when the chunk with the last voiced 20 ms frame
+went out, on the session clock, which :func:`rtvoice_widget.comparison.compare` measures the gap
+from: at ``speed`` > 1 the recording lays the sped-up words out end to end, so its user track
+is no clock for them); a turn not answered within ``turn_timeout`` seconds gets
+``replay.timeout`` and the replay goes on.
 """
 
 from __future__ import annotations
@@ -221,7 +224,12 @@ def _say(session: Any, turn: ReplayTurn, speed: float, timeout: float, pause_ms:
         if turn.kind == "text":
             session.send_text(turn.text)
         else:
-            _stream(session, turn.pcm16, speed)
+            voice_end = _stream(session, turn.pcm16, speed)
+            # When the last voiced frame left, on the session clock: where a listener's wait
+            # starts (compare's gap). The recording cannot say at speed > 1: it lays the
+            # user's audio out end to end, so sped-up words end later there than they were sent.
+            session.events.local("replay.sent", session.now_ms(), turn=turn.index,
+                                 voice_end_ms=voice_end, audio_ms=turn.audio_ms)
             td = session.config.turn_detection
             if td.type is None:
                 session.commit()
@@ -232,8 +240,8 @@ def _say(session: Any, turn: ReplayTurn, speed: float, timeout: float, pause_ms:
         deadline = time.monotonic() + timeout
         while not waiter.finished.wait(0.05):
             if time.monotonic() > deadline:
-                session.events.local("replay.turn", session.now_ms(), text=f"no reply within {timeout:g} s",
-                                     turn=turn.index, source_item_id=turn.source_item_id, answered=False)
+                session.events.local("replay.timeout", session.now_ms(), text=f"no reply within {timeout:g} s",
+                                     turn=turn.index, source_item_id=turn.source_item_id)
                 break
         if waiter.finished.is_set():
             # Listen to the reply: it plays from its first audio, at `speed`.
@@ -253,9 +261,18 @@ def _say(session: Any, turn: ReplayTurn, speed: float, timeout: float, pause_ms:
         unsubscribe()
 
 
-def _stream(session: Any, pcm16: bytes, speed: float) -> None:
+def _stream(session: Any, pcm16: bytes, speed: float) -> float | None:
+    """Send ``pcm16`` in 20 ms chunks at ``speed``; return when (session ms) the chunk holding
+    the last voiced frame went out (None when nothing in it is voiced)."""
+    from rtvoice_widget.turns import VOICE_FRAME_MS, voice_end_ms
+
+    samples = np.frombuffer(pcm16, dtype="<i2")
+    end = voice_end_ms(samples, SAMPLE_RATE, len(samples) * 1000 / SAMPLE_RATE)
+    last_voiced = int(end // _CHUNK_MS) - 1 if math.isfinite(end) else -1
+    assert _CHUNK_MS == VOICE_FRAME_MS  # a voiced frame is one chunk
     step = _CHUNK_MS * BYTES_PER_MS
     started = time.monotonic()
+    sent_at = None
     for index, offset in enumerate(range(0, len(pcm16), step)):
         if math.isfinite(speed):
             # Paced against the start, not the previous chunk, so sleeps do not drift.
@@ -263,3 +280,6 @@ def _stream(session: Any, pcm16: bytes, speed: float) -> None:
             if delay > 0:
                 time.sleep(delay)
         session.send_audio(pcm16[offset: offset + step])
+        if index == last_voiced:
+            sent_at = session.now_ms()
+    return sent_at

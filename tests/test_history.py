@@ -127,7 +127,7 @@ def test_history_events_validate_and_skip_empty_text():
 
 
 def test_new_local_event_types_are_categorised():
-    for type_ in ("history.seeded", "replay.turn", "export.sent"):
+    for type_ in ("history.seeded", "replay.turn", "replay.sent", "replay.timeout", "export.sent"):
         assert category_of(type_, "local") == "system"
 
 
