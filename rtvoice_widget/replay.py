@@ -131,8 +131,8 @@ def config_from_saved(config: Mapping[str, Any] | None, tools: Iterable[Callable
 
 
 class _TurnWaiter:
-    """One turn's reply, from log rows (session thread): done when a ``response.done`` that
-    asks for no tool output arrives (a tool call's follow-up response is part of the turn)."""
+    """One turn's reply, from log rows (session thread): done when a ``response.done`` arrives
+    that was not cancelled and asks for no tool output."""
 
     def __init__(self) -> None:
         self.finished = threading.Event()
@@ -155,7 +155,10 @@ class _TurnWaiter:
                 self.items[row["item_id"]] = self.items.get(row["item_id"], 0.0) + (row["audio_ms"] or 0.0)
         elif type_ == "response.done":
             response = (row["payload"] or {}).get("response") or {}
-            if not any(item.get("type") == "function_call" for item in response.get("output") or ()):
+            # Cancelled: the server heard the turn go on after a pause (its VAD split it) and
+            # answers the rest next; a tool call's follow-up response is part of the turn too.
+            if response.get("status") != "cancelled" and not any(
+                    item.get("type") == "function_call" for item in response.get("output") or ()):
                 self.finished.set()
 
 

@@ -145,7 +145,7 @@ def test_replay_on_the_local_server_hears_the_saved_voice(sample):
         server.stop()
     assert not (result.events["category"] == "error").any(), result.events[result.events["category"] == "error"]
     table = compare(sample, result)
-    assert len(table) == 3 and table["user_b"].iloc[2] is None  # two turns replayed
+    assert len(table) == 3 and pd.isna(table["user_b"].iloc[2])  # two turns replayed
     # Whisper heard the saved voice again.
     assert "coffee" in table["user_b"].iloc[1].lower()
     # Each replayed turn was answered with audio, and its gap measured on the new recording.
