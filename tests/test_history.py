@@ -171,3 +171,22 @@ def test_the_local_server_remembers_a_resumed_conversation(smollm_url):
     assert abs(grown - seeded_tokens) <= 2, (grown, seeded_tokens)
     # The model uses it (SmolLM2-135M, temperature 0.2, seed 0: the same answer every run here).
     assert "zorblax" in reply.lower(), reply
+
+
+@pytest.mark.models
+def test_the_local_servers_history_budget_keeps_the_newest_3000_to_6000_characters(smollm_url):
+    # 24 messages of 400 characters (9600 in all): more than the 6000-character budget.
+    history = [("user" if n % 2 == 0 else "assistant", f"Message {n:02d}. " + "lorem ipsum " * 32 + "x" * 4)
+               for n in range(24)]
+    assert {len(text) for _, text in history} == {400}
+    config = SessionConfig(turn_detection=None, output_modalities=["text"], max_output_tokens=1)
+    usage = {}
+    for name, seed in (("seeded", history), ("fresh", None)):
+        with RealtimeSession(smollm_url, config=config, history=seed) as s:
+            mark = s.last_seq
+            s.send_text("Hi.")
+            usage[name] = s.wait_for("response.done", after=mark, timeout=120)["payload"]["response"]["usage"]
+    kept_chars = (usage["seeded"]["input_tokens"] - usage["fresh"]["input_tokens"]) * 4
+    # The window drops whole 3000-character steps of the oldest text: 9600 + the question ->
+    # two steps dropped, 3600 characters (9 messages) kept.
+    assert kept_chars == 9 * 400, kept_chars
