@@ -41,7 +41,7 @@ def stream_text(notebook: nbformat.NotebookNode) -> str:
 
 
 def test_every_notebook_is_tested():
-    tested = {"quickstart", "analyze_events", "tools"}
+    tested = {"quickstart", "analyze_events", "tools", "compare"}
     assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == tested
 
 
@@ -87,3 +87,15 @@ def test_tools_notebook_calls_python_over_the_dataframe(tmp_path, monkeypatch):
     assert "('best_product', None)" in text
     html = "\n".join(outputs(notebook, "text/html"))
     assert "total_sales" in html and "best_product" in html
+
+
+@pytest.mark.models
+def test_compare_notebook_replays_two_instruction_sets(tmp_path, monkeypatch):
+    notebook = execute("compare", tmp_path, monkeypatch)
+    text = stream_text(notebook)
+    # Two replays of two turns each, every turn answered.
+    assert text.count("answered") == 4, text
+    html = "\n".join(outputs(notebook, "text/html"))
+    for column in ("gap_ms_default", "gap_ms_terse", "reply_terse", "tool_calls_default", "user_recorded"):
+        assert column in html
+    assert len(outputs(notebook, "image/png")) == 1
