@@ -16,7 +16,7 @@ import pytest
 from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.events import category_of
 from rtvoice_widget.history import history_events, history_messages, seeded_item_ids
-from rtvoice_widget.saved import load_session
+from rtvoice_widget.saved import load_session, save_session
 from rtvoice_widget.session import RealtimeSession
 from scripted_server import Abort, ScriptedServer, pcm16_tone, voice_turn
 
@@ -156,19 +156,24 @@ def ask(url: str, question: str, history=None) -> tuple[str, dict, RealtimeSessi
 
 
 @pytest.mark.models
-def test_the_local_server_remembers_a_resumed_conversation(smollm_url):
-    history = [("user", "Hello! My name is Zorblax."), ("assistant", "Nice to meet you, Zorblax! I'll remember your name.")]
-    reply, response, s = ask(smollm_url, "What is my name?", history)
+def test_the_local_server_remembers_a_resumed_conversation(smollm_url, tmp_path):
+    # A real conversation, saved and loaded back.
+    _, _, first = ask(smollm_url, "Hello! My name is Zorblax.")
+    saved = load_session(save_session(first, tmp_path / "first"))
+    history = history_messages(saved)
+    assert history[0] == ("user", "Hello! My name is Zorblax.") and history[1][0] == "assistant"
+
+    reply, response, s = ask(smollm_url, "What is my name?", saved)
     # The server's own conversation holds the seeded items (it echoed each with its id) ...
     added = s.events.filter(type="conversation.item.added", source="server")
     ids = seeded_item_ids(s.events.to_pandas())
-    assert ids <= set(added["item_id"]) and len(ids) == 2
+    assert ids <= set(added["item_id"]) and len(ids) == len(history) == 2
     # ... and they went into the language model's prompt: the server counts the prompt's tokens
     # (4 characters each), which grew by the seeded text against the same question unseeded.
     _, fresh, _ = ask(smollm_url, "What is my name?")
     seeded_tokens = sum(len(text) // 4 for _, text in history)
     grown = response["usage"]["input_tokens"] - fresh["usage"]["input_tokens"]
-    assert abs(grown - seeded_tokens) <= 2, (grown, seeded_tokens)
+    assert grown == seeded_tokens, (grown, seeded_tokens)
     # The model uses it (SmolLM2-135M, temperature 0.2, seed 0: the same answer every run here).
     assert "zorblax" in reply.lower(), reply
 

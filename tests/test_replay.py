@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 
 from rtvoice_widget import compare, plot_comparison
-from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.replay import config_from_saved, replay_turns
 from rtvoice_widget.saved import load_session, save_session
 from scripted_server import ScriptedServer, voice_turn
