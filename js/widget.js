@@ -494,7 +494,7 @@ class View {
         this.exportNote.textContent = "";
       },
     });
-    return h("div", { class: "rtv-export" }, copy,
+    return h("div", { class: "rtv-export" }, copy, h("span", { class: "rtv-muted rtv-export-label", text: "Download" }),
       download("md", "Markdown", "Download the transcript as Markdown"),
       download("json", "JSON", "Download the transcript (times, latencies) as JSON"),
       download("wav", "WAV", "Download the recording (you left, AI right) as WAV"),

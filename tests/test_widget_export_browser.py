@@ -15,7 +15,7 @@ import soundfile
 
 from rtvoice_widget.widget import VoiceChat
 from scripted_server import ScriptedServer, voice_turn
-from test_widget_browser import fake_mic, launch, mic_wav, open_harness, wait_until  # noqa: F401 (fixture)
+from test_widget_browser import fake_mic, launch, mic_wav, open_harness, screenshots, wait_until  # noqa: F401 (fixtures)
 from widget_harness.bridge import BrowserBridge, serve_static
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -30,7 +30,7 @@ def echo_item(event: dict, server: ScriptedServer) -> list[dict]:
             {"type": "conversation.item.done", "item": item, "previous_item_id": None}]
 
 
-def test_copy_and_downloads_carry_the_conversation(tmp_path, mic_wav, playwright_driver):
+def test_copy_and_downloads_carry_the_conversation(tmp_path, mic_wav, screenshots, playwright_driver):
     http, base = serve_static()
     with ScriptedServer() as server, BrowserBridge() as bridge:
         server.respond("conversation.item.create", echo_item)
@@ -49,6 +49,7 @@ def test_copy_and_downloads_carry_the_conversation(tmp_path, mic_wav, playwright
 
             page.locator(".rtv-export-copy").click()
             page.wait_for_function("document.querySelector('.rtv-export-note').textContent === 'Copied'")
+            page.locator(".rtv-voice").screenshot(path=str(screenshots / "widget-transcript-export.png"))
             copied = page.evaluate("navigator.clipboard.readText()")
             assert copied == ("You: My name is Ada.\nAI: Nice to meet you, Ada.\nYou: What is my name?\n"
                               "AI: Your name is Ada.\n")

@@ -807,7 +807,8 @@ var widget_default = `/* rtvoice-widget. Colours come from JupyterLab's theme va
 .rtv-text-row { display: flex; gap: 6px; }
 .rtv-text-row .rtv-input { flex: 1; }
 .rtv-export { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin: 6px 0; }
-.rtv-export-note { font-size: 12px; }
+.rtv-export-note, .rtv-export-label { font-size: 12px; }
+.rtv-export-label { margin-left: 6px; }
 
 /* side: tabs, stats, settings */
 .rtv-tabs { display: flex; gap: 4px; border-bottom: 1px solid var(--rtv-border); }
@@ -1303,6 +1304,7 @@ var View = class {
       "div",
       { class: "rtv-export" },
       copy,
+      h("span", { class: "rtv-muted rtv-export-label", text: "Download" }),
       download("md", "Markdown", "Download the transcript as Markdown"),
       download("json", "JSON", "Download the transcript (times, latencies) as JSON"),
       download("wav", "WAV", "Download the recording (you left, AI right) as WAV"),
