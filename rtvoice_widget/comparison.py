@@ -159,6 +159,8 @@ def plot_comparison(table: pd.DataFrame, *, title: str | None = "Replay comparis
             ax.spines[side].set_visible(False)
     axes[0].legend(frameon=False, fontsize=9)
     axes[1].set_xticks(x, [f"turn {n}" for n in table["turn"]])
+    axes[1].annotate("x interrupted · T tool call", (1.0, 0.0), xycoords="figure fraction", ha="right",
+                     va="bottom", fontsize=8, color="#666666")
     if title:
         axes[0].set_title(title, fontsize=11, loc="left")
     return fig

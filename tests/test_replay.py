@@ -126,6 +126,12 @@ def test_compare_pairs_turns_by_index_and_leaves_missing_ones_empty(sample, tmp_
         compare(sample, copy, labels=("x", "x"))
 
 
+@pytest.mark.parametrize("speed", [0, -1.0, float("nan"), True, "fast"])
+def test_a_bad_speed_raises_before_connecting(sample, speed):
+    with pytest.raises(ValueError, match="speed"):
+        sample.replay(url="ws://127.0.0.1:9/v1/realtime", speed=speed)
+
+
 def menu_price(item: Literal["coffee", "tea", "cake"]) -> dict:
     """Price of one item on the cafe menu, in euros."""
     return {"item": item, "price_eur": {"coffee": 3.5, "tea": 2.8, "cake": 4.2}[item]}
