@@ -98,9 +98,9 @@ import traitlets
 
 from rtvoice_widget._assets import STATIC, bundle
 from rtvoice_widget.config import SessionConfig
+from rtvoice_widget.export import send_download
 from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
 from rtvoice_widget.mic_link import MicLink
-from rtvoice_widget.export import send_download
 from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
