@@ -139,6 +139,7 @@ class _TurnWaiter:
         self.responses: set[str] = set()
         self.first_audio_ms: float | None = None
         self.items: dict[str, float] = {}  # assistant item -> audio ms received
+        self.lock = threading.Lock()  # items: written on the session thread, read by the caller
 
     def on_row(self, row: dict) -> None:
         if row["source"] != "server":
@@ -152,7 +153,8 @@ class _TurnWaiter:
             if self.first_audio_ms is None:
                 self.first_audio_ms = row["t_ms"]
             if row["item_id"]:
-                self.items[row["item_id"]] = self.items.get(row["item_id"], 0.0) + (row["audio_ms"] or 0.0)
+                with self.lock:
+                    self.items[row["item_id"]] = self.items.get(row["item_id"], 0.0) + (row["audio_ms"] or 0.0)
         elif type_ == "response.done":
             response = (row["payload"] or {}).get("response") or {}
             # Cancelled: the server heard the turn go on after a pause (its VAD split it) and
@@ -248,13 +250,15 @@ def _say(session: Any, turn: ReplayTurn, speed: float, timeout: float, pause_ms:
                 break
         if waiter.finished.is_set():
             # Listen to the reply: it plays from its first audio, at `speed`.
-            heard_ms = sum(waiter.items.values()) / speed
+            with waiter.lock:
+                items = dict(waiter.items)
+            heard_ms = sum(items.values()) / speed
             start = waiter.first_audio_ms if waiter.first_audio_ms is not None else session.now_ms()
             wait_s = (start + heard_ms - session.now_ms()) / 1000
             if wait_s > 0:
                 time.sleep(wait_s)
             # Heard to the end, so the next turn's speech is no barge-in into a reply still "playing".
-            for item_id, ms in waiter.items.items():
+            for item_id, ms in items.items():
                 session.playback_progress(item_id, ms)
             time.sleep(pause_ms / speed / 1000)
         if progress is not None:
