@@ -7,8 +7,9 @@
 (category ``system``). The model then answers the new turns knowing the old ones.
 
 What is sent: user turns as ``input_text`` messages (a spoken turn by its transcript), assistant
-turns as ``output_text`` messages (a spoken reply by its transcript: the whole transcript the
-server sent, also for a reply that was interrupted), in conversation order. Tool calls and their
+turns as ``output_text`` messages (a spoken reply by its transcript; a reply the user
+interrupted by the part heard, as the server's memory of it was after the truncation: see
+:func:`heard_text`), in conversation order. Tool calls and their
 outputs are not sent (their result is usually in the assistant's next reply); turns without text
 are skipped. Each item has a client-chosen id (``hist_<n>_<8 hex>``), so the seeded rows of the
 event log and turns table can be told from the new conversation (:func:`seeded_item_ids`).
@@ -26,6 +27,7 @@ Limits, per backend (all text: no audio is re-sent):
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from collections.abc import Iterable, Mapping
@@ -33,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["HISTORY_ID_PREFIX", "history_events", "history_items", "history_messages", "seeded_item_ids",
+__all__ = ["HISTORY_ID_PREFIX", "heard_text", "history_events", "history_items", "history_messages", "seeded_item_ids",
            "seeded_summary"]
 
 #: Seeded items' ids start with this (ids of our own choosing, at most 32 characters).
@@ -41,11 +43,27 @@ HISTORY_ID_PREFIX = "hist_"
 _ROLES = ("user", "assistant")
 
 
+def heard_text(text: str, audio_ms: float, truncated_at_ms: float) -> str:
+    """The part of an interrupted reply's transcript the user heard: its first words in the
+    proportion of the audio played (``truncated_at_ms / audio_ms``), an estimate (speech rate
+    is taken as even); ``""`` when nothing was heard."""
+    words = text.split()
+    if not (audio_ms > 0 and math.isfinite(truncated_at_ms)):
+        return text
+    keep = round(len(words) * min(1.0, max(0.0, truncated_at_ms / audio_ms)))
+    return " ".join(words[:keep])
+
+
 def _from_turns(turns: pd.DataFrame) -> list[tuple[str, str]]:
     messages = []
     for row in turns.itertuples(index=False):
         role, text = getattr(row, "role", None), getattr(row, "text", None)
-        if role in _ROLES and isinstance(text, str) and text.strip():
+        if role not in _ROLES or not isinstance(text, str):
+            continue
+        if role == "assistant" and bool(getattr(row, "interrupted", False)):
+            text = heard_text(text, float(getattr(row, "audio_ms", 0.0)),
+                              float(getattr(row, "truncated_at_ms", math.nan)))
+        if text.strip():
             messages.append((role, text.strip()))
     return messages
 

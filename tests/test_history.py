@@ -66,13 +66,16 @@ def test_history_is_sent_after_session_created_before_anything_else():
 def test_a_saved_session_or_its_path_seeds_its_transcript():
     saved = load_session(SAMPLE)
     expected = [(r.role, r.text.strip()) for r in saved.turns.itertuples() if r.role in ("user", "assistant")]
+    # The first reply was interrupted after 2066 of its 5750 ms: the 6 of its 16 words heard.
+    assert expected[1][1].startswith("Hello! I'm a friendly voice assistant talking")
+    expected[1] = ("assistant", "Hello! I'm a friendly voice assistant")
     assert history_messages(saved) == history_messages(SAMPLE) == history_messages(str(SAMPLE)) == expected
     with ScriptedServer() as server:
         with RealtimeSession(server.url, config=MANUAL, history=str(SAMPLE)):
             server.wait_for("conversation.item.create", count=len(expected))
         sent = item_texts(server.client_events())
         assert [(role, text) for role, _, text in sent] == expected
-        # A spoken turn goes as its transcript, an interrupted reply as the transcript it had.
+        # A spoken turn goes as its transcript.
         assert ("user", "input_text", "Sorry, what is the menu price of a coffee?") in sent
         server.assert_client_events_valid()
 
@@ -113,6 +116,15 @@ def test_a_reconnect_into_the_same_server_session_does_not_seed_twice():
 def test_bad_history_raises_at_construction(bad, error):
     with pytest.raises(error):
         RealtimeSession("ws://127.0.0.1:9/v1/realtime", history=bad)
+
+
+def test_heard_text_keeps_the_words_in_proportion_to_the_audio_played():
+    from rtvoice_widget.history import heard_text
+
+    assert heard_text("one two three four", 4000.0, 2000.0) == "one two"
+    assert heard_text("one two three four", 4000.0, 0.0) == ""
+    assert heard_text("one two three four", 4000.0, 9000.0) == "one two three four"
+    assert heard_text("one two", 0.0, float("nan")) == "one two"
 
 
 def test_history_events_validate_and_skip_empty_text():
