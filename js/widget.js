@@ -18,6 +18,7 @@ import { LinkWorker } from "./lib/link.js";
 import { MicRoute } from "./lib/mic-route.js";
 import { PlayerRoute } from "./lib/player-route.js";
 import { PushToTalk } from "./lib/push-to-talk.js";
+import { DownloadAssembler, bytesOf, copyText, saveFile, transcriptText } from "./lib/export.js";
 import * as state from "./lib/state.js";
 import captureSource from "./worklets/capture.js?source";
 import playbackSource from "./worklets/playback.js?source";
@@ -108,6 +109,7 @@ class Engine {
       pageNow,
     });
     this.linkInfo = null; // {url, token, key} from the kernel
+    this.downloads = new DownloadAssembler(); // transcript panel downloads (lib/export.js)
     this.link = null; // LinkWorker
   }
 
@@ -170,6 +172,12 @@ class Engine {
           this.startLink();
         }
         break;
+      case "download": {
+        // Once per page, whichever view asked: the engine saves it.
+        const file = this.downloads.add(msg, bytesOf(buffers && buffers[0]));
+        if (file) saveFile(file);
+        break;
+      }
       case "transcript":
         if (msg.reset) this.transcript = new this.libs.state.TranscriptStore(500);
         if (Array.isArray(msg.entries)) this.transcript.apply(msg.entries);
@@ -412,7 +420,7 @@ class View {
     const sendBtn = h("button", { class: "rtv-btn rtv-icon-btn", title: "Send", "aria-label": "Send", onclick: () => this.sendText() });
     sendBtn.innerHTML = ICONS.send;
     const voice = h("section", { class: "rtv-panel rtv-voice" },
-      h("h3", { text: "Conversation" }), controls, this.transcriptEl, this.agentsUI.panel, h("div", { class: "rtv-text-row" }, this.textInput, sendBtn));
+      h("h3", { text: "Conversation" }), controls, this.transcriptEl, this.buildExportBar(), this.agentsUI.panel, h("div", { class: "rtv-text-row" }, this.textInput, sendBtn));
 
     // settings + info
     this.settings = this.buildSettings();
@@ -469,6 +477,30 @@ class View {
     this.showTab("info");
     for (const part of ["state", "mic", "levels", "events", "transcript", "stats", "settings"]) this.pending.add(part);
     this.flushRender();
+  }
+
+  /** Copy the transcript, download it (Markdown, JSON) or the recording (WAV): lib/export.js. */
+  buildExportBar() {
+    this.exportNote = h("span", { class: "rtv-export-note rtv-muted", "aria-live": "polite" });
+    const copy = h("button", {
+      class: "rtv-btn rtv-small rtv-export-copy", text: "Copy text", title: "Copy the conversation as text",
+      onclick: async () => {
+        const ok = await copyText(transcriptText(this.engine.transcript.list()));
+        this.exportNote.textContent = ok ? "Copied" : "Could not copy here";
+      },
+    });
+    const download = (format, label, title) => h("button", {
+      class: `rtv-btn rtv-small rtv-export-${format}`, text: label, title,
+      onclick: () => {
+        this.engine.send({ type: "control", action: "download", format });
+        this.exportNote.textContent = "";
+      },
+    });
+    return h("div", { class: "rtv-export" }, copy, h("span", { class: "rtv-muted rtv-export-label", text: "Download" }),
+      download("md", "Markdown", "Download the transcript as Markdown"),
+      download("json", "JSON", "Download the transcript (times, latencies) as JSON"),
+      download("wav", "WAV", "Download the recording (you left, AI right) as WAV"),
+      this.exportNote);
   }
 
   buildSettings() {

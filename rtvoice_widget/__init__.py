@@ -24,6 +24,8 @@ _EXPORTS = {
     "OutputGuardrail": "rtvoice_widget.guardrails",
     "output_guardrail": "rtvoice_widget.guardrails",
     "function_tool": "rtvoice_widget.tools",
+    "compare": "rtvoice_widget.comparison",
+    "plot_comparison": "rtvoice_widget.comparison",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -119,7 +119,10 @@ def category_of(type: str, source: str = "server", event: Mapping[str, Any] | No
        stopped the assistant: ``guardrail.tripped``; ``guardrail.error`` is an error by rule 1).
     7. ``system``: everything else (``session.*``, ``rate_limits.updated``, local ``agent.*``
        such as ``agent.handoff``, unknown types). Tool approval (``tool.approval_requested``,
-       ``tool.approval``) is ``system`` by rule 4.
+       ``tool.approval``) is ``system`` by rule 4. Also ``system``: the local ``history.seeded``
+       (a resumed conversation sent, history.py), ``replay.turn`` / ``replay.sent`` /
+       ``replay.timeout`` (a saved user turn said again, its words sent, no reply in time:
+       replay.py) and ``export.sent`` (a transcript or recording handed to the browser, export.py).
     """
     if type == "error" or type.endswith(".failed") or (source == "local" and type.endswith(".error")):
         return "error"

@@ -512,6 +512,14 @@ class SavedSession:
                 samples = track[max(0, round(start * rate / 1000)): max(0, round(end * rate / 1000))]
         return SavedTurn(int(n) % count, row, samples, rate)
 
+    def replay(self, **options: Any) -> "SavedSession":
+        """Say this conversation's user turns again in a new session (``config=``,
+        ``backend=``, ``speed=``, ...) and return that conversation: see
+        :func:`rtvoice_widget.replay.replay`."""
+        from rtvoice_widget.replay import replay
+
+        return replay(self, **options)
+
     # Plots, as methods; each returns a matplotlib Figure and shows nothing by itself.
 
     def plot_timeline(self, **kwargs: Any):

@@ -278,6 +278,11 @@ def turns_table(events: pd.DataFrame, user_audio: np.ndarray | None = None,
                 role = "user" if item.get("role") == "user" else "assistant"
                 new = item_id not in turns
                 tr = turn(item_id, role, t)
+                if role == "assistant" and tr.final_text is None:
+                    # A message the client created (a resumed history, history.py): its text.
+                    typed = "".join(c.get("text") or "" for c in item.get("content") or ()
+                                    if isinstance(c, dict) and c.get("type") in ("output_text", "text"))
+                    tr.final_text = typed or None
                 if role == "user":
                     content_text = _item_text(item)
                     if content_text is not None and tr.final_text is None:

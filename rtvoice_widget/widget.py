@@ -42,7 +42,9 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   ``{"type": "front_end", "hash"}`` + the bundle's UTF-8 text as one buffer (also sent unasked
   as the widget is made). ``hash`` is the ``_front_end`` trait.
 - ``{"type": "control", "action"}``: ``connect``, ``disconnect``, ``interrupt``, ``ptt_start``,
-  ``ptt_end``, ``hello`` (a view asks for the history so far, and the audio link's address).
+  ``ptt_end``, ``hello`` (a view asks for the history so far, and the audio link's address),
+  ``download`` with ``format`` ``md`` | ``json`` | ``wav`` (the transcript panel's buttons; see
+  :mod:`rtvoice_widget.export`).
   ``ptt_end`` carries ``stream`` and ``through`` (the last frame the capture numbered before the
   key was released, -1 for none): the turn is committed once the session has every frame up to
   it, whichever way they travel (at most half of ``stale_frame_ms`` later).
@@ -72,7 +74,9 @@ session thread as it arrives, so playback continues while a cell runs), ``{"type
 "key"}`` (answering ``hello``), ``{"type": "player_link", "conn"}`` (the hand-over of the player's
 audio to link connection ``conn``, see :class:`AudioLink`), and, batched at most every 100 ms, ``{"type": "events", "rows_json"}`` (one JSON
 array of log rows, serialised once per batch) and
-``{"type": "transcript", "entries"}``. Traitlets carry state only (status, settings, stats).
+``{"type": "transcript", "entries"}``; ``{"type": "download", "id", "name", "mime", "size", "index",
+"count"}`` + one buffer per piece of a requested file (:func:`rtvoice_widget.export.send_download`).
+Traitlets carry state only (status, settings, stats).
 
 The API key is handed to the session and kept nowhere else: not in a trait, not in a message,
 not in the saved notebook. Labels shown in the UI come from ``Endpoint.label`` (redacted).
@@ -94,6 +98,7 @@ import traitlets
 
 from rtvoice_widget._assets import STATIC, bundle
 from rtvoice_widget.config import SessionConfig
+from rtvoice_widget.export import send_download
 from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
 from rtvoice_widget.audio_link import AudioLink
 from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
@@ -155,7 +160,8 @@ class TranscriptView:
             if item.get("type", "message") == "message" and item.get("role") in ("user", "assistant") and item_id:
                 entry = self._entry(item_id, item["role"])
                 typed = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict)
-                         and c.get("type") in ("input_text", "text") and isinstance(c.get("text"), str)]
+                         # output_text: an assistant message the client created (a resumed history)
+                         and c.get("type") in ("input_text", "text", "output_text") and isinstance(c.get("text"), str)]
                 if typed:
                     entry.update(text="".join(typed), final=True)
                 touch(entry)
@@ -237,6 +243,11 @@ class VoiceChat(anywidget.AnyWidget):
     speakers the model would hear itself. With ``headphones=False`` (default) the widget is
     half-duplex: the mic is held while the assistant is audible (interrupt with the button);
     ``headphones=True`` sends the mic all the time, so you can interrupt by speaking.
+
+    Resume: ``history=load_session(path)`` (or a path, or a list of ``(role, text)``) goes to
+    the session, which seeds the server with it after ``session.created`` (see
+    :mod:`rtvoice_widget.history` for what each backend keeps); the seeded messages show in the
+    transcript panel.
     """
 
     # Only a small loader is widget state (saved with the notebook); it asks for the front end
@@ -732,6 +743,8 @@ class VoiceChat(anywidget.AnyWidget):
             self._session.clear_audio()
         elif action == "ptt_end":
             self._mic.after(content, self._end_push_to_talk)
+        elif action == "download":  # export.py: a transcript panel download (md, json, wav)
+            send_download(lambda c, buffers: self.send(c, buffers=buffers), self, content.get("format"), self._local)
         else:
             raise ValueError(f"unknown control action {action!r:.40}")
 

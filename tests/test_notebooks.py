@@ -41,7 +41,7 @@ def stream_text(notebook: nbformat.NotebookNode) -> str:
 
 
 def test_every_notebook_is_tested():
-    tested = {"quickstart", "analyze_events", "tools", "agents"}
+    tested = {"quickstart", "analyze_events", "tools", "agents", "compare"}
     assert {p.stem for p in NOTEBOOKS.glob("*.ipynb")} == tested
 
 
@@ -99,3 +99,14 @@ def test_agents_notebook_hands_off_and_asks_for_approval(tmp_path, monkeypatch):
     assert "agent.handoff" in html and "Triage -&gt; Billing" in html
     assert "tool.approval_requested" in html and "tool.approval" in html
     assert outputs(notebook, "application/vnd.jupyter.widget-view+json")
+
+
+def test_compare_notebook_replays_two_instruction_sets(tmp_path, monkeypatch):
+    notebook = execute("compare", tmp_path, monkeypatch)
+    text = stream_text(notebook)
+    # Two replays of two turns each, every turn answered.
+    assert text.count("answered") == 4, text
+    html = "\n".join(outputs(notebook, "text/html"))
+    for column in ("gap_ms_default", "gap_ms_terse", "reply_terse", "tool_calls_default", "user_recorded"):
+        assert column in html
+    assert len(outputs(notebook, "image/png")) == 1

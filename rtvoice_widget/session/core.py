@@ -22,6 +22,7 @@ from ..audio import Recorder
 from ..backends import Endpoint, resolve_endpoint
 from ..config import SessionConfig
 from ..events import EventLog
+from ..history import history_events
 from ..pcm import BYTES_PER_MS as _BYTES_PER_MS, SAMPLE_RATE
 from ..agents import AgentRunner
 from ..approval import Approvals
@@ -59,6 +60,11 @@ class RealtimeSession:
     ``replay_chars`` (how much conversation a renewal replays; 0 turns replays none),
     ``stale_audio_ms`` (mic audio older than this when a lost connection comes back is dropped,
     not sent; ``None`` sends it all; ``VoiceChat`` passes its ``stale_frame_ms``).
+
+    Resume: ``history`` (a saved session, its path, or a list of ``(role, text)``) is sent as
+    ``conversation.item.create`` text items right after ``session.created`` of each new server
+    session, before anything else, and logged as ``history.seeded``; what each backend keeps of
+    it is in :mod:`rtvoice_widget.history`.
 
     Tools: ``tool_tracebacks=True`` adds the traceback to the error text a failing tool sends
     back to the model (default: ``"Type: message"`` only). Credentials are redacted either way.
@@ -115,6 +121,7 @@ class RealtimeSession:
         output_guardrails: Iterable[Any] = (),
         approve: Callable[..., Any] | None = None,
         approval_timeout: float | None = None,
+        history: Any = None,
     ) -> None:
         config = _checked_config(config, model)
         _check_options(reconnect_delay=reconnect_delay, max_reconnect_delay=max_reconnect_delay,
@@ -130,6 +137,8 @@ class RealtimeSession:
         for fn in (*(t for t in config.tools if callable(t)), *tools):
             self.tools.add(fn)
         self.config: SessionConfig = self._with_registry_tools(config)
+        # history.py: the saved conversation to seed each new server session with (checked here).
+        self._history = history_events(history)
         self.protocol = ClientProtocol(self.config, prices=prices, max_cost_usd=max_cost_usd,
                                        live_player=live_player)
         self.flush_timeout = float(flush_timeout)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from ..history import seeded_summary
 from .runner import SessionClosedError
 from .transport import (FATAL_STATUSES, RealtimeConnection, close_info, describe_connect_error, event_text,
                         open_connection)
@@ -228,6 +229,11 @@ class Supervisor:
                           f"{previous or 'no id'}): config re-sent, {len(summary)} conversation "
                           f"items replayed",
                      session_id=session_id, previous_session_id=previous, replayed_items=len(summary))
+        # history.py: a new server session gets the saved conversation first (ahead of a summary).
+        if s._history and (not self._reconnected or session_id is None or session_id != previous):
+            for seeded in reversed(s._history):
+                s._outbox.put((seeded, None, None, 0.0), first=True)
+            s._local("history.seeded", **seeded_summary(s._history))
         self._reconnected = False
         # From now on send_audio may write to this connection itself (once the queue is empty).
         self.direct = self.ws

@@ -592,6 +592,78 @@ var PushToTalk = class {
   }
 };
 
+// lib/export.js
+function transcriptText(entries) {
+  const lines = [];
+  for (const e of entries) {
+    const text = (e.text || "").trim();
+    if (!text) continue;
+    const who = e.role === "assistant" ? "AI" : "You";
+    lines.push(`${who}: ${text}${e.interrupted ? " [interrupted]" : ""}`);
+  }
+  return lines.length ? lines.join("\n") + "\n" : "";
+}
+var DownloadAssembler = class {
+  constructor(maxOpen = 4) {
+    this.maxOpen = maxOpen;
+    this.open = /* @__PURE__ */ new Map();
+  }
+  add(msg, bytes) {
+    const { id, name, mime, index, count } = msg || {};
+    if (typeof id !== "string" || !Number.isInteger(index) || !Number.isInteger(count) || count < 1 || index < 0 || index >= count) return null;
+    let d = this.open.get(id);
+    if (!d) {
+      if (this.open.size >= this.maxOpen) this.open.delete(this.open.keys().next().value);
+      d = { name: String(name || "download"), mime: String(mime || "application/octet-stream"), count, parts: new Array(count), received: 0 };
+      this.open.set(id, d);
+    }
+    if (d.parts[index] === void 0) d.received++;
+    d.parts[index] = bytes;
+    if (d.received < d.count) return null;
+    this.open.delete(id);
+    return { name: d.name, mime: d.mime, parts: d.parts };
+  }
+};
+function bytesOf(view) {
+  if (!view) return new Uint8Array(0);
+  return new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+}
+function saveFile({ name, mime, parts }) {
+  const url = URL.createObjectURL(new Blob(parts, { type: mime }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  a.style.display = "none";
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1e4);
+}
+async function copyText(text) {
+  try {
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+  } catch (err) {
+  }
+  const area = document.createElement("textarea");
+  area.value = text;
+  area.setAttribute("readonly", "");
+  area.style.position = "fixed";
+  area.style.opacity = "0";
+  document.body.append(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand("copy");
+  } catch (err) {
+    ok = false;
+  }
+  area.remove();
+  return ok;
+}
+
 // lib/state.js
 var state_exports = {};
 __export(state_exports, {
@@ -817,6 +889,9 @@ var widget_default = `/* rtvoice-widget. Colours come from JupyterLab's theme va
 .rtv-msg-flag { font-size: 10px; color: var(--rtv-warn); text-transform: uppercase; letter-spacing: 0.05em; margin-top: 2px; }
 .rtv-text-row { display: flex; gap: 6px; }
 .rtv-text-row .rtv-input { flex: 1; }
+.rtv-export { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin: 6px 0; }
+.rtv-export-note, .rtv-export-label { font-size: 12px; }
+.rtv-export-label { margin-left: 6px; }
 
 /* side: tabs, stats, settings */
 .rtv-tabs { display: flex; gap: 4px; border-bottom: 1px solid var(--rtv-border); }
@@ -930,6 +1005,7 @@ var Engine = class {
       pageNow
     });
     this.linkInfo = null;
+    this.downloads = new DownloadAssembler();
     this.link = null;
   }
   // What the views read.
@@ -983,6 +1059,11 @@ var Engine = class {
           this.startLink();
         }
         break;
+      case "download": {
+        const file = this.downloads.add(msg, bytesOf(buffers && buffers[0]));
+        if (file) saveFile(file);
+        break;
+      }
       case "transcript":
         if (msg.reset) this.transcript = new this.libs.state.TranscriptStore(500);
         if (Array.isArray(msg.entries)) this.transcript.apply(msg.entries);
@@ -1215,6 +1296,7 @@ var View = class {
       h("h3", { text: "Conversation" }),
       controls,
       this.transcriptEl,
+      this.buildExportBar(),
       this.agentsUI.panel,
       h("div", { class: "rtv-text-row" }, this.textInput, sendBtn)
     );
@@ -1281,6 +1363,38 @@ var View = class {
     this.showTab("info");
     for (const part of ["state", "mic", "levels", "events", "transcript", "stats", "settings"]) this.pending.add(part);
     this.flushRender();
+  }
+  /** Copy the transcript, download it (Markdown, JSON) or the recording (WAV): lib/export.js. */
+  buildExportBar() {
+    this.exportNote = h("span", { class: "rtv-export-note rtv-muted", "aria-live": "polite" });
+    const copy = h("button", {
+      class: "rtv-btn rtv-small rtv-export-copy",
+      text: "Copy text",
+      title: "Copy the conversation as text",
+      onclick: async () => {
+        const ok = await copyText(transcriptText(this.engine.transcript.list()));
+        this.exportNote.textContent = ok ? "Copied" : "Could not copy here";
+      }
+    });
+    const download = (format, label, title) => h("button", {
+      class: `rtv-btn rtv-small rtv-export-${format}`,
+      text: label,
+      title,
+      onclick: () => {
+        this.engine.send({ type: "control", action: "download", format });
+        this.exportNote.textContent = "";
+      }
+    });
+    return h(
+      "div",
+      { class: "rtv-export" },
+      copy,
+      h("span", { class: "rtv-muted rtv-export-label", text: "Download" }),
+      download("md", "Markdown", "Download the transcript as Markdown"),
+      download("json", "JSON", "Download the transcript (times, latencies) as JSON"),
+      download("wav", "WAV", "Download the recording (you left, AI right) as WAV"),
+      this.exportNote
+    );
   }
   buildSettings() {
     const field = (label, input, hint) => h("label", { class: "rtv-field" }, h("span", { class: "rtv-field-label", text: label }), input, hint ? h("span", { class: "rtv-hint", text: hint }) : null);
