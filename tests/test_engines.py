@@ -30,6 +30,7 @@ from rtvoice_widget.server.engines import (
     load_engines,
 )
 from rtvoice_widget.server.engines.evaluation import normalize_words, spoken, word_error_rate, word_errors
+from rtvoice_widget.server.engines.loader import resolved_llm
 from rtvoice_widget.server.engines.sentences import SentenceBudget
 from rtvoice_widget.server.engines.tool_routing import function_spec, guess_arguments, route
 from rtvoice_widget.server.engines.tts import OPENAI_VOICES, EspeakTTS
@@ -612,7 +613,7 @@ def default_engines() -> Engines:
 def test_default_engines_load_with_times(default_engines):
     info = default_engines.info
     assert info["vad"]["name"] == "silero" and info["asr"]["name"] == "whisper-base"
-    assert info["llm"]["name"] == "smollm2" and info["tts"]["name"] == "piper"
+    assert info["llm"]["name"] == resolved_llm("auto") and info["tts"]["name"] == "piper"
     assert info["asr"]["load_s"] > 0 and info["llm"]["load_s"] > 0 and info["total_load_s"] > 0
     assert info["vad"]["load_s"] >= 0 and info["tts"]["load_s"] > 0
     assert load_engines() is default_engines
@@ -773,6 +774,32 @@ def test_smollm2_streams_tokens_and_stops_at_sentences(default_engines):
     assert len(chunks) > 3 and all(c.tool_call is None for c in chunks)
     assert len(text.split()) >= 3
     assert len(list(llm.stream(messages, max_tokens=4))) <= 4
+
+
+@pytest.mark.models
+def test_a_conversation_longer_than_the_context_window_still_gets_answers():
+    from rtvoice_widget.server.engines.llm_llama import LlamaCppLLM
+
+    llm = LlamaCppLLM(n_ctx=512)  # SmolLM2: small, and a small window fills in a few turns
+    system = {"role": "system", "content": "You are a helpful voice assistant. Answer in one short sentence."}
+    history = [system]
+    for i in range(40):  # far more than 512 tokens of conversation
+        history += [{"role": "user", "content": f"Question {i}: what do cows eat on farm number {i}?"},
+                    {"role": "assistant", "content": f"On farm {i} the cows eat grass and hay all day."}]
+    asked = history + [{"role": "user", "content": "What colour is the sky?"}]
+    # Before the window was respected, llama.cpp refused the prompt: every later reply failed.
+    assert "".join(c.text for c in llm.stream(asked, max_tokens=30)).strip()
+    kept = llm._fit_context(asked, 30)
+    assert kept[0] == system and kept[-1] == asked[-1] and kept[1]["role"] == "user"
+    assert len(kept) < len(asked)
+    # The window's start moves in steps, not with every exchange, so the prompt prefix stays
+    # cached between most turns (dropping one exchange per turn would move it 10 times here).
+    starts = set()
+    for i in range(10):
+        asked += [{"role": "assistant", "content": "It is blue on a clear day."},
+                  {"role": "user", "content": f"And on day {i}?"}]
+        starts.add(llm._fit_context(asked, 30)[1]["content"])
+    assert len(starts) <= 4, starts
 
 
 @pytest.mark.models

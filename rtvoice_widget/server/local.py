@@ -147,7 +147,7 @@ def ensure_local_server(
     *,
     vad: str = "silero",
     asr: str = "whisper-base",
-    llm: str = "smollm2",
+    llm: str = "auto",
     tts: str = "auto",
     llm_url: str | None = None,
     llm_model: str | None = None,

@@ -9,7 +9,7 @@ truncates at the played position, and a dropped connection recovers without losi
 
 Servers (chosen per test, see docs/E2E.md): the embedded server as ``ensure_local_server`` runs
 it (a subprocess of the kernel). The JupyterLab spoken question uses the product default
-(``VoiceChat()`` with no key: Silero VAD, Whisper-base, SmolLM2, Piper); the others use
+(``VoiceChat()`` with no key: Silero VAD, Whisper-base, Qwen2.5-Coder-0.5B, Piper); the others use
 ``llm="echo"``, whose answers are deterministic and as long as the question. Barge-in and the
 connection drop start from a typed question with a long echoed answer and a muted mic, so they do
 not depend on how fast the server answers.
@@ -236,7 +236,9 @@ chat
     stages = list(dict.fromkeys(t.rsplit("\u2026", 1)[0] for t in waits))
     assert stages[0] == "Loading the offline models (the first start takes a while)", stages
     assert "Loading speech recognition (whisper-base)" in stages, stages
-    assert "Loading the language model (smollm2)" in stages, stages
+    from rtvoice_widget.server.engines.loader import resolved_llm
+
+    assert f"Loading the language model ({resolved_llm('auto')})" in stages, stages
     seconds = [int(t.rsplit(" ", 2)[1]) for t in waits]
     assert seconds == sorted(seconds) and seconds[-1] >= 1, waits
     page.page.wait_for_function("document.querySelector('.rtv-mic-label').textContent === 'Listening'", timeout=30_000)

