@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
               f"p50 {padded_result['latency_p50_ms'] / result['latency_p50_ms']:.1f}x faster than padded")  # fmt: skip
     for reference, hypothesis in asr_result["worst"]:
         print(f"     worst: {reference!r} -> {hypothesis!r}")
-    print(f"LLM  smollm2 on {len(llm_prompts)} prompts: first token p50 {llm_result['first_token_p50_ms']:.0f} ms, "
+    print(f"LLM  {engines.llm.name} on {len(llm_prompts)} prompts: first token p50 {llm_result['first_token_p50_ms']:.0f} ms, "
           f"p90 {llm_result['first_token_p90_ms']:.0f} ms; {llm_result['tokens_per_s']:.1f} tokens/s vs "
           f"{llm_result['speaking_tokens_per_s']:.1f} tokens/s spoken baseline "
           f"({llm_result['tokens_per_s'] / llm_result['speaking_tokens_per_s']:.1f}x faster than speech)")  # fmt: skip
