@@ -11,16 +11,17 @@ export const PLAYBACK_TAIL_MS = 250;
 
 /**
  * Whether a captured frame should go to the kernel now: the mode (mute, push-to-talk held),
- * the session (connected and confirmed by the server) and, on speakers, half-duplex: the
- * browser's echo canceller does not see Web Audio playback, so the model would hear itself;
- * the mic is held while the assistant is audible and `PLAYBACK_TAIL_MS` after.
+ * the session (connected and confirmed by the server) and, on speakers, the duplex: `duplex`
+ * is "full" once the echo check found our playback cancelled (js/lib/echo-check.js), else
+ * ("checking", "half") the model could hear itself, so the mic is held while the assistant is
+ * audible and `PLAYBACK_TAIL_MS` after.
  */
-export function gateOpen({ mode, pttHeld, status, ready, headphones, playing, msSincePlayback }) {
+export function gateOpen({ mode, pttHeld, status, ready, headphones, duplex = "half", playing, msSincePlayback }) {
   if (mode === "mute") return false;
   if (mode === "push_to_talk" && !pttHeld) return false;
   if (status !== "connected") return false;
   if (!ready) return false; // the server has not confirmed the session yet
-  if (!headphones && (playing || msSincePlayback < PLAYBACK_TAIL_MS)) return false;
+  if (!headphones && duplex !== "full" && (playing || msSincePlayback < PLAYBACK_TAIL_MS)) return false;
   return true;
 }
 

@@ -46,9 +46,11 @@ export class PlayerRoute {
   /**
    * `send(content)`: a message to the kernel. `pageNow()`: the page clock; `pageTimeOf(t)`: a
    * context time (s) on it. `changed()`: levels or `playing` changed (the views redraw).
+   * `rendered(power, ms)`: the player rendered `ms` of audio at mean square `power`.
    */
-  constructor({ send, pageNow, pageTimeOf, changed }) {
+  constructor({ send, pageNow, pageTimeOf, changed, rendered = () => {} }) {
     this.send = send;
+    this.rendered = rendered;
     this.pageNow = pageNow;
     this.pageTimeOf = pageTimeOf;
     this.changed = changed;
@@ -160,6 +162,7 @@ export class PlayerRoute {
       }
     }
     if (msg.type === "played") {
+      if (msg.powerMs > 0) this.rendered(msg.power, msg.powerMs);
       this.level = msg.active ? msg.level : 0;
       this.playing = msg.active;
     } else if (msg.type === "flushed") {

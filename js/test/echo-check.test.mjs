@@ -1,0 +1,65 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { EchoCheck } from "../lib/echo-check.js";
+import { gateOpen } from "../lib/capture.js";
+
+const power = (dbfs) => 10 ** (dbfs / 10);
+const rms = (dbfs) => 10 ** (dbfs / 20);
+
+/** Feed `ms` of playback at `playDb` in 66 ms reports, with 20 ms mic frames at `micDb`. */
+function run(check, playDb, micDb, ms = 3000) {
+  let result = null;
+  for (let t = 0; t < ms && !result; t += 66) {
+    result = check.playback(power(playDb), 66);
+    for (let f = 0; f < 3 && !result; f++) result = check.mic(rms(micDb));
+  }
+  return result;
+}
+
+test("a cancelled echo (50 dB down) gives full duplex, with the measured return loss", () => {
+  const check = new EchoCheck();
+  const r = run(check, -20, -70);
+  assert.equal(r.state, "full");
+  assert.equal(check.state, "full");
+  assert.ok(Math.abs(r.returnLossDb - 50) < 0.5, r.returnLossDb);
+  assert.ok(r.measuredMs >= 2000);
+});
+
+test("an uncancelled echo (6 dB down) falls back to half duplex", () => {
+  const check = new EchoCheck();
+  assert.equal(run(check, -20, -26).state, "half");
+});
+
+test("nothing is decided before 2 s of playback, nor on playback too quiet to judge", () => {
+  const check = new EchoCheck();
+  assert.equal(run(check, -20, -70, 1500), null);
+  assert.equal(check.state, "checking");
+  const quiet = new EchoCheck();
+  assert.equal(run(quiet, -60, -120, 5000), null);
+});
+
+test("mic frames before the echo can arrive are not counted", () => {
+  const check = new EchoCheck();
+  // Silent frames while nothing has been rendered yet would flatter the canceller.
+  for (let i = 0; i < 500; i++) check.mic(0);
+  assert.equal(check.micFrames, 0);
+  assert.equal(run(check, -20, -26).state, "half");
+});
+
+test("a decision is final until reset (a new mic measures again)", () => {
+  const check = new EchoCheck();
+  run(check, -20, -26);
+  assert.equal(run(check, -20, -90), null);
+  assert.equal(check.state, "half");
+  check.reset();
+  assert.equal(run(check, -20, -90).state, "full");
+});
+
+test("the gate holds the mic on speakers while playing unless the duplex is full", () => {
+  const base = { mode: "continuous", pttHeld: false, status: "connected", ready: true, headphones: false, playing: true, msSincePlayback: 0 };
+  assert.equal(gateOpen({ ...base, duplex: "checking" }), false);
+  assert.equal(gateOpen({ ...base, duplex: "half" }), false);
+  assert.equal(gateOpen({ ...base, duplex: "full" }), true);
+  assert.equal(gateOpen({ ...base, headphones: true, duplex: "half" }), true);
+  assert.equal(gateOpen({ ...base, duplex: "full", mode: "mute" }), false);
+});
