@@ -1,0 +1,165 @@
+"""A real acoustic path for the widget in Chromium, shared by tests/test_duplex_rig.py and
+bench/bench_duplex.py (issue 15).
+
+:class:`PulseRig` runs ``bench/duplex/pulse_rig.sh``: a private PulseAudio whose null sink
+"speaker" is Chromium's output and whose source "mic" (Chromium's input) carries that output
+back as echo (``ECHO_DB`` below it, ~30 ms late) mixed with what :meth:`PulseRig.user_says`
+plays into the "micbus" sink. Chromium runs on these real devices: no fake-device flags, and
+without Playwright's default ``--mute-audio`` (it silences the output, so there is no echo).
+
+:class:`DuplexChat` puts the widget's real front end (tests/widget_harness) in that Chromium,
+against a real kernel-side ``VoiceChat`` and the real local server (Silero VAD, Whisper-base,
+the echo LLM that repeats what it was told, espeak-ng): ``assistant_says(text)`` makes the
+assistant speak ``text`` on the speaker path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RIG_SCRIPT = REPO / "bench" / "duplex" / "pulse_rig.sh"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+]
+
+# For the "no cancellation" baseline: the page's getUserMedia with the canceller off (the
+# widget itself always asks for it on).
+EC_OFF_SCRIPT = """
+(() => {
+  const md = navigator.mediaDevices, gum = md.getUserMedia.bind(md);
+  md.getUserMedia = (c) => gum({ ...c, audio: { ...(c && c.audio), echoCancellation: false } });
+})();
+"""
+
+
+class PulseRig:
+    """The PulseAudio rig, started on enter and stopped on exit (only the daemon it started)."""
+
+    def __init__(self, echo_db: float = -6.0) -> None:
+        if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
+            raise RuntimeError("the duplex rig needs PulseAudio: apt-get install -y pulseaudio pulseaudio-utils")
+        self.echo_db = echo_db
+        self.dir = tempfile.mkdtemp(prefix="rig", dir="/tmp")  # a unix socket path must be short
+        self.server = f"unix:{self.dir}/native"
+        self.env = {**os.environ, "PULSE_SERVER": self.server, "RIG_DIR": self.dir, "ECHO_DB": f"{echo_db:g}"}
+
+    def __enter__(self) -> "PulseRig":
+        subprocess.run(["bash", str(RIG_SCRIPT), "start"], env=self.env, check=True, capture_output=True, timeout=60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["bash", str(RIG_SCRIPT), "stop"], env=self.env, capture_output=True, timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def user_says(self, wav: Path) -> tuple[subprocess.Popen, float]:
+        """Play ``wav`` into the mic bus now: ``(process, wall time when it was started)``."""
+        proc = subprocess.Popen(["paplay", "--latency-msec=20", "-d", "micbus", str(wav)], env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return proc, time.time()
+
+    def launch(self, playwright: Any, profile: Path, *, echo_cancellation: bool = True):
+        """Chromium on the rig's devices, with its own profile."""
+        ctx = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
+            ignore_default_args=["--mute-audio"], env=self.env, viewport={"width": 1180, "height": 1000})
+        if not echo_cancellation:
+            ctx.add_init_script(EC_OFF_SCRIPT)
+        return ctx
+
+
+def speech_wav(text: str, path: Path, voice: str = "en-us") -> Path:
+    """espeak-ng speech at 48 kHz mono, leading silence trimmed (its onset is the start)."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", "48000", "-c", "1", "-b", "16", str(path),
+                    "silence", "1", "0.01", "1%", "pad", "0", "0.3"], check=True)
+    raw.unlink()
+    return path
+
+
+class DuplexChat:
+    """A VoiceChat on the local server, shown in a rig Chromium page through the harness bridge.
+
+    Records the wall time each event type arrives at (``arrivals``), and the page's ``played``
+    reports (``window.harness.sent``).
+    """
+
+    def __init__(self, server_url: str, page: Any, bridge: Any, **chat_options: Any) -> None:
+        from rtvoice_widget.widget import VoiceChat
+
+        self.page = page
+        self.bridge = bridge
+        self.chat = VoiceChat(url=server_url, **chat_options)
+        self.arrivals: list[tuple[float, dict]] = []
+        self._lock = threading.Lock()
+        self.chat.on("*", self._note)
+
+    def _note(self, row: dict) -> None:
+        with self._lock:
+            self.arrivals.append((time.time(), row))
+
+    def rows(self, type_: str, since: float = 0.0) -> list[tuple[float, dict]]:
+        with self._lock:
+            return [(t, r) for t, r in self.arrivals if r["type"] == type_ and t >= since]
+
+    def open(self, base: str, timeout: float = 120.0) -> None:
+        """Load the page and connect from it, like a person; wait for the mic to be live."""
+        self.page.goto(f"{base}/index.html?ws={self.bridge.port}")
+        self.page.wait_for_function("window.harness.ready", timeout=30000)
+        self.page.locator(".rtv-header .rtv-primary").first.click()
+        wait(lambda: self.chat.ready, timeout, "the session to be ready")
+        wait(lambda: self.rows("mic.live"), 30, "the mic to be live")
+
+    def item(self, item_id: str):
+        return self.chat.session.protocol.items.get(item_id)
+
+    def played_ms(self, item_id: str) -> float:
+        """What the page's player reported as rendered (the truncation point's source)."""
+        item = self.item(item_id)
+        return item.played_ms if item is not None else 0.0
+
+    def assistant_says(self, text: str, timeout: float = 60.0) -> tuple[str, float]:
+        """Ask the echo LLM to repeat ``text``; return ``(item_id, wall time it was asked)``
+        once its audio started playing."""
+        asked = time.time()
+        self.chat.say(text)
+        _, added = wait(lambda: next(iter(self.rows("response.output_item.added", asked)), None), timeout,
+                        "the reply to start")
+        item_id = added["item_id"]
+        wait(lambda: self.played_ms(item_id) > 0, timeout, "the reply to play")
+        return item_id, asked
+
+    def wait_over(self, item_id: str, asked: float, timeout: float = 90.0) -> str:
+        """Wait until the reply is over: "played" to its end, or "stopped" (cancelled, flushed)."""
+        def over():
+            done = self.rows("response.done", asked)
+            if not done:
+                return None
+            if done[0][1]["payload"].get("response", {}).get("status") != "completed":
+                return "stopped"
+            item = self.item(item_id)
+            if self.rows("playback.flushed", asked):
+                return "stopped"
+            return "played" if item.played_ms >= item.audio_received_ms - 25 else None
+        return wait(over, timeout, "the reply to be over")
+
+
+def wait(predicate, timeout: float, what: str, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
