@@ -308,7 +308,7 @@ class Engine {
     return gateOpen({
       mode: m.get("mode"), pttHeld: this.ptt.held, status: m.get("status"), ready: m.get("ready"),
       headphones: m.get("headphones"), duplex: this.duplex, playing: this.player.playing,
-      msSincePlayback: performance.now() - this.player.lastPlaybackAt,
+      msSincePlayback: performance.now() - this.player.lastPlaybackAt, playingForMs: this.player.playingForMs(),
     });
   }
 

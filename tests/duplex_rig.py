@@ -60,7 +60,8 @@ class PulseRig:
 
     def __exit__(self, *exc: object) -> None:
         subprocess.run(["bash", str(RIG_SCRIPT), "stop"], env=self.env, capture_output=True, timeout=30)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get("RIG_KEEP"):  # its log (pa.log) tells rig underruns from echo leaks
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def user_says(self, wav: Path) -> tuple[subprocess.Popen, float]:
         """Play ``wav`` into the mic bus now: ``(process, wall time when it was started)``."""

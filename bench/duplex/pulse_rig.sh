@@ -27,7 +27,7 @@ set-default-sink speaker
 set-default-source mic
 PA
     # HOME: pulseaudio keeps a cookie and state there; a private one per rig.
-    HOME=$dir pulseaudio --daemonize=yes --exit-idle-time=-1 -n -F "$dir/rig.pa" --use-pid-file=no \
+    HOME=$dir pulseaudio --daemonize=yes --log-level=${RIG_LOG_LEVEL:-notice} --exit-idle-time=-1 -n -F "$dir/rig.pa" --use-pid-file=no \
       --log-target=file:$dir/pa.log
     for _ in $(seq 100); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done
     echo_input=$(pactl list short sink-inputs | awk '{print $1}' | head -1)

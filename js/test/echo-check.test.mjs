@@ -59,7 +59,12 @@ test("the gate holds the mic on speakers while playing unless the duplex is full
   const base = { mode: "continuous", pttHeld: false, status: "connected", ready: true, headphones: false, playing: true, msSincePlayback: 0 };
   assert.equal(gateOpen({ ...base, duplex: "checking" }), false);
   assert.equal(gateOpen({ ...base, duplex: "half" }), false);
-  assert.equal(gateOpen({ ...base, duplex: "full" }), true);
+  assert.equal(gateOpen({ ...base, duplex: "full", playingForMs: 600 }), true);
+  // Held while the canceller may still let a reply's first echo through.
+  assert.equal(gateOpen({ ...base, duplex: "full", playingForMs: 200 }), false);
+  assert.equal(gateOpen({ ...base, duplex: "full", playing: false, playingForMs: 0 }), true);
+  assert.equal(gateOpen({ ...base, duplex: "half", playing: false, msSincePlayback: 100 }), false);
+  assert.equal(gateOpen({ ...base, duplex: "half", playing: false, msSincePlayback: 300 }), true);
   assert.equal(gateOpen({ ...base, headphones: true, duplex: "half" }), true);
   assert.equal(gateOpen({ ...base, duplex: "full", mode: "mute" }), false);
 });
