@@ -13,8 +13,10 @@ echo path (tests/duplex_rig.py: the speaker's output reaches the mic ``--echo-db
 Per variant: ``--turns`` assistant turns of 5 s or more played on the speaker with nobody
 talking (a self-interruption: the server heard speech in them, or the reply was stopped);
 ``--tries`` barge-ins: the user's WAV starts 1-2.5 s into a reply, and the detection latency is
-from starting it (``paplay``, 20 ms latency) to the ``speech_started`` event arriving in the
-kernel (so it includes PulseAudio's buffering: pessimistic); the mic level while only the
+from its first sample reaching the mic bus (the "air": tests/duplex_rig.py's MicBusVoice) to the
+``speech_started`` event arriving in the kernel; ``voice_in_mic_ms`` is when the kernel's
+recording of the mic first reached -45 dBFS after it (rig, capture, the canceller's double-talk
+onset); the mic level while only the
 assistant talks (what reaches the server; ERLE = the ``none`` level minus this one); the word
 error rate of the user's words (all transcripts of the try, Whisper-base); and whether each
 barge-in's truncation is exactly the position the player reported.
@@ -93,13 +95,22 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
     with PulseRig(echo_db=args.echo_db) as rig, BrowserBridge() as bridge:
         ctx = rig.launch(playwright, Path(tempfile.mkdtemp(prefix="duplex-profile")), echo_cancellation=ec)
         duplex = DuplexChat(server.url, ctx.new_page(), bridge, **chat_options)
+        voice = rig.voice()
         try:
             duplex.open(base)
             session = duplex.chat.session
             for i in range(args.turns):
-                item, asked = duplex.assistant_says(REPLIES[i % len(REPLIES)])
+                try:
+                    item, asked = duplex.assistant_says(REPLIES[i % len(REPLIES)])
+                except AssertionError as exc:  # e.g. its reply to its own echo was still going
+                    out["turns"].append({"audio_ms": 0, "outcome": str(exc), "self_interrupted": True, "mic_dbfs": None})
+                    settle(duplex)
+                    continue
                 start_ms = session.now_ms()
-                outcome = duplex.wait_over(item, asked)
+                try:
+                    outcome = duplex.wait_over(item, asked, timeout=40)
+                except AssertionError:
+                    outcome = "never ended"
                 end_ms = session.now_ms()
                 heard = [r for t, r in duplex.rows("input_audio_buffer.speech_started", asked)]
                 # The mic while only the assistant talks; the first 2.5 s of a variant's first
@@ -112,19 +123,29 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                 settle(duplex)
             for i in range(args.tries):
                 wav, text, user_ms = user_wavs[i % len(user_wavs)]
-                item, asked = duplex.assistant_says(REPLIES[(i + 3) % len(REPLIES)])
                 offset = rng.uniform(1000, 2500)
-                wait(lambda: duplex.played_ms(item) >= offset, 30, "the reply to play a while")
+                try:
+                    item, asked = duplex.assistant_says(REPLIES[(i + 3) % len(REPLIES)])
+                    wait(lambda: duplex.played_ms(item) >= offset or duplex.rows("playback.flushed", asked),
+                         20, "the reply to play a while")
+                    if duplex.played_ms(item) < offset:
+                        raise AssertionError("the reply stopped before the user spoke (it interrupted itself)")
+                except AssertionError as exc:
+                    out["tries"].append({"offset_ms": round(offset), "latency_ms": None, "during_playback": False,
+                                         "wer": 1.0, "heard": "", "truncation_exact": None, "skipped": str(exc)})
+                    print(f"  {name} barge-in {i + 1}: skipped: {exc}", flush=True)
+                    settle(duplex)
+                    continue
                 playing_left = duplex.item(item).audio_received_ms - duplex.played_ms(item)
-                proc, said = rig.user_says(wav)
-                said_ms = session.now_ms()
+                said, seconds = voice.say(wav)
+                said_ms = session.now_ms() + (said - time.time()) * 1000
                 try:
                     started = wait(lambda: next(iter(duplex.rows("input_audio_buffer.speech_started", said)), None),
                                    user_ms / 1000 + 4, "speech_started")
                     latency = (started[0] - said) * 1000
                 except AssertionError:
                     latency = None
-                proc.wait(30)
+                time.sleep(max(0.0, said + seconds - time.time()))
                 # Every turn the user's audio opened is transcribed before the next try.
                 time.sleep(1.0)
                 wait(lambda: len(duplex.rows("input_audio_buffer.committed", said)) <= len(
@@ -163,6 +184,7 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                     for t, r in duplex.arrivals:
                         if r["type"] not in ("response.output_audio.delta", "response.output_audio_transcript.delta"):
                             fh.write(f"{name} {t - t0:8.3f} {r['type']} {r.get('item_id') or ''} {(r.get('text') or '')[:80]}\n")
+            voice.close()
             if args.log:
                 duplex.chat.recording.to_wav(f"{args.log}.{name}.wav")
             ctx.close()
@@ -175,7 +197,8 @@ def summarise(result: dict) -> dict:
     lat = [t["latency_ms"] for t in tries]
     within = sum(1 for t in tries if t["latency_ms"] is not None and t["latency_ms"] <= GOAL_MS and t["during_playback"])
     found = sorted(x for x in lat if x is not None)
-    levels = [t["mic_dbfs"] for t in turns if not t["self_interrupted"] or result["variant"] == "none"]
+    levels = [t["mic_dbfs"] for t in turns if (not t["self_interrupted"] or result["variant"] == "none")
+              and t["mic_dbfs"] is not None and np.isfinite(t["mic_dbfs"])]
     return {
         "self_interruptions": sum(t["self_interrupted"] for t in turns), "turns": len(turns),
         "shortest_turn_s": round(min((t["audio_ms"] for t in turns), default=0) / 1000, 1),

@@ -3,8 +3,8 @@ bench/bench_duplex.py (issue 15).
 
 :class:`PulseRig` runs ``bench/duplex/pulse_rig.sh``: a private PulseAudio whose null sink
 "speaker" is Chromium's output and whose source "mic" (Chromium's input) carries that output
-back as echo (``ECHO_DB`` below it, ~30 ms late) mixed with what :meth:`PulseRig.user_says`
-plays into the "micbus" sink. Chromium runs on these real devices: no fake-device flags, and
+back as echo (``ECHO_DB`` below it, ~30 ms late) mixed with what :meth:`PulseRig.voice`
+says into the "micbus" sink. Chromium runs on these real devices: no fake-device flags, and
 without Playwright's default ``--mute-audio`` (it silences the output, so there is no echo).
 
 :class:`DuplexChat` puts the widget's real front end (tests/widget_harness) in that Chromium,
@@ -63,11 +63,9 @@ class PulseRig:
         if not os.environ.get("RIG_KEEP"):  # its log (pa.log) tells rig underruns from echo leaks
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def user_says(self, wav: Path) -> tuple[subprocess.Popen, float]:
-        """Play ``wav`` into the mic bus now: ``(process, wall time when it was started)``."""
-        proc = subprocess.Popen(["paplay", "--latency-msec=20", "-d", "micbus", str(wav)], env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return proc, time.time()
+    def voice(self) -> "MicBusVoice":
+        """A stream into the mic bus that says WAVs at known instants (see :class:`MicBusVoice`)."""
+        return MicBusVoice(self.env)
 
     def launch(self, playwright: Any, profile: Path, *, echo_cancellation: bool = True):
         """Chromium on the rig's devices, with its own profile."""
@@ -77,6 +75,84 @@ class PulseRig:
         if not echo_cancellation:
             ctx.add_init_script(EC_OFF_SCRIPT)
         return ctx
+
+
+class MicBusVoice:
+    """The user's mouth: a ``pacat`` stream into the mic bus, fed continuously with silence, or
+    with a WAV from the moment :meth:`say` is called, so the voice's onset is known (starting
+    ``paplay`` per utterance would add its start-up, 50-200 ms on a loaded machine, unknown).
+
+    The feeder writes 10 ms chunks into a pipe shrunk to one page (~43 ms of audio) that pacat
+    drains as PulseAudio asks (20 ms target latency), so writes block at the pace of playback
+    and the voice is heard at most ~70 ms after its first chunk is handed over. The onset
+    :meth:`say` returns is the moment just before that hand-over: never later than the true
+    one, so latencies measured from it are, if anything, too long.
+    """
+
+    RATE = 48000
+    CHUNK = 480  # 10 ms
+
+    def __init__(self, env: dict) -> None:
+        import fcntl
+
+        self.proc = subprocess.Popen(
+            ["pacat", "--playback", "--raw", "--format=s16le", f"--rate={self.RATE}", "--channels=1",
+             "--latency-msec=20", "-d", "micbus"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        fcntl.fcntl(self.proc.stdin.fileno(), 1031, 4096)  # F_SETPIPE_SZ: keep the backlog short
+        self._lock = threading.Lock()
+        self._queue: list = []  # int16 chunks of the utterance being said
+        self._started: threading.Event | None = None
+        self._onset = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._feed, name="micbus-voice", daemon=True)
+        self._thread.start()
+
+    def _feed(self) -> None:
+        import numpy as np
+
+        silence = np.zeros(self.CHUNK, np.int16).tobytes()
+        while not self._stop.is_set():
+            with self._lock:
+                chunk = self._queue.pop(0) if self._queue else None
+                first, self._started = (self._started, None) if chunk is not None and self._started else (None, self._started)
+            if first is not None:
+                self._onset = time.time()
+            try:
+                self.proc.stdin.write(chunk if chunk is not None else silence)
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                return
+            if first is not None:
+                first.set()
+
+    def say(self, wav: Path) -> tuple[float, float]:
+        """Say ``wav`` (48 kHz mono int16) now: ``(wall time its voice starts at the latest
+        possible moment minus the pipe, see the class doc), its duration in s)``."""
+        import numpy as np
+        import soundfile as sf
+
+        samples, rate = sf.read(str(wav), dtype="int16")
+        assert rate == self.RATE, rate
+        samples = np.asarray(samples)
+        pad = (-len(samples)) % self.CHUNK
+        samples = np.concatenate([samples, np.zeros(pad, np.int16)])
+        started = threading.Event()
+        with self._lock:
+            self._queue = [samples[i:i + self.CHUNK].tobytes() for i in range(0, len(samples), self.CHUNK)]
+            self._started = started
+        started.wait(5)
+        return self._onset, len(samples) / rate
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.proc.terminate()
+        self.proc.wait(5)
+        self._thread.join(2)
 
 
 def speech_wav(text: str, path: Path, voice: str = "en-us") -> Path:
