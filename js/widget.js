@@ -323,6 +323,10 @@ class Engine {
     this.notify("levels");
     // The capture worklet numbers and stamps the frames meant for the kernel; it learns which
     // those are (and how its clock maps to the page's) from here, for the next frames.
+    const m = this.model;
+    // Full duplex on speakers: what the mic hears while the assistant talks must look like a
+    // person talking before the server hears it (js/lib/speech-hold.js).
+    this.capture.holdSpeech = !m.get("headphones") && this.duplex === "full" && m.get("mode") === "continuous" && this.player.playing;
     this.capture.gate(this.shouldSend(), pageNow());
     if (frame.seq === null) return;
     this.micRoute.frame(frame);

@@ -73,6 +73,7 @@ export class Capture {
     this.source = ctx.createMediaStreamSource(stream);
     this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id } });
     this.node.port.onmessage = (e) => onFrame(e.data);
+    this.holdSpeech = false; // full duplex, assistant audible: frames wait to look like speech
     // Chromium only pulls audio through nodes connected to the destination: route it there muted.
     const sink = ctx.createGain();
     sink.gain.value = 0;
@@ -89,7 +90,7 @@ export class Capture {
    * it numbered before this (see push-to-talk.js).
    */
   gate(send, pageTime, ack = undefined) {
-    const msg = { type: "gate", send, contextTime: this.ctx.currentTime, pageTime };
+    const msg = { type: "gate", send, hold: this.holdSpeech, contextTime: this.ctx.currentTime, pageTime };
     if (ack) msg.ack = ack;
     this.node.port.postMessage(msg);
   }

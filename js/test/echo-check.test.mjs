@@ -68,3 +68,25 @@ test("the gate holds the mic on speakers while playing unless the duplex is full
   assert.equal(gateOpen({ ...base, headphones: true, duplex: "half" }), true);
   assert.equal(gateOpen({ ...base, duplex: "full", mode: "mute" }), false);
 });
+
+import { SpeechHold } from "../lib/speech-hold.js";
+
+test("the speech hold drops a short echo burst and releases sustained speech with its onset", () => {
+  const hold = new SpeechHold({ window: 15, need: 10, floorDbfs: -50 });
+  const loud = 10 ** (-20 / 20), quiet = 10 ** (-80 / 20);
+  let sent = [];
+  // 200 ms of leaked echo (10 frames would pass; 9 do not), then the residue again.
+  for (let i = 0; i < 9; i++) sent.push(...hold.push(`burst${i}`, loud));
+  for (let i = 0; i < 20; i++) sent.push(...hold.push(`residue${i}`, quiet));
+  assert.deepEqual(sent, []);
+  // The person talks: once 10 of the last 15 frames are loud, all 15 go, oldest first.
+  for (let i = 0; i < 10; i++) sent.push(...hold.push(`voice${i}`, loud));
+  assert.equal(sent.length, 15);
+  assert.deepEqual(sent.slice(0, 5), ["residue15", "residue16", "residue17", "residue18", "residue19"]);
+  assert.equal(sent[14], "voice9");
+  // Then every frame at once, quiet or not, until the hold ends.
+  assert.deepEqual(hold.push("after", quiet), ["after"]);
+  assert.equal(hold.end(), 0);
+  assert.deepEqual(hold.push("again", loud), []);
+  assert.equal(hold.end(), 1); // held, never sent
+});
