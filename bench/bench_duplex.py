@@ -17,7 +17,9 @@ from its first sample reaching the mic bus (the "air": tests/duplex_rig.py's Mic
 ``speech_started`` event arriving in the kernel; ``voice_in_mic_ms`` is when the kernel's
 recording of the mic first reached -45 dBFS after it (rig, capture, the canceller's double-talk
 onset); the mic level while only the
-assistant talks (what reaches the server; ERLE = the ``none`` level minus this one); the word
+assistant talks (ERLE = the ``none`` level minus this one; in ``aec`` the page's own measure
+per reply, ``echo.measured``, since frames that do not look like speech never leave the page;
+elsewhere what the kernel recorded from the mic); the word
 error rate of the user's words (all transcripts of the try, Whisper-base); and whether each
 barge-in's truncation is exactly the position the player reported.
 
@@ -121,6 +123,11 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                 out["turns"].append(turn)
                 print(f"  {name} turn {i + 1}: {turn}", flush=True)
                 settle(duplex)
+            # With the mic in full duplex, frames that do not look like speech never leave the page
+            # (js/lib/speech-hold.js): what the mic heard is the page's own measure per reply.
+            measured = duplex.chat.events.filter(type="echo.measured")
+            out["echo_measured"] = [{k: p.get(k) for k in ("return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms")}
+                                    for p in measured.payload]
             for i in range(args.tries):
                 wav, text, user_ms = user_wavs[i % len(user_wavs)]
                 offset = rng.uniform(1000, 2500)
@@ -197,8 +204,11 @@ def summarise(result: dict) -> dict:
     lat = [t["latency_ms"] for t in tries]
     within = sum(1 for t in tries if t["latency_ms"] is not None and t["latency_ms"] <= GOAL_MS and t["during_playback"])
     found = sorted(x for x in lat if x is not None)
-    levels = [t["mic_dbfs"] for t in turns if (not t["self_interrupted"] or result["variant"] == "none")
-              and t["mic_dbfs"] is not None and np.isfinite(t["mic_dbfs"])]
+    if result.get("echo_measured"):
+        levels = [e["mic_dbfs"] for e in result["echo_measured"]]
+    else:
+        levels = [t["mic_dbfs"] for t in turns if (not t["self_interrupted"] or result["variant"] == "none")
+                  and t["mic_dbfs"] is not None and np.isfinite(t["mic_dbfs"])]
     return {
         "self_interruptions": sum(t["self_interrupted"] for t in turns), "turns": len(turns),
         "shortest_turn_s": round(min((t["audio_ms"] for t in turns), default=0) / 1000, 1),

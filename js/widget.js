@@ -100,9 +100,14 @@ class Engine {
       pageNow,
       pageTimeOf: (t) => pageTimeOf(this.ctx, t),
       changed: () => this.notify("levels"),
-      rendered: (power, ms) => this.measuring() && this.decided(this.echo.playback(power, ms)),
+      rendered: (power, ms) => {
+        if (this.measuring()) this.decided(this.echo.playback(power, ms));
+        else if (this.monitoring()) this.replyEcho.playback(power, ms);
+      },
     });
     this.echo = new EchoCheck(); // full or half duplex on speakers, measured per mic
+    // In full duplex, the same measure over each run of playback, reported as it ends.
+    this.replyEcho = new EchoCheck({ minPlaybackMs: Infinity });
     this.micRoute = new MicRoute(({ stream, seq, t, pcm }) => this.send({ type: "audio", stream, seq, t }, [pcm]));
     this.ptt = new PushToTalk({
       send: (content) => this.send(content),
@@ -132,6 +137,21 @@ class Engine {
   measuring() {
     const m = this.model;
     return !m.get("headphones") && m.get("full_duplex") && this.echo.state === "checking" && !!this.capture && this.player.playing;
+  }
+
+  /** Whether the echo of each reply is being measured: full duplex on speakers, assistant audible. */
+  monitoring() {
+    const m = this.model;
+    return !m.get("headphones") && m.get("full_duplex") && this.echo.state === "full" && !!this.capture && this.player.playing;
+  }
+
+  /** A run of playback ended: report how much of it the mic heard (the kernel logs `echo.measured`). */
+  reportReplyEcho() {
+    const r = this.replyEcho.summary();
+    this.replyEcho.reset();
+    if (!r || r.measuredMs < 1000) return;
+    this.send({ type: "echo", return_loss_db: r.returnLossDb, playback_dbfs: r.playbackDbfs,
+      mic_dbfs: r.micDbfs, measured_ms: r.measuredMs });
   }
 
   /** The echo check decided (`result` from EchoCheck, or null while it has not): tell the kernel. */
@@ -320,6 +340,8 @@ class Engine {
     }
     this.micLevel = frame.level;
     if (this.measuring()) this.decided(this.echo.mic(frame.level));
+    else if (this.monitoring()) this.replyEcho.mic(frame.level);
+    else if (!this.player.playing && this.replyEcho.playMs > 0) this.reportReplyEcho();
     this.notify("levels");
     // The capture worklet numbers and stamps the frames meant for the kernel; it learns which
     // those are (and how its clock maps to the page's) from here, for the next frames.

@@ -41,6 +41,9 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   the page's echo check decided (``js/lib/echo-check.js``): ``full`` keeps the mic open while
   the assistant talks, ``half`` holds it; logged as ``echo.full_duplex`` / ``echo.half_duplex``,
   and a fallback to half-duplex is said in :attr:`~VoiceChat.notice`.
+- ``{"type": "echo", "return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms"}``: in full
+  duplex, the same measure over one run of playback (a reply) as it ends; logged as
+  ``echo.measured`` (a double talk lowers it: the person's voice counts as echo there).
 - ``{"type": "text", "text"}``: a typed user message.
 - ``{"type": "front_end"}``: the loader (``_esm``) asks for the front-end bundle; answered with
   ``{"type": "front_end", "hash"}`` + the bundle's UTF-8 text as one buffer (also sent unasked
@@ -634,6 +637,9 @@ class VoiceChat(anywidget.AnyWidget):
                 self._on_playback_report(content)
             elif kind == "duplex":
                 self._on_echo_check(content)
+            elif kind == "echo":
+                fields = _echo_fields(content)
+                self._local("echo.measured", text=f"echo {fields['return_loss_db']:.0f} dB below playback", **fields)
             elif kind == "text":
                 self._session.send_text(content.get("text"))
             elif kind == "control":
@@ -695,12 +701,7 @@ class VoiceChat(anywidget.AnyWidget):
         state = content.get("state")
         if state not in ("full", "half"):
             raise ValueError(f"unknown duplex state {state!r:.40}")
-        fields = {}
-        for name in ("return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms"):
-            value = content.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r:.40}")
-            fields[name] = round(float(value), 1)
+        fields = _echo_fields(content)
         loss = fields["return_loss_db"]
         if state == "full":
             self._local("echo.full_duplex", text=f"echo {loss:.0f} dB below playback: full duplex", **fields)
@@ -883,3 +884,14 @@ class VoiceChat(anywidget.AnyWidget):
 
     def _local_error(self, text: str) -> None:
         self._local("widget.error", text=text)
+
+
+def _echo_fields(content: dict[str, Any]) -> dict[str, float]:
+    """The figures of an echo measurement from the page (js/lib/echo-check.js), checked."""
+    fields = {}
+    for name in ("return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms"):
+        value = content.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r:.40}")
+        fields[name] = round(float(value), 1)
+    return fields

@@ -50,6 +50,14 @@ export class EchoCheck {
     return this.decide();
   }
 
+  /** What was measured so far: {returnLossDb, playbackDbfs, micDbfs, measuredMs}, or null. */
+  summary() {
+    if (!(this.playMs > 0) || !this.micFrames) return null;
+    const playbackDbfs = dbOf(this.playEnergy / this.playMs);
+    const micDbfs = dbOf(this.micEnergy / this.micFrames);
+    return { returnLossDb: playbackDbfs - micDbfs, playbackDbfs, micDbfs, measuredMs: this.playMs };
+  }
+
   /** The decision once there is enough to judge by: {state, returnLossDb, playbackDbfs, micDbfs}. */
   decide() {
     const o = this.options;

@@ -90,3 +90,12 @@ test("the speech hold drops a short echo burst and releases sustained speech wit
   assert.deepEqual(hold.push("again", loud), []);
   assert.equal(hold.end(), 1); // held, never sent
 });
+
+test("summary() measures without deciding (the per-reply echo in full duplex)", () => {
+  const m = new EchoCheck({ minPlaybackMs: Infinity });
+  assert.equal(m.summary(), null);
+  assert.equal(run(m, -20, -80, 3000), null);
+  const r = m.summary();
+  assert.equal(m.state, "checking");
+  assert.ok(Math.abs(r.returnLossDb - 60) < 0.5 && r.measuredMs > 2900, JSON.stringify(r));
+});

@@ -153,6 +153,13 @@ var EchoCheck = class {
     this.micFrames++;
     return this.decide();
   }
+  /** What was measured so far: {returnLossDb, playbackDbfs, micDbfs, measuredMs}, or null. */
+  summary() {
+    if (!(this.playMs > 0) || !this.micFrames) return null;
+    const playbackDbfs = dbOf(this.playEnergy / this.playMs);
+    const micDbfs = dbOf(this.micEnergy / this.micFrames);
+    return { returnLossDb: playbackDbfs - micDbfs, playbackDbfs, micDbfs, measuredMs: this.playMs };
+  }
   /** The decision once there is enough to judge by: {state, returnLossDb, playbackDbfs, micDbfs}. */
   decide() {
     const o = this.options;
@@ -898,9 +905,13 @@ var Engine = class {
       pageNow,
       pageTimeOf: (t) => pageTimeOf(this.ctx, t),
       changed: () => this.notify("levels"),
-      rendered: (power, ms) => this.measuring() && this.decided(this.echo.playback(power, ms))
+      rendered: (power, ms) => {
+        if (this.measuring()) this.decided(this.echo.playback(power, ms));
+        else if (this.monitoring()) this.replyEcho.playback(power, ms);
+      }
     });
     this.echo = new EchoCheck();
+    this.replyEcho = new EchoCheck({ minPlaybackMs: Infinity });
     this.micRoute = new MicRoute(({ stream, seq, t, pcm }) => this.send({ type: "audio", stream, seq, t }, [pcm]));
     this.ptt = new PushToTalk({
       send: (content) => this.send(content),
@@ -926,6 +937,24 @@ var Engine = class {
   measuring() {
     const m = this.model;
     return !m.get("headphones") && m.get("full_duplex") && this.echo.state === "checking" && !!this.capture && this.player.playing;
+  }
+  /** Whether the echo of each reply is being measured: full duplex on speakers, assistant audible. */
+  monitoring() {
+    const m = this.model;
+    return !m.get("headphones") && m.get("full_duplex") && this.echo.state === "full" && !!this.capture && this.player.playing;
+  }
+  /** A run of playback ended: report how much of it the mic heard (the kernel logs `echo.measured`). */
+  reportReplyEcho() {
+    const r = this.replyEcho.summary();
+    this.replyEcho.reset();
+    if (!r || r.measuredMs < 1e3) return;
+    this.send({
+      type: "echo",
+      return_loss_db: r.returnLossDb,
+      playback_dbfs: r.playbackDbfs,
+      mic_dbfs: r.micDbfs,
+      measured_ms: r.measuredMs
+    });
   }
   /** The echo check decided (`result` from EchoCheck, or null while it has not): tell the kernel. */
   decided(result) {
@@ -1102,6 +1131,8 @@ var Engine = class {
     }
     this.micLevel = frame.level;
     if (this.measuring()) this.decided(this.echo.mic(frame.level));
+    else if (this.monitoring()) this.replyEcho.mic(frame.level);
+    else if (!this.player.playing && this.replyEcho.playMs > 0) this.reportReplyEcho();
     this.notify("levels");
     const m = this.model;
     this.capture.holdSpeech = !m.get("headphones") && this.duplex === "full" && m.get("mode") === "continuous" && this.player.playing;
