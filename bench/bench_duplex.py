@@ -95,7 +95,8 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
     rng = random.Random(15)
     out: dict = {"variant": name, "turns": [], "tries": []}
     with PulseRig(echo_db=args.echo_db) as rig, BrowserBridge() as bridge:
-        ctx = rig.launch(playwright, Path(tempfile.mkdtemp(prefix="duplex-profile")), echo_cancellation=ec)
+        forced = {"autoGainControl": False} if args.agc_off else {}
+        ctx = rig.launch(playwright, Path(tempfile.mkdtemp(prefix="duplex-profile")), echo_cancellation=ec, **forced)
         duplex = DuplexChat(server.url, ctx.new_page(), bridge, **chat_options)
         voice = rig.voice()
         try:
@@ -209,9 +210,11 @@ def summarise(result: dict) -> dict:
     else:
         levels = [t["mic_dbfs"] for t in turns if (not t["self_interrupted"] or result["variant"] == "none")
                   and t["mic_dbfs"] is not None and np.isfinite(t["mic_dbfs"])]
+        if levels and max(levels) <= -99.9:
+            levels = []  # half-duplex: the mic was held, nothing was sent to measure
     return {
         "self_interruptions": sum(t["self_interrupted"] for t in turns), "turns": len(turns),
-        "shortest_turn_s": round(min((t["audio_ms"] for t in turns), default=0) / 1000, 1),
+        "shortest_turn_s": round(min((t["audio_ms"] for t in turns if t["audio_ms"]), default=0) / 1000, 1),
         "barge_in_within_300ms": within, "tries": len(tries),
         "barge_in_p50_ms": round(statistics.median(found)) if found else None,
         "barge_in_max_ms": found[-1] if found else None,
@@ -230,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--echo-db", type=float, default=-6.0)
     parser.add_argument("--variants", default="aec,half,none")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--agc-off", action="store_true", help="force autoGainControl off in the page (an experiment)")
     parser.add_argument("--log", help="append every event the kernel got (but audio deltas) to this file")
     parser.add_argument("--out", default=str(REPO / "bench" / "duplex" / "results" / "bench_duplex.json"))
     args = parser.parse_args(argv)

@@ -33,12 +33,12 @@ FLAGS = [
     "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
 ]
 
-# For the "no cancellation" baseline: the page's getUserMedia with the canceller off (the
-# widget itself always asks for it on).
-EC_OFF_SCRIPT = """
+# For baselines: the page's getUserMedia with some constraints overridden (e.g. the canceller
+# off; the widget itself always asks for it on).
+CONSTRAINTS_SCRIPT = """
 (() => {
   const md = navigator.mediaDevices, gum = md.getUserMedia.bind(md);
-  md.getUserMedia = (c) => gum({ ...c, audio: { ...(c && c.audio), echoCancellation: false } });
+  md.getUserMedia = (c) => gum({ ...c, audio: { ...(c && c.audio), ...%s } });
 })();
 """
 
@@ -67,13 +67,18 @@ class PulseRig:
         """A stream into the mic bus that says WAVs at known instants (see :class:`MicBusVoice`)."""
         return MicBusVoice(self.env)
 
-    def launch(self, playwright: Any, profile: Path, *, echo_cancellation: bool = True):
-        """Chromium on the rig's devices, with its own profile."""
+    def launch(self, playwright: Any, profile: Path, *, echo_cancellation: bool = True, **constraints: bool):
+        """Chromium on the rig's devices, with its own profile (``constraints``: mic
+        constraints forced on the page, e.g. ``autoGainControl=False``)."""
         ctx = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
             ignore_default_args=["--mute-audio"], env=self.env, viewport={"width": 1180, "height": 1000})
         if not echo_cancellation:
-            ctx.add_init_script(EC_OFF_SCRIPT)
+            constraints["echoCancellation"] = False
+        if constraints:
+            import json
+
+            ctx.add_init_script(CONSTRAINTS_SCRIPT % json.dumps(constraints))
         return ctx
 
 
