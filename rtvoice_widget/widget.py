@@ -242,6 +242,9 @@ class VoiceChat(anywidget.AnyWidget):
     says so in :attr:`notice` and logs ``echo.half_duplex`` (``echo.full_duplex`` when it
     passed; both category ``system``, with ``return_loss_db``). ``full_duplex=False`` is always
     half-duplex on speakers; ``headphones=True`` sends the mic all the time, with no check.
+    In full duplex the page holds the mic for the first 600 ms of each reply and lets what it
+    hears during a reply through only once it looks like speech (200 of the last 300 ms at
+    -50 dBFS or more), and logs each reply's echo (``echo.measured``).
     """
 
     # Only a small loader is widget state (saved with the notebook); it asks for the front end
