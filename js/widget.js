@@ -14,6 +14,7 @@ import { AgentsUI } from "./lib/agents-ui.js"; // agents hook (issue 16)
 import { AudioGraph } from "./lib/audio-graph.js";
 import { Capture, gateOpen, openMic, stopStream } from "./lib/capture.js";
 import { pageNow, pageTimeOf } from "./lib/clock.js";
+import { EchoCheck } from "./lib/echo-check.js";
 import { LinkWorker } from "./lib/link.js";
 import { MicRoute } from "./lib/mic-route.js";
 import { PlayerRoute } from "./lib/player-route.js";
@@ -101,7 +102,14 @@ class Engine {
       pageNow,
       pageTimeOf: (t) => pageTimeOf(this.ctx, t),
       changed: () => this.notify("levels"),
+      rendered: (power, ms) => {
+        if (this.measuring()) this.decided(this.echo.playback(power, ms));
+        else if (this.monitoring()) this.replyEcho.playback(power, ms);
+      },
     });
+    this.echo = new EchoCheck(); // full or half duplex on speakers, measured per mic
+    // In full duplex, the same measure over each run of playback, reported as it ends.
+    this.replyEcho = new EchoCheck({ minPlaybackMs: Infinity });
     this.micRoute = new MicRoute(({ stream, seq, t, pcm }) => this.send({ type: "audio", stream, seq, t }, [pcm]));
     this.ptt = new PushToTalk({
       send: (content) => this.send(content),
@@ -120,6 +128,41 @@ class Engine {
 
   get playing() {
     return this.player.playing;
+  }
+
+  /** On speakers: "full" once the echo check passed, "checking" until it decides, else "half". */
+  get duplex() {
+    if (!this.model.get("full_duplex")) return "half";
+    return this.echo.state;
+  }
+
+  /** Whether the echo check is measuring now: on speakers, mic open, the assistant audible. */
+  measuring() {
+    const m = this.model;
+    return !m.get("headphones") && m.get("full_duplex") && this.echo.state === "checking" && !!this.capture && this.player.playing;
+  }
+
+  /** Whether the echo of each reply is being measured: full duplex on speakers, assistant audible. */
+  monitoring() {
+    const m = this.model;
+    return !m.get("headphones") && m.get("full_duplex") && this.echo.state === "full" && !!this.capture && this.player.playing;
+  }
+
+  /** A run of playback ended: report how much of it the mic heard (the kernel logs `echo.measured`). */
+  reportReplyEcho() {
+    const r = this.replyEcho.summary();
+    this.replyEcho.reset();
+    if (!r || r.measuredMs < 1000) return;
+    this.send({ type: "echo", return_loss_db: r.returnLossDb, playback_dbfs: r.playbackDbfs,
+      mic_dbfs: r.micDbfs, measured_ms: r.measuredMs });
+  }
+
+  /** The echo check decided (`result` from EchoCheck, or null while it has not): tell the kernel. */
+  decided(result) {
+    if (!result) return;
+    this.send({ type: "duplex", state: result.state, return_loss_db: result.returnLossDb,
+      playback_dbfs: result.playbackDbfs, mic_dbfs: result.micDbfs, measured_ms: result.measuredMs });
+    this.notify("mic");
   }
 
   get pttHeld() {
@@ -235,6 +278,7 @@ class Engine {
     this.stream = opened.stream;
     if (!this.graph) return; // stopped while waiting for permission
     this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame));
+    this.echo.reset();
     this.micRoute.newCapture(this.capture.id);
     const track = this.capture.track;
     if (track) track.onended = () => this.setMic("no_device", "The microphone was disconnected. Reconnect it and click the mic button.");
@@ -292,8 +336,8 @@ class Engine {
     const m = this.model;
     return gateOpen({
       mode: m.get("mode"), pttHeld: this.ptt.held, status: m.get("status"), ready: m.get("ready"),
-      headphones: m.get("headphones"), playing: this.player.playing,
-      msSincePlayback: performance.now() - this.player.lastPlaybackAt,
+      headphones: m.get("headphones"), duplex: this.duplex, playing: this.player.playing,
+      msSincePlayback: performance.now() - this.player.lastPlaybackAt, playingForMs: this.player.playingForMs(),
     });
   }
 
@@ -304,9 +348,16 @@ class Engine {
       return;
     }
     this.micLevel = frame.level;
+    if (this.measuring()) this.decided(this.echo.mic(frame.level));
+    else if (this.monitoring()) this.replyEcho.mic(frame.level);
+    else if (!this.player.playing && this.replyEcho.playMs > 0) this.reportReplyEcho();
     this.notify("levels");
     // The capture worklet numbers and stamps the frames meant for the kernel; it learns which
     // those are (and how its clock maps to the page's) from here, for the next frames.
+    const m = this.model;
+    // Full duplex on speakers: what the mic hears while the assistant talks must look like a
+    // person talking before the server hears it (js/lib/speech-hold.js).
+    this.capture.holdSpeech = !m.get("headphones") && this.duplex === "full" && m.get("mode") === "continuous" && this.player.playing;
     this.capture.gate(this.shouldSend(), pageNow());
     if (frame.seq === null) return;
     this.micRoute.frame(frame);
@@ -404,7 +455,7 @@ class View {
     this.stopBtn.innerHTML = ICONS.stop;
     this.stopBtn.append(h("span", { text: "Interrupt" }));
     this.headphonesBox = h("input", { type: "checkbox", onchange: (e) => this.setTrait("headphones", e.target.checked) });
-    const headphones = h("label", { class: "rtv-check", title: "With headphones the assistant can be interrupted by voice. On speakers the mic pauses while the assistant talks, so it does not hear itself." },
+    const headphones = h("label", { class: "rtv-check", title: "With headphones the assistant can always be interrupted by voice. On speakers too, when the browser cancels the echo of its voice (measured as it first speaks); if it does not, the mic pauses while the assistant talks, so it does not hear itself." },
       this.headphonesBox, h("span", { icon: "headphones", class: "rtv-icon" }), h("span", { text: "Headphones (voice barge-in)" }));
     const controls = h("div", { class: "rtv-controls" },
       h("div", { class: "rtv-mic-wrap" }, this.micBtn, this.micLabel),
@@ -682,7 +733,7 @@ class View {
     let label = MIC_TEXT[mic] || mic;
     // Until the server confirmed the session (and, first time, loaded its models) nothing is heard.
     if (mic === "live") label = muted ? "Muted" : !m.get("ready") ? MIC_TEXT.waiting : mode === "push_to_talk" ? (eng.pttHeld ? "Talking\u2026" : "Hold to talk (or Space)") : "Listening";
-    if (mic === "live" && !m.get("headphones") && eng.playing && !muted) label = "Paused while AI speaks";
+    if (mic === "live" && !m.get("headphones") && eng.duplex !== "full" && eng.playing && !muted) label = "Paused while AI speaks";
     this.micLabel.textContent = label;
 
     // The notice line: the one thing the person should act on now, most urgent first.
@@ -731,7 +782,7 @@ class View {
     this.micMeter.style.width = toWidth(this.engine.levels.mic);
     this.aiMeter.style.width = toWidth(this.engine.levels.ai);
     this.stopBtn.disabled = !this.engine.playing;
-    if (!this.model.get("headphones")) this.renderState(); // "paused while AI speaks" follows playback
+    if (!this.model.get("headphones") && this.engine.duplex !== "full") this.renderState(); // "paused while AI speaks" follows playback
   }
 
   renderTranscript() {
@@ -937,7 +988,7 @@ function attachModel(engine, model) {
   };
   const off = [
     listen(model, "msg:custom", (msg, buffers) => engine.onMessage(msg, buffers)),
-    listen(model, "change:status change:_mic_owner change:mode change:notice change:error change:backend_label change:model_name change:headphones change:ready change:waiting_for", onState),
+    listen(model, "change:status change:_mic_owner change:mode change:notice change:error change:backend_label change:model_name change:headphones change:full_duplex change:ready change:waiting_for", onState),
     listen(model, "change:stats", () => engine.notify("stats")),
     listen(model, "change:voice change:voices change:speed change:turn_detection change:vad_threshold change:silence_ms change:instructions change:settings_error change:mode change:headphones", onSettings),
   ];

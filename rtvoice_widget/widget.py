@@ -37,6 +37,13 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   before the player is ready, ``playback`` the player's queue, ``handover`` link audio waiting
   for its marker; see ``js/lib``); at most once a second per buffer; logged as
   ``playback.overflow``.
+- ``{"type": "duplex", "state", "return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms"}``:
+  the page's echo check decided (``js/lib/echo-check.js``): ``full`` keeps the mic open while
+  the assistant talks, ``half`` holds it; logged as ``echo.full_duplex`` / ``echo.half_duplex``,
+  and a fallback to half-duplex is said in :attr:`~VoiceChat.notice`.
+- ``{"type": "echo", "return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms"}``: in full
+  duplex, the same measure over one run of playback (a reply) as it ends; logged as
+  ``echo.measured`` (a double talk lowers it: the person's voice counts as echo there).
 - ``{"type": "text", "text"}``: a typed user message.
 - ``{"type": "front_end"}``: the loader (``_esm``) asks for the front-end bundle; answered with
   ``{"type": "front_end", "hash"}`` + the bundle's UTF-8 text as one buffer (also sent unasked
@@ -239,10 +246,18 @@ class VoiceChat(anywidget.AnyWidget):
     Everything is recorded: :attr:`events` (``.to_pandas()``), :meth:`transcript`,
     :attr:`recording`, :meth:`metrics`.
 
-    Echo: the browser's echo canceller does not cancel audio played through Web Audio, so on
-    speakers the model would hear itself. With ``headphones=False`` (default) the widget is
-    half-duplex: the mic is held while the assistant is audible (interrupt with the button);
-    ``headphones=True`` sends the mic all the time, so you can interrupt by speaking.
+    Echo: on speakers the model could hear itself and interrupt its own reply. Chromium's echo
+    canceller removes our playback from the mic (docs/DUPLEX.md), so by default
+    (``full_duplex=True``) the page measures, during the first ~2 s of assistant audio, how much
+    of it comes back through the processed mic (mic held meanwhile): 25 dB quieter or more and
+    the mic stays open while the assistant talks (interrupt by speaking); less, and it falls back
+    to half-duplex (the mic is held while the assistant is audible; interrupt with the button),
+    says so in :attr:`notice` and logs ``echo.half_duplex`` (``echo.full_duplex`` when it
+    passed; both category ``system``, with ``return_loss_db``). ``full_duplex=False`` is always
+    half-duplex on speakers; ``headphones=True`` sends the mic all the time, with no check.
+    In full duplex the page holds the mic for the first 600 ms of each reply and lets what it
+    hears during a reply through only once it looks like speech (200 of the last 300 ms at
+    -50 dBFS or more), and logs each reply's echo (``echo.measured``).
 
     Resume: ``history=load_session(path)`` (or a path, or a list of ``(role, text)``) goes to
     the session, which seeds the server with it after ``session.created`` (see
@@ -269,6 +284,8 @@ class VoiceChat(anywidget.AnyWidget):
 
     mode = traitlets.Enum(("continuous", "push_to_talk", "mute"), "continuous").tag(sync=True)
     headphones = traitlets.Bool(False).tag(sync=True)
+    full_duplex = traitlets.Bool(True, help="on speakers, keep the mic open while the assistant talks "
+                                 "when the echo check passes (else half-duplex)").tag(sync=True)
     voice = traitlets.Unicode().tag(sync=True)
     voices = traitlets.List(traitlets.Unicode()).tag(sync=True)
     speed = traitlets.Float(1.0).tag(sync=True)
@@ -295,6 +312,7 @@ class VoiceChat(anywidget.AnyWidget):
         *,
         api_key: str | None = None,
         headphones: bool = False,
+        full_duplex: bool = True,
         mode: str = "continuous",
         stale_frame_ms: float = 500.0,
         mic_link: bool = True,
@@ -324,6 +342,7 @@ class VoiceChat(anywidget.AnyWidget):
             instructions=config.instructions,
             model_name=config.model,
             headphones=headphones,
+            full_duplex=full_duplex,
             mode=mode,
         )
         self._lock = threading.Lock()  # guards the batches shared with the session thread, and `ready`
@@ -645,6 +664,11 @@ class VoiceChat(anywidget.AnyWidget):
                 self._local(f"mic.{state}", text=content.get("detail") or None)
             elif kind == "playback":
                 self._on_playback_report(content)
+            elif kind == "duplex":
+                self._on_echo_check(content)
+            elif kind == "echo":
+                fields = _echo_fields(content)
+                self._local("echo.measured", text=f"echo {fields['return_loss_db']:.0f} dB below playback", **fields)
             elif kind == "text":
                 self._session.send_text(content.get("text"))
             elif kind == "control":
@@ -702,6 +726,21 @@ class VoiceChat(anywidget.AnyWidget):
             fields[name] = value
         self._local("playback.overflow", text=str(content.get("detail") or "")[:200] or None,
                     buffer=str(content.get("buffer"))[:20], **fields)
+
+    def _on_echo_check(self, content: dict[str, Any]) -> None:
+        """The page's echo check decided (js/lib/echo-check.js): log it; say so on a fallback."""
+        state = content.get("state")
+        if state not in ("full", "half"):
+            raise ValueError(f"unknown duplex state {state!r:.40}")
+        fields = _echo_fields(content)
+        loss = fields["return_loss_db"]
+        if state == "full":
+            self._local("echo.full_duplex", text=f"echo {loss:.0f} dB below playback: full duplex", **fields)
+            return
+        self._local("echo.half_duplex", text=f"echo only {loss:.0f} dB below playback: half-duplex", **fields)
+        self.notice = (f"Your speakers' sound comes back through the mic ({loss:.0f} dB quieter, too loud to "
+                       "cancel): the mic pauses while the AI speaks. Use headphones (tick Headphones) "
+                       "to interrupt by voice.")
 
     def _end_push_to_talk(self) -> None:
         self._session.commit()
@@ -878,3 +917,14 @@ class VoiceChat(anywidget.AnyWidget):
 
     def _local_error(self, text: str) -> None:
         self._local("widget.error", text=text)
+
+
+def _echo_fields(content: dict[str, Any]) -> dict[str, float]:
+    """The figures of an echo measurement from the page (js/lib/echo-check.js), checked."""
+    fields = {}
+    for name in ("return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms"):
+        value = content.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r:.40}")
+        fields[name] = round(float(value), 1)
+    return fields

@@ -9,19 +9,28 @@ export const MIC_CONSTRAINTS = {
 // Half-duplex tail: after the assistant's audio stops, the mic stays closed this long.
 export const PLAYBACK_TAIL_MS = 250;
 
+// Full duplex: the mic is held for the first ms of each run of playback (a reply, or audio
+// resuming after a gap). The browser's canceller can let the first few hundred ms of echo
+// through when output resumes after silence (measured on the PulseAudio rig: the server heard
+// speech 330-440 ms into a reply, never later in it); a barge-in in that moment is heard a
+// moment later, once the person is still talking.
+export const ONSET_GUARD_MS = 600;
+
 /**
  * Whether a captured frame should go to the kernel now: the mode (mute, push-to-talk held),
- * the session (connected and confirmed by the server) and, on speakers, half-duplex: the
- * browser's echo canceller does not see Web Audio playback, so the model would hear itself;
- * the mic is held while the assistant is audible and `PLAYBACK_TAIL_MS` after.
+ * the session (connected and confirmed by the server) and, on speakers, the duplex: `duplex`
+ * is "full" once the echo check found our playback cancelled (js/lib/echo-check.js), else
+ * ("checking", "half") the model could hear itself, so the mic is held while the assistant is
+ * audible and `PLAYBACK_TAIL_MS` after.
  */
-export function gateOpen({ mode, pttHeld, status, ready, headphones, playing, msSincePlayback }) {
+export function gateOpen({ mode, pttHeld, status, ready, headphones, duplex = "half", playing, msSincePlayback, playingForMs = 0 }) {
   if (mode === "mute") return false;
   if (mode === "push_to_talk" && !pttHeld) return false;
   if (status !== "connected") return false;
   if (!ready) return false; // the server has not confirmed the session yet
-  if (!headphones && (playing || msSincePlayback < PLAYBACK_TAIL_MS)) return false;
-  return true;
+  if (headphones) return true;
+  if (duplex !== "full") return !(playing || msSincePlayback < PLAYBACK_TAIL_MS);
+  return !(playing && playingForMs < ONSET_GUARD_MS);
 }
 
 const NO_MIC_HERE = "This page cannot use a microphone (it needs https or localhost, and some front ends such as VS Code webviews block it). Type below instead, or open the notebook in JupyterLab in a browser.";
@@ -64,6 +73,7 @@ export class Capture {
     this.source = ctx.createMediaStreamSource(stream);
     this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id } });
     this.node.port.onmessage = (e) => onFrame(e.data);
+    this.holdSpeech = false; // full duplex, assistant audible: frames wait to look like speech
     // Chromium only pulls audio through nodes connected to the destination: route it there muted.
     const sink = ctx.createGain();
     sink.gain.value = 0;
@@ -80,7 +90,7 @@ export class Capture {
    * it numbered before this (see push-to-talk.js).
    */
   gate(send, pageTime, ack = undefined) {
-    const msg = { type: "gate", send, contextTime: this.ctx.currentTime, pageTime };
+    const msg = { type: "gate", send, hold: this.holdSpeech, contextTime: this.ctx.currentTime, pageTime };
     if (ack) msg.ack = ack;
     this.node.port.postMessage(msg);
   }

@@ -46,9 +46,11 @@ export class PlayerRoute {
   /**
    * `send(content)`: a message to the kernel. `pageNow()`: the page clock; `pageTimeOf(t)`: a
    * context time (s) on it. `changed()`: levels or `playing` changed (the views redraw).
+   * `rendered(power, ms)`: the player rendered `ms` of audio at mean square `power`.
    */
-  constructor({ send, pageNow, pageTimeOf, changed }) {
+  constructor({ send, pageNow, pageTimeOf, changed, rendered = () => {} }) {
     this.send = send;
+    this.rendered = rendered;
     this.pageNow = pageNow;
     this.pageTimeOf = pageTimeOf;
     this.changed = changed;
@@ -62,6 +64,7 @@ export class PlayerRoute {
     this.level = 0;
     this.playing = false;
     this.lastPlaybackAt = 0; // performance.now() of the player's last report
+    this.runStartedAt = null; // performance.now() when the output's current run began (playing)
     this.underruns = 0;
     // Timing for benchmarks, page clock (ms since the epoch): see player.js's playedMessage().
     this.itemTimes = new Map(); // itemId -> {arrivedT, startedT}
@@ -142,6 +145,11 @@ export class PlayerRoute {
     this.playback.port.postMessage({ type: "push", itemId, samples }, [samples.buffer]);
   }
 
+  /** How long the output has played without a break (0 before its first report of a run). */
+  playingForMs(now = performance.now()) {
+    return this.playing && this.runStartedAt !== null ? now - this.runStartedAt : 0;
+  }
+
   /** What the playback worklet reports (see js/worklets/playback.js). */
   onPlayback(msg) {
     if (msg.type === "overflow") return this.overflows.add(msg.buffer, msg.count, msg.ms);
@@ -160,11 +168,14 @@ export class PlayerRoute {
       }
     }
     if (msg.type === "played") {
+      if (msg.powerMs > 0) this.rendered(msg.power, msg.powerMs);
       this.level = msg.active ? msg.level : 0;
       this.playing = msg.active;
+      this.runStartedAt = msg.active && msg.runMs >= 0 ? performance.now() - msg.runMs : null;
     } else if (msg.type === "flushed") {
       this.level = 0;
       this.playing = false;
+      this.runStartedAt = null;
     }
     this.lastPlaybackAt = performance.now();
     this.changed();

@@ -9,8 +9,10 @@
 //      {level, stream, seq, t, pcm: ArrayBuffer (480 PCM16 samples, 20 ms at 24 kHz)}:
 //      seq numbers the frames meant for the kernel (0, 1, ... no holes), t is the capture time
 //      of the frame's last sample on the page clock (ms since the epoch)
-//   <- {type: "gate", send, contextTime, pageTime, ack?}: whether frames are meant for the
-//      kernel from now on (mode, readiness, half-duplex: decided by the main thread), and a
+//   <- {type: "gate", send, hold, contextTime, pageTime, ack?}: whether frames are meant for the
+//      kernel from now on (mode, readiness, duplex: decided by the main thread); with `hold`
+//      (full duplex while the assistant is audible) they wait until they look like speech
+//      (js/lib/speech-hold.js) and are numbered as they are released; and a
 //      context time (s) read together with the page time (ms) to stamp `t`; with `ack`,
 //      answered by {ack, stream, seq: the last frame numbered (-1: none)}, after every frame
 //      posted before it
@@ -19,6 +21,7 @@
 //      thread
 
 import { FrameChunker, Resampler, pcm16ToFloat, rms } from "../lib/dsp.js";
+import { SpeechHold } from "../lib/speech-hold.js";
 
 class RtvCapture extends AudioWorkletProcessor {
   constructor(options) {
@@ -29,6 +32,7 @@ class RtvCapture extends AudioWorkletProcessor {
     this.link = null;
     this.gate = null; // the main thread's latest {send, contextTime, pageTime}
     this.seq = 0;
+    this.hold = new SpeechHold();
     this.port.onmessage = (e) => {
       const msg = e.data;
       if (msg && msg.type === "link") this.link = msg.port;
@@ -46,20 +50,32 @@ class RtvCapture extends AudioWorkletProcessor {
     for (const frame of frames) {
       const level = rms(pcm16ToFloat(frame));
       const gate = this.gate;
+      if (!gate || !gate.send || !gate.hold) this.hold.end();
       if (!gate || !gate.send) {
         this.port.postMessage({ level, seq: null });
         continue;
       }
-      // Numbered here, the one place every frame passes, so both transports share the numbers.
       const end = currentTime + channel.length / sampleRate;
-      const meta = { stream: this.stream, seq: this.seq++, t: gate.pageTime + (end - gate.contextTime) * 1000 };
-      if (this.link) {
-        const copy = frame.buffer.slice(0);
-        this.link.postMessage({ ...meta, pcm: copy }, [copy]);
+      const t = gate.pageTime + (end - gate.contextTime) * 1000;
+      if (!gate.hold) {
+        this.emit(frame, t, level);
+        continue;
       }
-      this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);
+      const ready = this.hold.push({ frame, t, level }, level);
+      if (!ready.length) this.port.postMessage({ level, seq: null });
+      for (const f of ready) this.emit(f.frame, f.t, f.level);
     }
     return true;
+  }
+
+  emit(frame, t, level) {
+    // Numbered here, the one place every frame passes, so both transports share the numbers.
+    const meta = { stream: this.stream, seq: this.seq++, t };
+    if (this.link) {
+      const copy = frame.buffer.slice(0);
+      this.link.postMessage({ ...meta, pcm: copy }, [copy]);
+    }
+    this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);
   }
 }
 registerProcessor("rtv-capture", RtvCapture);

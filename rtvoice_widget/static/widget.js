@@ -135,13 +135,15 @@ var MIC_CONSTRAINTS = {
   audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 }
 };
 var PLAYBACK_TAIL_MS = 250;
-function gateOpen({ mode, pttHeld, status, ready, headphones, playing, msSincePlayback }) {
+var ONSET_GUARD_MS = 600;
+function gateOpen({ mode, pttHeld, status, ready, headphones, duplex = "half", playing, msSincePlayback, playingForMs = 0 }) {
   if (mode === "mute") return false;
   if (mode === "push_to_talk" && !pttHeld) return false;
   if (status !== "connected") return false;
   if (!ready) return false;
-  if (!headphones && (playing || msSincePlayback < PLAYBACK_TAIL_MS)) return false;
-  return true;
+  if (headphones) return true;
+  if (duplex !== "full") return !(playing || msSincePlayback < PLAYBACK_TAIL_MS);
+  return !(playing && playingForMs < ONSET_GUARD_MS);
 }
 var NO_MIC_HERE = "This page cannot use a microphone (it needs https or localhost, and some front ends such as VS Code webviews block it). Type below instead, or open the notebook in JupyterLab in a browser.";
 function micError(err) {
@@ -171,6 +173,7 @@ var Capture = class {
     this.source = ctx.createMediaStreamSource(stream);
     this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id } });
     this.node.port.onmessage = (e) => onFrame(e.data);
+    this.holdSpeech = false;
     const sink = ctx.createGain();
     sink.gain.value = 0;
     this.source.connect(this.node).connect(sink).connect(ctx.destination);
@@ -184,7 +187,7 @@ var Capture = class {
    * it numbered before this (see push-to-talk.js).
    */
   gate(send, pageTime, ack = void 0) {
-    const msg = { type: "gate", send, contextTime: this.ctx.currentTime, pageTime };
+    const msg = { type: "gate", send, hold: this.holdSpeech, contextTime: this.ctx.currentTime, pageTime };
     if (ack) msg.ack = ack;
     this.node.port.postMessage(msg);
   }
@@ -201,6 +204,58 @@ function pageTimeOf(ctx, contextTime) {
   if (!ctx) return null;
   return pageNow() - Math.max(0, (ctx.currentTime - contextTime) * 1e3);
 }
+
+// lib/echo-check.js
+var ECHO_CHECK = { minPlaybackMs: 2e3, passDb: 25, minPlaybackDbfs: -50, settleMs: 200 };
+var dbOf = (power) => 10 * Math.log10(power + 1e-12);
+var EchoCheck = class {
+  constructor(options = {}) {
+    this.options = { ...ECHO_CHECK, ...options };
+    this.reset();
+  }
+  /** A new mic (a new device may mean a new echo path): measure again. */
+  reset() {
+    this.state = "checking";
+    this.playEnergy = 0;
+    this.playMs = 0;
+    this.micEnergy = 0;
+    this.micFrames = 0;
+    this.result = null;
+  }
+  /** The player rendered `ms` of audio at mean power `power` (mean square), while active. */
+  playback(power, ms) {
+    if (this.state !== "checking" || !(ms > 0) || !Number.isFinite(power)) return null;
+    this.playEnergy += power * ms;
+    this.playMs += ms;
+    return this.decide();
+  }
+  /** A processed mic frame's RMS while the assistant is audible. */
+  mic(rms) {
+    if (this.state !== "checking" || this.playMs < this.options.settleMs || !Number.isFinite(rms)) return null;
+    this.micEnergy += rms * rms;
+    this.micFrames++;
+    return this.decide();
+  }
+  /** What was measured so far: {returnLossDb, playbackDbfs, micDbfs, measuredMs}, or null. */
+  summary() {
+    if (!(this.playMs > 0) || !this.micFrames) return null;
+    const playbackDbfs = dbOf(this.playEnergy / this.playMs);
+    const micDbfs = dbOf(this.micEnergy / this.micFrames);
+    return { returnLossDb: playbackDbfs - micDbfs, playbackDbfs, micDbfs, measuredMs: this.playMs };
+  }
+  /** The decision once there is enough to judge by: {state, returnLossDb, playbackDbfs, micDbfs}. */
+  decide() {
+    const o = this.options;
+    if (this.playMs < o.minPlaybackMs || this.micFrames < (o.minPlaybackMs - o.settleMs) / 40) return null;
+    const playbackDbfs = dbOf(this.playEnergy / this.playMs);
+    if (playbackDbfs < o.minPlaybackDbfs) return null;
+    const micDbfs = dbOf(this.micEnergy / this.micFrames);
+    const returnLossDb = playbackDbfs - micDbfs;
+    this.state = returnLossDb >= o.passDb ? "full" : "half";
+    this.result = { state: this.state, returnLossDb, playbackDbfs, micDbfs, measuredMs: this.playMs };
+    return this.result;
+  }
+};
 
 // lib/link.js
 var LinkWorker = class _LinkWorker {
@@ -445,9 +500,12 @@ var PlayerRoute = class {
   /**
    * `send(content)`: a message to the kernel. `pageNow()`: the page clock; `pageTimeOf(t)`: a
    * context time (s) on it. `changed()`: levels or `playing` changed (the views redraw).
+   * `rendered(power, ms)`: the player rendered `ms` of audio at mean square `power`.
    */
-  constructor({ send, pageNow: pageNow2, pageTimeOf: pageTimeOf2, changed }) {
+  constructor({ send, pageNow: pageNow2, pageTimeOf: pageTimeOf2, changed, rendered = () => {
+  } }) {
     this.send = send;
+    this.rendered = rendered;
     this.pageNow = pageNow2;
     this.pageTimeOf = pageTimeOf2;
     this.changed = changed;
@@ -461,6 +519,7 @@ var PlayerRoute = class {
     this.level = 0;
     this.playing = false;
     this.lastPlaybackAt = 0;
+    this.runStartedAt = null;
     this.underruns = 0;
     this.itemTimes = /* @__PURE__ */ new Map();
   }
@@ -532,6 +591,10 @@ var PlayerRoute = class {
     this.playing = true;
     this.playback.port.postMessage({ type: "push", itemId, samples }, [samples.buffer]);
   }
+  /** How long the output has played without a break (0 before its first report of a run). */
+  playingForMs(now = performance.now()) {
+    return this.playing && this.runStartedAt !== null ? now - this.runStartedAt : 0;
+  }
   /** What the playback worklet reports (see js/worklets/playback.js). */
   onPlayback(msg) {
     if (msg.type === "overflow") return this.overflows.add(msg.buffer, msg.count, msg.ms);
@@ -550,11 +613,14 @@ var PlayerRoute = class {
       }
     }
     if (msg.type === "played") {
+      if (msg.powerMs > 0) this.rendered(msg.power, msg.powerMs);
       this.level = msg.active ? msg.level : 0;
       this.playing = msg.active;
+      this.runStartedAt = msg.active && msg.runMs >= 0 ? performance.now() - msg.runMs : null;
     } else if (msg.type === "flushed") {
       this.level = 0;
       this.playing = false;
+      this.runStartedAt = null;
     }
     this.lastPlaybackAt = performance.now();
     this.changed();
@@ -765,10 +831,10 @@ function formatMs(ms) {
 }
 
 // source:worklets/capture.js
-var capture_default = '// lib/dsp.js\nfunction floatToPcm16(samples) {\n  const out = new Int16Array(samples.length);\n  for (let i = 0; i < samples.length; i++) {\n    const s = samples[i];\n    const clipped = s !== s ? 0 : s < -1 ? -1 : s > 1 ? 1 : s;\n    out[i] = Math.round(clipped < 0 ? clipped * 32768 : clipped * 32767);\n  }\n  return out;\n}\nfunction pcm16ToFloat(pcm) {\n  const out = new Float32Array(pcm.length);\n  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;\n  return out;\n}\nfunction rms(samples) {\n  if (samples.length === 0) return 0;\n  let sum = 0;\n  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];\n  return Math.sqrt(sum / samples.length);\n}\nvar Resampler = class {\n  constructor(inRate, outRate, taps = 8) {\n    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {\n      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);\n    }\n    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);\n    const g = gcd(inRate, outRate);\n    this.inRate = inRate;\n    this.outRate = outRate;\n    this.up = outRate / g;\n    this.down = inRate / g;\n    this.cutoff = Math.min(1, outRate / inRate) * 0.92;\n    this.halfWidth = Math.ceil(taps / this.cutoff);\n    this.history = new Float32Array(this.halfWidth);\n    this.index = this.halfWidth;\n    this.phase = 0;\n    this.tables = /* @__PURE__ */ new Map();\n  }\n  _weights(phase) {\n    let table = this.tables.get(phase);\n    if (table) return table;\n    const w = this.halfWidth;\n    table = new Float32Array(2 * w);\n    let sum = 0;\n    for (let j = 0; j < 2 * w; j++) {\n      const x = w - 1 - j + phase / this.up;\n      let value = 0;\n      if (x > -w && x < w) {\n        const a = Math.PI * this.cutoff * x;\n        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));\n      }\n      table[j] = value;\n      sum += value;\n    }\n    for (let j = 0; j < 2 * w; j++) table[j] /= sum;\n    if (this.tables.size < 1024) this.tables.set(phase, table);\n    return table;\n  }\n  process(input) {\n    const w = this.halfWidth;\n    const data = new Float32Array(this.history.length + input.length);\n    data.set(this.history);\n    data.set(input, this.history.length);\n    const room = data.length - w - this.index;\n    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);\n    let n = 0;\n    let index = this.index;\n    let phase = this.phase;\n    while (index + w < data.length) {\n      const weights = this._weights(phase);\n      const first = index - w + 1;\n      let acc = 0;\n      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];\n      out[n++] = acc;\n      phase += this.down;\n      index += Math.floor(phase / this.up);\n      phase %= this.up;\n    }\n    const drop = Math.max(0, Math.min(index - w + 1, data.length));\n    this.history = data.slice(drop);\n    this.index = index - drop;\n    this.phase = phase;\n    return out.subarray(0, n);\n  }\n};\nvar FrameChunker = class {\n  constructor(frameSamples = 480) {\n    if (!Number.isInteger(frameSamples) || frameSamples <= 0) throw new RangeError("frameSamples must be a positive integer");\n    this.frameSamples = frameSamples;\n    this.pending = new Float32Array(frameSamples);\n    this.filled = 0;\n  }\n  push(samples) {\n    const frames = [];\n    let offset = 0;\n    while (offset < samples.length) {\n      const take = Math.min(this.frameSamples - this.filled, samples.length - offset);\n      this.pending.set(samples.subarray(offset, offset + take), this.filled);\n      this.filled += take;\n      offset += take;\n      if (this.filled === this.frameSamples) {\n        frames.push(floatToPcm16(this.pending));\n        this.filled = 0;\n      }\n    }\n    return frames;\n  }\n};\n\n// worklets/capture.js\nvar RtvCapture = class extends AudioWorkletProcessor {\n  constructor(options) {\n    super();\n    this.stream = options.processorOptions.stream;\n    this.resampler = new Resampler(sampleRate, 24e3);\n    this.chunker = new FrameChunker(480);\n    this.link = null;\n    this.gate = null;\n    this.seq = 0;\n    this.port.onmessage = (e) => {\n      const msg = e.data;\n      if (msg && msg.type === "link") this.link = msg.port;\n      else if (msg && msg.type === "gate") {\n        this.gate = msg;\n        if (msg.ack) this.port.postMessage({ ack: msg.ack, stream: this.stream, seq: this.seq - 1 });\n      }\n    };\n  }\n  process(inputs) {\n    const channel = inputs[0] && inputs[0][0];\n    if (!channel) return true;\n    const frames = this.chunker.push(this.resampler.process(channel));\n    for (const frame of frames) {\n      const level = rms(pcm16ToFloat(frame));\n      const gate = this.gate;\n      if (!gate || !gate.send) {\n        this.port.postMessage({ level, seq: null });\n        continue;\n      }\n      const end = currentTime + channel.length / sampleRate;\n      const meta = { stream: this.stream, seq: this.seq++, t: gate.pageTime + (end - gate.contextTime) * 1e3 };\n      if (this.link) {\n        const copy = frame.buffer.slice(0);\n        this.link.postMessage({ ...meta, pcm: copy }, [copy]);\n      }\n      this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);\n    }\n    return true;\n  }\n};\nregisterProcessor("rtv-capture", RtvCapture);\n';
+var capture_default = '// lib/dsp.js\nfunction floatToPcm16(samples) {\n  const out = new Int16Array(samples.length);\n  for (let i = 0; i < samples.length; i++) {\n    const s = samples[i];\n    const clipped = s !== s ? 0 : s < -1 ? -1 : s > 1 ? 1 : s;\n    out[i] = Math.round(clipped < 0 ? clipped * 32768 : clipped * 32767);\n  }\n  return out;\n}\nfunction pcm16ToFloat(pcm) {\n  const out = new Float32Array(pcm.length);\n  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;\n  return out;\n}\nfunction rms(samples) {\n  if (samples.length === 0) return 0;\n  let sum = 0;\n  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];\n  return Math.sqrt(sum / samples.length);\n}\nvar Resampler = class {\n  constructor(inRate, outRate, taps = 8) {\n    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {\n      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);\n    }\n    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);\n    const g = gcd(inRate, outRate);\n    this.inRate = inRate;\n    this.outRate = outRate;\n    this.up = outRate / g;\n    this.down = inRate / g;\n    this.cutoff = Math.min(1, outRate / inRate) * 0.92;\n    this.halfWidth = Math.ceil(taps / this.cutoff);\n    this.history = new Float32Array(this.halfWidth);\n    this.index = this.halfWidth;\n    this.phase = 0;\n    this.tables = /* @__PURE__ */ new Map();\n  }\n  _weights(phase) {\n    let table = this.tables.get(phase);\n    if (table) return table;\n    const w = this.halfWidth;\n    table = new Float32Array(2 * w);\n    let sum = 0;\n    for (let j = 0; j < 2 * w; j++) {\n      const x = w - 1 - j + phase / this.up;\n      let value = 0;\n      if (x > -w && x < w) {\n        const a = Math.PI * this.cutoff * x;\n        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));\n      }\n      table[j] = value;\n      sum += value;\n    }\n    for (let j = 0; j < 2 * w; j++) table[j] /= sum;\n    if (this.tables.size < 1024) this.tables.set(phase, table);\n    return table;\n  }\n  process(input) {\n    const w = this.halfWidth;\n    const data = new Float32Array(this.history.length + input.length);\n    data.set(this.history);\n    data.set(input, this.history.length);\n    const room = data.length - w - this.index;\n    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);\n    let n = 0;\n    let index = this.index;\n    let phase = this.phase;\n    while (index + w < data.length) {\n      const weights = this._weights(phase);\n      const first = index - w + 1;\n      let acc = 0;\n      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];\n      out[n++] = acc;\n      phase += this.down;\n      index += Math.floor(phase / this.up);\n      phase %= this.up;\n    }\n    const drop = Math.max(0, Math.min(index - w + 1, data.length));\n    this.history = data.slice(drop);\n    this.index = index - drop;\n    this.phase = phase;\n    return out.subarray(0, n);\n  }\n};\nvar FrameChunker = class {\n  constructor(frameSamples = 480) {\n    if (!Number.isInteger(frameSamples) || frameSamples <= 0) throw new RangeError("frameSamples must be a positive integer");\n    this.frameSamples = frameSamples;\n    this.pending = new Float32Array(frameSamples);\n    this.filled = 0;\n  }\n  push(samples) {\n    const frames = [];\n    let offset = 0;\n    while (offset < samples.length) {\n      const take = Math.min(this.frameSamples - this.filled, samples.length - offset);\n      this.pending.set(samples.subarray(offset, offset + take), this.filled);\n      this.filled += take;\n      offset += take;\n      if (this.filled === this.frameSamples) {\n        frames.push(floatToPcm16(this.pending));\n        this.filled = 0;\n      }\n    }\n    return frames;\n  }\n};\n\n// lib/speech-hold.js\nvar SPEECH_HOLD = { window: 15, need: 10, floorDbfs: -50 };\nvar SpeechHold = class {\n  constructor(options = {}) {\n    this.options = { ...SPEECH_HOLD, ...options };\n    this.floor = 10 ** (this.options.floorDbfs / 20);\n    this.held = [];\n    this.released = false;\n  }\n  /** A frame (anything) with its RMS `level`: the frames to send now, oldest first. */\n  push(frame, level) {\n    if (this.released) return [frame];\n    this.held.push([frame, level >= this.floor]);\n    if (this.held.length > this.options.window) this.held.shift();\n    if (this.held.filter(([, loud]) => loud).length < this.options.need) return [];\n    this.released = true;\n    const out = this.held.map(([f]) => f);\n    this.held = [];\n    return out;\n  }\n  /** The assistant is no longer audible: start over (held frames are dropped). */\n  end() {\n    const dropped = this.held.length;\n    this.held = [];\n    this.released = false;\n    return dropped;\n  }\n};\n\n// worklets/capture.js\nvar RtvCapture = class extends AudioWorkletProcessor {\n  constructor(options) {\n    super();\n    this.stream = options.processorOptions.stream;\n    this.resampler = new Resampler(sampleRate, 24e3);\n    this.chunker = new FrameChunker(480);\n    this.link = null;\n    this.gate = null;\n    this.seq = 0;\n    this.hold = new SpeechHold();\n    this.port.onmessage = (e) => {\n      const msg = e.data;\n      if (msg && msg.type === "link") this.link = msg.port;\n      else if (msg && msg.type === "gate") {\n        this.gate = msg;\n        if (msg.ack) this.port.postMessage({ ack: msg.ack, stream: this.stream, seq: this.seq - 1 });\n      }\n    };\n  }\n  process(inputs) {\n    const channel = inputs[0] && inputs[0][0];\n    if (!channel) return true;\n    const frames = this.chunker.push(this.resampler.process(channel));\n    for (const frame of frames) {\n      const level = rms(pcm16ToFloat(frame));\n      const gate = this.gate;\n      if (!gate || !gate.send || !gate.hold) this.hold.end();\n      if (!gate || !gate.send) {\n        this.port.postMessage({ level, seq: null });\n        continue;\n      }\n      const end = currentTime + channel.length / sampleRate;\n      const t = gate.pageTime + (end - gate.contextTime) * 1e3;\n      if (!gate.hold) {\n        this.emit(frame, t, level);\n        continue;\n      }\n      const ready = this.hold.push({ frame, t, level }, level);\n      if (!ready.length) this.port.postMessage({ level, seq: null });\n      for (const f of ready) this.emit(f.frame, f.t, f.level);\n    }\n    return true;\n  }\n  emit(frame, t, level) {\n    const meta = { stream: this.stream, seq: this.seq++, t };\n    if (this.link) {\n      const copy = frame.buffer.slice(0);\n      this.link.postMessage({ ...meta, pcm: copy }, [copy]);\n    }\n    this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);\n  }\n};\nregisterProcessor("rtv-capture", RtvCapture);\n';
 
 // source:worklets/playback.js
-var playback_default = '// lib/player.js\nvar PlaybackQueue = class {\n  constructor(sampleRate2, { prebufferMs = 0, fadeMs = 5, underrunStepMs = 40, maxPrebufferMs = 300, maxQueuedMs = 12e4 } = {}) {\n    if (!(sampleRate2 > 0)) throw new RangeError("sampleRate must be positive");\n    this.sampleRate = sampleRate2;\n    this.maxQueued = Math.round(maxQueuedMs * sampleRate2 / 1e3);\n    this.dropped = 0;\n    this.droppedSamples = 0;\n    this.prebuffer = Math.round(prebufferMs * sampleRate2 / 1e3);\n    this.underrunStep = Math.round(underrunStepMs * sampleRate2 / 1e3);\n    this.maxPrebuffer = Math.max(this.prebuffer, Math.round(maxPrebufferMs * sampleRate2 / 1e3));\n    this.underruns = 0;\n    this.ranDry = null;\n    this.flushing = false;\n    this.frame = 0;\n    this.startedAt = [];\n    this.fade = Math.max(1, Math.round(fadeMs * sampleRate2 / 1e3));\n    this.chunks = [];\n    this.queued = 0;\n    this.playedSamples = /* @__PURE__ */ new Map();\n    this.started = /* @__PURE__ */ new Set();\n    this.waiting = true;\n    this.waited = 0;\n    this.fadeOutLeft = 0;\n    this.level = 0;\n    this.lastItem = null;\n  }\n  push(itemId, samples) {\n    if (samples.length === 0) return;\n    const room = this.maxQueued - this.queued;\n    if (samples.length > room) {\n      this.dropped++;\n      this.droppedSamples += samples.length - Math.max(0, room);\n      if (room <= 0) return;\n      samples = samples.subarray(0, room);\n    }\n    if (this.ranDry !== null) {\n      if (this.ranDry === itemId) {\n        this.underruns++;\n        this.prebuffer = Math.min(this.maxPrebuffer, this.prebuffer + this.underrunStep);\n      }\n      this.ranDry = null;\n    }\n    this.flushing = false;\n    this.chunks.push({ itemId, samples, offset: 0 });\n    this.queued += samples.length;\n  }\n  /** Audio dropped by the cap since the last call: `{count, ms}`. */\n  takeDropped() {\n    const dropped = { count: this.dropped, ms: this.droppedSamples * 1e3 / this.sampleRate };\n    this.dropped = 0;\n    this.droppedSamples = 0;\n    return dropped;\n  }\n  bufferedMs() {\n    return this.queued * 1e3 / this.sampleRate;\n  }\n  played(itemId) {\n    return (this.playedSamples.get(itemId) || 0) * 1e3 / this.sampleRate;\n  }\n  /** Whether audio is audible now or queued to be. */\n  get active() {\n    return this.queued > 0;\n  }\n  /** Drop queued audio (all of it) and return [{itemId, ms}] for the items that had audio. */\n  flush() {\n    const touched = new Set(this.lastItem === null ? [] : [this.lastItem]);\n    for (const c of this.chunks) touched.add(c.itemId);\n    let keep = this.waiting ? 0 : this.fade;\n    const kept = [];\n    for (const chunk of this.chunks) {\n      if (keep <= 0) break;\n      const take = Math.min(keep, chunk.samples.length - chunk.offset);\n      kept.push({ itemId: chunk.itemId, samples: chunk.samples.subarray(chunk.offset, chunk.offset + take), offset: 0 });\n      keep -= take;\n    }\n    this.chunks = kept;\n    this.queued = kept.reduce((n, c) => n + c.samples.length, 0);\n    this.fadeOutLeft = this.queued;\n    this.ranDry = null;\n    this.flushing = this.queued > 0;\n    this.waiting = this.queued === 0;\n    this.waited = 0;\n    const tail = /* @__PURE__ */ new Map();\n    for (const c of kept) tail.set(c.itemId, (tail.get(c.itemId) || 0) + c.samples.length);\n    return [...touched].map((itemId) => ({\n      itemId,\n      ms: ((this.playedSamples.get(itemId) || 0) + (tail.get(itemId) || 0)) * 1e3 / this.sampleRate\n    }));\n  }\n  /** Fill `out` (one channel) and return the number of samples that carried audio. */\n  render(out) {\n    const written = this._fill(out);\n    this.frame += out.length;\n    return written;\n  }\n  /** Take the items that started playing since the last call: [{itemId, frame}]. */\n  takeStarted() {\n    const started = this.startedAt;\n    this.startedAt = [];\n    return started;\n  }\n  _fill(out) {\n    out.fill(0);\n    if (this.waiting) {\n      if (this.queued === 0) {\n        this.waited = 0;\n        this.level = 0;\n        return 0;\n      }\n      this.waited += out.length;\n      if (this.queued < this.prebuffer && this.waited < this.prebuffer) {\n        this.level = 0;\n        return 0;\n      }\n      this.waiting = false;\n      this.waited = 0;\n    }\n    let written = 0;\n    let energy = 0;\n    while (written < out.length && this.chunks.length > 0) {\n      const chunk = this.chunks[0];\n      const take = Math.min(out.length - written, chunk.samples.length - chunk.offset);\n      const playedBefore = this.playedSamples.get(chunk.itemId) || 0;\n      for (let i = 0; i < take; i++) {\n        let gain = 1;\n        const nth = playedBefore + i;\n        if (nth < this.fade) gain = nth / this.fade;\n        if (this.fadeOutLeft > 0) {\n          gain *= this.fadeOutLeft / this.fade;\n          this.fadeOutLeft--;\n        }\n        const s = chunk.samples[chunk.offset + i] * gain;\n        out[written + i] = s;\n        energy += s * s;\n      }\n      if (playedBefore === 0) this.startedAt.push({ itemId: chunk.itemId, frame: this.frame + written });\n      this.started.add(chunk.itemId);\n      this.lastItem = chunk.itemId;\n      this.playedSamples.set(chunk.itemId, playedBefore + take);\n      chunk.offset += take;\n      written += take;\n      this.queued -= take;\n      if (chunk.offset >= chunk.samples.length) this.chunks.shift();\n    }\n    if (this.queued === 0) {\n      this.waiting = true;\n      if (written > 0 && !this.flushing) this.ranDry = this.lastItem;\n      this.flushing = false;\n    }\n    this.level = written > 0 ? Math.sqrt(energy / written) : 0;\n    return written;\n  }\n};\nvar PlayedReporter = class {\n  constructor(sampleRate2, intervalMs = 66) {\n    this.interval = Math.max(1, Math.round(intervalMs * sampleRate2 / 1e3));\n    this.since = 0;\n    this.changed = false;\n    this.last = /* @__PURE__ */ new Map();\n  }\n  /** After rendering a block of `frames` samples, `rendered` of them audio: the reports due now. */\n  tick(frames, queue, rendered) {\n    this.since += frames;\n    if (rendered > 0) this.changed = true;\n    if (!this.changed || this.since < this.interval && queue.active) return [];\n    this.since = 0;\n    this.changed = false;\n    const due = [];\n    for (const [itemId] of queue.playedSamples) {\n      const ms = queue.played(itemId);\n      if (this.last.get(itemId) !== ms) {\n        this.last.set(itemId, ms);\n        due.push({ itemId, ms });\n      }\n    }\n    return due;\n  }\n  /** Remember what a flush already reported so it is not sent twice. */\n  noteReported(reports) {\n    for (const r of reports) this.last.set(r.itemId, r.ms);\n  }\n};\n\n// worklets/playback.js\nvar RtvPlayback = class extends AudioWorkletProcessor {\n  constructor() {\n    super();\n    this.queue = new PlaybackQueue(sampleRate, { fadeMs: 5 });\n    this.reporter = new PlayedReporter(sampleRate, 66);\n    this.overflowReportAt = 0;\n    const onMessage = (e) => {\n      const msg = e.data;\n      if (msg.type === "push") this.queue.push(msg.itemId, msg.samples);\n      else if (msg.type === "flush") {\n        const reports = this.queue.flush();\n        this.reporter.noteReported(reports);\n        const silentAt = currentTime + this.queue.queued / sampleRate;\n        this.port.postMessage({ type: "flushed", reports, underruns: this.queue.underruns, silentAt, arrivedT: msg.t });\n      } else if (msg.type === "link") msg.port.onmessage = onMessage;\n    };\n    this.port.onmessage = onMessage;\n  }\n  process(inputs, outputs) {\n    const out = outputs[0][0];\n    const blockFrame = this.queue.frame;\n    const rendered = this.queue.render(out);\n    for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);\n    for (const { itemId, frame } of this.queue.takeStarted()) {\n      this.port.postMessage({ type: "started", itemId, time: currentTime + (frame - blockFrame) / sampleRate });\n    }\n    const reports = this.reporter.tick(out.length, this.queue, rendered);\n    if (reports.length) {\n      this.port.postMessage({ type: "played", reports, level: this.queue.level, active: this.queue.active, underruns: this.queue.underruns });\n    }\n    if (this.queue.dropped > 0 && currentTime >= this.overflowReportAt) {\n      this.overflowReportAt = currentTime + 1;\n      const { count, ms } = this.queue.takeDropped();\n      this.port.postMessage({ type: "overflow", buffer: "playback", count, ms });\n    }\n    return true;\n  }\n};\nregisterProcessor("rtv-playback", RtvPlayback);\n';
+var playback_default = '// lib/player.js\nvar PlaybackQueue = class {\n  constructor(sampleRate2, { prebufferMs = 0, fadeMs = 5, underrunStepMs = 40, maxPrebufferMs = 300, maxQueuedMs = 12e4 } = {}) {\n    if (!(sampleRate2 > 0)) throw new RangeError("sampleRate must be positive");\n    this.sampleRate = sampleRate2;\n    this.maxQueued = Math.round(maxQueuedMs * sampleRate2 / 1e3);\n    this.dropped = 0;\n    this.droppedSamples = 0;\n    this.prebuffer = Math.round(prebufferMs * sampleRate2 / 1e3);\n    this.underrunStep = Math.round(underrunStepMs * sampleRate2 / 1e3);\n    this.maxPrebuffer = Math.max(this.prebuffer, Math.round(maxPrebufferMs * sampleRate2 / 1e3));\n    this.underruns = 0;\n    this.ranDry = null;\n    this.flushing = false;\n    this.frame = 0;\n    this.startedAt = [];\n    this.fade = Math.max(1, Math.round(fadeMs * sampleRate2 / 1e3));\n    this.chunks = [];\n    this.queued = 0;\n    this.playedSamples = /* @__PURE__ */ new Map();\n    this.started = /* @__PURE__ */ new Set();\n    this.waiting = true;\n    this.waited = 0;\n    this.fadeOutLeft = 0;\n    this.level = 0;\n    this.lastItem = null;\n  }\n  push(itemId, samples) {\n    if (samples.length === 0) return;\n    const room = this.maxQueued - this.queued;\n    if (samples.length > room) {\n      this.dropped++;\n      this.droppedSamples += samples.length - Math.max(0, room);\n      if (room <= 0) return;\n      samples = samples.subarray(0, room);\n    }\n    if (this.ranDry !== null) {\n      if (this.ranDry === itemId) {\n        this.underruns++;\n        this.prebuffer = Math.min(this.maxPrebuffer, this.prebuffer + this.underrunStep);\n      }\n      this.ranDry = null;\n    }\n    this.flushing = false;\n    this.chunks.push({ itemId, samples, offset: 0 });\n    this.queued += samples.length;\n  }\n  /** Audio dropped by the cap since the last call: `{count, ms}`. */\n  takeDropped() {\n    const dropped = { count: this.dropped, ms: this.droppedSamples * 1e3 / this.sampleRate };\n    this.dropped = 0;\n    this.droppedSamples = 0;\n    return dropped;\n  }\n  bufferedMs() {\n    return this.queued * 1e3 / this.sampleRate;\n  }\n  played(itemId) {\n    return (this.playedSamples.get(itemId) || 0) * 1e3 / this.sampleRate;\n  }\n  /** Whether audio is audible now or queued to be. */\n  get active() {\n    return this.queued > 0;\n  }\n  /** Drop queued audio (all of it) and return [{itemId, ms}] for the items that had audio. */\n  flush() {\n    const touched = new Set(this.lastItem === null ? [] : [this.lastItem]);\n    for (const c of this.chunks) touched.add(c.itemId);\n    let keep = this.waiting ? 0 : this.fade;\n    const kept = [];\n    for (const chunk of this.chunks) {\n      if (keep <= 0) break;\n      const take = Math.min(keep, chunk.samples.length - chunk.offset);\n      kept.push({ itemId: chunk.itemId, samples: chunk.samples.subarray(chunk.offset, chunk.offset + take), offset: 0 });\n      keep -= take;\n    }\n    this.chunks = kept;\n    this.queued = kept.reduce((n, c) => n + c.samples.length, 0);\n    this.fadeOutLeft = this.queued;\n    this.ranDry = null;\n    this.flushing = this.queued > 0;\n    this.waiting = this.queued === 0;\n    this.waited = 0;\n    const tail = /* @__PURE__ */ new Map();\n    for (const c of kept) tail.set(c.itemId, (tail.get(c.itemId) || 0) + c.samples.length);\n    return [...touched].map((itemId) => ({\n      itemId,\n      ms: ((this.playedSamples.get(itemId) || 0) + (tail.get(itemId) || 0)) * 1e3 / this.sampleRate\n    }));\n  }\n  /** Fill `out` (one channel) and return the number of samples that carried audio. */\n  render(out) {\n    const written = this._fill(out);\n    this.frame += out.length;\n    return written;\n  }\n  /** Take the items that started playing since the last call: [{itemId, frame}]. */\n  takeStarted() {\n    const started = this.startedAt;\n    this.startedAt = [];\n    return started;\n  }\n  _fill(out) {\n    out.fill(0);\n    if (this.waiting) {\n      if (this.queued === 0) {\n        this.waited = 0;\n        this.level = 0;\n        return 0;\n      }\n      this.waited += out.length;\n      if (this.queued < this.prebuffer && this.waited < this.prebuffer) {\n        this.level = 0;\n        return 0;\n      }\n      this.waiting = false;\n      this.waited = 0;\n    }\n    let written = 0;\n    let energy = 0;\n    while (written < out.length && this.chunks.length > 0) {\n      const chunk = this.chunks[0];\n      const take = Math.min(out.length - written, chunk.samples.length - chunk.offset);\n      const playedBefore = this.playedSamples.get(chunk.itemId) || 0;\n      for (let i = 0; i < take; i++) {\n        let gain = 1;\n        const nth = playedBefore + i;\n        if (nth < this.fade) gain = nth / this.fade;\n        if (this.fadeOutLeft > 0) {\n          gain *= this.fadeOutLeft / this.fade;\n          this.fadeOutLeft--;\n        }\n        const s = chunk.samples[chunk.offset + i] * gain;\n        out[written + i] = s;\n        energy += s * s;\n      }\n      if (playedBefore === 0) this.startedAt.push({ itemId: chunk.itemId, frame: this.frame + written });\n      this.started.add(chunk.itemId);\n      this.lastItem = chunk.itemId;\n      this.playedSamples.set(chunk.itemId, playedBefore + take);\n      chunk.offset += take;\n      written += take;\n      this.queued -= take;\n      if (chunk.offset >= chunk.samples.length) this.chunks.shift();\n    }\n    if (this.queued === 0) {\n      this.waiting = true;\n      if (written > 0 && !this.flushing) this.ranDry = this.lastItem;\n      this.flushing = false;\n    }\n    this.level = written > 0 ? Math.sqrt(energy / written) : 0;\n    return written;\n  }\n};\nvar PlayedReporter = class {\n  constructor(sampleRate2, intervalMs = 66) {\n    this.interval = Math.max(1, Math.round(intervalMs * sampleRate2 / 1e3));\n    this.since = 0;\n    this.changed = false;\n    this.last = /* @__PURE__ */ new Map();\n  }\n  /** After rendering a block of `frames` samples, `rendered` of them audio: the reports due now. */\n  tick(frames, queue, rendered) {\n    this.since += frames;\n    if (rendered > 0) this.changed = true;\n    if (!this.changed || this.since < this.interval && queue.active) return [];\n    this.since = 0;\n    this.changed = false;\n    const due = [];\n    for (const [itemId] of queue.playedSamples) {\n      const ms = queue.played(itemId);\n      if (this.last.get(itemId) !== ms) {\n        this.last.set(itemId, ms);\n        due.push({ itemId, ms });\n      }\n    }\n    return due;\n  }\n  /** Remember what a flush already reported so it is not sent twice. */\n  noteReported(reports) {\n    for (const r of reports) this.last.set(r.itemId, r.ms);\n  }\n};\n\n// worklets/playback.js\nvar RESUME_GAP_MS = 100;\nvar RtvPlayback = class extends AudioWorkletProcessor {\n  constructor() {\n    super();\n    this.queue = new PlaybackQueue(sampleRate, { fadeMs: 5 });\n    this.reporter = new PlayedReporter(sampleRate, 66);\n    this.energy = 0;\n    this.energySamples = 0;\n    this.runFrames = 0;\n    this.gapFrames = Infinity;\n    this.overflowReportAt = 0;\n    const onMessage = (e) => {\n      const msg = e.data;\n      if (msg.type === "push") this.queue.push(msg.itemId, msg.samples);\n      else if (msg.type === "flush") {\n        const reports = this.queue.flush();\n        this.reporter.noteReported(reports);\n        const silentAt = currentTime + this.queue.queued / sampleRate;\n        this.port.postMessage({ type: "flushed", reports, underruns: this.queue.underruns, silentAt, arrivedT: msg.t });\n      } else if (msg.type === "link") msg.port.onmessage = onMessage;\n    };\n    this.port.onmessage = onMessage;\n  }\n  process(inputs, outputs) {\n    const out = outputs[0][0];\n    const blockFrame = this.queue.frame;\n    const rendered = this.queue.render(out);\n    if (rendered > 0) {\n      for (let i = 0; i < out.length; i++) this.energy += out[i] * out[i];\n      this.energySamples += out.length;\n      if (this.gapFrames >= RESUME_GAP_MS * sampleRate / 1e3) this.runFrames = 0;\n      this.runFrames += out.length;\n      this.gapFrames = 0;\n    } else this.gapFrames += out.length;\n    for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);\n    for (const { itemId, frame } of this.queue.takeStarted()) {\n      this.port.postMessage({ type: "started", itemId, time: currentTime + (frame - blockFrame) / sampleRate });\n    }\n    const reports = this.reporter.tick(out.length, this.queue, rendered);\n    if (reports.length) {\n      const power = this.energySamples ? this.energy / this.energySamples : 0;\n      const powerMs = this.energySamples / sampleRate * 1e3;\n      this.energy = this.energySamples = 0;\n      const runMs = this.runFrames / sampleRate * 1e3;\n      this.port.postMessage({ type: "played", reports, level: this.queue.level, active: this.queue.active, underruns: this.queue.underruns, power, powerMs, runMs });\n    }\n    if (this.queue.dropped > 0 && currentTime >= this.overflowReportAt) {\n      this.overflowReportAt = currentTime + 1;\n      const { count, ms } = this.queue.takeDropped();\n      this.port.postMessage({ type: "overflow", buffer: "playback", count, ms });\n    }\n    return true;\n  }\n};\nregisterProcessor("rtv-playback", RtvPlayback);\n';
 
 // source:worklets/link-worker.js
 var link_worker_default = '// lib/dsp.js\nfunction pcm16ToFloat(pcm) {\n  const out = new Float32Array(pcm.length);\n  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;\n  return out;\n}\nfunction toInt16(buffer) {\n  let bytes;\n  if (buffer instanceof ArrayBuffer) bytes = new Uint8Array(buffer);\n  else if (ArrayBuffer.isView(buffer)) bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);\n  else throw new TypeError("expected an ArrayBuffer or a view of one");\n  const even = bytes.byteLength - bytes.byteLength % 2;\n  const copy = new Uint8Array(even);\n  copy.set(bytes.subarray(0, even));\n  return new Int16Array(copy.buffer);\n}\nvar Resampler = class {\n  constructor(inRate, outRate, taps = 8) {\n    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {\n      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);\n    }\n    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);\n    const g = gcd(inRate, outRate);\n    this.inRate = inRate;\n    this.outRate = outRate;\n    this.up = outRate / g;\n    this.down = inRate / g;\n    this.cutoff = Math.min(1, outRate / inRate) * 0.92;\n    this.halfWidth = Math.ceil(taps / this.cutoff);\n    this.history = new Float32Array(this.halfWidth);\n    this.index = this.halfWidth;\n    this.phase = 0;\n    this.tables = /* @__PURE__ */ new Map();\n  }\n  _weights(phase) {\n    let table = this.tables.get(phase);\n    if (table) return table;\n    const w = this.halfWidth;\n    table = new Float32Array(2 * w);\n    let sum = 0;\n    for (let j = 0; j < 2 * w; j++) {\n      const x = w - 1 - j + phase / this.up;\n      let value = 0;\n      if (x > -w && x < w) {\n        const a = Math.PI * this.cutoff * x;\n        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));\n      }\n      table[j] = value;\n      sum += value;\n    }\n    for (let j = 0; j < 2 * w; j++) table[j] /= sum;\n    if (this.tables.size < 1024) this.tables.set(phase, table);\n    return table;\n  }\n  process(input) {\n    const w = this.halfWidth;\n    const data = new Float32Array(this.history.length + input.length);\n    data.set(this.history);\n    data.set(input, this.history.length);\n    const room = data.length - w - this.index;\n    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);\n    let n = 0;\n    let index = this.index;\n    let phase = this.phase;\n    while (index + w < data.length) {\n      const weights = this._weights(phase);\n      const first = index - w + 1;\n      let acc = 0;\n      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];\n      out[n++] = acc;\n      phase += this.down;\n      index += Math.floor(phase / this.up);\n      phase %= this.up;\n    }\n    const drop = Math.max(0, Math.min(index - w + 1, data.length));\n    this.history = data.slice(drop);\n    this.index = index - drop;\n    this.phase = phase;\n    return out.subarray(0, n);\n  }\n};\n\n// lib/handover.js\nvar PlayerHandover = class {\n  constructor(deliver, { maxHeld = 1e3 } = {}) {\n    this.deliver = deliver;\n    this.maxHeld = maxHeld;\n    this.released = 0;\n    this.held = [];\n    this.dropped = 0;\n    this.droppedMs = 0;\n  }\n  fromJupyter(header, payload, t) {\n    if (header.type !== "player_link") return this.deliver(header, payload, t);\n    if (!(header.conn > this.released)) return void 0;\n    this.released = header.conn;\n    const waiting = this.held;\n    this.held = [];\n    for (const entry of waiting) {\n      if (entry[0] <= this.released) this.deliver(entry[1], entry[2], entry[3]);\n      else this.held.push(entry);\n    }\n    return void 0;\n  }\n  fromLink(conn2, header, payload, t) {\n    if (conn2 <= this.released) return this.deliver(header, payload, t);\n    this.held.push([conn2, header, payload, t]);\n    if (this.held.length > this.maxHeld) {\n      let oldest = this.held.findIndex((entry) => entry[1].type !== "flush");\n      if (oldest < 0) oldest = 0;\n      const [, dropped, bytes] = this.held.splice(oldest, 1)[0];\n      this.dropped++;\n      if (dropped.type === "audio" && bytes) this.droppedMs += bytes.byteLength / 48;\n    }\n    return void 0;\n  }\n  /** Drops since the last call: `{count, ms}` (ms of 24 kHz PCM16 audio). */\n  takeDropped() {\n    const dropped = { count: this.dropped, ms: this.droppedMs };\n    this.dropped = 0;\n    this.droppedMs = 0;\n    return dropped;\n  }\n};\nvar LinkSender = class {\n  constructor(send, announce, capacity = 250) {\n    this.send = send;\n    this.announce = announce;\n    this.capacity = capacity;\n    this.open = false;\n    this.unsent = [];\n    this.announced = null;\n  }\n  frame(f) {\n    if (this.open) return this.sendNow(f);\n    this.unsent.push(f);\n    if (this.unsent.length > this.capacity) this.unsent.shift();\n    return void 0;\n  }\n  opened() {\n    this.open = true;\n    const waiting = this.unsent;\n    this.unsent = [];\n    for (const f of waiting) this.sendNow(f);\n  }\n  closed() {\n    this.open = false;\n    this.announced = null;\n  }\n  sendNow(f) {\n    if (this.announced !== f.stream) {\n      this.announced = f.stream;\n      this.announce(f.stream, f.seq);\n    }\n    this.send(f);\n  }\n};\n\n// worklets/link-worker.js\nvar ws = null;\nvar verified = false;\nvar conn = 0;\nvar url = null;\nvar key = null;\nvar playback = null;\nvar sampleRate = 48e3;\nvar resamplers = /* @__PURE__ */ new Map();\nvar HEADER = 24;\nvar decoder = new TextDecoder();\nvar pageNow = () => performance.timeOrigin + performance.now();\nfunction toPlayer(header, payload, t) {\n  if (!playback) return;\n  if (header.type === "flush") {\n    playback.postMessage({ type: "flush", t });\n    return;\n  }\n  if (header.type !== "audio") return;\n  const itemId = String(header.item_id);\n  let resampler = resamplers.get(itemId);\n  if (!resampler) {\n    postMessage({ type: "arrived", itemId, t });\n    resampler = new Resampler(24e3, sampleRate);\n    resamplers.set(itemId, resampler);\n    if (resamplers.size > 64) resamplers.delete(resamplers.keys().next().value);\n  }\n  const samples = resampler.process(pcm16ToFloat(toInt16(payload)));\n  playback.postMessage({ type: "push", itemId, samples }, [samples.buffer]);\n}\nvar player = new PlayerHandover(toPlayer);\nsetInterval(() => {\n  const { count, ms } = player.takeDropped();\n  if (count) postMessage({ type: "overflow", buffer: "handover", count, ms });\n}, 1e3);\nvar sender = new LinkSender(\n  ({ stream, seq, t, pcm }) => {\n    const message = new ArrayBuffer(HEADER + pcm.byteLength);\n    const view = new DataView(message);\n    view.setFloat64(0, t, true);\n    view.setFloat64(8, pageNow(), true);\n    view.setUint32(16, stream, true);\n    view.setUint32(20, seq, true);\n    new Uint8Array(message, HEADER).set(new Uint8Array(pcm));\n    ws.send(message);\n  },\n  (stream, seq) => postMessage({ type: "linkFrom", stream, seq })\n);\nfunction fromKernel(data) {\n  const t = pageNow();\n  const view = new DataView(data);\n  const length = view.getUint16(0, true);\n  const header = JSON.parse(decoder.decode(new Uint8Array(data, 2, length)));\n  if (header.type === "hello") {\n    if (header.key !== key) return ws.close();\n    verified = true;\n    conn = header.conn;\n    postMessage({ type: "open" });\n    sender.opened();\n  } else if (verified) player.fromLink(conn, header, new Uint8Array(data, 2 + length), t);\n}\nfunction connect() {\n  ws = new WebSocket(url);\n  ws.binaryType = "arraybuffer";\n  ws.onmessage = (e) => {\n    if (e.data instanceof ArrayBuffer) fromKernel(e.data);\n  };\n  ws.onclose = () => {\n    ws = null;\n    verified = false;\n    sender.closed();\n    postMessage({ type: "closed" });\n    setTimeout(connect, 2e3);\n  };\n}\nonmessage = (e) => {\n  const msg = e.data;\n  if (msg.type === "open") {\n    url = msg.url;\n    key = msg.key;\n    sampleRate = msg.sampleRate;\n    connect();\n  } else if (msg.type === "capture") msg.port.onmessage = (m) => sender.frame(m.data);\n  else if (msg.type === "playback") playback = msg.port;\n  else if (msg.type === "jupyter") player.fromJupyter(msg.header, msg.payload, msg.t);\n};\n';
@@ -996,8 +1062,14 @@ var Engine = class {
       send: (content) => this.send(content),
       pageNow,
       pageTimeOf: (t) => pageTimeOf(this.ctx, t),
-      changed: () => this.notify("levels")
+      changed: () => this.notify("levels"),
+      rendered: (power, ms) => {
+        if (this.measuring()) this.decided(this.echo.playback(power, ms));
+        else if (this.monitoring()) this.replyEcho.playback(power, ms);
+      }
     });
+    this.echo = new EchoCheck();
+    this.replyEcho = new EchoCheck({ minPlaybackMs: Infinity });
     this.micRoute = new MicRoute(({ stream, seq, t, pcm }) => this.send({ type: "audio", stream, seq, t }, [pcm]));
     this.ptt = new PushToTalk({
       send: (content) => this.send(content),
@@ -1014,6 +1086,47 @@ var Engine = class {
   }
   get playing() {
     return this.player.playing;
+  }
+  /** On speakers: "full" once the echo check passed, "checking" until it decides, else "half". */
+  get duplex() {
+    if (!this.model.get("full_duplex")) return "half";
+    return this.echo.state;
+  }
+  /** Whether the echo check is measuring now: on speakers, mic open, the assistant audible. */
+  measuring() {
+    const m = this.model;
+    return !m.get("headphones") && m.get("full_duplex") && this.echo.state === "checking" && !!this.capture && this.player.playing;
+  }
+  /** Whether the echo of each reply is being measured: full duplex on speakers, assistant audible. */
+  monitoring() {
+    const m = this.model;
+    return !m.get("headphones") && m.get("full_duplex") && this.echo.state === "full" && !!this.capture && this.player.playing;
+  }
+  /** A run of playback ended: report how much of it the mic heard (the kernel logs `echo.measured`). */
+  reportReplyEcho() {
+    const r = this.replyEcho.summary();
+    this.replyEcho.reset();
+    if (!r || r.measuredMs < 1e3) return;
+    this.send({
+      type: "echo",
+      return_loss_db: r.returnLossDb,
+      playback_dbfs: r.playbackDbfs,
+      mic_dbfs: r.micDbfs,
+      measured_ms: r.measuredMs
+    });
+  }
+  /** The echo check decided (`result` from EchoCheck, or null while it has not): tell the kernel. */
+  decided(result) {
+    if (!result) return;
+    this.send({
+      type: "duplex",
+      state: result.state,
+      return_loss_db: result.returnLossDb,
+      playback_dbfs: result.playbackDbfs,
+      mic_dbfs: result.micDbfs,
+      measured_ms: result.measuredMs
+    });
+    this.notify("mic");
   }
   get pttHeld() {
     return this.ptt.held;
@@ -1111,6 +1224,7 @@ var Engine = class {
     this.stream = opened.stream;
     if (!this.graph) return;
     this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame));
+    this.echo.reset();
     this.micRoute.newCapture(this.capture.id);
     const track = this.capture.track;
     if (track) track.onended = () => this.setMic("no_device", "The microphone was disconnected. Reconnect it and click the mic button.");
@@ -1167,8 +1281,10 @@ var Engine = class {
       status: m.get("status"),
       ready: m.get("ready"),
       headphones: m.get("headphones"),
+      duplex: this.duplex,
       playing: this.player.playing,
-      msSincePlayback: performance.now() - this.player.lastPlaybackAt
+      msSincePlayback: performance.now() - this.player.lastPlaybackAt,
+      playingForMs: this.player.playingForMs()
     });
   }
   onFrame(frame) {
@@ -1178,7 +1294,12 @@ var Engine = class {
       return;
     }
     this.micLevel = frame.level;
+    if (this.measuring()) this.decided(this.echo.mic(frame.level));
+    else if (this.monitoring()) this.replyEcho.mic(frame.level);
+    else if (!this.player.playing && this.replyEcho.playMs > 0) this.reportReplyEcho();
     this.notify("levels");
+    const m = this.model;
+    this.capture.holdSpeech = !m.get("headphones") && this.duplex === "full" && m.get("mode") === "continuous" && this.player.playing;
     this.capture.gate(this.shouldSend(), pageNow());
     if (frame.seq === null) return;
     this.micRoute.frame(frame);
@@ -1270,7 +1391,7 @@ var View = class {
     this.headphonesBox = h("input", { type: "checkbox", onchange: (e) => this.setTrait("headphones", e.target.checked) });
     const headphones = h(
       "label",
-      { class: "rtv-check", title: "With headphones the assistant can be interrupted by voice. On speakers the mic pauses while the assistant talks, so it does not hear itself." },
+      { class: "rtv-check", title: "With headphones the assistant can always be interrupted by voice. On speakers too, when the browser cancels the echo of its voice (measured as it first speaks); if it does not, the mic pauses while the assistant talks, so it does not hear itself." },
       this.headphonesBox,
       h("span", { icon: "headphones", class: "rtv-icon" }),
       h("span", { text: "Headphones (voice barge-in)" })
@@ -1568,7 +1689,7 @@ var View = class {
     this.micBtn.dataset.state = mic === "live" ? muted ? "muted" : !m.get("ready") ? "waiting" : eng.pttHeld ? "talking" : mode : mic;
     let label = MIC_TEXT[mic] || mic;
     if (mic === "live") label = muted ? "Muted" : !m.get("ready") ? MIC_TEXT.waiting : mode === "push_to_talk" ? eng.pttHeld ? "Talking…" : "Hold to talk (or Space)" : "Listening";
-    if (mic === "live" && !m.get("headphones") && eng.playing && !muted) label = "Paused while AI speaks";
+    if (mic === "live" && !m.get("headphones") && eng.duplex !== "full" && eng.playing && !muted) label = "Paused while AI speaks";
     this.micLabel.textContent = label;
     let text = "";
     let action = "";
@@ -1612,7 +1733,7 @@ var View = class {
     this.micMeter.style.width = toWidth(this.engine.levels.mic);
     this.aiMeter.style.width = toWidth(this.engine.levels.ai);
     this.stopBtn.disabled = !this.engine.playing;
-    if (!this.model.get("headphones")) this.renderState();
+    if (!this.model.get("headphones") && this.engine.duplex !== "full") this.renderState();
   }
   renderTranscript() {
     const entries = this.engine.transcript.list();
@@ -1807,7 +1928,7 @@ function attachModel(engine, model) {
   };
   const off = [
     listen(model, "msg:custom", (msg, buffers) => engine.onMessage(msg, buffers)),
-    listen(model, "change:status change:_mic_owner change:mode change:notice change:error change:backend_label change:model_name change:headphones change:ready change:waiting_for", onState),
+    listen(model, "change:status change:_mic_owner change:mode change:notice change:error change:backend_label change:model_name change:headphones change:full_duplex change:ready change:waiting_for", onState),
     listen(model, "change:stats", () => engine.notify("stats")),
     listen(model, "change:voice change:voices change:speed change:turn_detection change:vad_threshold change:silence_ms change:instructions change:settings_error change:mode change:headphones", onSettings)
   ];

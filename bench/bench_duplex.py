@@ -1,0 +1,294 @@
+"""Full duplex on speakers (issue 15): ``python bench/bench_duplex.py [--turns 20] [--tries 20]``.
+
+One run, three variants in turn, each in a fresh Chromium on the same PulseAudio rig with a real
+echo path (tests/duplex_rig.py: the speaker's output reaches the mic ``--echo-db`` below it,
+~30 ms late; the user's voice is played into the mic bus), against the real local server
+(Silero VAD, Whisper-base, the echo LLM, espeak-ng) and a real kernel-side VoiceChat:
+
+- ``aec``: the default: full duplex once the page's echo check passed (Chromium's canceller on);
+- ``half``: today's half-duplex on speakers (``full_duplex=False``: the mic is held while the
+  assistant is audible);
+- ``none``: no cancellation: the canceller off and the mic always open (``headphones=True``).
+
+Per variant: ``--turns`` assistant turns of 5 s or more played on the speaker with nobody
+talking (a self-interruption: the server heard speech in them, or the reply was stopped);
+``--tries`` barge-ins: the user's WAV starts 1-2.5 s into a reply, and the detection latency is
+from its first sample reaching the mic bus (the "air": tests/duplex_rig.py's MicBusVoice) to the
+``speech_started`` event arriving in the kernel; ``voice_in_mic_ms`` is when the kernel's
+recording of the mic first reached -45 dBFS after it (rig, capture, the canceller's double-talk
+onset); the mic level while only the
+assistant talks (ERLE = the ``none`` level minus this one; in ``aec`` the page's own measure
+per reply, ``echo.measured``, since frames that do not look like speech never leave the page;
+elsewhere what the kernel recorded from the mic); the word
+error rate of the user's words (all transcripts of the try, Whisper-base); and whether each
+barge-in's truncation is exactly the position the player reported.
+
+Goals (variant ``aec``): 0 self-interruptions, >= 95 % of barge-ins detected within 300 ms,
+ERLE >= 25 dB; exits 1 when one is missed. ``--quick``: 2 turns and 2 tries.
+Results: bench/duplex/results/bench_duplex.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO / "tests"), str(REPO)]  # the rig and the page harness live with the tests
+
+from duplex_rig import DuplexChat, PulseRig, speech_wav, wait  # noqa: E402
+from widget_harness.bridge import BrowserBridge, serve_static  # noqa: E402
+
+from rtvoice_widget.server.engines.evaluation import word_error_rate  # noqa: E402
+
+# Each becomes "You said: <text>." in espeak-ng's voice: 5.5-7 s.
+REPLIES = [
+    "the quick brown fox jumps over the lazy dog while seven tired sailors row their small boat across the harbour",
+    "tomorrow morning the weather will be cloudy with light rain in the north and sunny spells later in the south",
+    "to bake bread mix flour water salt and yeast then knead the dough and leave it to rise for about two hours",
+    "the museum opens at nine on weekdays and at ten on weekends and the guided tours start every hour on the hour",
+    "our train leaves platform four at half past eight and arrives in the city just after eleven if it runs on time",
+    "remember to water the plants on the balcony twice a week and to move them inside when the nights get colder",
+    "the library has a large collection of old maps and letters that visitors can read in the quiet reading room",
+    "a good night of sleep helps memory and mood so try to go to bed at the same time and keep the room dark",
+    "the river runs through three towns before it reaches the sea and in spring it often floods the low fields",
+    "she planted tomatoes beans and carrots in the garden and by the end of summer they had more than they could eat",
+]
+USERS = [
+    ("stop please, tell me about the trains to Boston instead", "en-gb+f3"),
+    ("wait, what time does the museum open on Sunday", "en-us+m3"),
+    ("hold on, I need the recipe for pancakes", "en-gb+f3"),
+    ("sorry to interrupt, is it going to snow tomorrow", "en-us+m3"),
+]
+VARIANTS = {
+    "aec": ({}, True),
+    "half": ({"full_duplex": False}, True),
+    "none": ({"headphones": True}, False),
+}
+GOAL_MS = 300
+
+
+def dbfs(pcm16: np.ndarray) -> float:
+    x = pcm16.astype(np.float64) / 32768.0
+    return float(10 * np.log10(np.mean(x * x) + 1e-10)) if len(x) else float("nan")
+
+
+def settle(duplex: DuplexChat) -> None:
+    """Between trials: nothing playing, nobody heard, a quiet second."""
+    duplex.chat.mode = "mute"
+    duplex.chat.interrupt()
+    time.sleep(1.2)
+    duplex.chat.mode = "continuous"
+    time.sleep(0.3)
+
+
+def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> dict:
+    chat_options, ec = VARIANTS[name]
+    rng = random.Random(15)
+    out: dict = {"variant": name, "turns": [], "tries": []}
+    with PulseRig(echo_db=args.echo_db) as rig, BrowserBridge() as bridge:
+        forced = {"autoGainControl": False} if args.agc_off else {}
+        ctx = rig.launch(playwright, Path(tempfile.mkdtemp(prefix="duplex-profile")), echo_cancellation=ec, **forced)
+        duplex = DuplexChat(server.url, ctx.new_page(), bridge, **chat_options)
+        voice = rig.voice()
+        try:
+            duplex.open(base)
+            session = duplex.chat.session
+            for i in range(args.turns):
+                try:
+                    item, asked = duplex.assistant_says(REPLIES[i % len(REPLIES)])
+                except AssertionError as exc:  # e.g. its reply to its own echo was still going
+                    out["turns"].append({"audio_ms": 0, "outcome": str(exc), "self_interrupted": True, "mic_dbfs": None})
+                    settle(duplex)
+                    continue
+                start_ms = session.now_ms()
+                try:
+                    outcome = duplex.wait_over(item, asked, timeout=40)
+                except AssertionError:
+                    outcome = "never ended"
+                end_ms = session.now_ms()
+                heard = [r for t, r in duplex.rows("input_audio_buffer.speech_started", asked)]
+                # The mic while only the assistant talks; the first 2.5 s of a variant's first
+                # reply are the echo check's (mic held), so they are left out everywhere.
+                level = dbfs(duplex.chat.recording.user_pcm16(start_ms + (2500 if i == 0 else 500), end_ms))
+                turn = {"audio_ms": round(duplex.item(item).audio_received_ms), "outcome": outcome,
+                        "self_interrupted": bool(heard) or outcome != "played", "mic_dbfs": round(level, 1)}
+                out["turns"].append(turn)
+                print(f"  {name} turn {i + 1}: {turn}", flush=True)
+                settle(duplex)
+            # With the mic in full duplex, frames that do not look like speech never leave the page
+            # (js/lib/speech-hold.js): what the mic heard is the page's own measure per reply.
+            measured = duplex.chat.events.filter(type="echo.measured")
+            out["echo_measured"] = [{k: p.get(k) for k in ("return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms")}
+                                    for p in measured.payload]
+            for i in range(args.tries):
+                wav, text, user_ms = user_wavs[i % len(user_wavs)]
+                offset = rng.uniform(1000, 2500)
+                try:
+                    item, asked = duplex.assistant_says(REPLIES[(i + 3) % len(REPLIES)])
+                    wait(lambda: duplex.played_ms(item) >= offset or duplex.rows("playback.flushed", asked),
+                         20, "the reply to play a while")
+                    if duplex.played_ms(item) < offset:
+                        raise AssertionError("the reply stopped before the user spoke (it interrupted itself)")
+                except AssertionError as exc:
+                    out["tries"].append({"offset_ms": round(offset), "latency_ms": None, "during_playback": False,
+                                         "wer": 1.0, "heard": "", "truncation_exact": None, "skipped": str(exc)})
+                    print(f"  {name} barge-in {i + 1}: skipped: {exc}", flush=True)
+                    settle(duplex)
+                    continue
+                playing_left = duplex.item(item).audio_received_ms - duplex.played_ms(item)
+                said, seconds = voice.say(wav)
+                said_ms = session.now_ms() + (said - time.time()) * 1000
+                try:
+                    started = wait(lambda: next(iter(duplex.rows("input_audio_buffer.speech_started", said)), None),
+                                   user_ms / 1000 + 4, "speech_started")
+                    latency = (started[0] - said) * 1000
+                except AssertionError:
+                    latency = None
+                time.sleep(max(0.0, said + seconds - time.time()))
+                # Every turn the user's audio opened is transcribed before the next try.
+                time.sleep(1.0)
+                wait(lambda: len(duplex.rows("input_audio_buffer.committed", said)) <= len(
+                    duplex.rows("conversation.item.input_audio_transcription.completed", said))
+                    + len(duplex.rows("conversation.item.input_audio_transcription.failed", said)), 20, "transcripts")
+                transcript = " ".join(r.get("text") or "" for _, r in duplex.rows(
+                    "conversation.item.input_audio_transcription.completed", said)).strip()
+                truncates = [r["payload"] for _, r in duplex.rows("conversation.item.truncate", said)
+                             if r["payload"].get("item_id") == item]
+                exact = None
+                if truncates:
+                    played = duplex.item(item).played_ms
+                    exact = abs(truncates[0]["audio_end_ms"] - played) < 1.0
+                # Where the time goes: from starting the WAV to its voice in what the kernel
+                # recorded from the mic (rig, capture, canceller), and from there to the event.
+                mic = duplex.chat.recording.user_pcm16(said_ms, said_ms + 3000).astype(np.float64) / 32768
+                frames = mic[: len(mic) // 480 * 480].reshape(-1, 480)
+                loud = np.flatnonzero(10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10) > -45)
+                onset = float(loud[0] * 20) if len(loud) else None
+                try_ = {"offset_ms": round(offset), "reply_left_ms": round(playing_left),
+                        "voice_in_mic_ms": onset,
+                        "latency_ms": None if latency is None else round(latency),
+                        "during_playback": latency is not None and latency < playing_left,
+                        "wer": round(word_error_rate([text], [transcript]), 3), "heard": transcript,
+                        "truncation_exact": exact}
+                out["tries"].append(try_)
+                print(f"  {name} barge-in {i + 1}: {try_}", flush=True)
+                settle(duplex)
+            checks = duplex.chat.events.filter(type=["echo.full_duplex", "echo.half_duplex"])
+            out["echo_check"] = [{"type": t, **{k: p.get(k) for k in ("return_loss_db", "playback_dbfs", "mic_dbfs")}}
+                                 for t, p in zip(checks.type, checks.payload)]
+        finally:
+            if args.log:
+                t0 = duplex.arrivals[0][0] if duplex.arrivals else 0
+                with open(args.log, "a") as fh:
+                    for t, r in duplex.arrivals:
+                        if r["type"] not in ("response.output_audio.delta", "response.output_audio_transcript.delta"):
+                            fh.write(f"{name} {t - t0:8.3f} {r['type']} {r.get('item_id') or ''} {(r.get('text') or '')[:80]}\n")
+            voice.close()
+            if args.log:
+                duplex.chat.recording.to_wav(f"{args.log}.{name}.wav")
+            ctx.close()
+            duplex.chat.close()
+    return out
+
+
+def summarise(result: dict) -> dict:
+    turns, tries = result["turns"], result["tries"]
+    lat = [t["latency_ms"] for t in tries]
+    within = sum(1 for t in tries if t["latency_ms"] is not None and t["latency_ms"] <= GOAL_MS and t["during_playback"])
+    found = sorted(x for x in lat if x is not None)
+    if result.get("echo_measured"):
+        levels = [e["mic_dbfs"] for e in result["echo_measured"]]
+    else:
+        levels = [t["mic_dbfs"] for t in turns if (not t["self_interrupted"] or result["variant"] == "none")
+                  and t["mic_dbfs"] is not None and np.isfinite(t["mic_dbfs"])]
+        if levels and max(levels) <= -99.9:
+            levels = []  # half-duplex: the mic was held, nothing was sent to measure
+    return {
+        "self_interruptions": sum(t["self_interrupted"] for t in turns), "turns": len(turns),
+        "shortest_turn_s": round(min((t["audio_ms"] for t in turns if t["audio_ms"]), default=0) / 1000, 1),
+        "barge_in_within_300ms": within, "tries": len(tries),
+        "barge_in_p50_ms": round(statistics.median(found)) if found else None,
+        "barge_in_max_ms": found[-1] if found else None,
+        "missed": sum(x is None for x in lat),
+        "mic_dbfs_far_end_only": round(statistics.median(levels), 1) if levels else None,
+        "user_wer": round(statistics.mean(t["wer"] for t in tries), 3) if tries else None,
+        "truncation_exact": f"{sum(t['truncation_exact'] is True for t in tries)}/{sum(t['truncation_exact'] is not None for t in tries)}",
+        "echo_check": result.get("echo_check"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--tries", type=int, default=20)
+    parser.add_argument("--echo-db", type=float, default=-6.0)
+    parser.add_argument("--variants", default="aec,half,none")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--agc-off", action="store_true", help="force autoGainControl off in the page (an experiment)")
+    parser.add_argument("--log", help="append every event the kernel got (but audio deltas) to this file")
+    parser.add_argument("--out", default=str(REPO / "bench" / "duplex" / "results" / "bench_duplex.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.turns, args.tries = 2, 2
+
+    from playwright.sync_api import sync_playwright
+
+    from rtvoice_widget.server import LocalRealtimeServer
+    from rtvoice_widget.server.engines import load_engines
+
+    folder = Path(tempfile.mkdtemp(prefix="duplex-bench"))
+    user_wavs = []
+    for k, (text, voice) in enumerate(USERS):
+        wav = speech_wav(text, folder / f"user{k}.wav", voice=voice)
+        import soundfile as sf
+        user_wavs.append((wav, text, 1000 * sf.info(str(wav)).duration))
+    engines = load_engines(vad="silero", asr="whisper-base", llm="echo", tts="espeak")
+    http, base = serve_static()
+    results, summary = {}, {}
+    started = time.perf_counter()
+    with LocalRealtimeServer(engines=engines, progress=None) as server, sync_playwright() as p:
+        for name in args.variants.split(","):
+            print(f"== {name}", flush=True)
+            results[name] = run_variant(name, server, p, args, user_wavs, base)
+            summary[name] = summarise(results[name])
+            print(json.dumps({name: summary[name]}), flush=True)
+    http.shutdown()
+    if "none" in summary and summary["none"]["mic_dbfs_far_end_only"] is not None:
+        for name, s in summary.items():
+            if name != "none" and s["mic_dbfs_far_end_only"] is not None:
+                s["erle_db"] = round(summary["none"]["mic_dbfs_far_end_only"] - s["mic_dbfs_far_end_only"], 1)
+    print(f"\n{'':6s} {'self-int.':>10s} {'barge-in<=300ms':>16s} {'p50 ms':>7s} {'missed':>7s} "
+          f"{'mic dBFS':>9s} {'ERLE dB':>8s} {'user WER':>9s} {'trunc. exact':>13s}")
+    for name, s in summary.items():
+        print(f"{name:6s} {s['self_interruptions']:>4d}/{s['turns']:<5d} {s['barge_in_within_300ms']:>9d}/{s['tries']:<6d} "
+              f"{str(s['barge_in_p50_ms']):>7s} {s['missed']:>7d} {str(s['mic_dbfs_far_end_only']):>9s} "
+              f"{str(s.get('erle_db', '-')):>8s} {str(s['user_wer']):>9s} {s['truncation_exact']:>13s}")
+    print(f"({time.perf_counter() - started:.0f} s; echo {args.echo_db:g} dB; shortest turn "
+          f"{min(s['shortest_turn_s'] for s in summary.values())} s)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"args": vars(args), "summary": summary, "runs": results}, indent=1))
+
+    missed = []
+    a = summary.get("aec")
+    if a:
+        if a["self_interruptions"]:
+            missed.append(f"{a['self_interruptions']} self-interruptions")
+        if a["tries"] and a["barge_in_within_300ms"] < 0.95 * a["tries"]:
+            missed.append(f"barge-in within {GOAL_MS} ms in {a['barge_in_within_300ms']}/{a['tries']}")
+        if a.get("erle_db") is not None and a["erle_db"] < 25:
+            missed.append(f"ERLE {a['erle_db']} dB")
+    print("goals met" if not missed else "MISSED: " + "; ".join(missed))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
