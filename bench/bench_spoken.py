@@ -1,6 +1,6 @@
 """Spoken questions, one conversation, through the official SDK: right answers and words heard.
 
-    python bench/bench_spoken.py                        # 75 questions, the default engines
+    python bench/bench_spoken.py                        # 75 questions, SmolLM2 and the default LLM
     python bench/bench_spoken.py --quick                # 18 questions
     python bench/bench_spoken.py --models smollm2 qwen2.5-0.5b --voices piper espeak
 
@@ -12,7 +12,8 @@ widget sends by default (``SessionConfig().to_session()``: its turn detection, i
 transcription), all questions in ONE conversation, as a person would ask them. The next
 question starts once the previous answer's ``response.done`` has come.
 
-Reported per model and voice, against the first model (SmolLM2-135M by default) in the same run:
+Reported per model and voice, against the first model (SmolLM2-135M by default) in the same run
+(the default engines' LLM is what ``llm="auto"`` picks: Qwen2.5-Coder-0.5B with the local extra):
 
 - accuracy: replies (the assistant's audio transcript) containing an accepted answer
   (``questions.is_correct``), also among the questions the server heard word-perfectly, so an
@@ -51,13 +52,15 @@ from rtvoice_widget.config import SessionConfig  # noqa: E402
 from rtvoice_widget.pcm import SAMPLE_RATE  # noqa: E402
 from rtvoice_widget.server import LocalRealtimeServer  # noqa: E402
 from rtvoice_widget.server.engines.evaluation import spoken, word_errors  # noqa: E402
+from rtvoice_widget.server.engines.loader import resolved_llm  # noqa: E402
 
 CHUNK_MS = 20
 LEAD_MS = 300
 TAIL_MS = 1500
 GOAL_ACCURACY = 0.90
 GOAL_WER = 0.10
-DEFAULT_MODEL = "smollm2"
+BASELINE = "smollm2"
+DEFAULT_MODEL = resolved_llm("auto")  # what a new user gets (qwen2.5-0.5b with the local extra)
 
 
 def render(voice: str, texts: list[str]) -> list[bytes]:
@@ -233,7 +236,7 @@ def run(model: str, voice: str, questions: list[dict], audio: list[bytes], show:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{len(QUICK_IDS)} questions instead of {len(QUESTIONS)}")
-    parser.add_argument("--models", nargs="+", default=[DEFAULT_MODEL],
+    parser.add_argument("--models", nargs="+", default=list(dict.fromkeys([BASELINE, DEFAULT_MODEL])),
                         help="LLM choices (load_engines(llm=...)); the first is the baseline")
     parser.add_argument("--voices", nargs="+", default=["piper"], choices=["piper", "espeak"])
     parser.add_argument("--seed", type=int, default=13, help="question order (topics mixed)")
