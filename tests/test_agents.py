@@ -408,4 +408,10 @@ def test_guardrail_and_its_replacement_on_the_local_server(local_url):
         wait_done(s, created["response_id"], timeout=60)
         assert len(s.events.filter(type="guardrail.tripped")) == 1
         df = s.events.to_pandas()
-        assert not (df["category"] == "error").any(), df[df["category"] == "error"][["type", "text"]]
+        # The echo reply is short: it can end between the guardrail's check and its cancel, and
+        # the server then answers the cancel with `response_cancel_not_active`, as OpenAI's does.
+        # That race is harmless; any other error is not.
+        raced = df["payload"].map(lambda p: isinstance(p, dict) and (p.get("error") or {}).get("code")
+                                  == "response_cancel_not_active")
+        errors = df[(df["category"] == "error") & ~raced]
+        assert errors.empty, errors[["type", "text"]]
