@@ -693,12 +693,18 @@ def test_reported_items_that_finished_are_not_truncated(server: Server) -> None:
     assert [a.item_id for a in actions if isinstance(a, FlushPlayback)] == ["asst_3"]
 
 
-def test_progress_on_a_later_reply_means_the_earlier_one_finished(server: Server) -> None:
-    # The earlier reply's own progress was never reported; the virtual player alone would think
-    # it still plays (at 505 of 800 ms) and truncate it too.
+def queued_replies(server: Server) -> ClientProtocol:
+    """Reply 1 (800 ms of audio, done) with reply 2 (1 s, still streaming) queued behind it."""
     proto = ClientProtocol()
     streamed_reply(proto, server, 1, 800, 0)
     streamed_reply(proto, server, 2, 1000, 100, done=False)
+    return proto
+
+
+def test_progress_on_a_later_reply_means_the_earlier_one_finished(server: Server) -> None:
+    # The earlier reply's own progress was never reported; the virtual player alone would think
+    # it still plays (at 505 of 800 ms) and truncate it too.
+    proto = queued_replies(server)
     proto.playback_progress("asst_2", 200, now_ms=400)
 
     actions = proto.receive(server.speech_started("user_3"), 505)
@@ -711,9 +717,7 @@ def test_progress_on_a_later_reply_means_the_earlier_one_finished(server: Server
 
 
 def test_progress_on_an_earlier_reply_says_nothing_about_a_later_one(server: Server) -> None:
-    proto = ClientProtocol()
-    streamed_reply(proto, server, 1, 800, 0)
-    streamed_reply(proto, server, 2, 1000, 100, done=False)
+    proto = queued_replies(server)
     proto.playback_progress("asst_1", 300, now_ms=300)
     actions = proto.receive(server.speech_started("user_3"), 400)
     assert [(e["item_id"], e["audio_end_ms"]) for e in sent(actions)] == [
