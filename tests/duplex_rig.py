@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from widget_harness.bridge import wait_until
+
 REPO = Path(__file__).resolve().parent.parent
 RIG_SCRIPT = REPO / "bench" / "duplex" / "pulse_rig.sh"
 CHROMIUM = "/usr/bin/chromium"
@@ -238,10 +240,5 @@ class DuplexChat:
 
 
 def wait(predicate, timeout: float, what: str, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    # The rig's waits run from seconds to a minute: a failure says which one ran out.
+    return wait_until(predicate, timeout, f"{what} (after {timeout:g} s)", interval)

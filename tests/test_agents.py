@@ -13,7 +13,6 @@ import threading
 import pytest
 
 from rtvoice_widget import Agent, OutputGuardrail, RealtimeSession, function_tool
-from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.events import category_of
 from scripted_server import (
     Pause,
@@ -25,33 +24,17 @@ from scripted_server import (
     pcm16_tone,
     voice_turn,
 )
+from session_fixtures import MANUAL, open_session  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
 
-MANUAL = SessionConfig(turn_detection=None)
 
-
+# Stricter than session_fixtures.server: every test here must have talked to the server.
 @pytest.fixture
 def server():
     with ScriptedServer() as srv:
         yield srv
         assert srv.assert_client_events_valid() > 0
-
-
-@pytest.fixture
-def open_session(server):
-    sessions: list[RealtimeSession] = []
-
-    def make(**kwargs) -> RealtimeSession:
-        s = RealtimeSession(server.url, **kwargs)
-        sessions.append(s)
-        s.connect(timeout=10)
-        s.wait_for("session.updated", timeout=10)
-        return s
-
-    yield make
-    for s in sessions:
-        s.close()
 
 
 def agents() -> tuple[Agent, Agent]:

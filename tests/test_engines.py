@@ -34,6 +34,7 @@ from rtvoice_widget.server.engines.loader import resolved_llm
 from rtvoice_widget.server.engines.sentences import SentenceBudget
 from rtvoice_widget.server.engines.tool_routing import function_spec, guess_arguments, route
 from rtvoice_widget.server.engines.tts import OPENAI_VOICES, EspeakTTS
+from engine_stubs import NullASR
 from speech_checks import median_pitch_hz
 
 WEATHER_TOOL = {
@@ -535,7 +536,7 @@ def test_openai_compat_validates_its_arguments():
 
 def test_load_engines_caches_and_reports_progress():
     seen: list[tuple[str, float]] = []
-    engines = load_engines(vad="energy", asr=_NullASR(), llm="echo", tts="espeak", progress=lambda m, f: seen.append((m, f)))
+    engines = load_engines(vad="energy", asr=NullASR(), llm="echo", tts="espeak", progress=lambda m, f: seen.append((m, f)))
     assert isinstance(engines, Engines)
     assert isinstance(engines.vad, EnergyVAD) and isinstance(engines.llm, EchoLLM)
     assert [f for _, f in seen] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
@@ -547,7 +548,7 @@ def test_load_engines_caches_and_reports_progress():
 
 
 def test_load_engines_caches_each_engine_on_its_own():
-    first = load_engines(vad="energy", asr=_NullASR(), llm="echo", tts="espeak")
+    first = load_engines(vad="energy", asr=NullASR(), llm="echo", tts="espeak")
     seen: list[str] = []
     other_tts = load_engines(vad="energy", asr=first.asr, llm="echo", tts="espeak-cli", progress=lambda m, f: seen.append(m))
     assert other_tts is not first and other_tts.tts is not first.tts and other_tts.tts.backend == "cli"
@@ -561,7 +562,7 @@ def test_load_engines_caches_each_engine_on_its_own():
 
 
 def test_load_engines_loads_once_under_concurrency():
-    asr = _NullASR()
+    asr = NullASR()
     results: list[Engines] = []
     threads = [
         threading.Thread(target=lambda: results.append(load_engines(vad="energy", asr=asr, llm="echo", tts="espeak-cli")))
@@ -576,29 +577,19 @@ def test_load_engines_loads_once_under_concurrency():
 
 def test_load_engines_rejects_unknown_names():
     with pytest.raises(ValueError, match="vad"):
-        load_engines(vad="webrtc-nope", asr=_NullASR(), llm="echo", tts="espeak")
+        load_engines(vad="webrtc-nope", asr=NullASR(), llm="echo", tts="espeak")
     with pytest.raises(ValueError, match="llm"):
-        load_engines(vad="energy", asr=_NullASR(), llm="gpt-17", tts="espeak")
+        load_engines(vad="energy", asr=NullASR(), llm="gpt-17", tts="espeak")
     with pytest.raises(ValueError, match="llm_url"):
-        load_engines(vad="energy", asr=_NullASR(), llm="openai", tts="espeak")
+        load_engines(vad="energy", asr=NullASR(), llm="openai", tts="espeak")
     with pytest.raises(ValueError, match="unknown ASR"):
         load_engines(vad="energy", asr="whisper-nonexistent", llm="echo", tts="espeak")
 
 
 def test_load_engines_llm_url_selects_the_endpoint(chat_stub):
-    engines = load_engines(vad="energy", asr=_NullASR(), llm="echo", tts="espeak", llm_url=chat_stub.url, llm_model="stub")
+    engines = load_engines(vad="energy", asr=NullASR(), llm="echo", tts="espeak", llm_url=chat_stub.url, llm_model="stub")
     assert isinstance(engines.llm, OpenAICompatLLM)
     assert "".join(c.text for c in engines.llm.stream([{"role": "user", "content": "hi"}])) == "Hello from the stub server."
-
-
-class _NullASR:
-    """A real (if deaf) ASR object: lets load_engines tests skip loading Whisper."""
-
-    name = "null"
-    sample_rate = 16000
-
-    def transcribe(self, audio, *, language=None, prompt=None) -> str:
-        return ""
 
 
 # --- models: Whisper, SmolLM2, the full default set ----------------------------------------------

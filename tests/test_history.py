@@ -8,7 +8,6 @@ model's prompt hold the seeded text; its history budget).
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from rtvoice_widget.history import history_events, history_messages, seeded_item
 from rtvoice_widget.saved import load_session, save_session
 from rtvoice_widget.session import RealtimeSession
 from scripted_server import Abort, ScriptedServer, pcm16_tone, voice_turn
+from session_fixtures import no_session_thread_survives  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,13 +26,6 @@ SAMPLE = Path(__file__).resolve().parent.parent / "notebooks" / "data" / "sample
 MANUAL = SessionConfig(turn_detection=None)
 HISTORY = [("user", "My name is Zorblax."), ("assistant", "Nice to meet you, Zorblax."),
            ("user", "I like green tea.")]
-
-
-@pytest.fixture(autouse=True)
-def no_session_thread_survives():
-    yield
-    leaked = [t for t in threading.enumerate() if t.name == "rtvoice-session"]
-    assert not leaked, f"{len(leaked)} session thread(s) still running"
 
 
 def item_texts(events: list[dict]) -> list[tuple[str, str, str]]:

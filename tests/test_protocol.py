@@ -198,6 +198,16 @@ def start_reply(proto: ClientProtocol, srv: Server, response_id: str, item_id: s
                  (t, srv.content_part_added(response_id, item_id))])
 
 
+def streamed_reply(proto: ClientProtocol, srv: Server, n: int, audio_ms: int, t: float,
+                   done: bool = True) -> None:
+    """Reply ``n`` (``resp_n``/``asst_n``) starts at ``t``, all its audio arriving at once;
+    with ``done`` its ``response.done`` follows 10 ms later."""
+    start_reply(proto, srv, f"resp_{n}", f"asst_{n}", t)
+    proto.receive(srv.audio_delta(f"resp_{n}", f"asst_{n}", audio_ms), t)
+    if done:
+        proto.receive(srv.response_done(f"resp_{n}"), t + 10)
+
+
 # --- builders -----------------------------------------------------------------------------------
 
 
@@ -661,12 +671,8 @@ def test_without_virtual_player_unreported_audio_counts_as_unplayed(server: Serv
 def test_barge_in_flushes_every_queued_item_in_play_order(server: Server) -> None:
     proto = ClientProtocol()
     # Reply 1 (2 s of audio) is done streaming; a tool follow-up reply 2 queues behind it.
-    start_reply(proto, server, "resp_1", "asst_1", 0)
-    proto.receive(server.audio_delta("resp_1", "asst_1", 2000), 0)
-    proto.receive(server.response_done("resp_1"), 10)
-    start_reply(proto, server, "resp_2", "asst_2", 100)
-    proto.receive(server.audio_delta("resp_2", "asst_2", 1000), 100)
-    proto.receive(server.response_done("resp_2"), 110)
+    streamed_reply(proto, server, 1, 2000, 0)
+    streamed_reply(proto, server, 2, 1000, 100)
     actions = proto.receive(server.speech_started("user_2"), 1500)
     assert [a for a in actions if isinstance(a, FlushPlayback)] == [
         FlushPlayback("asst_1"), FlushPlayback("asst_2")]
@@ -677,31 +683,28 @@ def test_barge_in_flushes_every_queued_item_in_play_order(server: Server) -> Non
 
 def test_reported_items_that_finished_are_not_truncated(server: Server) -> None:
     proto = ClientProtocol(virtual_player=False)
-    start_reply(proto, server, "resp_1", "asst_1", 0)
-    proto.receive(server.audio_delta("resp_1", "asst_1", 500), 0)
-    proto.receive(server.response_done("resp_1"), 10)
+    streamed_reply(proto, server, 1, 500, 0)
     proto.playback_progress("asst_1", 500, now_ms=600)
     assert proto.receive(server.speech_started("user_2"), 700) == []
     # An older unreported item is taken as played once newer audio arrived after it.
-    start_reply(proto, server, "resp_2", "asst_2", 800)
-    proto.receive(server.audio_delta("resp_2", "asst_2", 500), 800)
-    proto.receive(server.response_done("resp_2"), 810)
-    start_reply(proto, server, "resp_3", "asst_3", 900)
-    proto.receive(server.audio_delta("resp_3", "asst_3", 500), 900)
-    proto.receive(server.response_done("resp_3"), 910)
+    streamed_reply(proto, server, 2, 500, 800)
+    streamed_reply(proto, server, 3, 500, 900)
     actions = proto.receive(server.speech_started("user_3"), 950)
     assert [a.item_id for a in actions if isinstance(a, FlushPlayback)] == ["asst_3"]
+
+
+def queued_replies(server: Server) -> ClientProtocol:
+    """Reply 1 (800 ms of audio, done) with reply 2 (1 s, still streaming) queued behind it."""
+    proto = ClientProtocol()
+    streamed_reply(proto, server, 1, 800, 0)
+    streamed_reply(proto, server, 2, 1000, 100, done=False)
+    return proto
 
 
 def test_progress_on_a_later_reply_means_the_earlier_one_finished(server: Server) -> None:
     # The earlier reply's own progress was never reported; the virtual player alone would think
     # it still plays (at 505 of 800 ms) and truncate it too.
-    proto = ClientProtocol()
-    start_reply(proto, server, "resp_1", "asst_1", 0)
-    proto.receive(server.audio_delta("resp_1", "asst_1", 800), 0)
-    proto.receive(server.response_done("resp_1"), 10)
-    start_reply(proto, server, "resp_2", "asst_2", 100)
-    proto.receive(server.audio_delta("resp_2", "asst_2", 1000), 100)
+    proto = queued_replies(server)
     proto.playback_progress("asst_2", 200, now_ms=400)
 
     actions = proto.receive(server.speech_started("user_3"), 505)
@@ -714,12 +717,7 @@ def test_progress_on_a_later_reply_means_the_earlier_one_finished(server: Server
 
 
 def test_progress_on_an_earlier_reply_says_nothing_about_a_later_one(server: Server) -> None:
-    proto = ClientProtocol()
-    start_reply(proto, server, "resp_1", "asst_1", 0)
-    proto.receive(server.audio_delta("resp_1", "asst_1", 800), 0)
-    proto.receive(server.response_done("resp_1"), 10)
-    start_reply(proto, server, "resp_2", "asst_2", 100)
-    proto.receive(server.audio_delta("resp_2", "asst_2", 1000), 100)
+    proto = queued_replies(server)
     proto.playback_progress("asst_1", 300, now_ms=300)
     actions = proto.receive(server.speech_started("user_3"), 400)
     assert [(e["item_id"], e["audio_end_ms"]) for e in sent(actions)] == [
@@ -810,9 +808,7 @@ def test_interrupt_while_thinking_only_cancels(server: Server) -> None:
 
 def test_interrupt_on_the_playing_tail_does_not_cancel(server: Server) -> None:
     proto = ClientProtocol()
-    start_reply(proto, server, "resp_1", "asst_1", 0)
-    proto.receive(server.audio_delta("resp_1", "asst_1", 1000), 0)
-    proto.receive(server.response_done("resp_1"), 10)
+    streamed_reply(proto, server, 1, 1000, 0)
     actions = proto.interrupt(now_ms=400)
     assert [(e["type"], e.get("audio_end_ms")) for e in sent(actions)] == [
         ("conversation.item.truncate", 400)]
@@ -861,9 +857,7 @@ def test_client_cancels_when_server_does_not(server: Server) -> None:
 
 def test_no_barge_in_when_playback_is_over(server: Server) -> None:
     proto = ClientProtocol()
-    start_reply(proto, server, "resp_1", "asst_1", 0)
-    proto.receive(server.audio_delta("resp_1", "asst_1", 500), 0)
-    proto.receive(server.response_done("resp_1"), 10)
+    streamed_reply(proto, server, 1, 500, 0)
     assert proto.is_playing(400)
     assert not proto.is_playing(600)
     assert proto.receive(server.speech_started("user_2"), 600) == []

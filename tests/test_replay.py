@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import math
-import threading
 from pathlib import Path
 from typing import Literal
 
@@ -22,17 +21,11 @@ from rtvoice_widget import compare, plot_comparison
 from rtvoice_widget.replay import config_from_saved, replay_turns
 from rtvoice_widget.saved import load_session, save_session
 from scripted_server import ScriptedServer, voice_turn
+from session_fixtures import no_session_thread_survives  # noqa: F401
 
 pytestmark = pytest.mark.timeout(300)
 
 SAMPLE = Path(__file__).resolve().parent.parent / "notebooks" / "data" / "sample_session"
-
-
-@pytest.fixture(autouse=True)
-def no_session_thread_survives():
-    yield
-    leaked = [t for t in threading.enumerate() if t.name == "rtvoice-session"]
-    assert not leaked, f"{len(leaked)} session thread(s) still running"
 
 
 @pytest.fixture(scope="module")

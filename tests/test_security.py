@@ -31,6 +31,7 @@ from rtvoice_widget.audio_link import AudioLink
 from rtvoice_widget.server import LocalRealtimeServer, ensure_local_server, local_server_token, stop_local_server
 from rtvoice_widget.server.cli import READY_PREFIX
 from rtvoice_widget.server.engines import load_engines
+from widget_harness.bridge import wait_until
 
 SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
 
@@ -159,16 +160,6 @@ def link():
     link.close()
 
 
-def _wait(condition, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_idle_pre_auth_connections_are_bounded_cost_no_threads_and_time_out(link):
     threads = threading.active_count()
     idle = [socket.create_connection(("127.0.0.1", link.port)) for _ in range(link.MAX_PENDING + 20)]
@@ -199,7 +190,7 @@ def test_the_token_never_reaches_a_log_even_at_debug_level(link, caplog):
         with ws_connect(f"{link.url}?token={link.token}", logger=page_log) as page:
             page.recv(timeout=10)
             page.send(struct.pack("<ddII", 1.0, 2.0, 1, 0) + bytes(960))
-            _wait(lambda: link.frames, "the frame")
+            wait_until(lambda: link.frames, 30, "the frame")
         with pytest.raises(websockets.InvalidStatus):
             ws_connect(f"{link.url}?token=wrong", logger=page_log)
     finally:
@@ -212,10 +203,10 @@ def test_a_newer_page_replacing_the_player_peer_is_logged(link, caplog):
     caplog.set_level(logging.INFO, logger="rtvoice_widget.audio_link")
     with ws_connect(f"{link.url}?token={link.token}") as first:
         first_conn = _link_message(first.recv(timeout=10))[0]["conn"]
-        _wait(lambda: link.conn == first_conn, "the first page")
+        wait_until(lambda: link.conn == first_conn, 30, "the first page")
         with ws_connect(f"{link.url}?token={link.token}") as second:
             second_conn = _link_message(second.recv(timeout=10))[0]["conn"]
-            _wait(lambda: link.conn == second_conn, "the second page")
+            wait_until(lambda: link.conn == second_conn, 30, "the second page")
             assert any(f"page connection {second_conn} replaces connection {first_conn}" in r.getMessage()
                        for r in caplog.records)
 
@@ -224,7 +215,7 @@ def test_too_many_open_pages_are_refused(link):
     with contextlib.ExitStack() as stack:
         for _ in range(link.MAX_PAGES):
             stack.enter_context(ws_connect(f"{link.url}?token={link.token}")).recv(timeout=10)
-        _wait(lambda: link.connections == link.MAX_PAGES, "the pages")
+        wait_until(lambda: link.connections == link.MAX_PAGES, 30, "the pages")
         with pytest.raises(websockets.InvalidStatus) as refused:
             ws_connect(f"{link.url}?token={link.token}")
         assert refused.value.response.status_code == 503
@@ -236,7 +227,7 @@ def test_a_page_that_stops_reading_never_blocks_send_and_is_dropped(link, caplog
     chunk = bytes(9600)  # 200 ms of 24 kHz PCM16
     with ws_connect(f"{link.url}?token={link.token}", max_queue=1) as stalled:  # stops reading when full
         conn = _link_message(stalled.recv(timeout=10))[0]["conn"]
-        _wait(lambda: link.conn == conn, "the page")
+        wait_until(lambda: link.conn == conn, 30, "the page")
         results: list[bool] = []
 
         def session_thread() -> None:
@@ -256,7 +247,7 @@ def test_a_page_that_stops_reading_never_blocks_send_and_is_dropped(link, caplog
     # A page that reads gets the audio again.
     with ws_connect(f"{link.url}?token={link.token}") as page:
         conn = _link_message(page.recv(timeout=10))[0]["conn"]
-        _wait(lambda: link.conn == conn, "the new page")
+        wait_until(lambda: link.conn == conn, 30, "the new page")
         assert link.send({"type": "audio", "item_id": "item_2"}, chunk, conn)
         header, payload = _link_message(page.recv(timeout=10))
         assert header == {"type": "audio", "item_id": "item_2"} and payload == chunk
@@ -466,7 +457,7 @@ def test_mic_audio_queued_during_a_reconnect_turns_stale_and_is_dropped_not_repl
                 time.sleep(max(0.0, started + k * 0.02 - time.monotonic()))
                 assert time.monotonic() - started < 20, "no reconnect"
             dropped = s.wait_for("connection.outbox_dropped", timeout=10)
-            received = _wait(lambda: (t := _tags(server, 1)) and t[-1] == k and t, "the last frame")
+            received = wait_until(lambda: (t := _tags(server, 1)) and t[-1] == k and t, 30, "the last frame")
             # Nothing older than the rule reached the new session: the dropped frames are the
             # oldest, the rest went out in order, each still fresh when the connection came back.
             assert dropped["payload"]["reason"] == "stale" and dropped["category"] == "connection"
@@ -614,7 +605,7 @@ def test_a_session_whose_event_log_broke_still_works_and_reports_its_failure(cap
             log.full = True
             # Server events still reach the protocol; a bad frame is still reported.
             server.play([Raw("{not json"), *voice_turn(with_speech=False, audio_ms=200, response_id="resp_x")])
-            _wait(lambda: s.protocol.turns and s.protocol.turns[-1].status == "completed", "the turn")
+            wait_until(lambda: s.protocol.turns and s.protocol.turns[-1].status == "completed", 30, "the turn")
             assert any("protocol.error: malformed JSON" in r.getMessage() for r in caplog.records)
             # What the user sends still goes out, every time (the writer survives the log).
             s.send_text("hello?")
@@ -623,7 +614,7 @@ def test_a_session_whose_event_log_broke_still_works_and_reports_its_failure(cap
             assert s.metrics()["events_unlogged"] > 0
             # A failure that ends the session is reported, and later calls say why.
             server.play([Close(1001, "going away")])
-            _wait(lambda: any("connection.failed" in r.getMessage() for r in caplog.records), "the report")
+            wait_until(lambda: any("connection.failed" in r.getMessage() for r in caplog.records), 30, "the report")
             with pytest.raises(SessionClosedError, match="gave up after 0 reconnect attempts"):
                 s.send_text("anyone?")
         finally:

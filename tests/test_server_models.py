@@ -46,22 +46,27 @@ def spoken(engines, text: str) -> bytes:
     return bytes(2 * RATE * 300 // 1000) + pcm + bytes(2 * RATE * 1200 // 1000)
 
 
+async def until_done(conn) -> list[dict]:
+    """Every event ``conn`` receives up to ``response.done`` (the last), each validated."""
+    received: list[dict] = []
+    while True:
+        event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
+        SERVER_EVENT.validate_python(event)
+        received.append(event)
+        if event["type"] == "response.done":
+            return received
+
+
 async def spoken_turn(url: str, pcm: bytes, session: dict | None = None) -> list[dict]:
     """Stream ``pcm`` in real time through the official SDK; return every event up to response.done."""
     sdk = AsyncOpenAI(api_key="local", websocket_base_url=url.removesuffix("/realtime"))
-    received: list[dict] = []
     async with sdk.realtime.connect(model="gpt-realtime") as conn:
         await conn.session.update(session={"type": "realtime", **(session or {})})
         step = 2 * RATE // 50
         for offset in range(0, len(pcm), step):
             await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[offset : offset + step]).decode())
             await asyncio.sleep(0.02)  # real time: the server's VAD and speculation see the pauses happen
-        while True:
-            event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
-            SERVER_EVENT.validate_python(event)
-            received.append(event)
-            if event["type"] == "response.done":
-                return received
+        return await until_done(conn)
 
 
 def of(events: list[dict], type: str) -> list[dict]:
@@ -93,11 +98,7 @@ async def test_instructions_reach_the_llm(server):
         await conn.conversation.item.create(item={"type": "message", "role": "user",
                                                   "content": [{"type": "input_text", "text": "What is your name?"}]})
         await conn.response.create()
-        while True:
-            event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
-            SERVER_EVENT.validate_python(event)
-            if event["type"] == "response.done":
-                break
+        event = (await until_done(conn))[-1]
     assert "zorblax" in event["response"]["output"][0]["content"][0]["transcript"].lower()
 
 
@@ -110,11 +111,7 @@ async def test_history_is_kept_per_session(server):
             await conn.conversation.item.create(item={"type": "message", "role": "user",
                                                       "content": [{"type": "input_text", "text": text}]})
             await conn.response.create()
-            while True:
-                event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
-                SERVER_EVENT.validate_python(event)
-                if event["type"] == "response.done":
-                    break
+            event = (await until_done(conn))[-1]
     answer = event["response"]["output"][0]["content"][0]["text"]
     assert "zorblax" in answer.lower()
 
@@ -145,23 +142,12 @@ async def test_a_tool_result_is_answered_in_words(server):
         await conn.conversation.item.create(item={"type": "message", "role": "user", "content": [
             {"type": "input_text", "text": "What's the weather in Paris?"}]})
         await conn.response.create()
-        calls = []
-        while True:
-            event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
-            SERVER_EVENT.validate_python(event)
-            if event["type"] == "response.function_call_arguments.done":
-                calls.append(event)
-            if event["type"] == "response.done":
-                break
+        calls = of(await until_done(conn), "response.function_call_arguments.done")
         assert [c["name"] for c in calls] == ["get_weather"]
         await conn.conversation.item.create(item={"type": "function_call_output", "call_id": calls[0]["call_id"],
                                                   "output": json.dumps({"temperature_c": 21, "condition": "sunny"})})
         await conn.response.create()
-        while True:
-            event = json.loads(await asyncio.wait_for(conn.recv_bytes(), TIMEOUT))
-            SERVER_EVENT.validate_python(event)
-            if event["type"] == "response.done":
-                break
+        event = (await until_done(conn))[-1]
     answer = event["response"]["output"][0]["content"][0]["text"]
     assert not any(mark in answer for mark in '{}"_'), answer  # words, not the JSON read out
     assert "21" in answer or "sunny" in answer.lower(), answer

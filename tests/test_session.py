@@ -34,44 +34,9 @@ from scripted_server import (
     truncated,
     voice_turn,
 )
+from session_fixtures import MANUAL, no_session_thread_survives, open_session, server  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
-
-MANUAL = SessionConfig(turn_detection=None)
-
-
-@pytest.fixture(autouse=True)
-def no_session_thread_survives():
-    """Every session a test opens must be fully stopped (thread joined) by its end."""
-    yield
-    leaked = [t for t in threading.enumerate() if t.name == "rtvoice-session"]
-    assert not leaked, f"{len(leaked)} session thread(s) still running"
-
-
-@pytest.fixture
-def server():
-    with ScriptedServer() as srv:
-        yield srv
-        srv.assert_client_events_valid()
-
-
-@pytest.fixture
-def open_session(server):
-    """``open_session(**kwargs)`` → a connected session on ``server``; closed at teardown."""
-    sessions: list[RealtimeSession] = []
-
-    def make(**kwargs) -> RealtimeSession:
-        kwargs.setdefault("reconnect_delay", 0.02)
-        s = RealtimeSession(server.url, **kwargs)
-        sessions.append(s)
-        s.connect(timeout=10)
-        # The scripted server answers the initial session.update; wait so tests start quiet.
-        s.wait_for("session.updated", timeout=10)
-        return s
-
-    yield make
-    for s in sessions:
-        s.close()
 
 
 def appended_bytes(server: ScriptedServer, connection: int | None = None) -> int:

@@ -7,13 +7,10 @@ received is validated with the SDK's ``RealtimeClientEvent`` at teardown.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from pydantic import TypeAdapter
 from openai.types.realtime import RealtimeClientEvent
 
-from rtvoice_widget.config import SessionConfig
 from rtvoice_widget.protocol import (
     TOKEN_KINDS,
     ClientProtocol,
@@ -32,30 +29,14 @@ from scripted_server import (
     usage,
     voice_turn,
 )
+from session_fixtures import MANUAL, connect_session, no_session_thread_survives  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
 
-MANUAL = SessionConfig(turn_detection=None)
 # OpenAI gpt-realtime list prices (USD per 1M tokens, Aug 2025); any numbers would do here.
 PRICES = {"input_text": 4.0, "cached_text": 0.4, "output_text": 16.0,
           "input_audio": 32.0, "cached_audio": 0.4, "output_audio": 64.0}
 CLIENT_EVENT = TypeAdapter(RealtimeClientEvent)
-
-
-@pytest.fixture(autouse=True)
-def no_session_thread_survives():
-    yield
-    leaked = [t for t in threading.enumerate() if t.name == "rtvoice-session"]
-    assert not leaked, f"{len(leaked)} session thread(s) still running"
-
-
-def make_session(server: ScriptedServer, sessions: list, **kwargs) -> RealtimeSession:
-    kwargs.setdefault("reconnect_delay", 0.02)
-    s = RealtimeSession(server.url, **kwargs)
-    sessions.append(s)
-    s.connect(timeout=10)
-    s.wait_for("session.updated", timeout=10)
-    return s
 
 
 @pytest.fixture
@@ -83,7 +64,7 @@ def item_texts(events: list[dict]) -> list[tuple[str, str]]:
 
 def test_reconnect_into_a_new_server_session_replays_config_and_conversation(sessions):
     with ScriptedServer() as server:  # every connection is a new server session
-        s = make_session(server, sessions, config=MANUAL, reconnect_delay=0.3)
+        s = connect_session(server, sessions, config=MANUAL, reconnect_delay=0.3)
         s.update(instructions="Speak like a pirate.")
         play_turns(server, s, [("What's the weather?", "Sunny."), ("And tomorrow?", "Rain, sadly.")])
         first_id = s.wait_for("session.created")["payload"]["session"]["id"]
@@ -113,7 +94,7 @@ def test_reconnect_into_a_new_server_session_replays_config_and_conversation(ses
 
 def test_reconnect_into_the_same_server_session_replays_nothing(sessions):
     with ScriptedServer(resume_sessions=True) as server:
-        s = make_session(server, sessions, config=MANUAL)
+        s = connect_session(server, sessions, config=MANUAL)
         play_turns(server, s, [("Hello?", "Hi there.")])
         server.play([Abort()])
         s.wait_for("connection.restored", timeout=10)
@@ -127,7 +108,7 @@ def test_reconnect_into_the_same_server_session_replays_nothing(sessions):
 
 def test_renewal_replay_is_bounded_by_turns_and_characters(sessions):
     with ScriptedServer() as server:
-        s = make_session(server, sessions, config=MANUAL, replay_turns=2, replay_chars=30)
+        s = connect_session(server, sessions, config=MANUAL, replay_turns=2, replay_chars=30)
         play_turns(server, s, [("one", "first answer"), ("two", "second answer"),
                                ("three", "a rather long third answer that exceeds the budget")])
         server.play([Abort()])
@@ -145,7 +126,7 @@ def test_renewal_replay_is_bounded_by_turns_and_characters(sessions):
 
 def test_renewal_with_replay_turns_zero_only_resends_the_config(sessions):
     with ScriptedServer() as server:
-        s = make_session(server, sessions, config=MANUAL, replay_turns=0)
+        s = connect_session(server, sessions, config=MANUAL, replay_turns=0)
         play_turns(server, s, [("one", "first answer")])
         server.play([Abort()])
         renewed = s.wait_for("connection.renewed", timeout=10)
@@ -207,7 +188,7 @@ def test_cost_meter_counts_tokens_per_turn_and_session(sessions):
     turn_usage = usage(input_text=1000, cached_text=400, input_audio=2000, output_text=500, output_audio=3000)
     expected_turn_usd = (600 * 4.0 + 400 * 0.4 + 2000 * 32.0 + 500 * 16.0 + 3000 * 64.0) / 1e6
     with ScriptedServer() as server:
-        s = make_session(server, sessions, config=MANUAL, prices=PRICES)
+        s = connect_session(server, sessions, config=MANUAL, prices=PRICES)
         play_turns(server, s, [("a", "one"), ("b", "two")], usage=turn_usage)
         turns = s.protocol.turns
         assert [t.tokens["cached_text"] for t in turns] == [400, 400]
@@ -224,7 +205,7 @@ def test_cost_meter_counts_tokens_per_turn_and_session(sessions):
 
 def test_without_prices_tokens_are_counted_and_cost_is_none(sessions):
     with ScriptedServer() as server:
-        s = make_session(server, sessions, config=MANUAL)
+        s = connect_session(server, sessions, config=MANUAL)
         play_turns(server, s, [("a", "one")])  # the scripted default usage: 80 in, 40 out
         metrics = s.metrics()
         assert (metrics["input_tokens"], metrics["output_tokens"], metrics["total_tokens"]) == (80, 40, 120)
@@ -235,7 +216,7 @@ def test_without_prices_tokens_are_counted_and_cost_is_none(sessions):
 def test_cost_cap_stops_creating_responses(sessions):
     expensive = usage(input_audio=10_000, output_audio=10_000)  # 0.96 USD at PRICES
     with ScriptedServer() as server:
-        s = make_session(server, sessions, prices=PRICES, max_cost_usd=0.5)  # server VAD answers by itself
+        s = connect_session(server, sessions, prices=PRICES, max_cost_usd=0.5)  # server VAD answers by itself
         play_turns(server, s, [("hello", "an expensive answer")], usage=expensive)
         capped = s.wait_for("cost.error", timeout=10)
         assert capped["category"] == "error" and capped["source"] == "local"

@@ -12,29 +12,15 @@ import time
 import numpy as np
 import pytest
 
-from rtvoice_widget.config import SessionConfig
-from rtvoice_widget.session import RealtimeSession
 from scripted_server import Abort, ScriptedServer, assistant_response_start, audio_deltas, pcm16_tone
+from session_fixtures import MANUAL, open_session, server  # noqa: F401
 
 pytestmark = pytest.mark.timeout(90)
 
-MANUAL = SessionConfig(turn_detection=None)
-
 
 @pytest.fixture
-def server():
-    with ScriptedServer() as srv:
-        yield srv
-        srv.assert_client_events_valid()
-
-
-@pytest.fixture
-def session(server):
-    s = RealtimeSession(server.url, config=MANUAL, reconnect_delay=0.02)
-    s.connect(timeout=10)
-    s.wait_for("session.updated", timeout=10)
-    yield s
-    s.close()
+def session(open_session):
+    return open_session(config=MANUAL)
 
 
 def frame(n: int, samples: int = 480) -> bytes:

@@ -18,6 +18,7 @@ from rtvoice_widget.server.engines.evaluation import spoken, word_error_rate
 from rtvoice_widget.server.engines.loader import auto_tts
 from rtvoice_widget.server.engines.tts import EspeakTTS
 from rtvoice_widget.server.engines.tts_piper import JOE_MEDIUM_SHA256, OPENAI_VOICES, PiperTTS, bundled_joe_paths
+from engine_stubs import NullASR
 from speech_checks import median_pitch_hz
 
 pytestmark = pytest.mark.models
@@ -187,20 +188,12 @@ def test_auto_falls_back_to_espeak_when_the_voice_is_missing(tmp_path, caplog):
 
 def test_auto_and_piper_load_piper_when_installed(caplog):
     with caplog.at_level(logging.WARNING, logger="rtvoice_widget.server.engines"):
-        engines = load_engines(vad="energy", asr=_NullASR(), llm="echo")  # tts="auto", the default
+        engines = load_engines(vad="energy", asr=NullASR(), llm="echo")  # tts="auto", the default
     assert engines.tts.name == "piper" and engines.info["tts"]["name"] == "piper"
     assert not [r for r in caplog.records if "espeak-ng" in r.getMessage()]
     assert load_engines(vad="energy", asr=engines.asr, llm="echo", tts="piper").tts.name == "piper"
     with pytest.raises(ValueError, match="'auto', 'piper', 'espeak' or 'espeak-cli'"):
         load_engines(vad="energy", asr=engines.asr, llm="echo", tts="festival")
-
-
-class _NullASR:
-    name = "null"
-    sample_rate = 16000
-
-    def transcribe(self, audio, *, language=None, prompt=None) -> str:
-        return ""
 
 
 @pytest.fixture(scope="module")

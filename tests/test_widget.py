@@ -14,6 +14,7 @@ import base64
 import json
 import struct
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -543,6 +544,23 @@ def greeted(link, info: dict):
     return link
 
 
+@contextmanager
+def open_link(info: dict):
+    """The page's side of the audio link, opened with the Jupyter-given token and greeted."""
+    with ws_connect(f"{info['url']}?token={info['token']}") as link:
+        greeted(link, info)
+        yield link
+
+
+def send_link_frames(chat, server, link, count: int) -> None:
+    """Frames ``0..count-1`` over the link once it is up; back when the session appended them."""
+    wait_until(lambda: chat._audio_link.connected, message="link connected")
+    now = time.time() * 1000
+    for i in range(count):
+        link.send(link_frame(now + 20 * i, i, frame(i)))
+    wait_until(lambda: len(server.client_events("input_audio_buffer.append")) >= count, message="appends")
+
+
 def test_on_msg_callbacks_see_link_frames_as_jupyter_ones(chat, server, rec):
     """Link frames reach every ``on_msg`` callback (through VoiceChat.on_msg, no private
     ipywidgets path); a removed callback gets none, and a failing one stops nothing."""
@@ -553,26 +571,16 @@ def test_on_msg_callbacks_see_link_frames_as_jupyter_ones(chat, server, rec):
     chat.on_msg(removed)
     chat.on_msg(removed, remove=True)
     info = link_info(chat, rec)
-    with ws_connect(f"{info['url']}?token={info['token']}") as link:
-        greeted(link, info)
-        wait_until(lambda: chat._audio_link.connected, message="link connected")
-        now = time.time() * 1000
-        for i in range(3):
-            link.send(link_frame(now + 20 * i, i, frame(i)))
-        wait_until(lambda: len(server.client_events("input_audio_buffer.append")) >= 3, message="appends")
+    with open_link(info) as link:
+        send_link_frames(chat, server, link, 3)
     assert [s for s in seen if s[0] == "link"] == [("link", i, frame(i)) for i in range(3)]
     assert gone == []
 
 
 def test_mic_link_carries_mic_frames_in_and_assistant_audio_and_flushes_out(chat, server, rec):
     info = link_info(chat, rec)
-    with ws_connect(f"{info['url']}?token={info['token']}") as link:
-        greeted(link, info)
-        wait_until(lambda: chat._audio_link.connected, message="link connected")
-        now = time.time() * 1000
-        for i in range(10):
-            link.send(link_frame(now + 20 * i, i, frame(i)))
-        wait_until(lambda: len(server.client_events("input_audio_buffer.append")) >= 10, message="appends")
+    with open_link(info) as link:
+        send_link_frames(chat, server, link, 10)
         assert appended_audio(server) == b"".join(frame(i) for i in range(10))
         assert chat.metrics()["mic_frames_via_link"] == 10
         # The recording places them at their capture time, as for frames through Jupyter.
@@ -609,8 +617,7 @@ def test_mic_link_refuses_a_wrong_token_and_shrugs_off_bad_frames(chat, server, 
         with pytest.raises(InvalidStatus) as refused:
             ws_connect(url)
         assert refused.value.response.status_code == 403
-    with ws_connect(f"{info['url']}?token={info['token']}") as link:
-        greeted(link, info)
+    with open_link(info) as link:
         link.send("not binary")
         link.send(b"\x00" * 10)  # shorter than the header
         link.send(link_frame(1.0, 0, b"\x01\x02\x03"))  # odd PCM16 byte count
@@ -685,8 +692,7 @@ def test_frames_through_jupyter_and_the_link_reach_the_session_in_order_once(cha
     info = link_info(chat, rec)
     frames = [frame(i) for i in range(15)]
     now = time.time() * 1000
-    with ws_connect(f"{info['url']}?token={info['token']}") as link:
-        greeted(link, info)
+    with open_link(info) as link:
         for i in range(5, 15):
             link.send(link_frame(now + 20 * i, i, frames[i], stream=9))
         wait_until(lambda: chat._mic.order.held == 10, message="link frames waiting for 0..4")
@@ -848,8 +854,7 @@ def test_push_to_talk_ends_after_the_last_frame_captured_while_held(chat, server
     the turn is committed only once frames up to ``through`` reached the session."""
     info = link_info(chat, rec)
     now = time.time() * 1000
-    with ws_connect(f"{info['url']}?token={info['token']}") as link:
-        greeted(link, info)
+    with open_link(info) as link:
         rec.browser_send(chat, {"type": "control", "action": "ptt_start"})
         for i in range(2):
             rec.browser_send(chat, {"type": "audio", "stream": 6, "seq": i, "t": now + 20 * i}, [frame(i)])

@@ -13,7 +13,7 @@ import threading
 from typing import Iterator
 
 from .base import LLMChunk, ToolCall
-from .tool_routing import answering_tool_result, content_text, guess_arguments, last_user_text, route
+from .tool_routing import answering_tool_result, content_text, guess_arguments, last_user_text, tool_to_call
 
 _NOTHING_HEARD = "I did not catch that."
 
@@ -47,12 +47,11 @@ class EchoLLM:
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[LLMChunk]:
-        if tools and not answering_tool_result(messages):
-            text = last_user_text(messages)
-            spec = route(text, tools)
-            if spec is not None:
-                yield LLMChunk(tool_call=ToolCall(spec["name"], guess_arguments(text, spec)))
-                return
+        call = tool_to_call(messages, tools)
+        if call is not None:
+            text, spec = call
+            yield LLMChunk(tool_call=ToolCall(spec["name"], guess_arguments(text, spec)))
+            return
         # Word-sized pieces (with their leading space) stand in for tokens.
         pieces = re.findall(r"\s*\S+", self.reply_text(messages))
         for piece in pieces[:max_tokens] if max_tokens is not None else pieces:

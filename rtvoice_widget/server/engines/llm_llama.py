@@ -27,7 +27,7 @@ from typing import Iterator
 from . import native_cpu
 from .base import LLMChunk, ToolCall
 from .sentences import SentenceBudget
-from .tool_routing import answering_tool_result, content_text, guess_arguments, last_user_text, route
+from .tool_routing import content_text, guess_arguments, tool_to_call
 
 BUNDLED = "smollm2"
 DEFAULT_MAX_TOKENS = 200
@@ -258,15 +258,14 @@ class LlamaCppLLM:
         max_tokens: int | None = None,
         cancel: threading.Event | None = None,
     ) -> Iterator[LLMChunk]:
-        if tools and not answering_tool_result(messages):
-            text = last_user_text(messages)
-            spec = route(text, tools)
-            if spec is not None:
-                arguments = self._tool_arguments(text, spec, cancel)
-                if cancel is not None and cancel.is_set():
-                    return
-                yield LLMChunk(tool_call=ToolCall(spec["name"], arguments))
+        call = tool_to_call(messages, tools)
+        if call is not None:
+            text, spec = call
+            arguments = self._tool_arguments(text, spec, cancel)
+            if cancel is not None and cancel.is_set():
                 return
+            yield LLMChunk(tool_call=ToolCall(spec["name"], arguments))
+            return
 
         budget = SentenceBudget(self.max_sentences)
         plain = _plain_messages(messages)

@@ -123,3 +123,15 @@ def content_text(content) -> str:
 def answering_tool_result(messages: list[dict]) -> bool:
     """True when the conversation ends with a tool result the model should now talk about."""
     return bool(messages) and messages[-1].get("role") == "tool"
+
+
+def tool_to_call(messages: list[dict], tools: list[dict] | None) -> tuple[str, dict] | None:
+    """``(user text, tool spec)`` when this reply should be a call to one of ``tools``, else ``None``.
+
+    Never while answering a tool result: the model talks about it instead of calling again.
+    """
+    if not tools or answering_tool_result(messages):
+        return None
+    text = last_user_text(messages)
+    spec = route(text, tools)
+    return None if spec is None else (text, spec)
