@@ -109,8 +109,10 @@ from rtvoice_widget.export import send_download
 from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
 from rtvoice_widget.audio_link import AudioLink
 from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
+from rtvoice_widget.page_feed import rows_json
 from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
+from rtvoice_widget.transcript_view import TranscriptView
 from rtvoice_widget import agents_widget  # agents hook (issue 16)
 from rtvoice_widget.tools import function_tool  # agents hook
 
@@ -133,99 +135,6 @@ _MUTE_TAIL_MARGIN_MS = 200
 # server confirms only once its models are loaded: seconds when warm, tens of seconds on a busy
 # machine's first start. A remote server answers at once; one that never does is broken.
 _READY_TIMEOUT_S = {"local": 120.0, "remote": 10.0}
-
-
-class TranscriptView:
-    """Builds the transcript the UI shows from event-log rows.
-
-    One entry per conversation item: ``{"id", "role", "text", "final", "interrupted"}``. User
-    transcription deltas and assistant transcript deltas grow a partial entry; ``completed`` /
-    ``done`` replace it with the final text; a cancelled response, a truncation or a playback
-    flush marks the assistant entry interrupted. ``consume(row)`` returns the entries it changed.
-    """
-
-    def __init__(self) -> None:
-        self.entries: dict[str, dict[str, Any]] = {}
-
-    def _entry(self, item_id: str, role: str) -> dict[str, Any]:
-        entry = self.entries.get(item_id)
-        if entry is None:
-            entry = self.entries[item_id] = {"id": item_id, "role": role, "text": "", "final": False,
-                                             "interrupted": False}
-        return entry
-
-    def consume(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        type_, item_id, text = row.get("type"), row.get("item_id"), row.get("text")
-        payload = row.get("payload") if isinstance(row.get("payload"), dict) else {}
-        changed: list[dict[str, Any]] = []
-
-        def touch(entry: dict[str, Any]) -> None:
-            changed.append(dict(entry))
-
-        if type_ == "conversation.item.added" and row.get("source") == "server":
-            item = payload.get("item") if isinstance(payload.get("item"), dict) else {}
-            if item.get("type", "message") == "message" and item.get("role") in ("user", "assistant") and item_id:
-                entry = self._entry(item_id, item["role"])
-                typed = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict)
-                         # output_text: an assistant message the client created (a resumed history)
-                         and c.get("type") in ("input_text", "text", "output_text") and isinstance(c.get("text"), str)]
-                if typed:
-                    entry.update(text="".join(typed), final=True)
-                touch(entry)
-        elif type_ == "conversation.item.input_audio_transcription.delta" and item_id and isinstance(text, str):
-            entry = self._entry(item_id, "user")
-            if not entry["final"]:
-                entry["text"] += text
-                touch(entry)
-        elif type_ == "conversation.item.input_audio_transcription.completed" and item_id:
-            entry = self._entry(item_id, "user")
-            entry.update(text=(text or "").strip(), final=True)
-            touch(entry)
-        elif type_ == "conversation.item.input_audio_transcription.failed" and item_id:
-            entry = self._entry(item_id, "user")
-            entry.update(text=entry["text"] or "(transcription failed)", final=True)
-            touch(entry)
-        elif type_ in ("response.output_audio_transcript.delta", "response.output_text.delta",
-                       "response.audio_transcript.delta", "response.text.delta") and item_id and isinstance(text, str):
-            entry = self._entry(item_id, "assistant")
-            if not entry["final"]:
-                entry["text"] += text
-                touch(entry)
-        elif type_ in ("response.output_audio_transcript.done", "response.output_text.done",
-                       "response.audio_transcript.done", "response.text.done") and item_id:
-            entry = self._entry(item_id, "assistant")
-            entry.update(text=text if isinstance(text, str) else entry["text"], final=True)
-            touch(entry)
-        elif type_ in ("conversation.item.truncated", "playback.flushed") and item_id in self.entries:
-            entry = self.entries[item_id]
-            entry["interrupted"] = True
-            touch(entry)
-        elif type_ == "response.done":
-            response = payload.get("response") if isinstance(payload.get("response"), dict) else {}
-            if response.get("status") in ("cancelled", "incomplete"):
-                for item in response.get("output") or []:
-                    entry = self.entries.get(item.get("id")) if isinstance(item, dict) else None
-                    if entry is not None:
-                        entry["interrupted"] = True
-                        touch(entry)
-        return changed
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        return [dict(e) for e in self.entries.values()]
-
-
-_ROW_FIELDS = ("seq", "t_ms", "source", "type", "category", "event_id", "item_id", "response_id", "text",
-               "audio_ms", "payload")
-
-
-def _rows_json(rows: list[dict[str, Any]]) -> str:
-    """Log rows as the browser gets them: one JSON array, without the wall-clock datetime.
-
-    Serialised once per batch on the pump thread (not per event on the session thread); odd
-    payload values (numpy scalars, bytes) become text instead of breaking the comm.
-    """
-    return json.dumps([{k: row.get(k) for k in _ROW_FIELDS} for row in rows], default=str,
-                      separators=(",", ":"))
 
 
 class VoiceChat(anywidget.AnyWidget):
@@ -863,7 +772,7 @@ class VoiceChat(anywidget.AnyWidget):
     def _send_history(self) -> None:
         with self._lock:
             rows = list(self._history)
-        self.send({"type": "events", "reset": True, "rows_json": _rows_json(rows)})
+        self.send({"type": "events", "reset": True, "rows_json": rows_json(rows)})
         self.send({"type": "transcript", "reset": True, "entries": self._transcript.snapshot()})
 
     def _run_pump(self) -> None:
@@ -875,7 +784,7 @@ class VoiceChat(anywidget.AnyWidget):
                 self._pending_entries.clear()
             try:
                 if rows:
-                    self.send({"type": "events", "rows_json": _rows_json(rows)})
+                    self.send({"type": "events", "rows_json": rows_json(rows)})
                 if entries:
                     self.send({"type": "transcript", "entries": entries})
                 now = time.monotonic()
