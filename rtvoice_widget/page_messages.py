@@ -1,6 +1,11 @@
-"""The page's reports, checked and worded for the log: echo checks, player overflows, first
-sound. Pure functions of a message's content; the widget's dispatch table (``VoiceChat``) logs
-what they return. A malformed report raises ``ValueError`` (logged as ``widget.error``).
+"""Browser -> kernel messages (listed in :mod:`rtvoice_widget.widget`), through one dispatch
+table: :class:`PageMessages`. It takes no widget reference: the session (through a getter: a
+reconnect makes a new one), the mic ingest, a log function, and the widget's own control
+actions (connect, hello, download...) as callables.
+
+The reports (echo checks, player overflows, first sound) are checked and worded for the log by
+pure functions of a message's content; a malformed one raises ``ValueError``, logged as
+``widget.error``.
 """
 
 from __future__ import annotations
@@ -8,7 +13,90 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-__all__ = ["FirstSound", "echo_check", "echo_fields", "echo_measured", "playback_overflow"]
+from rtvoice_widget.session import SessionClosedError
+
+__all__ = ["FirstSound", "PageMessages", "echo_check", "echo_fields", "echo_measured", "playback_overflow"]
+
+Handler = Callable[[dict[str, Any], list[Any]], None]
+
+
+class PageMessages:
+    """What each browser message does; :meth:`handle` runs one (kernel main thread, or the
+    audio link's thread for link frames).
+
+    ``session()`` is the current session, ``mic`` the :class:`~rtvoice_widget.mic_ingest.
+    MicIngest`, ``log(type, text=None, **fields)`` a local log entry, ``set_notice(text)`` the
+    widget's notice line. ``extra`` adds message types (e.g. ``front_end``, ``approval``) and
+    ``controls`` the ``control`` actions only the widget can do (``connect``, ``hello``...);
+    each gets the message's content. ``ptt_start`` / ``ptt_end`` are handled here.
+    """
+
+    def __init__(self, session: Callable[[], Any], mic: Any, log: Callable[..., None],
+                 set_notice: Callable[[str], None], extra: dict[str, Callable[[dict[str, Any]], None]],
+                 controls: dict[str, Callable[[dict[str, Any]], None]]) -> None:
+        self._session = session
+        self._mic = mic
+        self._log = log
+        self._set_notice = set_notice
+        self._first_sound = FirstSound(mic.page_to_session_ms)
+        self._controls = {**controls, "ptt_start": self._ptt_start,
+                          "ptt_end": lambda content: mic.after(content, self._end_push_to_talk)}
+        self._handlers: dict[str, Handler] = {
+            "audio": mic.push,
+            "played": lambda content, _: self._played(content),
+            "mic": lambda content, _: log(f"mic.{content.get('state', 'unknown')}", text=content.get("detail") or None),
+            "playback": lambda content, _: self._report("playback.overflow", *playback_overflow(content)),
+            "duplex": lambda content, _: self._echo_check(content),
+            "echo": lambda content, _: self._report(*echo_measured(content)),
+            "text": lambda content, _: session().send_text(content.get("text")),
+            "control": lambda content, _: self._control(content.get("action"), content),
+            **{kind: (lambda fn: lambda content, _: fn(content))(fn) for kind, fn in extra.items()},
+        }
+
+    def handle(self, content: Any, buffers: list[Any]) -> None:
+        """Run one message; what cannot be delivered or makes no sense is logged, never raised."""
+        if not isinstance(content, dict):
+            return self._log("widget.error", text=f"ignored a browser message that is not an object: {content!r:.80}")
+        kind = content.get("type")
+        handler = self._handlers.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            return self._log("widget.error", text=f"ignored an unknown browser message type {kind!r:.40}")
+        try:
+            handler(content, buffers)
+        except SessionClosedError:
+            pass  # late frames/reports after a disconnect: nothing to deliver them to
+        except (TypeError, ValueError) as exc:
+            self._log("widget.error", text=f"bad {kind} message from the browser: {exc}")
+
+    def _control(self, action: Any, content: dict[str, Any]) -> None:
+        control = self._controls.get(action) if isinstance(action, str) else None
+        if control is None:
+            raise ValueError(f"unknown control action {action!r:.40}")
+        control(content)
+
+    def _ptt_start(self, content: dict[str, Any]) -> None:
+        self._mic.flush()
+        self._session().clear_audio()
+
+    def _end_push_to_talk(self) -> None:
+        self._session().commit()
+        self._session().create_response()
+
+    def _played(self, content: dict[str, Any]) -> None:
+        self._session().playback_progress(content.get("item_id"), content.get("ms"),
+                                          flushed=content.get("flushed") is True)
+        fields = self._first_sound.fields(content)
+        if fields is not None:
+            self._log("playback.started", **fields)
+
+    def _report(self, type_: str, text: str | None, fields: dict[str, Any]) -> None:
+        self._log(type_, text=text, **fields)
+
+    def _echo_check(self, content: dict[str, Any]) -> None:
+        type_, text, fields, notice = echo_check(content)
+        self._log(type_, text=text, **fields)
+        if notice is not None:
+            self._set_notice(notice)
 
 
 def echo_fields(content: dict[str, Any]) -> dict[str, float]:

@@ -105,7 +105,7 @@ from rtvoice_widget.connection_state import READY_TIMEOUT_S, SPEECH_ENDED, statu
 from rtvoice_widget.export import send_download
 from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
 from rtvoice_widget.page_feed import PageFeed, session_stats
-from rtvoice_widget.page_messages import FirstSound, echo_check, echo_measured, playback_overflow
+from rtvoice_widget.page_messages import PageMessages
 from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
 from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
@@ -228,7 +228,6 @@ class VoiceChat(anywidget.AnyWidget):
         self._feed = PageFeed(self.send, self._update_stats, lambda: self.comm is None, self._local_error)
         # Mic frames back in capture order, fresh, onto the session clock (see mic_ingest.py).
         self._mic = MicIngest(lambda: self._session, self._local, stale_frame_ms)
-        self._first_sound = FirstSound(self._mic.page_to_session_ms)
         self._callbacks: list[tuple[str, Callable[..., Any]]] = []
         self._unsubscribe: list[Callable[[], None]] = []
         self._applying = False
@@ -239,7 +238,12 @@ class VoiceChat(anywidget.AnyWidget):
         self._audio_link = AudioLink(self._on_link_frame, self._player_link_opened) if mic_link else None
         # Assistant audio to the page's player, over the link when it is open (player_route.py).
         self._player = PlayerRoute(lambda header, buffers: self.send(header, buffers=buffers), self._audio_link)
-        self._page_messages = self._page_message_table()
+        self._page = PageMessages(lambda: self._session, self._mic, self._local,
+                                  lambda text: setattr(self, "notice", text), extra={
+                                      "front_end": lambda _: self._send_front_end(),
+                                      # agents hook: Approve / Deny clicked
+                                      "approval": lambda c: agents_widget.on_approval_message(self._session, c),
+                                  }, controls=self._control_actions())
         self._session = self._new_session()
         self._feed.start()
         self.on_msg(self._on_browser_message)
@@ -482,57 +486,13 @@ class VoiceChat(anywidget.AnyWidget):
 
     # -- browser messages (kernel main thread) ----------------------------------------------
 
-    def _page_message_table(self) -> dict[str, Callable[[dict[str, Any], list[Any]], None]]:
-        """What each browser message type does (the module docstring lists the messages)."""
-        return {
-            "audio": self._mic.push,
-            "played": lambda content, _: self._on_played(content),
-            "mic": lambda content, _: self._local(f"mic.{content.get('state', 'unknown')}",
-                                                  text=content.get("detail") or None),
-            "playback": lambda content, _: self._log_report("playback.overflow", *playback_overflow(content)),
-            "duplex": lambda content, _: self._on_echo_check(content),
-            "echo": lambda content, _: self._log_report(*echo_measured(content)),
-            "text": lambda content, _: self._session.send_text(content.get("text")),
-            "control": lambda content, _: self._on_control(content.get("action"), content),
-            "front_end": lambda content, _: self._send_front_end(),
-            # agents hook: Approve / Deny clicked
-            "approval": lambda content, _: agents_widget.on_approval_message(self._session, content),
-        }
-
     def _on_browser_message(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
-        if not isinstance(content, dict):
-            return self._local_error(f"ignored a browser message that is not an object: {content!r:.80}")
-        kind = content.get("type")
-        handler = self._page_messages.get(kind) if isinstance(kind, str) else None
-        if handler is None:
-            return self._local_error(f"ignored an unknown browser message type {kind!r:.40}")
-        try:
-            handler(content, buffers)
-        except SessionClosedError:
-            pass  # late frames/reports after a disconnect: nothing to deliver them to
-        except (TypeError, ValueError) as exc:
-            self._local_error(f"bad {kind} message from the browser: {exc}")
+        self._page.handle(content, buffers)
 
     def _send_front_end(self) -> None:
         """The front-end bundle for the loader (``_esm``): a custom message, never saved."""
         hash_, data = bundle()
         self.send({"type": "front_end", "hash": hash_}, buffers=[data])
-
-    def _on_played(self, content: dict[str, Any]) -> None:
-        self._session.playback_progress(content.get("item_id"), content.get("ms"),
-                                        flushed=content.get("flushed") is True)
-        fields = self._first_sound.fields(content)
-        if fields is not None:
-            self._local("playback.started", **fields)
-
-    def _log_report(self, type_: str, text: str | None, fields: dict[str, Any]) -> None:
-        self._local(type_, text=text, **fields)
-
-    def _on_echo_check(self, content: dict[str, Any]) -> None:
-        type_, text, fields, notice = echo_check(content)
-        self._local(type_, text=text, **fields)
-        if notice is not None:
-            self.notice = notice
 
     def on_msg(self, callback: Callable[..., Any], remove: bool = False) -> None:
         """As ``Widget.on_msg``; the callbacks also get the audio link's frames (see below)."""
@@ -553,31 +513,25 @@ class VoiceChat(anywidget.AnyWidget):
             except Exception as exc:
                 self._local_error(f"a message callback failed on a link frame: {type(exc).__name__}: {exc}")
 
-    def _on_control(self, action: Any, content: dict[str, Any]) -> None:
-        if action == "connect":
-            threading.Thread(target=self._connect_quietly, name="rtvoice-widget-connect", daemon=True).start()
-        elif action == "disconnect":
-            self.disconnect()
-        elif action == "hello":
-            self._feed.send_history()
-            if self._audio_link is not None:
-                self.send({"type": "mic_link", "url": self._audio_link.url, "token": self._audio_link.token,
-                           "key": self._audio_link.key})
-        elif action == "interrupt":
-            self.interrupt()
-        elif action == "ptt_start":
-            self._mic.flush()
-            self._session.clear_audio()
-        elif action == "ptt_end":
-            self._mic.after(content, self._end_push_to_talk)
-        elif action == "download":  # export.py: a transcript panel download (md, json, wav)
-            send_download(lambda c, buffers: self.send(c, buffers=buffers), self, content.get("format"), self._local)
-        else:
-            raise ValueError(f"unknown control action {action!r:.40}")
+    def _control_actions(self) -> dict[str, Callable[[dict[str, Any]], None]]:
+        """The page's ``control`` actions that need the widget (see PageMessages for the rest)."""
+        return {
+            "connect": lambda _: threading.Thread(target=self._connect_quietly, name="rtvoice-widget-connect",
+                                                  daemon=True).start(),
+            "disconnect": lambda _: self.disconnect(),
+            "hello": lambda _: self._hello(),
+            "interrupt": lambda _: self.interrupt(),
+            # export.py: a transcript panel download (md, json, wav)
+            "download": lambda c: send_download(lambda m, buffers: self.send(m, buffers=buffers), self,
+                                                c.get("format"), self._local),
+        }
 
-    def _end_push_to_talk(self) -> None:
-        self._session.commit()
-        self._session.create_response()
+    def _hello(self) -> None:
+        # A view (re)opens: the history so far, and where the audio link listens.
+        self._feed.send_history()
+        if self._audio_link is not None:
+            self.send({"type": "mic_link", "url": self._audio_link.url, "token": self._audio_link.token,
+                       "key": self._audio_link.key})
 
     def _end_speech_on_mute(self) -> None:
         """Muting mid-sentence: send the silence the server's VAD waits for, so the words
