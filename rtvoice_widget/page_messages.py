@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from rtvoice_widget.session import SessionClosedError
 
-__all__ = ["FirstSound", "PageMessages", "echo_check", "echo_fields", "echo_measured", "playback_overflow"]
+__all__ = ["FirstSound", "MessageListeners", "PageMessages", "echo_check", "echo_fields", "echo_measured", "playback_overflow"]
 
 Handler = Callable[[dict[str, Any], list[Any]], None]
 
@@ -179,3 +179,31 @@ class FirstSound:
         latency = content.get("output_latency_ms")
         return dict(item_id=item_id, started_ms=started_ms,
                     output_latency_ms=latency if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None)
+
+
+class MessageListeners:
+    """The widget's ``on_msg`` callbacks, kept so that the audio link's frames reach them too,
+    as ``callback(owner, content, [pcm])``, like frames that came through Jupyter. Like
+    ipywidgets' dispatcher, one failing callback does not stop the others: its error goes to
+    ``on_error(text)``.
+    """
+
+    def __init__(self, owner: Any, on_error: Callable[[str], None]) -> None:
+        self._owner = owner
+        self._on_error = on_error
+        self._callbacks: list[Callable[..., Any]] = []
+
+    def register(self, callback: Callable[..., Any], remove: bool = False) -> None:
+        if remove:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+        elif callback not in self._callbacks:
+            self._callbacks.append(callback)
+
+    def deliver(self, content: dict[str, Any], pcm: bytes) -> None:
+        """A link frame (AudioLink's thread), to every callback."""
+        for callback in list(self._callbacks):
+            try:
+                callback(self._owner, content, [pcm])
+            except Exception as exc:
+                self._on_error(f"a message callback failed on a link frame: {type(exc).__name__}: {exc}")

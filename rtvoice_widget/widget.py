@@ -101,12 +101,12 @@ import traitlets
 from rtvoice_widget._assets import STATIC, bundle
 from rtvoice_widget.audio_link import AudioLink
 from rtvoice_widget.config import SessionConfig
-from rtvoice_widget.connection_state import READY_TIMEOUT_S, SPEECH_ENDED, status_change, uses_local_server
+from rtvoice_widget.connection_state import (LOCAL_FALLBACK_NOTICE, READY_TIMEOUT_S, SPEECH_ENDED, ReadyGate,
+                                             start_local_server, status_change, uses_local_server)
 from rtvoice_widget.export import send_download
 from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
 from rtvoice_widget.page_feed import PageFeed, session_stats
-from rtvoice_widget.page_messages import PageMessages
-from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
+from rtvoice_widget.page_messages import MessageListeners, PageMessages
 from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
 from rtvoice_widget.transcript_view import TranscriptView
@@ -221,8 +221,8 @@ class VoiceChat(anywidget.AnyWidget):
         self._backend = backend
         super().__init__(_front_end=bundle()[0], _widget_id=uuid.uuid4().hex, headphones=headphones,
                          full_duplex=full_duplex, mode=mode, **initial_traits(config))
-        self._lock = threading.Lock()  # guards `ready` and its timer, set from the session thread too
-        self._ready_timer: threading.Timer | None = None
+        # `ready`: set from the session thread, a fallback timer and here (connection_state.py).
+        self._ready_gate = ReadyGate(self._show_ready, lambda: self.ready)
         self._connect_lock = threading.Lock()
         # Rows and transcript entries to the page in batches, from a thread of its own (page_feed.py).
         self._feed = PageFeed(self.send, self._update_stats, lambda: self.comm is None, self._local_error)
@@ -234,8 +234,8 @@ class VoiceChat(anywidget.AnyWidget):
         self._user_speaking = False  # between the server's speech_started and its end
         # Audio straight between the page's audio worker and here (see AudioLink); Jupyter stays
         # the fallback.
-        self._msg_listeners: list[Callable[..., Any]] = []  # on_msg callbacks, for link frames
-        self._audio_link = AudioLink(self._on_link_frame, self._player_link_opened) if mic_link else None
+        self._msg_listeners = MessageListeners(self, self._local_error)  # on_msg callbacks, for link frames
+        self._audio_link = AudioLink(self._msg_listeners.deliver, self._player_link_opened) if mic_link else None
         # Assistant audio to the page's player, over the link when it is open (player_route.py).
         self._player = PlayerRoute(lambda header, buffers: self.send(header, buffers=buffers), self._audio_link)
         self._page = PageMessages(lambda: self._session, self._mic, self._local,
@@ -319,15 +319,7 @@ class VoiceChat(anywidget.AnyWidget):
                                     if uses_local_server(self._session_args) else "Connecting to the server\u2026")
             try:
                 if uses_local_server(self._session_args):
-                    # Start (or join the start of) the embedded server here rather than inside
-                    # session.connect(), which then finds it running: so its loading stages show.
-                    from rtvoice_widget.server import ensure_local_server
-
-                    try:
-                        ensure_local_server(progress=self._on_server_stage)
-                    except Exception as exc:  # e.g. a native crash while loading: in the log too
-                        session.events.local("connection.failed", session.now_ms(), text=str(exc))
-                        raise
+                    start_local_server(session, self._on_server_stage)
                 session.connect(timeout)
             except BaseException as exc:
                 with self.hold_sync():
@@ -339,45 +331,34 @@ class VoiceChat(anywidget.AnyWidget):
         self.backend_label = endpoint.label if endpoint is not None else ""
         local = endpoint is not None and endpoint.backend == "local"
         if local and self._backend == "auto":
-            self.notice = ("No OPENAI_API_KEY found: using the offline local backend (small models "
-                           "on this machine). Set OPENAI_API_KEY and reconnect to talk to OpenAI.")
-        self._wait_for_ready(session, READY_TIMEOUT_S["local" if local else "remote"])
+            self.notice = LOCAL_FALLBACK_NOTICE
+        wait_s = READY_TIMEOUT_S["local" if local else "remote"]
+        self._ready_gate.wait(wait_s, lambda: setattr(self, "waiting_for", "Starting the session\u2026"),
+                              lambda: self._assume_ready(session, wait_s))
         self.status = "connected"
         return self
 
-    def _wait_for_ready(self, session: RealtimeSession, wait_s: float) -> None:
-        with self._lock:  # session.updated may have come already, on the session thread
-            if not self.ready:
-                self.waiting_for = "Starting the session\u2026"
-                self._ready_timer = threading.Timer(wait_s, self._assume_ready, args=(session, wait_s))
-                self._ready_timer.daemon = True
-                self._ready_timer.start()
     def _on_server_stage(self, stage: str) -> None:
         # The local server's relay thread: what it loads now, e.g. "Loading speech recognition
         # (whisper-base)"; the page adds the seconds waited so far.
         if self.status == "connecting":
             self.waiting_for = f"{stage}\u2026"
 
-    def _set_ready(self, ready: bool) -> None:
-        # Session thread (session.updated), the fallback timer, or a connection's end.
-        with self._lock:
-            timer, self._ready_timer = self._ready_timer, None
-            self.ready = ready
-            self.waiting_for = ""
-        if timer is not None:
-            timer.cancel()
+    def _show_ready(self, ready: bool) -> None:
+        self.ready = ready
+        self.waiting_for = ""
 
     def _assume_ready(self, session: RealtimeSession, wait_s: float) -> None:
         """A server that never confirms the settings must not leave the mic deaf for good."""
         if session is self._session and session.connected and not self.ready:
             self._local("session.unconfirmed", text=f"no session.updated within {wait_s:g} s "
                         "of session.created: listening anyway")
-            self._set_ready(True)
+            self._ready_gate.set(True)
 
     def disconnect(self) -> None:
         """Close the connection (the log, transcript and recording stay readable)."""
         self._session.close()
-        self._set_ready(False)
+        self._ready_gate.set(False)
         self.status = "disconnected"
 
     def close(self) -> None:
@@ -472,11 +453,11 @@ class VoiceChat(anywidget.AnyWidget):
         elif type_ in SPEECH_ENDED:
             self._user_speaking = False
         if type_ == "session.updated" and not self.ready:
-            self._set_ready(True)
+            self._ready_gate.set(True)
         change = status_change(type_, row.get("text"), self.status, self.notice)
         if change is not None:
             if change.pop("ready", True) is False:
-                self._set_ready(False)
+                self._ready_gate.set(False)
             for name, value in change.items():
                 setattr(self, name, value)
 
@@ -497,21 +478,7 @@ class VoiceChat(anywidget.AnyWidget):
     def on_msg(self, callback: Callable[..., Any], remove: bool = False) -> None:
         """As ``Widget.on_msg``; the callbacks also get the audio link's frames (see below)."""
         super().on_msg(callback, remove=remove)
-        if remove:
-            if callback in self._msg_listeners:
-                self._msg_listeners.remove(callback)
-        elif callback not in self._msg_listeners:
-            self._msg_listeners.append(callback)
-
-    def _on_link_frame(self, content: dict[str, Any], pcm: bytes) -> None:
-        # AudioLink's thread: to every on_msg callback, so each sees link frames as it sees frames
-        # that came through Jupyter. Like ipywidgets' dispatcher, one failing callback does not
-        # stop the others.
-        for callback in list(self._msg_listeners):
-            try:
-                callback(self, content, [pcm])
-            except Exception as exc:
-                self._local_error(f"a message callback failed on a link frame: {type(exc).__name__}: {exc}")
+        self._msg_listeners.register(callback, remove)
 
     def _control_actions(self) -> dict[str, Callable[[dict[str, Any]], None]]:
         """The page's ``control`` actions that need the widget (see PageMessages for the rest)."""
@@ -536,16 +503,11 @@ class VoiceChat(anywidget.AnyWidget):
     def _end_speech_on_mute(self) -> None:
         """Muting mid-sentence: send the silence the server's VAD waits for, so the words
         spoken so far become a turn and get their answer (see :func:`mute_silence_ms`)."""
+        if not (self._user_speaking and self._session.connected):
+            return
         silence_ms = mute_silence_ms(self._config.turn_detection)
-        if not (self._user_speaking and self._session.connected and silence_ms is not None):
-            return
-        self._mic.flush()  # the last words first, then the silence
-        try:
-            self._session.send_audio(bytes(_PCM_BYTES_PER_MS * silence_ms))
-        except SessionClosedError:
-            return
-        self._local("mic.muted_mid_speech",
-                    text=f"muted while speaking: sent {silence_ms} ms of silence to end the turn")
+        if silence_ms is not None:
+            self._mic.end_turn_with_silence(silence_ms)
 
     def _connect_quietly(self) -> None:
         try:
