@@ -115,7 +115,7 @@ from rtvoice_widget.widget_settings import (VOICES, config_traits, initial_trait
 from rtvoice_widget import agents_widget  # agents hook (issue 16)
 from rtvoice_widget.tools import function_tool  # agents hook
 
-__all__ = ["AudioLink", "StaleFrameFilter", "TranscriptView", "VOICES", "VoiceChat"]
+__all__ = ["AudioLink", "StaleFrameFilter", "TranscriptView", "VoiceChat"]
 
 
 class VoiceChat(anywidget.AnyWidget):
