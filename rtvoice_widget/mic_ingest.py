@@ -169,6 +169,18 @@ class MicIngest:
         with self._lock:
             self._deliver(*self.order.give_up())
 
+    def end_turn_with_silence(self, silence_ms: int) -> None:
+        """Muted mid-sentence: the frames still waiting, then ``silence_ms`` of silence, so the
+        server's VAD ends the turn now instead of waiting for a silence that never comes
+        (logged as ``mic.muted_mid_speech``; nothing when the session closed)."""
+        self.flush()  # the last words first, then the silence
+        try:
+            self._session().send_audio(bytes(_PCM_BYTES_PER_MS * silence_ms))
+        except SessionClosedError:
+            return
+        self._log("mic.muted_mid_speech",
+                  text=f"muted while speaking: sent {silence_ms} ms of silence to end the turn")
+
     def _deliver(self, frames: list[Frame | None], gaps: list[Gap]) -> None:
         """Hand ordered frames to the session (holds _lock); keep a timer while some wait."""
         for gap in gaps:

@@ -198,162 +198,201 @@ def turns_table(events: pd.DataFrame, user_audio: np.ndarray | None = None,
     ``user_audio`` (the recorded user track on the same session clock, see
     :func:`voice_end_ms`) fills the ``voice_*`` columns; without it they are NaN.
     """
+    builder = _TurnsBuilder()
+    for row in _relevant_rows(events):
+        builder.apply(*row)
+    return _turns_frame(builder.rows(user_audio, sample_rate))
+
+
+def _relevant_rows(events: pd.DataFrame):
+    """The log's rows that matter to turns, in ``seq`` order, with absent strings as None."""
     missing = {"type", "source", "t_ms", "item_id", "response_id", "text", "audio_ms", "payload"} - set(events.columns)
     if missing:
         raise ValueError(f"turns_table needs an EventLog.to_pandas() frame; missing columns {sorted(missing)}")
     df = events[events["type"].isin(_RELEVANT)]
     if "seq" in df.columns:
         df = df.sort_values("seq", kind="stable")
-
-    turns: dict[str, _Turn] = {}
-    responses: dict[str, _Response] = {}
-    user_end = math.nan          # end of the latest user input not yet answered
-    pending_audio_ms = 0.0       # client audio appended since the last commit/clear
-
-    def turn(item_id: str, role: str, t: float) -> _Turn:
-        found = turns.get(item_id)
-        if found is None:
-            found = turns[item_id] = _Turn(role, item_id, t, len(turns))
-        return found
-
     columns = (df["type"].astype(str), df["source"].astype(str), df["t_ms"], df["item_id"],
                df["response_id"], df["text"], df["audio_ms"], df["payload"])
     for type_, source, t, item_id, response_id, text, audio_ms, payload in zip(*columns):
-        type_ = BETA_ALIASES.get(type_, type_)
-        payload = payload if isinstance(payload, dict) else {}
         # Frames read back with plain pandas may hold NaN for absent strings.
-        item_id = item_id if isinstance(item_id, str) else None
-        response_id = response_id if isinstance(response_id, str) else None
-        text = text if isinstance(text, str) else None
+        yield (BETA_ALIASES.get(type_, type_), source, t,
+               item_id if isinstance(item_id, str) else None,
+               response_id if isinstance(response_id, str) else None,
+               text if isinstance(text, str) else None,
+               audio_ms, payload if isinstance(payload, dict) else {})
 
+
+class _TurnsBuilder:
+    """Turns and responses rebuilt from log rows fed in order (:meth:`apply`)."""
+
+    def __init__(self) -> None:
+        self.turns: dict[str, _Turn] = {}
+        self.responses: dict[str, _Response] = {}
+        self.user_end = math.nan          # end of the latest user input not yet answered
+        self.pending_audio_ms = 0.0       # client audio appended since the last commit/clear
+
+    def turn(self, item_id: str, role: str, t: float) -> _Turn:
+        found = self.turns.get(item_id)
+        if found is None:
+            found = self.turns[item_id] = _Turn(role, item_id, t, len(self.turns))
+        return found
+
+    def apply(self, type_: str, source: str, t: float, item_id: str | None, response_id: str | None,
+              text: str | None, audio_ms: float, payload: dict[str, Any]) -> None:
         if source == "client":
-            if type_ == "input_audio_buffer.append":
-                pending_audio_ms += audio_ms
-            elif type_ == "input_audio_buffer.clear":
-                pending_audio_ms = 0.0
-            elif type_ == "conversation.item.truncate" and item_id in turns:
-                tr = turns[item_id]
-                if not tr.truncated_by_server:
-                    tr.truncated_at_ms = float(payload.get("audio_end_ms", math.nan))
-            continue
-        if type_ == "playback.started":
-            # Only the player's report of an item already known as assistant audio counts.
-            started_ms = payload.get("started_ms")
-            tr = turns.get(item_id) if item_id is not None else None
-            if (tr is not None and math.isnan(tr.first_sound) and isinstance(started_ms, (int, float))
-                    and not isinstance(started_ms, bool) and math.isfinite(started_ms)):
-                tr.first_sound = float(started_ms)
-            continue
+            self._client(type_, item_id, audio_ms, payload)
+        elif type_ == "playback.started":
+            self._playback_started(item_id, payload)
+        elif type_.startswith("input_audio_buffer."):
+            self._input_buffer(type_, t, item_id, payload)
+        elif type_ in ("conversation.item.added", "conversation.item.done", "response.output_item.added"):
+            self._item(t, item_id, response_id, payload)
+        else:
+            self._server(type_, t, item_id, response_id, text, audio_ms, payload)
 
+    def _client(self, type_: str, item_id: str | None, audio_ms: float, payload: dict[str, Any]) -> None:
+        if type_ == "input_audio_buffer.append":
+            self.pending_audio_ms += audio_ms
+        elif type_ == "input_audio_buffer.clear":
+            self.pending_audio_ms = 0.0
+        elif type_ == "conversation.item.truncate" and item_id in self.turns:
+            tr = self.turns[item_id]
+            if not tr.truncated_by_server:
+                tr.truncated_at_ms = float(payload.get("audio_end_ms", math.nan))
+
+    def _playback_started(self, item_id: str | None, payload: dict[str, Any]) -> None:
+        # Only the player's report of an item already known as assistant audio counts.
+        started_ms = payload.get("started_ms")
+        tr = self.turns.get(item_id) if item_id is not None else None
+        if (tr is not None and math.isnan(tr.first_sound) and isinstance(started_ms, (int, float))
+                and not isinstance(started_ms, bool) and math.isfinite(started_ms)):
+            tr.first_sound = float(started_ms)
+
+    def _input_buffer(self, type_: str, t: float, item_id: str | None, payload: dict[str, Any]) -> None:
         if type_ == "input_audio_buffer.speech_started" and item_id is not None:
-            tr = turn(item_id, "user", t)
+            tr = self.turn(item_id, "user", t)
             tr.audio_start_ms = payload.get("audio_start_ms")
         elif type_ == "input_audio_buffer.speech_stopped" and item_id is not None:
-            tr = turn(item_id, "user", t)
+            tr = self.turn(item_id, "user", t)
             tr.ended = t
             end_ms = payload.get("audio_end_ms")
             if end_ms is not None and tr.audio_start_ms is not None:
                 tr.audio_ms = float(end_ms - tr.audio_start_ms)
-            user_end = t
+            self.user_end = t
         elif type_ == "input_audio_buffer.cleared":
-            pending_audio_ms = 0.0
+            self.pending_audio_ms = 0.0
         elif type_ == "input_audio_buffer.committed":
             if item_id is not None:
-                tr = turn(item_id, "user", t)
+                tr = self.turn(item_id, "user", t)
                 if math.isnan(tr.ended):
                     tr.ended = t
-                    user_end = t
-                if math.isnan(tr.audio_ms) and pending_audio_ms:
-                    tr.audio_ms = pending_audio_ms
-            pending_audio_ms = 0.0
-        elif type_ in ("conversation.item.added", "conversation.item.done", "response.output_item.added"):
-            item = payload.get("item")
-            if not isinstance(item, dict) or item_id is None:
-                continue
-            kind = item.get("type")
-            if kind == "function_call":
-                tr = turn(item_id, "function_call", t)
-                tr.final_text = f"{item.get('name')}({item.get('arguments') or ''})"
-            elif kind == "message":
-                role = "user" if item.get("role") == "user" else "assistant"
-                new = item_id not in turns
-                tr = turn(item_id, role, t)
-                if role == "assistant" and tr.final_text is None:
-                    # A message the client created (a resumed history, history.py): its text.
-                    typed = "".join(c.get("text") or "" for c in item.get("content") or ()
-                                    if isinstance(c, dict) and c.get("type") in ("output_text", "text"))
-                    tr.final_text = typed or None
-                if role == "user":
-                    content_text = _item_text(item)
-                    if content_text is not None and tr.final_text is None:
-                        tr.final_text = content_text
-                    if new and any(isinstance(c, dict) and c.get("type") == "input_text"
-                                   for c in item.get("content") or ()):
-                        tr.ended = t
-                        user_end = t
-            else:
-                continue
-            if response_id is not None:
-                tr.response_id = response_id
-        elif type_ == "conversation.item.input_audio_transcription.delta" and item_id is not None:
+                    self.user_end = t
+                if math.isnan(tr.audio_ms) and self.pending_audio_ms:
+                    tr.audio_ms = self.pending_audio_ms
+            self.pending_audio_ms = 0.0
+
+    def _item(self, t: float, item_id: str | None, response_id: str | None, payload: dict[str, Any]) -> None:
+        item = payload.get("item")
+        if not isinstance(item, dict) or item_id is None:
+            return
+        kind = item.get("type")
+        if kind == "function_call":
+            tr = self.turn(item_id, "function_call", t)
+            tr.final_text = f"{item.get('name')}({item.get('arguments') or ''})"
+        elif kind == "message":
+            tr = self._message(t, item_id, item)
+        else:
+            return
+        if response_id is not None:
+            tr.response_id = response_id
+
+    def _message(self, t: float, item_id: str, item: dict[str, Any]) -> _Turn:
+        role = "user" if item.get("role") == "user" else "assistant"
+        new = item_id not in self.turns
+        tr = self.turn(item_id, role, t)
+        if role == "assistant" and tr.final_text is None:
+            # A message the client created (a resumed history, history.py): its text.
+            typed = "".join(c.get("text") or "" for c in item.get("content") or ()
+                            if isinstance(c, dict) and c.get("type") in ("output_text", "text"))
+            tr.final_text = typed or None
+        if role == "user":
+            content_text = _item_text(item)
+            if content_text is not None and tr.final_text is None:
+                tr.final_text = content_text
+            if new and any(isinstance(c, dict) and c.get("type") == "input_text"
+                           for c in item.get("content") or ()):
+                tr.ended = t
+                self.user_end = t
+        return tr
+
+    def _server(self, type_: str, t: float, item_id: str | None, response_id: str | None,
+                text: str | None, audio_ms: float, payload: dict[str, Any]) -> None:
+        if type_ == "conversation.item.input_audio_transcription.delta" and item_id is not None:
             if text:
-                turn(item_id, "user", t).parts.append(text)
+                self.turn(item_id, "user", t).parts.append(text)
         elif type_ == "conversation.item.input_audio_transcription.completed" and item_id is not None:
-            turn(item_id, "user", t).final_text = text
+            self.turn(item_id, "user", t).final_text = text
         elif type_ == "response.created" and response_id is not None:
-            responses[response_id] = _Response(t, user_end)
-            user_end = math.nan
+            self.responses[response_id] = _Response(t, self.user_end)
+            self.user_end = math.nan
         elif type_ == "response.output_audio.delta" and item_id is not None:
-            tr = turn(item_id, "assistant", t)
+            tr = self.turn(item_id, "assistant", t)
             tr.response_id = tr.response_id or response_id
             tr.audio_ms = (0.0 if math.isnan(tr.audio_ms) else tr.audio_ms) + audio_ms
             if math.isnan(tr.first_audio):
                 tr.first_audio = t
         elif type_ in _TEXT_DELTAS and item_id is not None:
-            tr = turn(item_id, "assistant", t)
+            tr = self.turn(item_id, "assistant", t)
             tr.response_id = tr.response_id or response_id
             if text:
                 tr.parts.append(text)
             if math.isnan(tr.first_text):
                 tr.first_text = t
         elif type_ in _TEXT_DONES and item_id is not None:
-            turn(item_id, "assistant", t).final_text = text
+            self.turn(item_id, "assistant", t).final_text = text
         elif type_ == "response.function_call_arguments.done" and item_id is not None:
-            tr = turn(item_id, "function_call", t)
+            tr = self.turn(item_id, "function_call", t)
             tr.final_text = f"{payload.get('name')}({payload.get('arguments') or ''})"
-        elif type_ == "response.output_item.done" and item_id is not None and item_id in turns:
-            turns[item_id].ended = t
+        elif type_ == "response.output_item.done" and item_id is not None and item_id in self.turns:
+            self.turns[item_id].ended = t
         elif type_ == "response.done" and response_id is not None:
-            resp = responses.setdefault(response_id, _Response(math.nan, math.nan))
+            resp = self.responses.setdefault(response_id, _Response(math.nan, math.nan))
             resp.done = t
             response = payload.get("response")
             resp.status = response.get("status") if isinstance(response, dict) else None
-        elif type_ == "conversation.item.truncated" and item_id is not None and item_id in turns:
-            tr = turns[item_id]
+        elif type_ == "conversation.item.truncated" and item_id is not None and item_id in self.turns:
+            tr = self.turns[item_id]
             tr.truncated_at_ms = float(payload.get("audio_end_ms", math.nan))
             tr.truncated_by_server = True
 
-    rows = []
-    for tr in sorted(turns.values(), key=lambda x: (x.started, x.order)):
-        resp = responses.get(tr.response_id) if tr.response_id is not None else None
-        ref = resp.user_end if resp is not None else math.nan
-        ended = tr.ended
-        if resp is not None and math.isnan(ended):
-            ended = resp.done
-        status = resp.status if resp is not None else None
-        voice_end = math.nan
-        if user_audio is not None and not math.isnan(ref) and not math.isnan(tr.first_audio):
-            voice_end = voice_end_ms(user_audio, sample_rate, tr.first_audio)
-        rows.append((
-            tr.role, tr.item_id, tr.response_id, tr.text, tr.started, ended,
-            0.0 if math.isnan(tr.audio_ms) else tr.audio_ms,
-            tr.role != "user" and (not math.isnan(tr.truncated_at_ms) or status == "cancelled"),
-            tr.truncated_at_ms, status,
-            (resp.created - ref) if resp is not None else math.nan,
-            tr.first_audio - ref, tr.first_text - ref,
-            (resp.done - resp.created) if resp is not None else math.nan,
-            voice_end, tr.first_audio - voice_end, tr.first_sound - voice_end,
-        ))
+    def rows(self, user_audio: np.ndarray | None, sample_rate: int) -> list[tuple]:
+        """One tuple per turn in :data:`TURN_COLUMNS` order, by start time."""
+        rows = []
+        for tr in sorted(self.turns.values(), key=lambda x: (x.started, x.order)):
+            resp = self.responses.get(tr.response_id) if tr.response_id is not None else None
+            ref = resp.user_end if resp is not None else math.nan
+            ended = tr.ended
+            if resp is not None and math.isnan(ended):
+                ended = resp.done
+            status = resp.status if resp is not None else None
+            voice_end = math.nan
+            if user_audio is not None and not math.isnan(ref) and not math.isnan(tr.first_audio):
+                voice_end = voice_end_ms(user_audio, sample_rate, tr.first_audio)
+            rows.append((
+                tr.role, tr.item_id, tr.response_id, tr.text, tr.started, ended,
+                0.0 if math.isnan(tr.audio_ms) else tr.audio_ms,
+                tr.role != "user" and (not math.isnan(tr.truncated_at_ms) or status == "cancelled"),
+                tr.truncated_at_ms, status,
+                (resp.created - ref) if resp is not None else math.nan,
+                tr.first_audio - ref, tr.first_text - ref,
+                (resp.done - resp.created) if resp is not None else math.nan,
+                voice_end, tr.first_audio - voice_end, tr.first_sound - voice_end,
+            ))
+        return rows
+
+
+def _turns_frame(rows: list[tuple]) -> pd.DataFrame:
     columns = list(zip(*rows)) if rows else [()] * len(TURN_COLUMNS)
     data: dict[str, Any] = {}
     for name, values in zip(TURN_COLUMNS, columns):
@@ -364,8 +403,7 @@ def turns_table(events: pd.DataFrame, user_audio: np.ndarray | None = None,
             data[name] = np.array(values, dtype=bool)
         else:
             data[name] = np.array(values, dtype=np.float64)
-    out = pd.DataFrame(data)
-    return out
+    return pd.DataFrame(data)
 
 
 def latency_summary(frame: pd.DataFrame) -> pd.DataFrame:

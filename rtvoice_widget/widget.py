@@ -29,7 +29,7 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   ``started_t``, ``flush_arrived_t``, ``silent_t``, ``underruns`` and the AudioContext's
   ``output_latency_ms`` / ``base_latency_ms``. The first ``started_t`` of an item is logged as
   ``playback.started`` with ``started_ms`` on the session clock (the turns table's
-  ``voice_to_first_sound_ms``, see :meth:`VoiceChat._note_playback_started`).
+  ``voice_to_first_sound_ms``, see :class:`~rtvoice_widget.page_messages.FirstSound`).
 - ``{"type": "mic", "state", "detail"}``: mic started / denied / no device / ..., and the mic
   link opening or closing (``link_open`` / ``link_closed``); logged as ``mic.<state>``.
 - ``{"type": "playback", "state": "overflow", "buffer", "dropped", "dropped_ms", "detail"}``: a
@@ -91,141 +91,31 @@ not in the saved notebook. Labels shown in the UI come from ``Endpoint.label`` (
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import threading
-import time
 import uuid
-from collections import deque
 from typing import Any, Callable, Iterable
 
 import anywidget
 import traitlets
 
 from rtvoice_widget._assets import STATIC, bundle
+from rtvoice_widget.audio_link import AudioLink
 from rtvoice_widget.config import SessionConfig
+from rtvoice_widget.connection_state import (LOCAL_FALLBACK_NOTICE, READY_TIMEOUT_S, SPEECH_ENDED, ReadyGate,
+                                             start_local_server, status_change, uses_local_server)
 from rtvoice_widget.export import send_download
 from rtvoice_widget.mic_ingest import MicIngest, StaleFrameFilter
-from rtvoice_widget.audio_link import AudioLink
-from rtvoice_widget.pcm import BYTES_PER_MS as _PCM_BYTES_PER_MS
+from rtvoice_widget.page_feed import PageFeed, session_stats
+from rtvoice_widget.page_messages import MessageListeners, PageMessages
 from rtvoice_widget.player_route import PlayerRoute
 from rtvoice_widget.session import RealtimeSession, SessionClosedError
+from rtvoice_widget.transcript_view import TranscriptView
+from rtvoice_widget.widget_settings import (VOICES, config_traits, initial_traits, mute_silence_ms,
+                                            settings_from_traits)
 from rtvoice_widget import agents_widget  # agents hook (issue 16)
 from rtvoice_widget.tools import function_tool  # agents hook
 
 __all__ = ["AudioLink", "StaleFrameFilter", "TranscriptView", "VoiceChat"]
-
-#: Voices of the OpenAI Realtime API (the local server maps any name to its own voice).
-VOICES = ("marin", "cedar", "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse")
-
-_BATCH_INTERVAL_S = 0.1  # events/transcript to the browser at most 10 times a second
-_STATS_INTERVAL_S = 0.5
-_HISTORY_ROWS = 2000  # rows replayed to a view that (re)opens; the log itself keeps everything
-# Events after which the user is no longer speaking, as far as the server's VAD is concerned.
-_SPEECH_ENDED = frozenset({"input_audio_buffer.speech_stopped", "input_audio_buffer.cleared",
-                           "input_audio_buffer.committed", "connection.lost", "connection.closed"})
-# The longest semantic VAD waits for more speech, per eagerness (OpenAI's documented 8/4/2 s).
-_SEMANTIC_MAX_WAIT_MS = {"low": 8000, "medium": 4000, "auto": 4000, "high": 2000}
-# Silence sent on mute beyond the VAD's silence duration, so its decision is not borderline.
-_MUTE_TAIL_MARGIN_MS = 200
-# After session.created, how long to wait for session.updated before listening anyway. The local
-# server confirms only once its models are loaded: seconds when warm, tens of seconds on a busy
-# machine's first start. A remote server answers at once; one that never does is broken.
-_READY_TIMEOUT_S = {"local": 120.0, "remote": 10.0}
-
-
-class TranscriptView:
-    """Builds the transcript the UI shows from event-log rows.
-
-    One entry per conversation item: ``{"id", "role", "text", "final", "interrupted"}``. User
-    transcription deltas and assistant transcript deltas grow a partial entry; ``completed`` /
-    ``done`` replace it with the final text; a cancelled response, a truncation or a playback
-    flush marks the assistant entry interrupted. ``consume(row)`` returns the entries it changed.
-    """
-
-    def __init__(self) -> None:
-        self.entries: dict[str, dict[str, Any]] = {}
-
-    def _entry(self, item_id: str, role: str) -> dict[str, Any]:
-        entry = self.entries.get(item_id)
-        if entry is None:
-            entry = self.entries[item_id] = {"id": item_id, "role": role, "text": "", "final": False,
-                                             "interrupted": False}
-        return entry
-
-    def consume(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        type_, item_id, text = row.get("type"), row.get("item_id"), row.get("text")
-        payload = row.get("payload") if isinstance(row.get("payload"), dict) else {}
-        changed: list[dict[str, Any]] = []
-
-        def touch(entry: dict[str, Any]) -> None:
-            changed.append(dict(entry))
-
-        if type_ == "conversation.item.added" and row.get("source") == "server":
-            item = payload.get("item") if isinstance(payload.get("item"), dict) else {}
-            if item.get("type", "message") == "message" and item.get("role") in ("user", "assistant") and item_id:
-                entry = self._entry(item_id, item["role"])
-                typed = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict)
-                         # output_text: an assistant message the client created (a resumed history)
-                         and c.get("type") in ("input_text", "text", "output_text") and isinstance(c.get("text"), str)]
-                if typed:
-                    entry.update(text="".join(typed), final=True)
-                touch(entry)
-        elif type_ == "conversation.item.input_audio_transcription.delta" and item_id and isinstance(text, str):
-            entry = self._entry(item_id, "user")
-            if not entry["final"]:
-                entry["text"] += text
-                touch(entry)
-        elif type_ == "conversation.item.input_audio_transcription.completed" and item_id:
-            entry = self._entry(item_id, "user")
-            entry.update(text=(text or "").strip(), final=True)
-            touch(entry)
-        elif type_ == "conversation.item.input_audio_transcription.failed" and item_id:
-            entry = self._entry(item_id, "user")
-            entry.update(text=entry["text"] or "(transcription failed)", final=True)
-            touch(entry)
-        elif type_ in ("response.output_audio_transcript.delta", "response.output_text.delta",
-                       "response.audio_transcript.delta", "response.text.delta") and item_id and isinstance(text, str):
-            entry = self._entry(item_id, "assistant")
-            if not entry["final"]:
-                entry["text"] += text
-                touch(entry)
-        elif type_ in ("response.output_audio_transcript.done", "response.output_text.done",
-                       "response.audio_transcript.done", "response.text.done") and item_id:
-            entry = self._entry(item_id, "assistant")
-            entry.update(text=text if isinstance(text, str) else entry["text"], final=True)
-            touch(entry)
-        elif type_ in ("conversation.item.truncated", "playback.flushed") and item_id in self.entries:
-            entry = self.entries[item_id]
-            entry["interrupted"] = True
-            touch(entry)
-        elif type_ == "response.done":
-            response = payload.get("response") if isinstance(payload.get("response"), dict) else {}
-            if response.get("status") in ("cancelled", "incomplete"):
-                for item in response.get("output") or []:
-                    entry = self.entries.get(item.get("id")) if isinstance(item, dict) else None
-                    if entry is not None:
-                        entry["interrupted"] = True
-                        touch(entry)
-        return changed
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        return [dict(e) for e in self.entries.values()]
-
-
-_ROW_FIELDS = ("seq", "t_ms", "source", "type", "category", "event_id", "item_id", "response_id", "text",
-               "audio_ms", "payload")
-
-
-def _rows_json(rows: list[dict[str, Any]]) -> str:
-    """Log rows as the browser gets them: one JSON array, without the wall-clock datetime.
-
-    Serialised once per batch on the pump thread (not per event on the session thread); odd
-    payload values (numpy scalars, bytes) become text instead of breaking the comm.
-    """
-    return json.dumps([{k: row.get(k) for k in _ROW_FIELDS} for row in rows], default=str,
-                      separators=(",", ":"))
 
 
 class VoiceChat(anywidget.AnyWidget):
@@ -329,46 +219,33 @@ class VoiceChat(anywidget.AnyWidget):
         self._tools: list[Callable[..., Any]] = list(tools or ())
         self._config = config
         self._backend = backend
-        td = config.turn_detection
-        super().__init__(
-            _front_end=bundle()[0],
-            _widget_id=uuid.uuid4().hex,
-            voice=config.voice,
-            voices=list(dict.fromkeys((config.voice, *VOICES))),
-            speed=config.speed,
-            turn_detection=td.type or "server_vad",
-            vad_threshold=td.threshold,
-            silence_ms=td.silence_duration_ms,
-            instructions=config.instructions,
-            model_name=config.model,
-            headphones=headphones,
-            full_duplex=full_duplex,
-            mode=mode,
-        )
-        self._lock = threading.Lock()  # guards the batches shared with the session thread, and `ready`
-        self._ready_timer: threading.Timer | None = None
+        super().__init__(_front_end=bundle()[0], _widget_id=uuid.uuid4().hex, headphones=headphones,
+                         full_duplex=full_duplex, mode=mode, **initial_traits(config))
+        # `ready`: set from the session thread, a fallback timer and here (connection_state.py).
+        self._ready_gate = ReadyGate(self._show_ready, lambda: self.ready)
         self._connect_lock = threading.Lock()
-        self._pending_rows: list[dict[str, Any]] = []
-        self._pending_entries: dict[str, dict[str, Any]] = {}
-        self._history: deque[dict[str, Any]] = deque(maxlen=_HISTORY_ROWS)
-        self._transcript = TranscriptView()
+        # Rows and transcript entries to the page in batches, from a thread of its own (page_feed.py).
+        self._feed = PageFeed(self.send, self._update_stats, lambda: self.comm is None, self._local_error)
         # Mic frames back in capture order, fresh, onto the session clock (see mic_ingest.py).
         self._mic = MicIngest(lambda: self._session, self._local, stale_frame_ms)
-        self._sound_started: set[str] = set()  # items whose playback.started is logged
         self._callbacks: list[tuple[str, Callable[..., Any]]] = []
         self._unsubscribe: list[Callable[[], None]] = []
         self._applying = False
         self._user_speaking = False  # between the server's speech_started and its end
         # Audio straight between the page's audio worker and here (see AudioLink); Jupyter stays
         # the fallback.
-        self._msg_listeners: list[Callable[..., Any]] = []  # on_msg callbacks, for link frames
-        self._audio_link = AudioLink(self._on_link_frame, self._on_link_peer) if mic_link else None
+        self._msg_listeners = MessageListeners(self, self._local_error)  # on_msg callbacks, for link frames
+        self._audio_link = AudioLink(self._msg_listeners.deliver, self._player_link_opened) if mic_link else None
         # Assistant audio to the page's player, over the link when it is open (player_route.py).
         self._player = PlayerRoute(lambda header, buffers: self.send(header, buffers=buffers), self._audio_link)
+        self._page = PageMessages(lambda: self._session, self._mic, self._local,
+                                  lambda text: setattr(self, "notice", text), extra={
+                                      "front_end": lambda _: self._send_front_end(),
+                                      # agents hook: Approve / Deny clicked
+                                      "approval": lambda c: agents_widget.on_approval_message(self._session, c),
+                                  }, controls=self._control_actions())
         self._session = self._new_session()
-        self._pump_stop = threading.Event()
-        self._pump = threading.Thread(target=self._run_pump, name="rtvoice-widget-pump", daemon=True)
-        self._pump.start()
+        self._feed.start()
         self.on_msg(self._on_browser_message)
         self._send_front_end()  # early: a page may get it before the cell that made us ends
         self.observe(self._on_setting, names=["voice", "speed", "turn_detection", "vad_threshold", "silence_ms",
@@ -439,18 +316,10 @@ class VoiceChat(anywidget.AnyWidget):
                 self.error = ""
                 self.status = "connecting"
                 self.waiting_for = ("Loading the offline models (the first start takes a while)\u2026"
-                                    if self._uses_local_server() else "Connecting to the server\u2026")
+                                    if uses_local_server(self._session_args) else "Connecting to the server\u2026")
             try:
-                if self._uses_local_server():
-                    # Start (or join the start of) the embedded server here rather than inside
-                    # session.connect(), which then finds it running: so its loading stages show.
-                    from rtvoice_widget.server import ensure_local_server
-
-                    try:
-                        ensure_local_server(progress=self._on_server_stage)
-                    except Exception as exc:  # e.g. a native crash while loading: in the log too
-                        session.events.local("connection.failed", session.now_ms(), text=str(exc))
-                        raise
+                if uses_local_server(self._session_args):
+                    start_local_server(session, self._on_server_stage)
                 session.connect(timeout)
             except BaseException as exc:
                 with self.hold_sync():
@@ -462,15 +331,10 @@ class VoiceChat(anywidget.AnyWidget):
         self.backend_label = endpoint.label if endpoint is not None else ""
         local = endpoint is not None and endpoint.backend == "local"
         if local and self._backend == "auto":
-            self.notice = ("No OPENAI_API_KEY found: using the offline local backend (small models "
-                           "on this machine). Set OPENAI_API_KEY and reconnect to talk to OpenAI.")
-        with self._lock:  # session.updated may have come already, on the session thread
-            if not self.ready:
-                self.waiting_for = "Starting the session\u2026"
-                wait_s = _READY_TIMEOUT_S["local" if local else "remote"]
-                self._ready_timer = threading.Timer(wait_s, self._assume_ready, args=(session, wait_s))
-                self._ready_timer.daemon = True
-                self._ready_timer.start()
+            self.notice = LOCAL_FALLBACK_NOTICE
+        wait_s = READY_TIMEOUT_S["local" if local else "remote"]
+        self._ready_gate.wait(wait_s, lambda: setattr(self, "waiting_for", "Starting the session\u2026"),
+                              lambda: self._assume_ready(session, wait_s))
         self.status = "connected"
         return self
 
@@ -480,47 +344,26 @@ class VoiceChat(anywidget.AnyWidget):
         if self.status == "connecting":
             self.waiting_for = f"{stage}\u2026"
 
-    def _uses_local_server(self) -> bool:
-        """Whether connecting will start (or reuse) the embedded server: the rule of
-        ``backends.resolve_endpoint`` for ``url=None``, read here to start it with progress
-        (and word the wait); were it ever to disagree, the session starts the server itself."""
-        args = self._session_args
-        if args.get("url") is not None:
-            return False
-        key = args.get("api_key") or os.environ.get("OPENAI_API_KEY")
-        return args.get("backend") == "local" or (args.get("backend") == "auto" and not key)
-
-    def _on_ready(self) -> None:
-        # Session thread (session.updated) or the fallback timer.
-        self._set_ready(True)
-
-    def _set_ready(self, ready: bool) -> None:
-        with self._lock:
-            timer, self._ready_timer = self._ready_timer, None
-            self.ready = ready
-            self.waiting_for = ""
-        if timer is not None:
-            timer.cancel()
+    def _show_ready(self, ready: bool) -> None:
+        self.ready = ready
+        self.waiting_for = ""
 
     def _assume_ready(self, session: RealtimeSession, wait_s: float) -> None:
         """A server that never confirms the settings must not leave the mic deaf for good."""
         if session is self._session and session.connected and not self.ready:
             self._local("session.unconfirmed", text=f"no session.updated within {wait_s:g} s "
                         "of session.created: listening anyway")
-            self._on_ready()
+            self._ready_gate.set(True)
 
     def disconnect(self) -> None:
         """Close the connection (the log, transcript and recording stay readable)."""
         self._session.close()
-        self._not_ready()
+        self._ready_gate.set(False)
         self.status = "disconnected"
-
-    def _not_ready(self) -> None:
-        self._set_ready(False)
 
     def close(self) -> None:
         """Disconnect and remove the widget (stops its background thread)."""
-        self._pump_stop.set()
+        self._feed.stop()
         self._mic.close()
         try:
             self._session.close()
@@ -537,7 +380,7 @@ class VoiceChat(anywidget.AnyWidget):
         """Stop the assistant now: flush playback, truncate at what was heard, cancel the reply."""
         self._session.interrupt()
         # Also whatever the browser still plays that the kernel does not count as audible.
-        self._on_flush(None)
+        self._player.flush(None)
 
     def update(self, **settings: Any) -> SessionConfig:
         """Change session settings (``SessionConfig`` fields); applied live with ``session.update``.
@@ -582,8 +425,8 @@ class VoiceChat(anywidget.AnyWidget):
         session = RealtimeSession(config=self._config, tools=self._tools, **self._session_args)
         self._unsubscribe = [
             session.on("*", self._on_row),
-            session.on("output_audio", self._on_output_audio),
-            session.on("flush", self._on_flush),
+            session.on("output_audio", self._player.audio),
+            session.on("flush", self._player.flush),
             *(session.on(t, fn) for t, fn in self._callbacks),
             *agents_widget.bind(self, session),  # agents hook: active agent, pending approvals
         ]
@@ -595,214 +438,76 @@ class VoiceChat(anywidget.AnyWidget):
         # A used session is over (closed, or gave up: its loop thread still runs until close()).
         self._session.close()
         self._session = self._new_session()
-        self._transcript = TranscriptView()
-        with self._lock:
-            self._pending_rows.clear()
-            self._pending_entries.clear()
-            self._history.clear()
-        self._send_history()
+        self._feed.reset()
+        self._feed.send_history()
 
     def _on_row(self, row: dict[str, Any]) -> None:
         # Session thread: keep it short; the pump sends batches.
-        changed = self._transcript.consume(row)
-        with self._lock:
-            self._pending_rows.append(row)
-            self._history.append(row)
-            for entry in changed:
-                self._pending_entries[entry["id"]] = entry
+        self._feed.add(row)
         self._track_state(row)
 
     def _track_state(self, row: dict[str, Any]) -> None:
         type_ = row["type"]
         if type_ == "input_audio_buffer.speech_started":
             self._user_speaking = True
-        elif type_ in _SPEECH_ENDED:
+        elif type_ in SPEECH_ENDED:
             self._user_speaking = False
         if type_ == "session.updated" and not self.ready:
-            self._on_ready()
-        if type_ == "connection.restored" or (type_ == "session.created" and self.status == "reconnecting"):
-            self.status = "connected"
-            self.notice = ""
-        elif type_ in ("connection.lost", "connection.reconnecting"):
-            self.status = "reconnecting"
-            self.notice = f"Connection lost ({row.get('text') or 'socket closed'}); reconnecting\u2026" \
-                if type_ == "connection.lost" else self.notice
-        elif type_ == "connection.failed" and self.status != "connecting":
-            self._not_ready()
-            self.notice = ""  # "reconnecting…" is over
-            self.error = row.get("text") or "connection failed"
-            self.status = "error"
-        elif type_ == "connection.closed" and self.status not in ("connecting", "error"):
-            self._not_ready()
-            self.status = "disconnected"
+            self._ready_gate.set(True)
+        change = status_change(type_, row.get("text"), self.status, self.notice)
+        if change is not None:
+            if change.pop("ready", True) is False:
+                self._ready_gate.set(False)
+            for name, value in change.items():
+                setattr(self, name, value)
 
-    def _on_output_audio(self, item_id: str, response_id: str, pcm16: bytes) -> None:
-        self._player.audio(item_id, response_id, pcm16)
-
-    def _on_flush(self, item_id: str | None) -> None:
-        self._player.flush(item_id)
-
-    def _on_link_peer(self, conn: int) -> None:
+    def _player_link_opened(self, conn: int) -> None:
         # AudioLink's thread, as a page connects.
         self._player.link_opened(conn)
 
     # -- browser messages (kernel main thread) ----------------------------------------------
 
     def _on_browser_message(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
-        if not isinstance(content, dict):
-            return self._local_error(f"ignored a browser message that is not an object: {content!r:.80}")
-        kind = content.get("type")
-        try:
-            if kind == "audio":
-                self._mic.push(content, buffers)
-            elif kind == "played":
-                self._session.playback_progress(content.get("item_id"), content.get("ms"),
-                                                flushed=content.get("flushed") is True)
-                self._note_playback_started(content)
-            elif kind == "mic":
-                state = str(content.get("state", "unknown"))
-                self._local(f"mic.{state}", text=content.get("detail") or None)
-            elif kind == "playback":
-                self._on_playback_report(content)
-            elif kind == "duplex":
-                self._on_echo_check(content)
-            elif kind == "echo":
-                fields = _echo_fields(content)
-                self._local("echo.measured", text=f"echo {fields['return_loss_db']:.0f} dB below playback", **fields)
-            elif kind == "text":
-                self._session.send_text(content.get("text"))
-            elif kind == "control":
-                self._on_control(content.get("action"), content)
-            elif kind == "front_end":
-                self._send_front_end()
-            elif kind == "approval":  # agents hook: Approve / Deny clicked
-                agents_widget.on_approval_message(self._session, content)
-            else:
-                self._local_error(f"ignored an unknown browser message type {kind!r:.40}")
-        except SessionClosedError:
-            pass  # late frames/reports after a disconnect: nothing to deliver them to
-        except (TypeError, ValueError) as exc:
-            self._local_error(f"bad {kind} message from the browser: {exc}")
+        self._page.handle(content, buffers)
 
     def _send_front_end(self) -> None:
         """The front-end bundle for the loader (``_esm``): a custom message, never saved."""
         hash_, data = bundle()
         self.send({"type": "front_end", "hash": hash_}, buffers=[data])
 
-    def _note_playback_started(self, content: dict[str, Any]) -> None:
-        """Log ``playback.started`` once per item: when the page's player rendered its first
-        sample (``started_t``, page clock), on the session clock (``started_ms``), for the turns
-        table's ``voice_to_first_sound_ms``.
-
-        The page clock is mapped as the mic frames' capture times are
-        (:meth:`MicIngest.page_to_session_ms <rtvoice_widget.mic_ingest.MicIngest.page_to_session_ms>`): the fastest mic transit counts as zero. The end of
-        voice comes from the recording, where those capture times placed the user's audio, so
-        the gap is between two times of one clock and that transit cancels out. Without mic
-        frames there is no mapping (and no recorded voice to measure from): nothing is logged.
-        """
-        item_id, started_t = content.get("item_id"), content.get("started_t")
-        if (not isinstance(item_id, str) or item_id in self._sound_started or isinstance(started_t, bool)
-                or not isinstance(started_t, (int, float)) or not math.isfinite(started_t)):
-            return
-        started_ms = self._mic.page_to_session_ms(float(started_t))
-        if started_ms is None:
-            return
-        self._sound_started.add(item_id)
-        if len(self._sound_started) > 256:
-            self._sound_started = {item_id}  # old items never report again
-        latency = content.get("output_latency_ms")
-        self._local("playback.started", item_id=item_id, started_ms=started_ms,
-                    output_latency_ms=latency if isinstance(latency, (int, float)) and not isinstance(latency, bool) else None)
-
-    def _on_playback_report(self, content: dict[str, Any]) -> None:
-        state = content.get("state")
-        if state != "overflow":
-            raise ValueError(f"unknown playback state {state!r:.40}")
-        fields = {}
-        for name in ("dropped", "dropped_ms"):
-            value = content.get(name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r:.40}")
-            fields[name] = value
-        self._local("playback.overflow", text=str(content.get("detail") or "")[:200] or None,
-                    buffer=str(content.get("buffer"))[:20], **fields)
-
-    def _on_echo_check(self, content: dict[str, Any]) -> None:
-        """The page's echo check decided (js/lib/echo-check.js): log it; say so on a fallback."""
-        state = content.get("state")
-        if state not in ("full", "half"):
-            raise ValueError(f"unknown duplex state {state!r:.40}")
-        fields = _echo_fields(content)
-        loss = fields["return_loss_db"]
-        if state == "full":
-            self._local("echo.full_duplex", text=f"echo {loss:.0f} dB below playback: full duplex", **fields)
-            return
-        self._local("echo.half_duplex", text=f"echo only {loss:.0f} dB below playback: half-duplex", **fields)
-        self.notice = (f"Your speakers' sound comes back through the mic ({loss:.0f} dB quieter, too loud to "
-                       "cancel): the mic pauses while the AI speaks. Use headphones (tick Headphones) "
-                       "to interrupt by voice.")
-
-    def _end_push_to_talk(self) -> None:
-        self._session.commit()
-        self._session.create_response()
-
     def on_msg(self, callback: Callable[..., Any], remove: bool = False) -> None:
         """As ``Widget.on_msg``; the callbacks also get the audio link's frames (see below)."""
         super().on_msg(callback, remove=remove)
-        if remove:
-            if callback in self._msg_listeners:
-                self._msg_listeners.remove(callback)
-        elif callback not in self._msg_listeners:
-            self._msg_listeners.append(callback)
+        self._msg_listeners.register(callback, remove)
 
-    def _on_link_frame(self, content: dict[str, Any], pcm: bytes) -> None:
-        # AudioLink's thread: to every on_msg callback, so each sees link frames as it sees frames
-        # that came through Jupyter. Like ipywidgets' dispatcher, one failing callback does not
-        # stop the others.
-        for callback in list(self._msg_listeners):
-            try:
-                callback(self, content, [pcm])
-            except Exception as exc:
-                self._local_error(f"a message callback failed on a link frame: {type(exc).__name__}: {exc}")
+    def _control_actions(self) -> dict[str, Callable[[dict[str, Any]], None]]:
+        """The page's ``control`` actions that need the widget (see PageMessages for the rest)."""
+        return {
+            "connect": lambda _: threading.Thread(target=self._connect_quietly, name="rtvoice-widget-connect",
+                                                  daemon=True).start(),
+            "disconnect": lambda _: self.disconnect(),
+            "hello": lambda _: self._hello(),
+            "interrupt": lambda _: self.interrupt(),
+            # export.py: a transcript panel download (md, json, wav)
+            "download": lambda c: send_download(lambda m, buffers: self.send(m, buffers=buffers), self,
+                                                c.get("format"), self._local),
+        }
 
-    def _on_control(self, action: Any, content: dict[str, Any]) -> None:
-        if action == "connect":
-            threading.Thread(target=self._connect_quietly, name="rtvoice-widget-connect", daemon=True).start()
-        elif action == "disconnect":
-            self.disconnect()
-        elif action == "hello":
-            self._send_history()
-            if self._audio_link is not None:
-                self.send({"type": "mic_link", "url": self._audio_link.url, "token": self._audio_link.token,
-                           "key": self._audio_link.key})
-        elif action == "interrupt":
-            self.interrupt()
-        elif action == "ptt_start":
-            self._mic.flush()
-            self._session.clear_audio()
-        elif action == "ptt_end":
-            self._mic.after(content, self._end_push_to_talk)
-        elif action == "download":  # export.py: a transcript panel download (md, json, wav)
-            send_download(lambda c, buffers: self.send(c, buffers=buffers), self, content.get("format"), self._local)
-        else:
-            raise ValueError(f"unknown control action {action!r:.40}")
+    def _hello(self) -> None:
+        # A view (re)opens: the history so far, and where the audio link listens.
+        self._feed.send_history()
+        if self._audio_link is not None:
+            self.send({"type": "mic_link", "url": self._audio_link.url, "token": self._audio_link.token,
+                       "key": self._audio_link.key})
 
     def _end_speech_on_mute(self) -> None:
-        """Muting mid-sentence means "that was all": the browser stops sending, so the server's
-        VAD would wait for a silence that never comes. Send that silence now, so the words
-        spoken so far become a turn and get their answer."""
-        turn = self._config.turn_detection
-        if not (self._user_speaking and self._session.connected and turn.type in ("server_vad", "semantic_vad")):
+        """Muting mid-sentence: send the silence the server's VAD waits for, so the words
+        spoken so far become a turn and get their answer (see :func:`mute_silence_ms`)."""
+        if not (self._user_speaking and self._session.connected):
             return
-        wait_ms = turn.silence_duration_ms if turn.type == "server_vad" else _SEMANTIC_MAX_WAIT_MS[turn.eagerness]
-        silence_ms = wait_ms + _MUTE_TAIL_MARGIN_MS
-        self._mic.flush()  # the last words first, then the silence
-        try:
-            self._session.send_audio(bytes(_PCM_BYTES_PER_MS * silence_ms))
-        except SessionClosedError:
-            return
-        self._local("mic.muted_mid_speech",
-                    text=f"muted while speaking: sent {silence_ms} ms of silence to end the turn")
+        silence_ms = mute_silence_ms(self._config.turn_detection)
+        if silence_ms is not None:
+            self._mic.end_turn_with_silence(silence_ms)
 
     def _connect_quietly(self) -> None:
         try:
@@ -812,14 +517,6 @@ class VoiceChat(anywidget.AnyWidget):
 
     # -- settings -----------------------------------------------------------------------------
 
-    def _settings_from_traits(self) -> dict[str, Any]:
-        if self.mode == "push_to_talk":
-            td = self._config.turn_detection.replace(type=None)
-        else:
-            td = self._config.turn_detection.replace(
-                type=self.turn_detection, threshold=self.vad_threshold, silence_duration_ms=self.silence_ms)
-        return dict(voice=self.voice, speed=self.speed, instructions=self.instructions, turn_detection=td)
-
     def _on_setting(self, change: dict[str, Any]) -> None:
         if self._applying:
             return
@@ -828,7 +525,7 @@ class VoiceChat(anywidget.AnyWidget):
                 self._end_speech_on_mute()
             return  # otherwise mute/continuous only changes what the browser sends
         try:
-            wanted = self._settings_from_traits()
+            wanted = settings_from_traits(self._config, self)
             changes = {k: v for k, v in wanted.items() if getattr(self._config, k) != v}
             if changes:
                 self.update(**changes)
@@ -840,75 +537,20 @@ class VoiceChat(anywidget.AnyWidget):
             self.settings_error = f"not applied: {exc}"
 
     def _mirror_config(self, config: SessionConfig) -> None:
+        """Show ``config`` in the traits, without applying them back (also agents_widget.py)."""
         self._applying = True
         try:
-            td = config.turn_detection
             with self.hold_trait_notifications():
-                self.voice = config.voice
-                if config.voice not in self.voices:
-                    self.voices = [config.voice, *self.voices]
-                self.speed = config.speed
-                self.instructions = config.instructions
-                if td.type is not None:
-                    self.turn_detection = td.type
-                    self.vad_threshold = td.threshold
-                    self.silence_ms = td.silence_duration_ms
-                elif self.mode != "push_to_talk":
-                    self.mode = "push_to_talk"
+                for name, value in config_traits(config, self.voices, self.mode).items():
+                    setattr(self, name, value)
         finally:
             self._applying = False
 
-    # -- batching to the browser --------------------------------------------------------------
-
-    def _send_history(self) -> None:
-        with self._lock:
-            rows = list(self._history)
-        self.send({"type": "events", "reset": True, "rows_json": _rows_json(rows)})
-        self.send({"type": "transcript", "reset": True, "entries": self._transcript.snapshot()})
-
-    def _run_pump(self) -> None:
-        next_stats = 0.0
-        while not self._pump_stop.wait(_BATCH_INTERVAL_S):
-            with self._lock:
-                rows, self._pending_rows = self._pending_rows, []
-                entries = list(self._pending_entries.values())
-                self._pending_entries.clear()
-            try:
-                if rows:
-                    self.send({"type": "events", "rows_json": _rows_json(rows)})
-                if entries:
-                    self.send({"type": "transcript", "entries": entries})
-                now = time.monotonic()
-                if now >= next_stats:
-                    next_stats = now + _STATS_INTERVAL_S
-                    stats = self._stats()
-                    if stats != self.stats:
-                        self.stats = stats
-            except Exception as exc:  # the comm went away (widget closed): stop quietly
-                if self.comm is None:
-                    return
-                self._local_error(f"widget update failed: {type(exc).__name__}: {exc}")
-
-    def _stats(self) -> dict[str, Any]:
-        # Headline: end of the user's voice -> first reply audio (what a person waits through);
-        # the server's speech_stopped -> first audio beside it shows how much of that is the
-        # turn detection's wait.
-        m = self._session.metrics()
-        turns = list(self._session.protocol.turns)
-        latencies = [t.speech_to_first_audio_ms for t in turns if t.speech_to_first_audio_ms is not None]
-        gaps = [g for g in self._session.voice_gaps() if g is not None]
-        return {
-            "voice_gap_last_ms": gaps[-1] if gaps else None,
-            "voice_gap_median_ms": m.get("median_voice_to_first_audio_ms"),
-            "voice_gap_p90_ms": m.get("p90_voice_to_first_audio_ms"),
-            "latency_last_ms": latencies[-1] if latencies else None,
-            "latency_median_ms": m.get("median_speech_to_first_audio_ms"),
-            "turns": m.get("turns", 0),
-            "interruptions": m.get("interrupted_turns", 0),
-            "audio_in_s": round(m.get("audio_sent_ms", 0.0) / 1000, 2),
-            "audio_out_s": round(m.get("audio_received_ms", 0.0) / 1000, 2),
-            "events": m.get("events", 0),
-        }
+    def _update_stats(self) -> None:
+        # The pump's thread, every STATS_INTERVAL_S.
+        stats = session_stats(self._session)
+        if stats != self.stats:
+            self.stats = stats
 
     # -- local log entries --------------------------------------------------------------------
 
@@ -917,14 +559,3 @@ class VoiceChat(anywidget.AnyWidget):
 
     def _local_error(self, text: str) -> None:
         self._local("widget.error", text=text)
-
-
-def _echo_fields(content: dict[str, Any]) -> dict[str, float]:
-    """The figures of an echo measurement from the page (js/lib/echo-check.js), checked."""
-    fields = {}
-    for name in ("return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms"):
-        value = content.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r:.40}")
-        fields[name] = round(float(value), 1)
-    return fields

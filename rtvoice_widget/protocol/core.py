@@ -4,9 +4,11 @@ Contract: :meth:`ClientProtocol.receive` checks a server event whole (:mod:`.ser
 before any state changes, then one handler per GA type updates the parts and returns
 :class:`~.actions.Action` objects. The parts each own one concept: :mod:`.conversation` (items
 and calls), :mod:`.playback` (what the user heard), :mod:`.cost` (tokens and the cap),
-:mod:`.turns` (one Turn per response), :mod:`.client_events` (event builders). What ties them
-together stays here: which turn a mark belongs to, barge-in, tool follow-ups, the cost cap's
-effect on what is sent.
+:mod:`.turns` (one Turn per response), :mod:`.client_events` (event builders). The handlers of
+:meth:`~ClientProtocol.receive` live by group in :mod:`.receive_input` (items, user input),
+:mod:`.receive_responses` (responses, audio, transcripts, tool calls, the cost cap's effect) and
+:mod:`.receive_session` (session, errors, and the ``HANDLERS`` table); barge-in in
+:mod:`.barge_in`. They are functions of the protocol, which owns all state.
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config import SessionConfig
-from ..errors import ProtocolError
-from ..pcm import decode_pcm16, pcm16_ms
-from .actions import Action, CostCapReached, FlushPlayback, PlayAudio, Send, TurnDone
+from .actions import Action, Send
+from .barge_in import barge_in, cut_off_audio
 from .client_events import (EventIds, check_id, encode_audio, response_fields, summary_items,
                             truncate_fields, user_audio_item, user_text_item)
 from .conversation import Conversation, FunctionCall, Item
 from .cost import TOKEN_KINDS, CostMeter
 from .playback import PlaybackModel
 from .server_events import checked_fields, normalize_event
-from .turns import Turn, TurnTracker, latency_medians
+from .receive_session import HANDLERS
+from .turns import TurnTracker, latency_medians
 
 __all__ = ["IGNORED_OTHER", "MAX_IGNORED_TYPES", "ClientProtocol"]
 
@@ -298,88 +300,11 @@ class ClientProtocol:
             return []
         return handler(self, checked_fields(event), now_ms)
 
-    # conversation items
-
-    def _on_item_added(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        item = self.conversation.update(event.get("item") or {}, now_ms)
-        if item is None:
-            return []
-        self.conversation.place(item.id, event.get("previous_item_id"))
-        if item.role == "user" and item.type == "message":
-            turn = self.turn_tracker.pending_for(item.id)
-            turn.user_item_ms = turn.user_item_ms if turn.user_item_ms is not None else now_ms
-            self.turn_tracker.user_text(item.id, item.text)
-        return []
-
-    def _on_item_done(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        item = self.conversation.update(event.get("item") or {}, now_ms)
-        if item is not None and item.role == "user":
-            self.turn_tracker.user_text(item.id, item.text)
-        return []
-
-    def _on_item_deleted(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        item_id = event.get("item_id")
-        self.items.pop(item_id, None)
-        self.playback.forget(item_id)
-        return []
-
-    def _on_item_truncated(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        # The server's word on where the item ends wins over what the client asked for.
-        item = self.items.get(event["item_id"])
-        if item is not None:
-            item.truncated_at_ms = float(event["audio_end_ms"])
-            item.error = None
-            turn = self.turn_tracker.of(item.response_id)
-            if turn is not None:
-                turn.interrupted = True
-                turn.truncated_at_ms = item.truncated_at_ms
-        return []
-
-    # user input
-
-    def _on_speech_started(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        actions = self._barge_in(now_ms) if self.barge_in else []
-        self.turn_tracker.pending_for(event.get("item_id")).speech_started_ms = now_ms
-        return actions
-
-    def _on_speech_stopped(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        self.turn_tracker.pending_for(event.get("item_id")).speech_stopped_ms = now_ms
-        return []
-
-    def _on_committed(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        turn = self.turn_tracker.pending_for(event.get("item_id"))
-        turn.committed_ms = now_ms
-        return []
-
-    def _on_cleared(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        self.turn_tracker.drop_uncommitted()
-        return []
-
-    def _on_transcription_delta(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        item = self.conversation.item(event["item_id"], now_ms)
-        item.transcript_partial += event.get("delta") or ""
-        self.turn_tracker.user_text(item.id, item.text)
-        return []
-
-    def _on_transcription_completed(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        item = self.conversation.item(event["item_id"], now_ms)
-        item.transcript = event.get("transcript") or ""
-        self.turn_tracker.user_text(item.id, item.text)
-        return []
-
-    def _on_transcription_failed(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        item = self.conversation.item(event["item_id"], now_ms)
-        error = event.get("error") or {}
-        item.error = error.get("message") if isinstance(error, Mapping) else str(error)
-        return []
-
-    # barge-in
-
     def interrupt(self, now_ms: float) -> list[Action]:
         """Stop the assistant now (the user's Interrupt button): flush what is playing, truncate
         it at the played position, and cancel the active response. Parts that do not apply
         (nothing playing, no response active) are skipped; ``[]`` when nothing does."""
-        return self._barge_in(now_ms, cancel=True)
+        return barge_in(self, now_ms, cancel=True)
 
     def clear_output_audio(self, now_ms: float) -> list[Action]:
         """Cut off the assistant's audio now, over a WebSocket: flush the player and truncate
@@ -391,268 +316,9 @@ class ClientProtocol:
         connections only, where the server owns the output buffer; over a WebSocket the client
         owns it, and OpenAI and the local server answer that event with an ``error``.
         """
-        return self._cut_off_audio(now_ms)
+        return cut_off_audio(self, now_ms)
 
-    def _barge_in(self, now_ms: float, cancel: bool = False) -> list[Action]:
-        """Flush and truncate what is audible; cancel the active response when ``cancel`` or
-        the server will not (``interrupt_response=False``)."""
-        actions = self._cut_off_audio(now_ms)
-        active = self.active_response_id
-        if active is not None:
-            self._interrupted_responses.add(active)
-            turn = self.turn_tracker.by_response.get(active)
-            if turn is not None:
-                turn.interrupted = True
-            if cancel or not self.config.turn_detection.interrupt_response:
-                # The server keeps generating unless told: cancel it ourselves.
-                actions.append(Send(self.cancel_response()))
-        return actions
-
-    def _cut_off_audio(self, now_ms: float) -> list[Action]:
-        """Flush and truncate what is audible (the truncation held with a live player); the
-        responses they belong to play no more audio."""
-        actions: list[Action] = []
-        for item in self._audible_items(now_ms):
-            estimate = float(int(self.played_ms(item.id, now_ms)))
-            item.flushed = True
-            item.played_ms = estimate
-            item.truncated_at_ms = estimate
-            actions.append(FlushPlayback(item.id))
-            if self.live_player:
-                self.playback.truncations_due[item.id] = estimate  # sent at playback_flushed / truncate_now
-            else:
-                actions.append(Send(self.truncate(item.id, item.content_index, estimate)))
-            if item.response_id is not None:
-                self._interrupted_responses.add(item.response_id)
-                turn = self.turn_tracker.by_response.get(item.response_id)
-                if turn is not None:
-                    turn.interrupted = True
-                    if turn.truncated_at_ms is None:
-                        turn.truncated_at_ms = estimate
-        if actions:
-            self.playback.dropped(now_ms)
-        return actions
-
-    # responses
-
-    def _on_response_created(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        response = event.get("response") or {}
-        response_id = response.get("id") if isinstance(response.get("id"), str) else None
-        self.turn_tracker.start(response_id).response_created_ms = now_ms
-        # This response sees every tool output sent so far: no follow-up needed for them.
-        self.conversation.awaiting_follow_up.clear()
-        if response_id is not None:
-            self.active_response_id = response_id
-        if self.cost_capped:
-            # Made by the server before our session.update (create_response=False) took effect.
-            return [Send(self.cancel_response())]
-        return []
-
-    def _on_output_item_added(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        data = event.get("item") or {}
-        response_id = event.get("response_id")
-        item = self.conversation.update(data, now_ms, response_id)
-        if item is None:
-            return []
-        item.role = item.role or ("assistant" if item.type == "message" else None)
-        turn = self.turn_tracker.of(response_id)
-        if turn is not None and item.id not in turn.assistant_item_ids:
-            turn.assistant_item_ids.append(item.id)
-        if item.type == "function_call" and item.call_id:
-            self.calls.setdefault(item.call_id, FunctionCall(
-                call_id=item.call_id, name=item.name or "", item_id=item.id,
-                response_id=response_id))
-            if turn is not None:
-                turn.tool_calls.append(item.name or "")
-        return []
-
-    def _on_output_item_done(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        data = event.get("item") or {}
-        item = self.conversation.update(data, now_ms, event.get("response_id"))
-        if item is None or item.type != "function_call" or not item.call_id:
-            return []
-        # Servers that skip ``function_call_arguments.done`` still get their call run, once.
-        call = self.calls.get(item.call_id)
-        if call is None or call.arguments_done or item.status != "completed":
-            return []
-        return [self.conversation.finish_arguments(call, item.arguments or call.arguments, item.name)]
-
-    def _on_content_part_added(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        part = event.get("part") or {}
-        if part.get("type") in ("audio", "output_audio"):
-            self.conversation.item(event["item_id"], now_ms).content_index = int(
-                event.get("content_index", 0))
-        return []
-
-    def _on_audio_delta(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        try:
-            pcm16 = decode_pcm16(event["delta"])
-        except ProtocolError as exc:
-            raise ProtocolError(f"{event['type']}: delta: {exc}") from exc
-        item_id = event["item_id"]
-        response_id = event.get("response_id")
-        item = self.conversation.item(item_id, now_ms)
-        item.role = item.role or "assistant"
-        item.response_id = item.response_id or response_id
-        content_index = int(event.get("content_index", item.content_index))
-        item.content_index = content_index
-        length = pcm16_ms(len(pcm16))
-        item.audio_received_ms += length
-        turn = self.turn_tracker.of(response_id)
-        if turn is not None:
-            turn.audio_ms += length
-            if turn.first_audio_ms is None:
-                turn.first_audio_ms = now_ms
-        # After a barge-in the server may still send what it had in flight: do not play it.
-        if item.flushed or response_id in self._interrupted_responses or not pcm16:
-            return []
-        self.playback.queued(item_id, response_id, length, now_ms)
-        return [PlayAudio(item_id, response_id, content_index, pcm16)]
-
-    def _on_transcript_delta(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        delta = event.get("delta") or ""
-        item = self.conversation.item(event["item_id"], now_ms)
-        item.role = item.role or "assistant"
-        item.transcript_partial += delta
-        turn = self.turn_tracker.of(event.get("response_id"))
-        if turn is not None:
-            if turn.first_transcript_ms is None:
-                turn.first_transcript_ms = now_ms
-            turn.assistant_text += delta
-        return []
-
-    def _on_transcript_done(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        item = self.conversation.item(event["item_id"], now_ms)
-        final = event.get("transcript", event.get("text"))
-        if isinstance(final, str):
-            item.transcript = final
-        self._sync_assistant_text(self.turn_tracker.of(event.get("response_id")))
-        return []
-
-    def _sync_assistant_text(self, turn: Turn | None) -> None:
-        if turn is None:
-            return
-        texts = [self.items[i].text for i in turn.assistant_item_ids
-                 if i in self.items and self.items[i].type == "message"]
-        if any(texts):
-            turn.assistant_text = " ".join(t for t in texts if t)
-
-    def _on_arguments_delta(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        call = self.conversation.call_for(event)
-        if call is not None and not call.arguments_done:
-            call.arguments += event.get("delta") or ""
-        return []
-
-    def _on_arguments_done(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        call = self.conversation.call_for(event)
-        if call is None or call.arguments_done:
-            return []
-        return [self.conversation.finish_arguments(call, event.get("arguments"), event.get("name"))]
-
-    def _on_response_done(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        response = event.get("response") or {}
-        response_id = response.get("id") if isinstance(response.get("id"), str) else None
-        status = response.get("status") if isinstance(response.get("status"), str) else "completed"
-        if response_id is not None:
-            self.conversation.responses_done[response_id] = status
-        if self.active_response_id == response_id:
-            self.active_response_id = None
-        output = response.get("output")
-        for data in output if isinstance(output, list) else ():
-            self.conversation.update(data, now_ms, response_id)
-        turn = self.turn_tracker.of(response_id)
-        if turn is None:
-            # A response.done without response.created (a server that skips it): still a turn.
-            turn = self.turn_tracker.start(response_id)
-        turn.response_done_ms = now_ms
-        turn.status = status
-        usage = response.get("usage")
-        turn.usage = dict(usage) if isinstance(usage, Mapping) else turn.usage
-        if isinstance(usage, Mapping):
-            self.cost.count(turn, usage)
-        if status == "cancelled" or response_id in self._interrupted_responses:
-            turn.interrupted = True
-        self._sync_assistant_text(turn)
-        actions: list[Action] = [TurnDone(turn)]
-        if self.cost.crossed_cap():
-            actions.append(CostCapReached(self.cost_usd, self.max_cost_usd))
-            detection = self.config.turn_detection
-            if detection.enabled and detection.create_response:
-                actions.append(Send(self.session_update()))
-        if self.conversation.follow_up_due(self.active_response_id) and not self.cost_capped:
-            actions.append(Send(self.create_response()))
-        return actions
-
-    # session and errors
-
-    def _on_session(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        session = event.get("session")
-        if isinstance(session, Mapping):
-            self.server_session = dict(session)
-        return []
-
-    def _on_rate_limits(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        self.rate_limits = event.get("rate_limits")
-        return []
-
-    def _on_error(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        error = event.get("error")
-        error = dict(error) if isinstance(error, Mapping) else {"message": str(error)}
-        error["t_ms"] = now_ms
-        cause = self._ids.sent.get(error.get("event_id") or "")
-        if cause is not None:
-            error["cause"] = cause["type"]
-            if cause["type"] == "conversation.item.truncate":
-                # Recoverable: the item simply stays untruncated on the server.
-                item = self.items.get(cause["item_id"])
-                if item is not None:
-                    item.error = error.get("message")
-                    error["recovered"] = True
-        self.errors.append(error)
-        if len(self.errors) > self._max_errors:
-            del self.errors[0]
-        return []
-
-    def _on_ignored(self, event: dict[str, Any], now_ms: float) -> list[Action]:
-        return []
-
-    _HANDLERS = {
-        "session.created": _on_session,
-        "session.updated": _on_session,
-        "conversation.item.added": _on_item_added,
-        "conversation.item.done": _on_item_done,
-        "conversation.item.deleted": _on_item_deleted,
-        "conversation.item.truncated": _on_item_truncated,
-        "conversation.item.retrieved": _on_item_done,
-        "input_audio_buffer.speech_started": _on_speech_started,
-        "input_audio_buffer.speech_stopped": _on_speech_stopped,
-        "input_audio_buffer.committed": _on_committed,
-        "input_audio_buffer.cleared": _on_cleared,
-        "input_audio_buffer.timeout_triggered": _on_ignored,
-        "conversation.item.input_audio_transcription.delta": _on_transcription_delta,
-        "conversation.item.input_audio_transcription.completed": _on_transcription_completed,
-        "conversation.item.input_audio_transcription.failed": _on_transcription_failed,
-        "conversation.item.input_audio_transcription.segment": _on_ignored,
-        "response.created": _on_response_created,
-        "response.output_item.added": _on_output_item_added,
-        "response.output_item.done": _on_output_item_done,
-        "response.content_part.added": _on_content_part_added,
-        "response.content_part.done": _on_ignored,
-        "response.output_audio.delta": _on_audio_delta,
-        "response.output_audio.done": _on_ignored,
-        "response.output_audio_transcript.delta": _on_transcript_delta,
-        "response.output_audio_transcript.done": _on_transcript_done,
-        "response.output_text.delta": _on_transcript_delta,
-        "response.output_text.done": _on_transcript_done,
-        "response.function_call_arguments.delta": _on_arguments_delta,
-        "response.function_call_arguments.done": _on_arguments_done,
-        "response.done": _on_response_done,
-        "rate_limits.updated": _on_rate_limits,
-        "output_audio_buffer.started": _on_ignored,
-        "output_audio_buffer.stopped": _on_ignored,
-        "output_audio_buffer.cleared": _on_ignored,
-        "error": _on_error,
-    }
+    _HANDLERS = HANDLERS  # one per GA type, by group in the receive_* modules
 
     # --- summaries ------------------------------------------------------------------------------
 
