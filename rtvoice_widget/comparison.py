@@ -87,9 +87,9 @@ def _gap_ms(saved: Any, replies: pd.DataFrame, audio_starts: dict, replay_voice_
     """End of voice -> first reply audio of one turn: the turns table's
     ``voice_to_first_audio_ms`` of the first reply with audio; a reply that follows a tool call
     has none there (the table counts from the user only for the first response), so its first
-    audio is measured the same way (:func:`rtvoice_widget.turns.voice_end_ms`). In a replay the
+    audio is measured the same way (:func:`rtvoice_widget.turn_table.voice_end_ms`). In a replay the
     end of voice is the replay's own record (``replay.sent``'s ``voice_end_ms``)."""
-    from rtvoice_widget.turns import voice_end_ms
+    from rtvoice_widget.turn_table import voice_end_ms
 
     for row in replies.itertuples(index=False):
         first = audio_starts.get(row.item_id)

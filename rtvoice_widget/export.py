@@ -43,7 +43,7 @@ def _clock(ms: Any) -> str:
 
 
 def transcript_markdown(turns: pd.DataFrame, *, title: str = "Conversation") -> str:
-    """The turns table (:func:`rtvoice_widget.turns.turns_table`) as Markdown: one paragraph per
+    """The turns table (:func:`rtvoice_widget.turn_table.turns_table`) as Markdown: one paragraph per
     turn, ``**You** (m:ss.s): text``, interrupted replies marked, tool calls as code."""
     lines = [f"# {title}", ""]
     for row in turns.itertuples(index=False):

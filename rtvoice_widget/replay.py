@@ -271,7 +271,7 @@ def _say(session: Any, turn: ReplayTurn, speed: float, timeout: float, pause_ms:
 def _stream(session: Any, pcm16: bytes, speed: float) -> float | None:
     """Send ``pcm16`` in 20 ms chunks at ``speed``; return when (session ms) the chunk holding
     the last voiced frame went out (None when nothing in it is voiced)."""
-    from rtvoice_widget.turns import VOICE_FRAME_MS, voice_end_ms
+    from rtvoice_widget.turn_table import VOICE_FRAME_MS, voice_end_ms
 
     samples = np.frombuffer(pcm16, dtype="<i2")
     end = voice_end_ms(samples, SAMPLE_RATE, len(samples) * 1000 / SAMPLE_RATE)
