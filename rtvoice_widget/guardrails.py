@@ -87,10 +87,11 @@ def _tripped(result: Any) -> tuple[bool, str | None]:
 
 
 class _Response:
-    __slots__ = ("text", "item_id", "checked", "stopped", "exempt")
+    __slots__ = ("text", "length", "item_id", "checked", "stopped", "exempt")
 
     def __init__(self, exempt: bool) -> None:
         self.text: list[str] = []
+        self.length = 0  # characters in text, kept as deltas arrive (not re-summed per delta)
         self.item_id: str | None = None
         self.checked = 0  # characters of text the last check saw (or that are queued for one)
         self.stopped = False
@@ -173,10 +174,10 @@ class GuardrailRunner:
             return
         if type_ in _DELTAS and isinstance(row.get("text"), str):
             state.text.append(row["text"])
+            state.length += len(row["text"])
             state.item_id = row.get("item_id") or state.item_id
-            length = sum(map(len, state.text))
-            if length - state.checked >= self.every_chars:
-                state.checked = length
+            if state.length - state.checked >= self.every_chars:
+                state.checked = state.length
                 self._submit(response_id, state, "".join(state.text))
         elif type_ in _DONES:
             final = row.get("text") if isinstance(row.get("text"), str) else "".join(state.text)
