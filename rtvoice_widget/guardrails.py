@@ -13,7 +13,8 @@ When they run (:class:`GuardrailRunner`): each response's transcript is checked 
 newest text is checked) and once more with the final transcript
 (``response.output_audio_transcript.done`` / ``response.output_text.done``). Checks run on one
 thread of the runner's own, never on the session thread, so a slow check delays only the next
-check. The transcript runs ahead of the audio (the server sends both faster than real time),
+check. Bound: while a check runs, at most one check waits per response (its newest text replaces
+the one waiting), for at most 64 responses (the oldest waiting one is dropped past that). The transcript runs ahead of the audio (the server sends both faster than real time),
 which is what lets a check stop words before they are heard.
 
 A tripped guardrail stops the response as a barge-in does: :meth:`RealtimeSession.interrupt`
@@ -28,7 +29,6 @@ stopped response are skipped. A guardrail that raises is logged as ``guardrail.e
 
 from __future__ import annotations
 
-import queue
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -37,6 +37,9 @@ __all__ = ["DEFAULT_EVERY_CHARS", "GuardrailRunner", "OutputGuardrail", "output_
 
 #: New transcript characters between two checks of one response (about 3 s of speech).
 DEFAULT_EVERY_CHARS = 60
+# Responses with a check waiting (each holds only its newest text); older waiting ones are dropped
+# past this, as a server that starts responses faster than checks run would otherwise grow it.
+_MAX_WAITING = 64
 # How long a replacement waits for the stopped response's response.done before asking anyway.
 _DONE_WAIT_S = 5.0
 
@@ -122,7 +125,11 @@ class GuardrailRunner:
         self._responses: dict[str, _Response] = {}
         self._done: dict[str, threading.Event] = {}
         self._replacements_due = 0  # responses to come that say a replacement line
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        # response_id -> (state, newest text to check): one waiting check per response, at most
+        # _MAX_WAITING of them, oldest first; a newer text replaces the one that waited.
+        self._waiting: dict[str, tuple[_Response, str]] = {}
+        self._wake = threading.Condition()
+        self._closed = False
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
         self._following = False
@@ -151,7 +158,9 @@ class GuardrailRunner:
         type_ = row["type"]
         if row["source"] != "server":
             if type_ == "connection.closed":
-                self._jobs.put(None)
+                with self._wake:
+                    self._closed = True
+                    self._wake.notify()
             return
         response_id = row.get("response_id")
         if type_ == "response.created" and response_id:
@@ -188,27 +197,29 @@ class GuardrailRunner:
     def _submit(self, response_id: str, state: _Response, text: str) -> None:
         if not self.current():
             return
-        self._jobs.put((response_id, state, text))
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._work, name="rtvoice-guardrails", daemon=True)
-            self._worker.start()
+        with self._wake:
+            self._closed = False
+            self._waiting[response_id] = (state, text)
+            if len(self._waiting) > _MAX_WAITING:
+                del self._waiting[next(iter(self._waiting))]
+            self._wake.notify()
+            if self._worker is None:  # none yet, or it ended with the last connection
+                self._worker = threading.Thread(target=self._work, name="rtvoice-guardrails", daemon=True)
+                self._worker.start()
 
     # -- the runner's thread -------------------------------------------------------------------
 
     def _work(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            # Only the newest text of a response matters: skip checks that newer ones overtook.
-            while not self._jobs.empty():
-                following = self._jobs.get()
-                if following is None:
+            with self._wake:
+                while not self._waiting and not self._closed:
+                    self._wake.wait()
+                if not self._waiting:  # closed, nothing left to check
+                    self._worker = None
                     return
-                if following[0] != job[0]:
-                    self._check(*job)
-                job = following
-            self._check(*job)
+                response_id = next(iter(self._waiting))
+                state, text = self._waiting.pop(response_id)
+            self._check(response_id, state, text)
 
     def _check(self, response_id: str, state: _Response, text: str) -> None:
         if state.stopped:

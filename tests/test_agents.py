@@ -238,6 +238,31 @@ def test_guardrails_see_growing_prefixes_and_the_final_transcript(server, open_s
     assert not rows(s, "guardrail.tripped") and not rows(s, "response.cancel")
 
 
+def test_a_slow_guardrail_checks_only_the_newest_text_and_then_the_final_transcript(server, open_session):
+    # While one check runs, later texts of the response wait as one (the newest): a slow check
+    # neither queues a check per delta nor misses the final transcript.
+    seen: list[str] = []
+    release, final_seen = threading.Event(), threading.Event()
+    transcript = " ".join(f"word{i}" for i in range(120)) + "."
+
+    def slow(text: str) -> bool:
+        seen.append(text)
+        release.wait(10)
+        if text == transcript:
+            final_seen.set()
+        return False
+
+    s = open_session(config=MANUAL, output_guardrails=[slow])
+    s.guardrails.every_chars = 5
+    server.play(voice_turn(with_speech=False, audio_ms=1500, transcript=transcript, response_id="resp_slow"))
+    wait_done(s, "resp_slow")
+    deltas = len(rows(s, "response.output_audio_transcript.delta"))
+    release.set()
+    assert final_seen.wait(10)
+    assert deltas >= 10 and len(seen) <= 3, (deltas, seen)  # first text, maybe one newer, the final
+    assert seen[-1] == transcript
+
+
 # -- tool approval -------------------------------------------------------------------------------
 
 
