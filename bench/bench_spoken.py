@@ -13,7 +13,7 @@ transcription), all questions in ONE conversation, as a person would ask them. T
 question starts once the previous answer's ``response.done`` has come.
 
 Reported per model and voice, against the first model (SmolLM2-135M by default) in the same run
-(the default engines' LLM is what ``llm="auto"`` picks: Qwen2.5-Coder-0.5B with the local extra):
+(the default engines' LLM is what ``llm="auto"`` picks: Qwen2.5-Coder-1.5B with the local extra):
 
 - accuracy: replies (the assistant's audio transcript) containing an accepted answer
   (``questions.is_correct``), also among the questions the server heard word-perfectly, so an
@@ -73,7 +73,7 @@ BASELINE = "smollm2"
 NOTES: dict[str, str] = {
     "direct": "Answer the question the user just asked: start with the answer itself, in one short sentence.",
 }
-DEFAULT_MODEL = resolved_llm("auto")  # what a new user gets (qwen2.5-0.5b with the local extra)
+DEFAULT_MODEL = resolved_llm("auto")  # what a new user gets (qwen2.5-1.5b with the local extra)
 
 
 def render(voice: str, texts: list[str]) -> list[bytes]:
@@ -110,7 +110,8 @@ async def converse(url: str, questions: list[dict], audio: list[bytes]) -> list[
         async def read() -> None:
             try:
                 async for event in conn:
-                    await events.put(event)
+                    # Stamped on arrival: _ask reads the queue only after it has sent the tail.
+                    await events.put((time.perf_counter(), event))
             except Exception as exc:  # the bench must say why the conversation ended, then stop
                 print(f"   connection ended: {exc!r}", flush=True)
                 raise
@@ -151,14 +152,14 @@ async def _ask(conn, events: asyncio.Queue, question: dict, pcm: bytes) -> dict:
     seen: list[str] = []  # event types, to say what a turn that got no answer did get
     while time.perf_counter() < deadline:
         try:
-            event = await asyncio.wait_for(events.get(), deadline - time.perf_counter())
+            arrived, event = await asyncio.wait_for(events.get(), deadline - time.perf_counter())
         except asyncio.TimeoutError:
             row["errors"].append(f"no response.done in 120 s; events: {_runs(seen)}")
             break
         kind = event.type
         seen.append(kind)
         if kind == "response.output_audio.delta" and first_audio is None:
-            first_audio = time.perf_counter()
+            first_audio = arrived
         if kind == "conversation.item.input_audio_transcription.completed":
             heard.append(event.transcript)
         elif kind == "error":
@@ -177,7 +178,7 @@ async def _ask(conn, events: asyncio.Queue, question: dict, pcm: bytes) -> dict:
     # A reply can come before the final transcript; take what has arrived by then and a little after.
     while not heard:
         try:
-            event = await asyncio.wait_for(events.get(), 5)
+            _, event = await asyncio.wait_for(events.get(), 5)
         except asyncio.TimeoutError:
             break
         if event.type == "conversation.item.input_audio_transcription.completed":
