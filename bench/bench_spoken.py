@@ -13,14 +13,22 @@ transcription), all questions in ONE conversation, as a person would ask them. T
 question starts once the previous answer's ``response.done`` has come.
 
 Reported per model and voice, against the first model (SmolLM2-135M by default) in the same run
-(the default engines' LLM is what ``llm="auto"`` picks: Qwen2.5-Coder-0.5B with the local extra):
+(the default engines' LLM is what ``llm="auto"`` picks: Qwen2.5-Coder-1.5B with the local extra):
 
 - accuracy: replies (the assistant's audio transcript) containing an accepted answer
   (``questions.is_correct``), also among the questions the server heard word-perfectly, so an
   ASR slip and a wrong answer can be told apart;
 - WER through the server: the server's own input transcription
   (``conversation.item.input_audio_transcription.completed``) against the question's text;
-- repeated openings (a reply whose first four words repeat an earlier reply's: template copying).
+- repeated openings (a reply whose first four words repeat an earlier reply's: template copying);
+- the gap a person hears: end of the question's voice (its last voiced 20 ms frame, as in the
+  turns table) -> the answer's first ``response.output_audio.delta`` at the client, p50/p90.
+  The stream is paced in real time, so this is the product's own gap on this machine under
+  whatever else runs on it; compare models within one run.
+
+A model may carry engine settings for one run: ``--models "qwen2.5-0.5b:temperature=0,repeat_penalty=1"``
+(attributes of the loaded ``LlamaCppLLM``: temperature, repeat_penalty, system_note,
+max_sentences, history; put back after the run).
 
 Voices for the user's side: ``piper`` (the neural voice the server speaks with; closest here to
 a person) and ``espeak`` (formant synthesis, harder for Whisper). Neither is a person: the WER of
@@ -53,6 +61,7 @@ from rtvoice_widget.pcm import SAMPLE_RATE  # noqa: E402
 from rtvoice_widget.server import LocalRealtimeServer  # noqa: E402
 from rtvoice_widget.server.engines.evaluation import spoken, word_errors  # noqa: E402
 from rtvoice_widget.server.engines.loader import resolved_llm  # noqa: E402
+from rtvoice_widget.turn_table import voice_end_ms  # noqa: E402
 
 CHUNK_MS = 20
 LEAD_MS = 300
@@ -60,7 +69,11 @@ TAIL_MS = 1500
 GOAL_ACCURACY = 0.90
 GOAL_WER = 0.10
 BASELINE = "smollm2"
-DEFAULT_MODEL = resolved_llm("auto")  # what a new user gets (qwen2.5-0.5b with the local extra)
+# Named system notes for variants (``qwen2.5-0.5b:system_note=direct``); any other value is the note itself.
+NOTES: dict[str, str] = {
+    "direct": "Answer the question the user just asked: start with the answer itself, in one short sentence.",
+}
+DEFAULT_MODEL = resolved_llm("auto")  # what a new user gets (qwen2.5-1.5b with the local extra)
 
 
 def render(voice: str, texts: list[str]) -> list[bytes]:
@@ -97,7 +110,8 @@ async def converse(url: str, questions: list[dict], audio: list[bytes]) -> list[
         async def read() -> None:
             try:
                 async for event in conn:
-                    await events.put(event)
+                    # Stamped on arrival: _ask reads the queue only after it has sent the tail.
+                    await events.put((time.perf_counter(), event))
             except Exception as exc:  # the bench must say why the conversation ended, then stop
                 print(f"   connection ended: {exc!r}", flush=True)
                 raise
@@ -122,7 +136,11 @@ async def _ask(conn, events: asyncio.Queue, question: dict, pcm: bytes) -> dict:
     row = {"id": question["id"], "question": question["question"], "heard": "", "reply": "", "errors": []}
     stream = silence(LEAD_MS) + pcm + silence(TAIL_MS)
     step = 2 * SAMPLE_RATE * CHUNK_MS // 1000
+    # End of the question's voice in the stream (the turns table's definition), in ms from its start.
+    voice_end = voice_end_ms(np.frombuffer(stream, "<i2"), SAMPLE_RATE, len(stream) / (2 * SAMPLE_RATE) * 1000,
+                             lookback_ms=len(stream) / (2 * SAMPLE_RATE) * 1000)
     start = time.perf_counter()
+    first_audio = None
     for n, offset in enumerate(range(0, len(stream), step)):
         await conn.input_audio_buffer.append(audio=base64.b64encode(stream[offset: offset + step]).decode())
         # Real time: turn detection and speculation depend on silence taking time to arrive.
@@ -134,12 +152,14 @@ async def _ask(conn, events: asyncio.Queue, question: dict, pcm: bytes) -> dict:
     seen: list[str] = []  # event types, to say what a turn that got no answer did get
     while time.perf_counter() < deadline:
         try:
-            event = await asyncio.wait_for(events.get(), deadline - time.perf_counter())
+            arrived, event = await asyncio.wait_for(events.get(), deadline - time.perf_counter())
         except asyncio.TimeoutError:
             row["errors"].append(f"no response.done in 120 s; events: {_runs(seen)}")
             break
         kind = event.type
         seen.append(kind)
+        if kind == "response.output_audio.delta" and first_audio is None:
+            first_audio = arrived
         if kind == "conversation.item.input_audio_transcription.completed":
             heard.append(event.transcript)
         elif kind == "error":
@@ -158,12 +178,15 @@ async def _ask(conn, events: asyncio.Queue, question: dict, pcm: bytes) -> dict:
     # A reply can come before the final transcript; take what has arrived by then and a little after.
     while not heard:
         try:
-            event = await asyncio.wait_for(events.get(), 5)
+            _, event = await asyncio.wait_for(events.get(), 5)
         except asyncio.TimeoutError:
             break
         if event.type == "conversation.item.input_audio_transcription.completed":
             heard.append(event.transcript)
     row["heard"] = " ".join(heard).strip()
+    # The paced stream delivered the end of voice at start + voice_end (the sending loop keeps
+    # real time); the first audio delta of the answer after it is the gap a person hears.
+    row["gap_ms"] = (first_audio - start) * 1000 - voice_end if first_audio is not None else None
     row["correct"] = is_correct(row["reply"], question["accept"])
     row["word_errors"], row["words"] = word_errors(_spelling(question["question"]), _spelling(row["heard"]))
     return row
@@ -196,6 +219,7 @@ def _opening(text: str) -> str:
 
 def summarise(rows: list[dict]) -> dict:
     n = len(rows)
+    gaps = [r["gap_ms"] for r in rows if r.get("gap_ms") is not None]
     exact = [r for r in rows if r["word_errors"] == 0]
     openings: set[str] = set()
     repeated = 0
@@ -212,24 +236,49 @@ def summarise(rows: list[dict]) -> dict:
         "accuracy_when_heard_exactly": sum(r["correct"] for r in exact) / max(1, len(exact)),
         "repeated_openings": repeated,
         "errors": sum(len(r["errors"]) for r in rows),
+        "gap_ms_p50": round(float(np.percentile(gaps, 50))) if gaps else None,
+        "gap_ms_p90": round(float(np.percentile(gaps, 90))) if gaps else None,
     }
 
 
-def run(model: str, voice: str, questions: list[dict], audio: list[bytes], show: bool) -> dict:
+def parse_variant(spec: str) -> tuple[str, dict]:
+    """``"qwen2.5-0.5b:temperature=0,repeat_penalty=1"`` -> the LLM choice and engine settings
+    (attributes of the loaded engine: temperature, repeat_penalty, system_note, max_sentences,
+    history). Values are parsed as JSON where they can be (numbers, null), else kept as text."""
+    model, _, rest = spec.partition(":")
+    settings = {}
+    for pair in filter(None, rest.split(",")):
+        key, _, value = pair.partition("=")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    return model, settings
+
+
+def run(spec: str, voice: str, questions: list[dict], audio: list[bytes], show: bool) -> dict:
+    model, settings = parse_variant(spec)
     server = LocalRealtimeServer(engines={"llm": model}, progress=None)
     url = server.start()
+    llm = server.engines.llm
+    # The engine is cached per process: put back what a variant changed, for the next run.
+    saved = {key: getattr(llm, key) for key in settings}
+    for key, value in settings.items():
+        setattr(llm, key, NOTES.get(value, value) if key == "system_note" else value)
     try:
         t0 = time.perf_counter()
         rows = asyncio.run(converse(url, questions, audio))
         elapsed = time.perf_counter() - t0
     finally:
         server.stop()
+        for key, value in saved.items():
+            setattr(llm, key, value)
     if show:
         for r in rows:
             mark = "ok " if r["correct"] else "NO "
             print(f"  {mark}{r['question']!r}\n     heard {r['heard']!r}\n     reply {r['reply']!r}", flush=True)
     summary = summarise(rows)
-    summary.update(model=model, voice=voice, seconds=round(elapsed, 1))
+    summary.update(model=spec, voice=voice, seconds=round(elapsed, 1))
     return {"summary": summary, "rows": rows}
 
 
@@ -255,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print("   " + json.dumps(result["summary"]), flush=True)
 
-    print("\nmodel            voice   accuracy        WER    heard exactly  acc. when heard  repeated  vs first model")
+    print("\nmodel            voice   accuracy        WER    heard exactly  acc. when heard  repeated  vs first model"
+          "  gap p50/p90 ms")
     base: dict[str, dict] = {}
     for result in results:
         s = result["summary"]
@@ -263,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = s["accuracy"] / first["accuracy"] if first["accuracy"] else float("nan")
         print(f"{s['model']:<16} {s['voice']:<7} {s['correct']:>3}/{s['questions']} ({s['accuracy']:.0%})"
               f"  {s['wer']:6.1%}  {s['heard_exactly']:>5}/{s['questions']}"
-              f"        {s['accuracy_when_heard_exactly']:6.0%}       {s['repeated_openings']:>3}      {ratio:.2f}x")
+              f"        {s['accuracy_when_heard_exactly']:6.0%}       {s['repeated_openings']:>3}      {ratio:.2f}x"
+              f"        {s['gap_ms_p50']}/{s['gap_ms_p90']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -260,7 +260,7 @@ def wait_stats(server: LocalRealtimeServer, timeout_s: float = 5.0) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 complete and 3 paused prompts")
-    parser.add_argument("--llm", default="auto", help="the default engines pick qwen2.5-0.5b (smollm2 without its wheels)")
+    parser.add_argument("--llm", default="auto", help="the default engines pick qwen2.5-1.5b (qwen2.5-0.5b, then smollm2, without its wheels)")
     parser.add_argument("--vad", default="silero")
     parser.add_argument("--first-words", type=int, default=None,
                         help="also run semantic_vad with the first voiced piece cut at this many words")

@@ -340,6 +340,17 @@ def test_small_model_history_flattens_tool_turns_and_merges_system_prompts():
     ]
 
 
+def test_system_note_is_appended_to_the_system_prompt_or_becomes_one():
+    from rtvoice_widget.server.engines.llm_llama import _with_note
+
+    plain = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert _with_note(plain, "Answer first.") == [
+        {"role": "system", "content": "Be brief.\n\nAnswer first."}, {"role": "user", "content": "Hi"}]
+    assert _with_note(plain[1:], "Answer first.") == [
+        {"role": "system", "content": "Answer first."}, {"role": "user", "content": "Hi"}]
+    assert _with_note(plain, None) == plain and _with_note(plain, "") == plain
+
+
 def test_small_model_sees_tool_results_as_words_not_json():
     from rtvoice_widget.server.engines.llm_llama import tool_result_words
 
@@ -841,3 +852,35 @@ def test_smollm2_warm_up_caches_the_system_prompt_for_the_next_reply(default_eng
     # Only the user's turn was evaluated: the system prompt came from the cache.
     assert "Name one." in evaluated[0] and "Quibble" not in evaluated[0]
     assert not any("Quibble" in batch for batch in evaluated)
+
+
+@pytest.mark.models
+def test_system_note_reaches_the_model_and_its_prompt_stays_cached(default_engines):
+    llm = default_engines.llm
+    llama = llm._llama
+    system = {"role": "system", "content": "You are Quaver, an assistant for musicians."}
+    evaluated: list[str] = []
+    original_eval = llama.eval
+
+    def recording_eval(tokens):
+        evaluated.append(llama.detokenize(list(tokens)).decode(errors="replace"))
+        return original_eval(tokens)
+
+    saved_note, llm.system_note = llm.system_note, "Start with the answer itself, zebra-fashion."
+    llama.eval = recording_eval
+    try:
+        llm.warm([system])
+        warmed = len(evaluated)
+        reply = "".join(c.text for c in llm.stream([system, {"role": "user", "content": "Name a note."}], max_tokens=8))
+        sequence = llama.detokenize(list(llama.input_ids[:llama.n_tokens])).decode(errors="replace")
+    finally:
+        del llama.eval
+        llm.system_note = saved_note
+    assert reply.strip()
+    # The note went into the system prompt the model evaluated, after the session's own text...
+    # (llama.cpp skips a prefix shared with the sequence already cached, hence a word from the end.)
+    assert any("musicians" in batch and "zebra-fashion" in batch for batch in evaluated[:warmed])
+    # ... and the reply's prompt started with that same cached prefix: only the user's turn was new.
+    assert "Name a note." in evaluated[warmed] and not any("zebra" in b for b in evaluated[warmed:])
+    # The reply's prompt itself carries the note, between the session's text and the user's turn.
+    assert sequence.index("musicians") < sequence.index("zebra-fashion") < sequence.index("Name a note.")

@@ -1,4 +1,4 @@
-"""The local server with its real default engines (Silero VAD, Whisper-base, Qwen2.5-Coder-0.5B, Piper).
+"""The local server with its real default engines (Silero VAD, Whisper-base, Qwen2.5-Coder-1.5B, Piper).
 The user's questions are spoken by espeak-ng's "echo" voice, whatever the server's TTS.
 
 Slow (model loading, CPU inference), hence ``@pytest.mark.models``. Every received event is
@@ -31,7 +31,7 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def engines():
-    return load_engines()  # the defaults: silero, whisper-base, qwen2.5-0.5b (llm="auto"), piper (tts="auto")
+    return load_engines()  # the defaults: silero, whisper-base, qwen2.5-1.5b (llm="auto"), piper (tts="auto")
 
 
 @pytest.fixture(scope="module")

