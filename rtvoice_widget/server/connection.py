@@ -32,10 +32,10 @@ from websockets.exceptions import ConnectionClosed
 
 from ..pcm import pcm16_ms
 from .engines.base import Engines
-from .pipeline import SpeechDetector, predict_turn_end, run_reply, transcribe, vad_frame_samples_24k, warm_llm
+from .pipeline import SpeechDetector, predict_turn_end, run_reply, transcribe, prefill_llm, vad_frame_samples_24k, warm_llm
 from .codec import ProtocolError, error_event
 from .dialogue import (EARLY_ASK_MS, SPECULATION_DELAY_MS, CancelReply, DetectSpeech, PredictTurnEnd, ReplyJob, Transcribe,
-                       TurnEngine, WarmUp, empty_turn_end_stats)
+                       TurnEngine, WarmUp, Prefill, empty_turn_end_stats)
 
 __all__ = ["Connection", "TranscriptionQueue", "Workers", "partial_budget_ms", "serve_connection"]
 
@@ -203,7 +203,7 @@ class Connection:
         self._vad_jobs: deque[DetectSpeech] = deque()
         self._cancels: dict[str, threading.Event] = {}  # running replies by response id
         self._tasks: set[asyncio.Task] = set()
-        self._runners = {Transcribe: self._transcribe, WarmUp: self._warm_up, PredictTurnEnd: self._predict_turn_end,
+        self._runners = {Transcribe: self._transcribe, WarmUp: self._warm_up, Prefill: self._prefill, PredictTurnEnd: self._predict_turn_end,
                          ReplyJob: self._reply}
 
     async def serve(self) -> None:
@@ -345,6 +345,12 @@ class Connection:
             await asyncio.get_running_loop().run_in_executor(self._workers.reply, warm_llm, self._engines.llm, job)
         except Exception:  # only an optimisation: the first reply will evaluate the prompt itself
             log.exception("LLM warm-up failed")
+
+    async def _prefill(self, job: Prefill) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._workers.reply, prefill_llm, self._engines.llm, job)
+        except Exception:  # only an optimisation: the reply evaluates its whole prompt itself
+            log.exception("LLM prefill failed")
 
     async def _close(self, writer_task: asyncio.Task) -> None:
         for cancel in self._cancels.values():

@@ -175,6 +175,7 @@ class Transcription:
         if len(stable) > len(self._sent_partial) and stable.startswith(self._sent_partial):
             delta = stable[len(self._sent_partial) :]
             self._sent_partial = stable
+            self._engine.speculation.prefill(stable)
             if self._engine.settings.transcription is not None:
                 self._engine.outbox.emit({"type": "conversation.item.input_audio_transcription.delta",
                                           "item_id": self._engine.segmenter.speech_item_id, "content_index": 0,
