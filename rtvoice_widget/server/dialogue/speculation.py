@@ -61,7 +61,7 @@ class SpeculativeReply:
 
     def prefill(self, words: str) -> None:
         """While the user speaks: have the LLM evaluate the prompt the reply would get if the turn
-        ended with ``words`` (the stable part of the partial transcript). Its tokens stay in the
+        ended with ``words`` (the partial transcript but its last word). Its tokens stay in the
         cache, so the speculative or final reply, whose prompt starts the same, evaluates only the
         words after them: on 2 cores that is most of the first-token time of a 1.5B model."""
         if not self._would_reply() or self._started is not None:
