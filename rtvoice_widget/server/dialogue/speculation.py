@@ -39,9 +39,10 @@ class _Started:
 class SpeculativeReply:
     """At most one speculative reply per session; ``enabled`` False never starts one."""
 
-    def __init__(self, engine: TurnEngine, enabled: bool) -> None:
+    def __init__(self, engine: TurnEngine, enabled: bool, *, prefill: bool = True) -> None:
         self._engine = engine
         self.enabled = enabled
+        self.prefill_enabled = prefill
         self._started: _Started | None = None
         # How the speculative replies fared: "started", "adopted", "discarded" (for logs and benchmarks).
         self.stats = {"started": 0, "adopted": 0, "discarded": 0}
@@ -64,7 +65,7 @@ class SpeculativeReply:
         ended with ``words`` (the partial transcript but its last word). Its tokens stay in the
         cache, so the speculative or final reply, whose prompt starts the same, evaluates only the
         words after them: on 2 cores that is most of the first-token time of a 1.5B model."""
-        if not self._would_reply() or self._started is not None:
+        if not self.prefill_enabled or not self._would_reply() or self._started is not None:
             return
         job = self._engine.responses.reply_job("prefill", {}, pending_user_text=words)
         self.prefills += 1
