@@ -831,6 +831,51 @@ def test_smollm2_tool_call_has_valid_arguments(default_engines):
 
 
 @pytest.mark.models
+def test_prefill_of_the_words_so_far_leaves_the_reply_only_the_rest_to_evaluate(default_engines):
+    llm = default_engines.llm
+    llama = llm._llama  # the cache is llama.cpp's: watch what it evaluates
+    system = {"role": "system", "content": "You answer in a few words."}
+    other = {"role": "user", "content": "Tell me a long story about a dragon who guards a mountain of gold."}
+    question = {"role": "user", "content": "Which ocean lies between Europe and North America?"}
+    so_far = {"role": "user", "content": "Which ocean lies between Europe and North"}
+    evaluated: list[str] = []
+    original_eval = llama.eval
+
+    def recording_eval(tokens):
+        evaluated.append(llama.detokenize(list(tokens)).decode(errors="replace"))
+        return original_eval(tokens)
+
+    def reply_evaluates() -> str:
+        evaluated.clear()
+        llama.eval = recording_eval
+        try:
+            assert "".join(c.text for c in llm.stream([system, question], max_tokens=8)).strip()
+        finally:
+            del llama.eval  # back to the class's method
+        return "".join(evaluated)
+
+    assert llm.prefill([system, other])  # the cache holds another turn
+    cold = reply_evaluates()
+    assert "Europe" in cold
+    assert llm.prefill([system, so_far])
+    warm = reply_evaluates()
+    assert "Europe" not in warm and "America" in warm  # only the words after the prefilled ones
+    assert len(llama.tokenize(warm.encode(), add_bos=False)) < len(llama.tokenize(cold.encode(), add_bos=False))
+
+
+@pytest.mark.models
+def test_prefill_never_waits_for_a_reply_holding_the_model(default_engines):
+    llm = default_engines.llm
+    stream = llm.stream([{"role": "user", "content": "Count from one to twenty."}], max_tokens=32)
+    next(stream)  # the reply holds the model now
+    try:
+        assert llm.prefill([{"role": "user", "content": "What is"}]) is False
+    finally:
+        stream.close()
+    assert llm.prefill([{"role": "user", "content": "What is"}]) is True
+
+
+@pytest.mark.models
 def test_smollm2_warm_up_caches_the_system_prompt_for_the_next_reply(default_engines):
     llm = default_engines.llm
     llama = llm._llama  # the cache is llama.cpp's: watch what it evaluates

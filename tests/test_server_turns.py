@@ -25,6 +25,7 @@ from rtvoice_widget.server.dialogue import (
     ReplyJob,
     Transcribe,
     TurnEngine,
+    Prefill,
     WarmUp,
 )
 
@@ -298,6 +299,7 @@ def test_partials_budget_follows_the_pause_that_usually_ends_a_turn():
     server.update({"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 800}}}})
     assert partial_budget_ms(server.vad, 1000.0) == 400.0
     assert partial_budget_ms(server.vad, None) == 0.0 and partial_budget_ms(None, 1000.0) == 0.0
+    assert partial_budget_ms(with_model.vad, 1000.0, prefill=True) == 500.0  # partials feed the prefill
 
 
 def test_server_vad_never_asks_the_model():
@@ -456,6 +458,27 @@ def test_partial_transcripts_stream_stable_words_then_completion_adds_up():
     d.transcribe(speculative, "hello world again friend")
     deltas = [e["delta"] for e in d.of("conversation.item.input_audio_transcription.delta")]
     assert "".join(deltas) == d.of("conversation.item.input_audio_transcription.completed")[0]["transcript"]
+
+
+def test_stable_partial_words_prefill_the_prompt_the_reply_would_get():
+    d = Driver(partial_interval_ms=1000)
+    d.append(silence(200) + tone(1100))
+    first, = d.take_jobs(Transcribe, "partial")
+    d.transcribe(first, "what")
+    assert d.take_jobs(Prefill) == []  # its only word may be cut off
+    d.append(tone(1000))
+    second, = d.take_jobs(Transcribe, "partial")
+    d.transcribe(second, "what time is")
+    prefill, = d.take_jobs(Prefill)
+    assert prefill.messages[-1] == {"role": "user", "content": "what time"}
+    assert prefill.messages[:-1] == [{"role": "system", "content": d.engine.settings.instructions}]
+    d.append(silence(800))
+    speculative, = d.take_jobs(Transcribe, "speculative")
+    d.transcribe(speculative, "what time is it")
+    reply, = d.take_jobs(ReplyJob)
+    # The reply's prompt starts with the prefilled one, up to the words heard while speaking.
+    assert reply.messages[:-1] == prefill.messages[:-1]
+    assert reply.messages[-1]["content"].startswith(prefill.messages[-1]["content"])
 
 
 def test_partials_can_be_turned_off():

@@ -75,7 +75,7 @@ class LocalRealtimeServer:
     ``allowed_origins``: browser origins (``"https://app.example"``) allowed to connect; others,
     and by default every request with an ``Origin`` header, are refused (see the module docstring).
     ``speculative`` / ``speculative_reply`` / ``speculation_delay_ms`` / ``partial_interval_ms`` /
-    ``early_ask_ms`` (None: no early end-of-turn ask): streaming knobs, see
+    ``prefill`` / ``early_ask_ms`` (None: no early end-of-turn ask): streaming knobs, see
     ``dialogue.TurnEngine``.
     ``progress(message, fraction)`` is told about model loading (default: lines on stderr;
     ``None`` for silence).
@@ -98,6 +98,7 @@ class LocalRealtimeServer:
         speculation_delay_ms: float = SPECULATION_DELAY_MS,
         partial_interval_ms: float | None = 1000.0,
         early_ask_ms: float | None = EARLY_ASK_MS,
+        prefill: bool = True,
         progress: Callable[[str, float], None] | None = print_progress,
     ) -> None:
         if not is_loopback(host) and not token:
@@ -111,6 +112,7 @@ class LocalRealtimeServer:
         self.speculation_delay_ms = speculation_delay_ms
         self.partial_interval_ms = partial_interval_ms
         self.early_ask_ms = early_ask_ms
+        self.prefill = prefill
         self._engine_choice = engines
         self._warmed = False
         self._progress = progress
@@ -268,4 +270,5 @@ class LocalRealtimeServer:
             speculation_delay_ms=self.speculation_delay_ms,
             partial_interval_ms=self.partial_interval_ms,
             early_ask_ms=self.early_ask_ms,
+            prefill=self.prefill,
         )

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-speculative", action="store_true", help="transcribe only after speech_stopped (slower; for comparison)")
     parser.add_argument("--no-speculative-reply", action="store_true",
                         help="start the reply only at speech_stopped, not on the speculative transcript (for comparison)")
+    parser.add_argument("--no-prefill", action="store_true",
+                        help="do not hand the partial transcripts' words to the LLM's cache while the user speaks (for comparison)")
     parser.add_argument("--partial-interval-ms", type=float, default=1000.0,
                         help="partial transcription period while the user speaks (0 turns it off)")
     parser.add_argument("--exit-with-parent", action="store_true",
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             allowed_origins=args.allow_origin,
             speculative=not args.no_speculative,
             speculative_reply=not args.no_speculative_reply,
+            prefill=not args.no_prefill,
             partial_interval_ms=args.partial_interval_ms or None,
             progress=print_stage,
         )

@@ -23,7 +23,7 @@ import soxr
 from .chunking import ClauseChunker
 from .engines.base import ASR, LLM, TTS, VAD, Engines
 from ..pcm import SAMPLE_RATE
-from .dialogue import ReplyJob, WarmUp
+from .dialogue import Prefill, ReplyJob, WarmUp
 
 log = logging.getLogger("rtvoice_widget.server")
 
@@ -89,6 +89,14 @@ def warm_llm(llm: LLM, job: WarmUp) -> None:
     warm = getattr(llm, "warm", None)
     if warm is not None:
         warm(job.messages, tools=job.tools or None)
+
+
+def prefill_llm(llm: LLM, job: Prefill) -> None:
+    """Evaluate the prompt of the reply ``job`` foresees into ``llm``'s cache (engines without a
+    cache have no ``prefill``)."""
+    prefill = getattr(llm, "prefill", None)
+    if prefill is not None:
+        prefill(job.messages, tools=job.tools or None, max_tokens=job.max_tokens)
 
 
 _END = object()

@@ -4,7 +4,7 @@
 the parts it composes, one concept each:
 
 - ``jobs`` — the work it asks for (:class:`DetectSpeech`, :class:`Transcribe`, :class:`ReplyJob`,
-  :class:`CancelReply`, :class:`WarmUp`, :class:`PredictTurnEnd`);
+  :class:`CancelReply`, :class:`WarmUp`, :class:`Prefill`, :class:`PredictTurnEnd`);
 - ``segmenter`` — the input buffer, VAD segmentation, end-of-turn asks, idle timeout;
 - ``transcription`` — final, partial and speculative transcripts;
 - ``speculation`` — the speculative reply, started before the turn ends;
@@ -15,7 +15,7 @@ the parts it composes, one concept each:
 """
 
 from .engine import EARLY_ASK_MS, EARLY_SPECULATION_BAR, SAMPLE_RATE, SPECULATION_DELAY_MS, TurnEngine
-from .jobs import CancelReply, DetectSpeech, PredictTurnEnd, ReplyJob, Transcribe, WarmUp, warm_up_job
+from .jobs import CancelReply, DetectSpeech, PredictTurnEnd, Prefill, ReplyJob, Transcribe, WarmUp, warm_up_job
 from .segmenter import MAX_INPUT_BUFFER_MS, empty_turn_end_stats
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ReplyJob",
     "CancelReply",
     "WarmUp",
+    "Prefill",
     "PredictTurnEnd",
     "warm_up_job",
     "empty_turn_end_stats",

@@ -71,6 +71,8 @@ class TurnEngine:
     the ASR serialises calls, so the guess that counts would wait behind them (measured: a
     1 s-audio guess at "What is the cap-" delayed the real one by a full ASR run);
     ``speculative_reply`` starts the reply on the speculative transcript (needs ``speculative``);
+    ``prefill`` hands each partial transcript's words to the LLM's cache as the prompt the reply
+    would get (:meth:`SpeculativeReply.prefill`; needs ``speculative_reply``);
     ``early_ask_ms`` / ``early_speculation_bar`` (``semantic_vad`` with a model; None turns it
     off): after that much silence the end-of-turn model is asked once per pause, and if its
     "complete" is at least the bar the speculation starts then instead of at
@@ -90,6 +92,7 @@ class TurnEngine:
         speculative: bool = True,
         speculation_delay_ms: float = SPECULATION_DELAY_MS,
         speculative_reply: bool = True,
+        prefill: bool = True,
         history_chars: int = 6000,
         turn_end_model: bool = False,
         early_ask_ms: float | None = EARLY_ASK_MS,
@@ -104,7 +107,7 @@ class TurnEngine:
         self.conversation = Conversation(self.outbox)
         self.segmenter = Segmenter(self, vad_frame_samples_24k * 2)
         self.transcription = Transcription(self, partial_interval_ms)
-        self.speculation = SpeculativeReply(self, speculative_reply)
+        self.speculation = SpeculativeReply(self, speculative_reply, prefill=prefill)
         self.responses = Responses(self, history_chars)
         self._warmed: WarmUp | None = None
         self._handlers = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..codec import new_id
 from ..settings import SessionSettings
 
-__all__ = ["DetectSpeech", "Transcribe", "ReplyJob", "CancelReply", "WarmUp", "PredictTurnEnd",
+__all__ = ["DetectSpeech", "Transcribe", "ReplyJob", "CancelReply", "WarmUp", "Prefill", "PredictTurnEnd",
            "TURN_END_WINDOW_MS", "warm_up_job"]
 
 
@@ -69,6 +69,18 @@ class WarmUp:
 
     messages: list[dict]
     tools: list[dict]
+
+
+@dataclass
+class Prefill:
+    """Evaluate the prompt of the reply the turn in progress would get (``messages``: the last user
+    message holds the words heard so far) into the LLM's cache while the user still speaks, so
+    the reply at the end of the turn evaluates only the words that came after. Optional work:
+    skipped while the LLM is busy; nothing is reported back."""
+
+    messages: list[dict]
+    tools: list[dict]
+    max_tokens: int | None
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..codec import new_id
 from .history import input_tokens
-from .jobs import CancelReply, ReplyJob
+from .jobs import CancelReply, Prefill, ReplyJob
 
 if TYPE_CHECKING:
     from .engine import TurnEngine
@@ -39,25 +39,43 @@ class _Started:
 class SpeculativeReply:
     """At most one speculative reply per session; ``enabled`` False never starts one."""
 
-    def __init__(self, engine: TurnEngine, enabled: bool) -> None:
+    def __init__(self, engine: TurnEngine, enabled: bool, *, prefill: bool = True) -> None:
         self._engine = engine
         self.enabled = enabled
+        self.prefill_enabled = prefill
         self._started: _Started | None = None
         # How the speculative replies fared: "started", "adopted", "discarded" (for logs and benchmarks).
         self.stats = {"started": 0, "adopted": 0, "discarded": 0}
+        self.prefills = 0  # prompts of a turn in progress handed to the LLM's cache (prefill)
 
     @property
     def running(self) -> bool:
         return self._started is not None
 
-    def start(self, text: str) -> None:
-        """Start the reply the turn in progress would get if it ended with transcript ``text``."""
+    def _would_reply(self) -> bool:
         engine = self._engine
         vad = engine.settings.vad
         if not (self.enabled and vad is not None and vad.create_response and engine.segmenter.speaking):
+            return False
+        # Otherwise the reply would not start at speech_stopped, or not with this history.
+        return engine.responses.active is None and engine.responses.queued is None and not engine.transcription.pending
+
+    def prefill(self, words: str) -> None:
+        """While the user speaks: have the LLM evaluate the prompt the reply would get if the turn
+        ended with ``words`` (the partial transcript but its last word). Its tokens stay in the
+        cache, so the speculative or final reply, whose prompt starts the same, evaluates only the
+        words after them: on 2 cores that is most of the first-token time of a 1.5B model."""
+        if not self.prefill_enabled or not self._would_reply() or self._started is not None:
             return
-        if engine.responses.active is not None or engine.responses.queued is not None or engine.transcription.pending:
-            return  # the reply would not start at speech_stopped, or not with this history
+        job = self._engine.responses.reply_job("prefill", {}, pending_user_text=words)
+        self.prefills += 1
+        self._engine.outbox.run(Prefill(job.messages, job.tools, job.max_tokens))
+
+    def start(self, text: str) -> None:
+        """Start the reply the turn in progress would get if it ended with transcript ``text``."""
+        engine = self._engine
+        if not self._would_reply():
+            return
         self.discard()
         job = engine.responses.reply_job(new_id("resp"), {}, pending_user_text=text)
         self._started = _Started(job)

@@ -169,6 +169,12 @@ class Transcription:
 
     def _partial(self, text: str) -> None:
         self._partials.append(text)
+        # Prefill with all but the last word (it may be cut off mid-word), not only the stable
+        # words: a 2 s question gets one partial, and a word the next partial changes costs the
+        # reply just that word's re-evaluation.
+        words = text.split()[:-1]
+        if words:
+            self._engine.speculation.prefill(" ".join(words))
         if len(self._partials) < 2:
             return
         stable = _stable_prefix(self._partials[-2], self._partials[-1])

@@ -279,13 +279,7 @@ class LlamaCppLLM:
             return
 
         budget = SentenceBudget(self.max_sentences)
-        plain = _with_note(_plain_messages(messages), self.system_note)
-        # The cache key stays the session's own system prompt: the record of earlier turns is
-        # appended after it, so a saved state for it is still a prefix of this prompt.
-        system = _system_of(plain)
-        if self.history == "system":
-            plain = _history_in_system(plain)
-        plain = self._fit_context(plain, max_tokens or DEFAULT_MAX_TOKENS)
+        system, plain = self._prompt(messages, max_tokens)
         with self._lock:
             self._use_system(system)
             completion = self._llama.create_chat_completion(
@@ -309,6 +303,39 @@ class LlamaCppLLM:
                         return
             finally:
                 completion.close()
+
+    def _prompt(self, messages: list[dict], max_tokens: int | None) -> tuple[str | None, list[dict]]:
+        """The chat llama.cpp is given for ``messages``, and its cache key (the system prompt)."""
+        plain = _with_note(_plain_messages(messages), self.system_note)
+        # The cache key stays the session's own system prompt: the record of earlier turns is
+        # appended after it, so a saved state for it is still a prefix of this prompt.
+        system = _system_of(plain)
+        if self.history == "system":
+            plain = _history_in_system(plain)
+        return system, self._fit_context(plain, max_tokens or DEFAULT_MAX_TOKENS)
+
+    def prefill(self, messages: list[dict], *, tools: list[dict] | None = None,
+                max_tokens: int | None = None) -> bool:
+        """Evaluate the prompt of a reply to ``messages`` into the KV cache ahead of the reply.
+
+        ``messages`` ends with the user's words heard so far. A reply to the finished turn
+        shares its prompt up to those words, and llama.cpp reuses that common prefix, so it
+        evaluates only what follows. Evaluated as a one-token completion (like :meth:`warm`), so
+        the tokens are exactly a real prompt's. Returns False without waiting when a reply holds
+        the model (it has its own prompt evaluated by then) or when tool routing, not the
+        model, would answer.
+        """
+        if tool_to_call(messages, tools) is not None:
+            return False
+        system, plain = self._prompt(messages, max_tokens)
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            self._use_system(system)
+            self._llama.create_chat_completion(messages=plain, max_tokens=1, temperature=0.0)
+        finally:
+            self._lock.release()
+        return True
 
     def _fit_context(self, plain: list[dict], max_tokens: int) -> list[dict]:
         """The system prompt and the newest messages whose prompt leaves ``max_tokens`` free in
