@@ -95,7 +95,7 @@ _END = object()
 # Words after which the reply's first voiced piece is cut when no clause boundary came (see
 # ClauseChunker): the first audio waits for those tokens and their synthesis. 4 rather than the
 # chunker's 6: bench_turns measured p50 724 vs 822 ms from the end of the voice (same run).
-FIRST_PIECE_MAX_WORDS = 4
+FIRST_PIECE_MAX_WORDS = 2
 _CLOSING = set(".,;:!?…—–\"')]")
 
 
