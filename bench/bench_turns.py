@@ -125,10 +125,11 @@ PATCHES = {
         (server_connection, "partial_budget_ms"): _old_partial_budget_ms,
         (server_settings, "SEMANTIC_TURN_END"): {k: (*v[:3], None, None) for k, v in server_settings.SEMANTIC_TURN_END.items()},
         (server_pipeline, "FIRST_PIECE_MAX_WORDS"): 6,
+        (server_connection, "TURN_END_AFTER_ASR"): False,
     },
     # The defaults before the stage-by-stage pass on issue 12 (4-word first piece; the
     # speculative transcription at 160 ms of silence, on the servers of sem-before / *-prev).
-    "sem-prev": {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): 4},
+    "sem-prev": {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): 4, (server_connection, "TURN_END_AFTER_ASR"): False},
     "srv-prev": {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): 4},
 }
 #: LocalRealtimeServer options of the sem-before and *-prev servers.
@@ -162,14 +163,17 @@ def session_for(mode: str) -> dict:
     return {"type": "realtime", "audio": {"input": {"turn_detection": turn}}}
 
 
-async def stream(url: str, mode: str, pcm: bytes, *, stop_at_first_audio: bool) -> dict:
+async def stream(url: str, mode: str, pcm: bytes, *, stop_at_first_audio: bool, linger: bool = False) -> dict:
     """Stream ``pcm`` paced like a microphone; return wall-clock marks (relative to the stream's
     start) and the turn events. Ends at the first audio delta (``stop_at_first_audio``), else
-    when the whole stream is sent: its 2.5 s tail outlasts every mode's longest silence."""
+    when the whole stream is sent: its 2.5 s tail outlasts every mode's longest silence.
+    ``linger``: stop at the second voiced piece instead (its transcript delta, or response.done),
+    noting when it came (``second_piece``) and how much audio the first piece had."""
     from websockets.asyncio.client import connect
 
     marks: dict[str, float] = {}
     events: list[dict] = []
+    audio_ms = [0.0]
     sent_all = asyncio.Event()
     finished = asyncio.Event()
     async with connect(url + "?model=bench", max_size=None) as ws:
@@ -185,12 +189,21 @@ async def stream(url: str, mode: str, pcm: bytes, *, stop_at_first_audio: bool) 
                     events.append(event)
                 if kind == "input_audio_buffer.speech_stopped":
                     marks.setdefault("speech_stopped", now)
+                if kind == "response.output_audio.delta":
+                    audio_ms[0] += len(base64.b64decode(event["delta"])) / 48
                 if kind == "response.output_audio.delta" and "first_audio" not in marks:
                     marks["first_audio"] = now
                     marks["response_id"] = event["response_id"]
-                    if stop_at_first_audio:
+                    if stop_at_first_audio and not linger:
                         finished.set()
                         return
+                if linger and "first_audio" in marks and (
+                        kind == "response.output_audio_transcript.delta" or kind == "response.done"):
+                    if kind == "response.output_audio_transcript.delta":
+                        marks["second_piece"] = now
+                    marks["first_piece_audio_ms"] = audio_ms[0]
+                    finished.set()
+                    return
 
         await ws.send(json.dumps({"type": "session.update", "session": session_for(mode)}))
         read = asyncio.create_task(reader())
@@ -233,13 +246,17 @@ def complete_gaps(servers: dict[str, str], prompts: list[tuple[str, bytes]], eng
             if recorder is not None:
                 recorder.reset()
             with patched(mode):
-                turn = asyncio.run(stream(url, mode, pcm, stop_at_first_audio=True))
+                turn = asyncio.run(stream(url, mode, pcm, stop_at_first_audio=True, linger=recorder is not None))
             first = turn["marks"].get("first_audio")
             if recorder is not None:
                 marks = turn["marks"]
                 ms = lambda key: marks[key] * 1000 if key in marks else None  # noqa: E731
                 stages[mode].append(recorder.turn(marks["t0"], voice_end, ms("speech_stopped"), ms("first_audio"),
                                                   marks.get("response_id")))
+                if "second_piece" in marks:
+                    # Playback of the first piece (from its first delta) ends before the second arrives.
+                    stages[mode][-1]["stall"] = max(0.0, (marks["second_piece"] - marks["first_audio"]) * 1000
+                                                    - marks["first_piece_audio_ms"])
                 print_stages(mode, stages[mode][-1])
             gap = first * 1000 - voice_end if first is not None else float("nan")
             gaps[mode].append(gap)
@@ -322,6 +339,8 @@ def main() -> int:
                         help="also run semantic_vad with the early ask at this silence (0: without it); repeatable")
     parser.add_argument("--speculation-delay-ms", type=float, action="append", default=[],
                         help="also run semantic_vad with the speculative transcription at this silence; repeatable")
+    parser.add_argument("--turn-end-beside-asr", action="store_true",
+                        help="also run semantic_vad with end-of-turn decisions beside the transcription in flight")
     parser.add_argument("--complete-only", action="store_true", help="skip the paused prompts")
     parser.add_argument("--stages", action="store_true",
                         help="print each complete turn's stage marks (silence, ASR, LLM, TTS; turn_stages.py)")
@@ -356,6 +375,9 @@ def main() -> int:
         name = f"sem-first{words}"
         PATCHES[name] = {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): words}
         variants.append(name)
+    if args.turn_end_beside_asr:
+        PATCHES["sem-beside"] = {(server_connection, "TURN_END_AFTER_ASR"): False}
+        variants.append("sem-beside")
     early_variants = {f"sem-early{ms:.0f}" if ms else "sem-noearly": {"early_ask_ms": ms or None}
                       for ms in args.early_ask_ms}
     early_variants.update({f"sem-spec{ms:.0f}": {"speculation_delay_ms": ms} for ms in args.speculation_delay_ms})

@@ -154,7 +154,10 @@ class StageRecorder:
                 recorder._reply_starts[job.response_id] = marks["start"]
                 recorder.marks.setdefault("_replies", {})[job.response_id] = marks
             engines = dataclasses.replace(engines, llm=_TimedLLM(engines.llm, marks), tts=_TimedTTS(engines.tts, marks))
-            return run_reply(job, engines, cancel, deliver)
+            try:
+                return run_reply(job, engines, cancel, deliver)
+            finally:
+                marks["ended"] = time.perf_counter()
 
         self._saved = [(seg, "_silent_frame", silent_frame), (trans, "speculate", speculate),
                        (conn.TranscriptionQueue, "run", queue_run), (conn.Connection, "_timed_turn_end", timed_turn_end),
@@ -224,10 +227,6 @@ class StageRecorder:
             start = reply["start"]
             for name in ("reply_start", "llm_first", "first_piece", "first_audio", "second_audio"):
                 out[name] = rel(reply.get(name if name != "reply_start" else "start"))
-            # Playback would stall if the second piece's audio is not ready when the first
-            # piece's has played (counted from the first delta): the stall, ms (0 if none).
-            if out.get("second_audio") is not None and out.get("first_delta") is not None:
-                out["stall"] = max(0.0, out["second_audio"] - (out["first_delta"] + reply["first_audio_len_ms"]))
             # The first Llama.eval after the reply started: the prompt's part not in the KV cache.
             evaluation = next((e for e in sorted(marks.get("_evals", [])) if e[0] >= start), None)
             if evaluation is not None:

@@ -254,7 +254,8 @@ def test_a_second_ask_later_in_the_pause_ends_a_turn_the_first_called_incomplete
 
 
 def test_an_early_ask_starts_the_speculation_sooner_but_never_ends_the_turn():
-    d = Driver(turn_end_model=True, early_ask_ms=64)
+    # The early ask only matters before the fixed delay: here 160 ms (the default is 96 ms).
+    d = Driver(turn_end_model=True, early_ask_ms=64, speculation_delay_ms=160)
     d.configure(audio=semantic())
     d.append(silence(300) + tone(1000) + silence(110))
     (early,) = d.take_jobs(PredictTurnEnd, "early")
@@ -268,7 +269,7 @@ def test_an_early_ask_starts_the_speculation_sooner_but_never_ends_the_turn():
     assert d.engine.turn_end_stats["early_speculated"] == 1
 
     # Below the bar (a pause inside a phrase) the fixed delay starts it, as without the ask.
-    d = Driver(turn_end_model=True, early_ask_ms=64)
+    d = Driver(turn_end_model=True, early_ask_ms=64, speculation_delay_ms=160)
     d.configure(audio=semantic())
     d.append(silence(300) + tone(1000) + silence(110))
     (early,) = d.take_jobs(PredictTurnEnd, "early")
@@ -280,7 +281,7 @@ def test_an_early_ask_starts_the_speculation_sooner_but_never_ends_the_turn():
 
     # Off (the default), or under server_vad: no early ask.
     for options, audio in (({}, semantic()), ({"early_ask_ms": 64}, vad(silence_duration_ms=500))):
-        d = Driver(turn_end_model=True, **options)
+        d = Driver(turn_end_model=True, speculation_delay_ms=160, **options)
         d.configure(audio=audio)
         d.append(silence(300) + tone(1000) + silence(110))
         assert not d.take_jobs(PredictTurnEnd, "early")
@@ -861,6 +862,42 @@ async def test_transcription_queue_runs_the_most_urgent_wanted_job_first():
     assert await asyncio.gather(first, partial, stale, final) == ["FIRST", "PARTIAL", None, "FINAL"]
     assert ran == ["first", "final", "partial"]
     assert not queue.busy
+    executor.shutdown()
+
+
+async def test_an_end_of_turn_decision_waits_for_the_running_transcription_not_the_queued_ones():
+    """``running_finished`` (what ``_predict_turn_end`` awaits) returns once the transcription
+    running when it was called ends, even while others are still queued behind it, and at once
+    when none runs."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rtvoice_widget.server.connection import TranscriptionQueue
+
+    executor = ThreadPoolExecutor(1)
+    queue = TranscriptionQueue(executor)
+    await asyncio.wait_for(queue.running_finished(), 1)  # idle: no wait
+    releases = {name: threading.Event() for name in ("speculative", "partial")}
+
+    def work(name: str):
+        def run() -> str:
+            releases[name].wait()
+            return name
+        return run
+
+    speculative = asyncio.ensure_future(queue.run("speculative", lambda: True, work("speculative")))
+    partial = asyncio.ensure_future(queue.run("partial", lambda: True, work("partial")))
+    await asyncio.sleep(0)
+    waiting = asyncio.ensure_future(queue.running_finished())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # the speculative transcription still runs
+    releases["speculative"].set()
+    await asyncio.wait_for(waiting, 1)
+    assert await speculative == "speculative"
+    assert queue.busy and not partial.done()  # the queued partial runs now: not waited for
+    releases["partial"].set()
+    assert await partial == "partial"
     executor.shutdown()
 
 

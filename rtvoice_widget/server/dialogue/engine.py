@@ -50,7 +50,7 @@ __all__ = ["TurnEngine", "SAMPLE_RATE", "SPECULATION_DELAY_MS", "EARLY_ASK_MS", 
 # Less than this in a manual commit is an error in the API as well.
 _MIN_COMMIT_MS = 100
 # Silence before the buffer is transcribed speculatively (see TurnEngine).
-SPECULATION_DELAY_MS = 96.0
+SPECULATION_DELAY_MS = 128.0
 # semantic_vad with a model: silence before the early ask that may start the speculation sooner,
 # and the probability of "complete" it needs (see TurnEngine). Off by default: in bench_turns at
 # 64 ms it started the speculation in 1-3 of 12-24 complete turns (its answer mostly came after
