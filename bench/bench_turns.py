@@ -125,12 +125,12 @@ PATCHES = {
         (server_connection, "partial_budget_ms"): _old_partial_budget_ms,
         (server_settings, "SEMANTIC_TURN_END"): {k: (*v[:3], None, None) for k, v in server_settings.SEMANTIC_TURN_END.items()},
         (server_pipeline, "FIRST_PIECE_MAX_WORDS"): 6,
-        (server_connection, "TURN_END_AFTER_ASR"): False,
+        (server_pipeline, "SECOND_PIECE_MAX_WORDS"): None,
     },
-    # The defaults before the stage-by-stage pass on issue 12 (4-word first piece; the
-    # speculative transcription at 160 ms of silence, on the servers of sem-before / *-prev).
-    "sem-prev": {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): 4, (server_connection, "TURN_END_AFTER_ASR"): False},
-    "srv-prev": {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): 4},
+    # The defaults before the stage-by-stage pass on issue 12 (4-word first piece, no cap on the
+    # second; the speculative transcription at 160 ms of silence, on the sem-before / *-prev servers).
+    "sem-prev": {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): 4, (server_pipeline, "SECOND_PIECE_MAX_WORDS"): None},
+    "srv-prev": {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): 4, (server_pipeline, "SECOND_PIECE_MAX_WORDS"): None},
 }
 #: LocalRealtimeServer options of the sem-before and *-prev servers.
 PREVIOUS_SERVER = {"speculation_delay_ms": 160.0}
@@ -339,8 +339,6 @@ def main() -> int:
                         help="also run semantic_vad with the early ask at this silence (0: without it); repeatable")
     parser.add_argument("--speculation-delay-ms", type=float, action="append", default=[],
                         help="also run semantic_vad with the speculative transcription at this silence; repeatable")
-    parser.add_argument("--turn-end-beside-asr", action="store_true",
-                        help="also run semantic_vad with end-of-turn decisions beside the transcription in flight")
     parser.add_argument("--complete-only", action="store_true", help="skip the paused prompts")
     parser.add_argument("--stages", action="store_true",
                         help="print each complete turn's stage marks (silence, ASR, LLM, TTS; turn_stages.py)")
@@ -375,9 +373,6 @@ def main() -> int:
         name = f"sem-first{words}"
         PATCHES[name] = {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): words}
         variants.append(name)
-    if args.turn_end_beside_asr:
-        PATCHES["sem-beside"] = {(server_connection, "TURN_END_AFTER_ASR"): False}
-        variants.append("sem-beside")
     early_variants = {f"sem-early{ms:.0f}" if ms else "sem-noearly": {"early_ask_ms": ms or None}
                       for ms in args.early_ask_ms}
     early_variants.update({f"sem-spec{ms:.0f}": {"speculation_delay_ms": ms} for ms in args.speculation_delay_ms})
@@ -418,6 +413,10 @@ def main() -> int:
               f"(turn ended p50 {percentile(detect[name], 50):.0f} ms after the voice)")
     if args.stages:
         stage_medians(stages)
+        asr_stats = getattr(engines.asr, "stats", None)
+        if asr_stats:
+            print(f"ASR: {asr_stats['decoded']} decodes, {asr_stats['redone']} redone with beam search "
+                  "(greedy below the confidence bar)")
     sem = gaps["semantic"]
     for label, cuts, n in (("hesitation", cuts_hesitation, len(hesitation_prompts)), ("bare", cuts_bare, len(bare_prompts))):
         if not n:

@@ -865,40 +865,25 @@ async def test_transcription_queue_runs_the_most_urgent_wanted_job_first():
     executor.shutdown()
 
 
-async def test_an_end_of_turn_decision_waits_for_the_running_transcription_not_the_queued_ones():
-    """``running_finished`` (what ``_predict_turn_end`` awaits) returns once the transcription
-    running when it was called ends, even while others are still queued behind it, and at once
-    when none runs."""
-    import asyncio
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
+def test_clause_chunker_cuts_a_short_second_piece_too_when_asked():
+    from rtvoice_widget.server.chunking import ClauseChunker
 
-    from rtvoice_widget.server.connection import TranscriptionQueue
+    def pieces_of(text: str, **options) -> list[str]:
+        chunker = ClauseChunker(first_max_words=2, **options)
+        out: list[str] = []
+        for token in text.split(" "):
+            out += chunker.push(token + " ")
+        return out + chunker.flush()
 
-    executor = ThreadPoolExecutor(1)
-    queue = TranscriptionQueue(executor)
-    await asyncio.wait_for(queue.running_finished(), 1)  # idle: no wait
-    releases = {name: threading.Event() for name in ("speculative", "partial")}
-
-    def work(name: str):
-        def run() -> str:
-            releases[name].wait()
-            return name
-        return run
-
-    speculative = asyncio.ensure_future(queue.run("speculative", lambda: True, work("speculative")))
-    partial = asyncio.ensure_future(queue.run("partial", lambda: True, work("partial")))
-    await asyncio.sleep(0)
-    waiting = asyncio.ensure_future(queue.running_finished())
-    await asyncio.sleep(0.05)
-    assert not waiting.done()  # the speculative transcription still runs
-    releases["speculative"].set()
-    await asyncio.wait_for(waiting, 1)
-    assert await speculative == "speculative"
-    assert queue.busy and not partial.done()  # the queued partial runs now: not waited for
-    releases["partial"].set()
-    assert await partial == "partial"
-    executor.shutdown()
+    text = "The tallest mountain in the world is Mount Everest in Nepal. It is very high."
+    # Without a cap the second piece waits for the sentence end; with one it is cut after 5 words
+    # (before a conjunction or preposition among words 4..5 if there is one); the third piece
+    # waits for a sentence end again.
+    assert pieces_of(text) == ["The tallest", "mountain in the world is Mount Everest in Nepal.", "It is very high."]
+    assert pieces_of(text, second_max_words=5) == [
+        "The tallest", "mountain in the world is", "Mount Everest in Nepal.", "It is very high."]
+    assert pieces_of("Paris is the capital of France and its largest city.", second_max_words=5) == [
+        "Paris is", "the capital of France", "and its largest city."]
 
 
 def test_clause_chunker_releases_the_first_clause_early_and_keeps_decimals_whole():

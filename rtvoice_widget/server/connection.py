@@ -47,12 +47,6 @@ MAX_OUTBOX_CHARS = 32 * 2 ** 20
 
 
 _URGENCY = {"final": 0, "speculative": 1, "partial": 2}
-#: End-of-turn decisions wait for the transcription running when they are asked (usually the
-#: turn's speculative one, started 104 ms earlier) instead of running beside it: on 2 cores the
-#: model's ~60 ms of CPU slowed that transcription by about as much (bench_turns --stages: ASR
-#: done 435 ms after the voice under semantic_vad vs 374 ms under server_vad, same start), and
-#: the speculative reply waits for the transcript, not for the turn's end.
-TURN_END_AFTER_ASR = True
 
 
 class TranscriptionQueue:
@@ -70,7 +64,6 @@ class TranscriptionQueue:
         self._waiting: list = []
         self._order = itertools.count()
         self.busy = False
-        self._running_done: asyncio.Future | None = None  # set when the transcription running now ends
         self.recent_ms = 0.0  # moving average of how long a transcription takes here
 
     async def run(self, kind: str, wanted: Callable[[], bool], work: Callable[[], str]) -> str | None:
@@ -79,11 +72,6 @@ class TranscriptionQueue:
         heapq.heappush(self._waiting, (_URGENCY[kind], next(self._order), wanted, work, future))
         self._next()
         return await future
-
-    async def running_finished(self) -> None:
-        """Wait for the transcription running now (if any) to end; not for the ones queued."""
-        if self._running_done is not None:
-            await asyncio.shield(self._running_done)
 
     def _next(self) -> None:
         while not self.busy and self._waiting:
@@ -95,15 +83,11 @@ class TranscriptionQueue:
                 continue
             self.busy = True
             loop = asyncio.get_running_loop()
-            self._running_done = loop.create_future()
             running = loop.run_in_executor(self._executor, work)
             running.add_done_callback(functools.partial(self._finished, future=future, started=loop.time()))
 
     def _finished(self, done: asyncio.Future, *, future: asyncio.Future, started: float) -> None:
         self.busy = False
-        running_done, self._running_done = self._running_done, None
-        if running_done is not None:
-            running_done.set_result(None)
         elapsed_ms = (asyncio.get_running_loop().time() - started) * 1000
         self.recent_ms = elapsed_ms if self.recent_ms == 0 else 0.7 * self.recent_ms + 0.3 * elapsed_ms
         if not future.done():
@@ -343,9 +327,10 @@ class Connection:
 
     async def _predict_turn_end(self, job: PredictTurnEnd) -> None:
         # On the VAD pool: a decision is tens of ms and must not queue behind a transcription.
+        # (Waiting for the running transcription instead, so as not to slow it, was measured and
+        # dropped: the decision then took its CPU from the LLM's prompt evaluation, and the gap
+        # p50 rose from 746 to 818 ms in bench_turns, same run.)
         loop = asyncio.get_running_loop()
-        if TURN_END_AFTER_ASR:
-            await self._workers.transcriptions.running_finished()
         try:
             prob, cpu_ms = await loop.run_in_executor(self._workers.vad, self._timed_turn_end, job.pcm16)
         except Exception as exc:

@@ -69,7 +69,10 @@ class TurnEngine:
     ``speculation_delay_ms``: silence before speculating. Not the first silent frame: the gaps
     inside words (stop consonants) would each start a transcription that is thrown away, and
     the ASR serialises calls, so the guess that counts would wait behind them (measured: a
-    1 s-audio guess at "What is the cap-" delayed the real one by a full ASR run);
+    1 s-audio guess at "What is the cap-" delayed the real one by a full ASR run). 128 ms: four
+    32 ms VAD frames, just past a 96 ms gap inside speech; every millisecond of it is on the way
+    to the first audio (bench_turns --stages: the turn's transcript, the LLM and the TTS follow
+    it one after the other), so it went down from 160 ms;
     ``speculative_reply`` starts the reply on the speculative transcript (needs ``speculative``);
     ``early_ask_ms`` / ``early_speculation_bar`` (``semantic_vad`` with a model; None turns it
     off): after that much silence the end-of-turn model is asked once per pause, and if its
