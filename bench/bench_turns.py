@@ -23,12 +23,21 @@ local server as a microphone would: 20 ms chunks, each sent once its 20 ms have 
    per turn (``LocalRealtimeServer.turn_end_stats``: the turn-ending asks, answered complete /
    incomplete / dropped, and the early asks that may only start the speculation).
 
-Variants of ``semantic_vad`` on complete prompts, interleaved with the others prompt by prompt:
-``semantic`` (the defaults), ``sem-before`` (as before issue 12's latency work: no second
-ask, the partials budget from the 2 s longest wait, first voiced piece cut at 6 words) and, with ``--first-words N``, ``sem-firstN`` (the defaults with the first voiced piece
-cut at N words), with ``--early-ask-ms X``, ``sem-earlyX`` (the early ask at X ms of silence,
-on a server of its own; 0 gives ``sem-noearly``). Module-level settings are switched around each
-stream (one runs at a time). ``--complete-only`` skips the paused prompts.
+Variants on complete prompts, interleaved with the others prompt by prompt: ``semantic`` (the
+defaults), ``sem-before`` (as before issue 12's latency work: no second ask, the partials budget
+from the 2 s longest wait, first voiced piece cut at 6 words), ``sem-prev`` / ``srv-prev``
+(``semantic_vad`` / ``server_vad`` 500 ms with the defaults before the stage-by-stage pass: a
+4-word first piece, no cap on the second, the speculative transcription at 160 ms; ``--no-prev``
+skips them) and, with ``--first-words N`` (repeatable), ``sem-firstN`` (the defaults with the
+first voiced piece cut at N words), with ``--early-ask-ms X``, ``sem-earlyX`` (the early ask at
+X ms of silence, on a server of its own; 0 gives ``sem-noearly``), with
+``--speculation-delay-ms X``, ``sem-specX`` (the speculative transcription at X ms of silence,
+on a server of its own). Module-level settings are switched around each stream (one runs at a
+time). ``--complete-only`` skips the paused prompts. ``--stages`` prints each complete turn's
+stage marks (``turn_stages.py``: silence heard, speculative transcription, end-of-turn decision,
+LLM prompt evaluation, first voiced piece, its audio, first delta) and their medians, and
+whether playback would stall after the first piece (the second piece's transcript delta
+arriving after the first piece's audio, counted from its first delta, has played).
 
 Goals (exit status 1 when missed): semantic_vad gap p50 <= 400 ms and p90 <= 600 ms on complete
 prompts; false cut-ins <= 5 % of the hesitation prompts.
@@ -277,7 +286,8 @@ def print_stages(mode: str, turn: dict) -> None:
     print(f"  [{mode:>10}] stages: " + " ".join(f"{name} {_fmt(turn.get(name))}" for name in STAGES)
           + f" | stall {_fmt(turn.get('stall'))} | audio: silence {_fmt(turn.get('silence_audio'))}, "
           f"llm eval {turn.get('llm_eval_tokens')} tok, "
-          f"turn-end cpu {_fmt(turn.get('turn_end_cpu_ms'))}, {'speculative' if turn.get('speculative') else 'at stop'}",
+          f"turn-end cpu {_fmt(turn.get('turn_end_cpu_ms'))}, "
+          f"{'speculative' if turn.get('speculative') else 'at stop'}",
           flush=True)
 
 

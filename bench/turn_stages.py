@@ -10,10 +10,11 @@ end each stage (the real functions still run; the wrappers only note ``time.perf
 - ``turn_end_start`` / ``turn_end_end``: each end-of-turn model decision (last one counted), and
   ``turn_end_cpu_ms``;
 - ``reply_start``: the ReplyJob (speculative or not) starting in its thread (``run_reply``);
-- ``llm_eval_ms`` / ``llm_eval_tokens``: the first ``Llama.eval`` of that reply (the prompt's
+- ``llm_eval_end`` / ``llm_eval_tokens``: the end and size of the first ``Llama.eval`` of that reply (the prompt's
   part not already in the KV cache);
-- ``llm_first``, ``first_piece``, ``first_audio``: the reply's own stage marks (``pipeline.py``'s
-  DEBUG log: first LLM text chunk, first voiced piece ready, its audio synthesised).
+- ``llm_first``, ``first_piece``, ``first_audio``: the reply's first LLM text chunk, the first
+  voiced piece handed to the TTS, and its audio synthesised (the reply's engines wrapped in
+  :class:`_TimedLLM` / :class:`_TimedTTS`).
 
 The server runs in this process (``LocalRealtimeServer``), so its ``perf_counter`` is the
 bench's. One stream at a time: :meth:`reset` before each.
@@ -22,7 +23,6 @@ bench's. One stream at a time: :meth:`reset` before each.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
 import time
 
@@ -35,17 +35,6 @@ __all__ = ["StageRecorder", "STAGES"]
 #: The stages in pipeline order, as printed (ms after the end of the voice).
 STAGES = ["silence", "spec_start", "asr_start", "asr_end", "turn_end_start", "turn_end_end", "speech_stopped",
           "reply_start", "llm_eval_end", "llm_first", "first_piece", "first_audio", "first_delta"]
-
-
-class _StagesLog(logging.Handler):
-    def __init__(self, recorder: StageRecorder) -> None:
-        super().__init__(logging.DEBUG)
-        self.recorder = recorder
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "reply %s stages: %s":
-            response_id, stages = record.args
-            self.recorder._reply_stages(response_id, stages)
 
 
 class _TimedLLM:
@@ -182,25 +171,15 @@ class StageRecorder:
             llama_cpp.Llama.eval = _eval
         except ImportError:
             pass
-        self._handler = _StagesLog(self)
-        self._logger = logging.getLogger("rtvoice_widget.server")
-        self._old_level = self._logger.level
-        self._logger.setLevel(logging.DEBUG)
-        self._logger.addHandler(self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
         for owner, name, value in self._saved:
             setattr(owner, name, value)
-        self._logger.removeHandler(self._handler)
-        self._logger.setLevel(self._old_level)
 
     def _llm_eval(self, started: float, ended: float, n_tokens: int) -> None:
         with self._lock:
             self.marks.setdefault("_evals", []).append((started, ended, n_tokens))
-
-    def _reply_stages(self, response_id: str, stages: dict) -> None:
-        pass  # logged once the whole reply is over: the live marks (_TimedLLM, _TimedTTS) serve
 
     # -- per turn ----------------------------------------------------------------------------------
 
