@@ -23,12 +23,21 @@ local server as a microphone would: 20 ms chunks, each sent once its 20 ms have 
    per turn (``LocalRealtimeServer.turn_end_stats``: the turn-ending asks, answered complete /
    incomplete / dropped, and the early asks that may only start the speculation).
 
-Variants of ``semantic_vad`` on complete prompts, interleaved with the others prompt by prompt:
-``semantic`` (the defaults), ``sem-before`` (as before issue 12's latency work: no second
-ask, the partials budget from the 2 s longest wait, first voiced piece cut at 6 words) and, with ``--first-words N``, ``sem-firstN`` (the defaults with the first voiced piece
-cut at N words), with ``--early-ask-ms X``, ``sem-earlyX`` (the early ask at X ms of silence,
-on a server of its own; 0 gives ``sem-noearly``). Module-level settings are switched around each
-stream (one runs at a time). ``--complete-only`` skips the paused prompts.
+Variants on complete prompts, interleaved with the others prompt by prompt: ``semantic`` (the
+defaults), ``sem-before`` (as before issue 12's latency work: no second ask, the partials budget
+from the 2 s longest wait, first voiced piece cut at 6 words), ``sem-prev`` / ``srv-prev``
+(``semantic_vad`` / ``server_vad`` 500 ms with the defaults before the stage-by-stage pass: a
+4-word first piece, no cap on the second, the speculative transcription at 160 ms; ``--no-prev``
+skips them) and, with ``--first-words N`` (repeatable), ``sem-firstN`` (the defaults with the
+first voiced piece cut at N words), with ``--early-ask-ms X``, ``sem-earlyX`` (the early ask at
+X ms of silence, on a server of its own; 0 gives ``sem-noearly``), with
+``--speculation-delay-ms X``, ``sem-specX`` (the speculative transcription at X ms of silence,
+on a server of its own). Module-level settings are switched around each stream (one runs at a
+time). ``--complete-only`` skips the paused prompts. ``--stages`` prints each complete turn's
+stage marks (``turn_stages.py``: silence heard, speculative transcription, end-of-turn decision,
+LLM prompt evaluation, first voiced piece, its audio, first delta) and their medians, and
+whether playback would stall after the first piece (the second piece's transcript delta
+arriving after the first piece's audio, counted from its first delta, has played).
 
 Goals (exit status 1 when missed): semantic_vad gap p50 <= 400 ms and p90 <= 600 ms on complete
 prompts; false cut-ins <= 5 % of the hesitation prompts.
@@ -60,6 +69,7 @@ from rtvoice_widget.server import LocalRealtimeServer  # noqa: E402
 from rtvoice_widget.server.engines import load_engines  # noqa: E402
 from rtvoice_widget.server.engines.tts import EspeakTTS  # noqa: E402
 from rtvoice_widget.turn_table import voice_end_ms  # noqa: E402
+from turn_stages import STAGES, StageRecorder  # noqa: E402
 
 RATE = 24000
 CHUNK_MS = 20
@@ -124,8 +134,15 @@ PATCHES = {
         (server_connection, "partial_budget_ms"): _old_partial_budget_ms,
         (server_settings, "SEMANTIC_TURN_END"): {k: (*v[:3], None, None) for k, v in server_settings.SEMANTIC_TURN_END.items()},
         (server_pipeline, "FIRST_PIECE_MAX_WORDS"): 6,
+        (server_pipeline, "SECOND_PIECE_MAX_WORDS"): None,
     },
+    # The defaults before the stage-by-stage pass on issue 12 (4-word first piece, no cap on the
+    # second; the speculative transcription at 160 ms of silence, on the sem-before / *-prev servers).
+    "sem-prev": {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): 4, (server_pipeline, "SECOND_PIECE_MAX_WORDS"): None},
+    "srv-prev": {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): 4, (server_pipeline, "SECOND_PIECE_MAX_WORDS"): None},
 }
+#: LocalRealtimeServer options of the sem-before and *-prev servers.
+PREVIOUS_SERVER = {"speculation_delay_ms": 160.0}
 
 
 class patched:
@@ -148,19 +165,24 @@ class patched:
 def session_for(mode: str) -> dict:
     if mode.startswith("sem"):
         turn = {"type": "semantic_vad", "eagerness": "auto"}
+    elif mode.startswith("srv"):
+        turn = {"type": "server_vad", "silence_duration_ms": 500}
     else:
         turn = {"type": "server_vad", "silence_duration_ms": int(mode.removeprefix("server"))}
     return {"type": "realtime", "audio": {"input": {"turn_detection": turn}}}
 
 
-async def stream(url: str, mode: str, pcm: bytes, *, stop_at_first_audio: bool) -> dict:
+async def stream(url: str, mode: str, pcm: bytes, *, stop_at_first_audio: bool, linger: bool = False) -> dict:
     """Stream ``pcm`` paced like a microphone; return wall-clock marks (relative to the stream's
     start) and the turn events. Ends at the first audio delta (``stop_at_first_audio``), else
-    when the whole stream is sent: its 2.5 s tail outlasts every mode's longest silence."""
+    when the whole stream is sent: its 2.5 s tail outlasts every mode's longest silence.
+    ``linger``: stop at the second voiced piece instead (its transcript delta, or response.done),
+    noting when it came (``second_piece``) and how much audio the first piece had."""
     from websockets.asyncio.client import connect
 
     marks: dict[str, float] = {}
     events: list[dict] = []
+    audio_ms = [0.0]
     sent_all = asyncio.Event()
     finished = asyncio.Event()
     async with connect(url + "?model=bench", max_size=None) as ws:
@@ -174,16 +196,29 @@ async def stream(url: str, mode: str, pcm: bytes, *, stop_at_first_audio: bool) 
                 if kind in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped", "error",
                             "conversation.item.input_audio_transcription.completed"):
                     events.append(event)
+                if kind == "input_audio_buffer.speech_stopped":
+                    marks.setdefault("speech_stopped", now)
+                if kind == "response.output_audio.delta":
+                    audio_ms[0] += len(base64.b64decode(event["delta"])) / 48
                 if kind == "response.output_audio.delta" and "first_audio" not in marks:
                     marks["first_audio"] = now
-                    if stop_at_first_audio:
+                    marks["response_id"] = event["response_id"]
+                    if stop_at_first_audio and not linger:
                         finished.set()
                         return
+                if linger and "first_audio" in marks and (
+                        kind == "response.output_audio_transcript.delta" or kind == "response.done"):
+                    if kind == "response.output_audio_transcript.delta":
+                        marks["second_piece"] = now
+                    marks["first_piece_audio_ms"] = audio_ms[0]
+                    finished.set()
+                    return
 
         await ws.send(json.dumps({"type": "session.update", "session": session_for(mode)}))
         read = asyncio.create_task(reader())
         step = 2 * RATE * CHUNK_MS // 1000
         start = time.perf_counter()
+        marks["t0"] = start
         for n, offset in enumerate(range(0, len(pcm), step)):
             # A microphone delivers each chunk once it has been captured: at the end of its 20 ms.
             delay = start + (n + 1) * CHUNK_MS / 1000 - time.perf_counter()
@@ -205,18 +240,33 @@ async def stream(url: str, mode: str, pcm: bytes, *, stop_at_first_audio: bool) 
     return {"marks": marks, "events": events}
 
 
-def complete_gaps(servers: dict[str, str], prompts: list[tuple[str, bytes]], engines) -> tuple[dict, dict]:
-    """Per mode: the gaps (ms), and how much audio after the voice end each turn ended at
-    (``speech_stopped.audio_end_ms`` - voice end: the turn detection's share of the gap)."""
+def complete_gaps(servers: dict[str, str], prompts: list[tuple[str, bytes]], engines,
+                  recorder: StageRecorder | None = None) -> tuple[dict, dict, dict]:
+    """Per mode: the gaps (ms), how much audio after the voice end each turn ended at
+    (``speech_stopped.audio_end_ms`` - voice end: the turn detection's share of the gap), and,
+    with a ``recorder``, each turn's stage marks (``turn_stages.py``)."""
     gaps: dict[str, list[float]] = {mode: [] for mode in servers}
     detect: dict[str, list[float]] = {mode: [] for mode in servers}
+    stages: dict[str, list[dict]] = {mode: [] for mode in servers}
     for text, pcm in prompts:
         voice_end = voice_end_ms(np.frombuffer(pcm, "<i2"), RATE, len(pcm) / 48)
         for mode, url in servers.items():
             forget_last_question(engines)
+            if recorder is not None:
+                recorder.reset()
             with patched(mode):
-                turn = asyncio.run(stream(url, mode, pcm, stop_at_first_audio=True))
+                turn = asyncio.run(stream(url, mode, pcm, stop_at_first_audio=True, linger=recorder is not None))
             first = turn["marks"].get("first_audio")
+            if recorder is not None:
+                marks = turn["marks"]
+                ms = lambda key: marks[key] * 1000 if key in marks else None  # noqa: E731
+                stages[mode].append(recorder.turn(marks["t0"], voice_end, ms("speech_stopped"), ms("first_audio"),
+                                                  marks.get("response_id")))
+                if "second_piece" in marks:
+                    # Playback of the first piece (from its first delta) ends before the second arrives.
+                    stages[mode][-1]["stall"] = max(0.0, (marks["second_piece"] - marks["first_audio"]) * 1000
+                                                    - marks["first_piece_audio_ms"])
+                print_stages(mode, stages[mode][-1])
             gap = first * 1000 - voice_end if first is not None else float("nan")
             gaps[mode].append(gap)
             stops = [e["audio_end_ms"] for e in turn["events"] if e["type"] == "input_audio_buffer.speech_stopped"]
@@ -224,7 +274,36 @@ def complete_gaps(servers: dict[str, str], prompts: list[tuple[str, bytes]], eng
             detect[mode].append(detected)
             print(f"  [{mode:>10}] gap {gap:6.0f} ms (turn ended {detected:4.0f} ms of audio after the voice)  {text!r}",
                   flush=True)
-    return gaps, detect
+    return gaps, detect, stages
+
+
+def _fmt(value) -> str:
+    return "   -" if value is None else f"{value:4.0f}"
+
+
+def print_stages(mode: str, turn: dict) -> None:
+    """One turn's stage marks, ms after the end of the voice (see ``turn_stages.py``)."""
+    print(f"  [{mode:>10}] stages: " + " ".join(f"{name} {_fmt(turn.get(name))}" for name in STAGES)
+          + f" | stall {_fmt(turn.get('stall'))} | audio: silence {_fmt(turn.get('silence_audio'))}, "
+          f"llm eval {turn.get('llm_eval_tokens')} tok, "
+          f"turn-end cpu {_fmt(turn.get('turn_end_cpu_ms'))}, "
+          f"{'speculative' if turn.get('speculative') else 'at stop'}",
+          flush=True)
+
+
+def stage_medians(stages: dict[str, list[dict]]) -> None:
+    print("stage marks, p50 over turns, ms after the end of the voice (turn_stages.py):")
+    print("  " + " " * 12 + " ".join(f"{name[:11]:>11}" for name in STAGES))
+    for mode, turns in stages.items():
+        row = []
+        for name in STAGES:
+            values = [t[name] for t in turns if t.get(name) is not None]
+            row.append(f"{percentile(values, 50):11.0f}" if values else f"{'-':>11}")
+        speculative = sum(1 for t in turns if t.get("speculative"))
+        stalls = [t["stall"] for t in turns if t.get("stall") is not None]
+        print(f"  {mode:>12}" + " ".join(row) + f"  ({speculative}/{len(turns)} speculative replies used; playback "
+              f"would stall after the first piece in {sum(1 for x in stalls if x > 0)}/{len(stalls)}, "
+              f"p90 {percentile(stalls, 90):.0f} ms)")
 
 
 def cut_ins(servers: dict[str, str], prompts: list[tuple[str, bytes, float]], engines) -> dict[str, list[bool]]:
@@ -262,12 +341,17 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 complete and 3 paused prompts")
     parser.add_argument("--llm", default="auto", help="the default engines pick qwen2.5-1.5b (qwen2.5-0.5b, then smollm2, without its wheels)")
     parser.add_argument("--vad", default="silero")
-    parser.add_argument("--first-words", type=int, default=None,
-                        help="also run semantic_vad with the first voiced piece cut at this many words")
+    parser.add_argument("--first-words", type=int, action="append", default=[],
+                        help="also run semantic_vad with the first voiced piece cut at this many words; repeatable")
     parser.add_argument("--no-before", action="store_true", help="skip the sem-before variant")
+    parser.add_argument("--no-prev", action="store_true", help="skip the sem-prev and srv-prev variants")
     parser.add_argument("--early-ask-ms", type=float, action="append", default=[],
                         help="also run semantic_vad with the early ask at this silence (0: without it); repeatable")
+    parser.add_argument("--speculation-delay-ms", type=float, action="append", default=[],
+                        help="also run semantic_vad with the speculative transcription at this silence; repeatable")
     parser.add_argument("--complete-only", action="store_true", help="skip the paused prompts")
+    parser.add_argument("--stages", action="store_true",
+                        help="print each complete turn's stage marks (silence, ASR, LLM, TTS; turn_stages.py)")
     args = parser.parse_args()
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -294,23 +378,29 @@ def main() -> int:
 
     hesitation_prompts, bare_prompts = paused(hesitation), paused(bare)
 
-    variants = ["semantic"] + ([] if args.no_before else ["sem-before"])
-    if args.first_words:
-        name = f"sem-first{args.first_words}"
-        PATCHES[name] = {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): args.first_words}
+    variants = ["semantic"] + ([] if args.no_before else ["sem-before"]) + ([] if args.no_prev else ["sem-prev"])
+    for words in args.first_words:
+        name = f"sem-first{words}"
+        PATCHES[name] = {(server_pipeline, "FIRST_PIECE_MAX_WORDS"): words}
         variants.append(name)
-    early_variants = {f"sem-early{ms:.0f}" if ms else "sem-noearly": ms or None for ms in args.early_ask_ms}
+    early_variants = {f"sem-early{ms:.0f}" if ms else "sem-noearly": {"early_ask_ms": ms or None}
+                      for ms in args.early_ask_ms}
+    early_variants.update({f"sem-spec{ms:.0f}": {"speculation_delay_ms": ms} for ms in args.speculation_delay_ms})
     variants += list(early_variants)
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None))
-        before = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None, early_ask_ms=None))
-        others = {name: stack.enter_context(LocalRealtimeServer(engines=engines, progress=None, early_ask_ms=ms))
-                  for name, ms in early_variants.items()}
+        before = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None, early_ask_ms=None,
+                                                         **PREVIOUS_SERVER))
+        previous = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None, **PREVIOUS_SERVER))
+        others = {name: stack.enter_context(LocalRealtimeServer(engines=engines, progress=None, **options))
+                  for name, options in early_variants.items()}
         url = server.url
-        urls = {name: before.url if name == "sem-before" else others[name].url if name in others else url
-                for name in variants}
+        urls = {name: before.url if name == "sem-before" else previous.url if name.endswith("-prev")
+                else others[name].url if name in others else url for name in variants}
         print("complete prompts: gap = end of voice -> first audio delta", flush=True)
-        gaps, detect = complete_gaps({**urls, "server500": url}, complete, engines)
+        recorder = stack.enter_context(StageRecorder()) if args.stages else None
+        servers = {**urls, "server500": url, **({} if args.no_prev else {"srv-prev": previous.url})}
+        gaps, detect, stages = complete_gaps(servers, complete, engines, recorder)
         stats_complete = wait_stats(server)
         other_stats = {name: wait_stats(other) for name, other in others.items()}
         before_complete = wait_stats(before) if "sem-before" in variants else None
@@ -326,18 +416,25 @@ def main() -> int:
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores)")
     base = gaps["server500"]
     print(f"gap end of voice -> first audio, {len(complete)} complete prompts (same run, interleaved):")
-    for name in [*variants, "server500"]:
+    for name in gaps:
         g = gaps[name]
         print(f"  {name:>12}: p50 {percentile(g, 50):4.0f} ms, p90 {percentile(g, 90):4.0f} ms, "
               f"ratio to server500 p50 {percentile(g, 50) / percentile(base, 50):.2f} "
               f"(turn ended p50 {percentile(detect[name], 50):.0f} ms after the voice)")
+    if args.stages:
+        stage_medians(stages)
+        asr_stats = getattr(engines.asr, "stats", None)
+        if asr_stats:
+            print(f"ASR: {asr_stats['decoded']} decodes, {asr_stats['redone']} redone with beam search "
+                  "(greedy below the confidence bar)")
     sem = gaps["semantic"]
     for label, cuts, n in (("hesitation", cuts_hesitation, len(hesitation_prompts)), ("bare", cuts_bare, len(bare_prompts))):
         if not n:
             continue
         print(f"false cut-ins, {n} {label} prompts: " + ", ".join(
             f"{mode} {sum(c)}/{n} ({sum(c) / n:.0%})" for mode, c in cuts.items()))
-    n_semantic_complete = len(complete) * (len(variants) - ("sem-before" in variants) - len(others))
+    n_semantic_complete = len(complete) * (len(variants) - ("sem-before" in variants) - ("sem-prev" in variants)
+                                           - len(others))
     n_paused = len(hesitation_prompts) + len(bare_prompts)
     paused_stats = {k: stats_all[k] - stats_complete[k] for k in stats_all}
     for label, stats, turns in (("complete prompts", stats_complete, n_semantic_complete),

@@ -255,7 +255,8 @@ def test_a_second_ask_later_in_the_pause_ends_a_turn_the_first_called_incomplete
 
 
 def test_an_early_ask_starts_the_speculation_sooner_but_never_ends_the_turn():
-    d = Driver(turn_end_model=True, early_ask_ms=64)
+    # The early ask only matters before the fixed delay: here 160 ms (the default is 96 ms).
+    d = Driver(turn_end_model=True, early_ask_ms=64, speculation_delay_ms=160)
     d.configure(audio=semantic())
     d.append(silence(300) + tone(1000) + silence(110))
     (early,) = d.take_jobs(PredictTurnEnd, "early")
@@ -269,7 +270,7 @@ def test_an_early_ask_starts_the_speculation_sooner_but_never_ends_the_turn():
     assert d.engine.turn_end_stats["early_speculated"] == 1
 
     # Below the bar (a pause inside a phrase) the fixed delay starts it, as without the ask.
-    d = Driver(turn_end_model=True, early_ask_ms=64)
+    d = Driver(turn_end_model=True, early_ask_ms=64, speculation_delay_ms=160)
     d.configure(audio=semantic())
     d.append(silence(300) + tone(1000) + silence(110))
     (early,) = d.take_jobs(PredictTurnEnd, "early")
@@ -281,7 +282,7 @@ def test_an_early_ask_starts_the_speculation_sooner_but_never_ends_the_turn():
 
     # Off (the default), or under server_vad: no early ask.
     for options, audio in (({}, semantic()), ({"early_ask_ms": 64}, vad(silence_duration_ms=500))):
-        d = Driver(turn_end_model=True, **options)
+        d = Driver(turn_end_model=True, speculation_delay_ms=160, **options)
         d.configure(audio=audio)
         d.append(silence(300) + tone(1000) + silence(110))
         assert not d.take_jobs(PredictTurnEnd, "early")
@@ -885,6 +886,27 @@ async def test_transcription_queue_runs_the_most_urgent_wanted_job_first():
     assert ran == ["first", "final", "partial"]
     assert not queue.busy
     executor.shutdown()
+
+
+def test_clause_chunker_cuts_a_short_second_piece_too_when_asked():
+    from rtvoice_widget.server.chunking import ClauseChunker
+
+    def pieces_of(text: str, **options) -> list[str]:
+        chunker = ClauseChunker(first_max_words=2, **options)
+        out: list[str] = []
+        for token in text.split(" "):
+            out += chunker.push(token + " ")
+        return out + chunker.flush()
+
+    text = "The tallest mountain in the world is Mount Everest in Nepal. It is very high."
+    # Without a cap the second piece waits for the sentence end; with one it is cut after 5 words
+    # (before a conjunction or preposition among words 4..5 if there is one); the third piece
+    # waits for a sentence end again.
+    assert pieces_of(text) == ["The tallest", "mountain in the world is Mount Everest in Nepal.", "It is very high."]
+    assert pieces_of(text, second_max_words=5) == [
+        "The tallest", "mountain in the world is", "Mount Everest in Nepal.", "It is very high."]
+    assert pieces_of("Paris is the capital of France and its largest city.", second_max_words=5) == [
+        "Paris is", "the capital of France", "and its largest city."]
 
 
 def test_clause_chunker_releases_the_first_clause_early_and_keeps_decimals_whole():

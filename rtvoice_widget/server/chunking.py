@@ -35,17 +35,21 @@ class ClauseChunker:
     ``first_max_words``: words after which the first piece is cut without a boundary (its cut
     then goes before the last conjunction/preposition among words 4 to ``first_max_words``, if
     any); ``None`` waits for a boundary however long it takes.
+    ``second_max_words``: the same cut for the second piece (``None``: it waits for a boundary
+    like the later ones). A short first piece plays for well under a second; the second must be
+    voiced by then or the speech stalls after it.
     ``clause_min_chars``: later pieces cut at a clause boundary only past this length (else they
     wait for a sentence end).
     ``max_run_chars``: a run of this many characters without whitespace is cut after its last one.
     """
 
     def __init__(self, *, first_min_words: int = 2, first_max_words: int | None = 6, clause_min_chars: int = 40,
-                 max_run_chars: int = 24) -> None:
+                 max_run_chars: int = 24, second_max_words: int | None = None) -> None:
         if max_run_chars < 1:
             raise ValueError(f"max_run_chars must be at least 1, got {max_run_chars}")
         self.first_min_words = first_min_words
         self.first_max_words = first_max_words
+        self.second_max_words = second_max_words
         self.clause_min_chars = clause_min_chars
         self._long_run = re.compile(r"\S{%d}" % max_run_chars)
         self._pending = ""
@@ -72,11 +76,12 @@ class ClauseChunker:
                 ready = is_sentence or len(candidate.strip()) >= self.clause_min_chars
             if ready:
                 return self._cut(match.end())
-        if self._emitted == 0 and self.first_max_words is not None:
+        max_words = {0: self.first_max_words, 1: self.second_max_words}.get(self._emitted)
+        if max_words is not None:
             words = list(_COMPLETE_WORD.finditer(self._pending))
-            if len(words) >= self.first_max_words:
-                count = self.first_max_words
-                for index in range(self.first_max_words - 1, 2, -1):
+            if len(words) >= max_words:
+                count = max_words
+                for index in range(max_words - 1, 2, -1):
                     if words[index].group().lower() in _BREAK_BEFORE:
                         count = index
                         break

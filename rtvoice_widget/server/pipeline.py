@@ -101,9 +101,17 @@ def prefill_llm(llm: LLM, job: Prefill) -> None:
 
 _END = object()
 # Words after which the reply's first voiced piece is cut when no clause boundary came (see
-# ClauseChunker): the first audio waits for those tokens and their synthesis. 4 rather than the
-# chunker's 6: bench_turns measured p50 724 vs 822 ms from the end of the voice (same run).
-FIRST_PIECE_MAX_WORDS = 4
+# ClauseChunker): the first audio waits for those tokens and their synthesis. With Qwen2.5-0.5B
+# (single-thread llama.cpp, ~40 ms per token here) and Piper (~25 ms per word on top of ~40 ms),
+# each word of the first piece costs ~65 ms before the first audio: bench_turns --stages, same
+# run, 12 complete prompts, semantic_vad gap p50 908 ms with 2 words, 969 ms with 3 (4 words and
+# the speculation at 160 ms: 1179 ms). Earlier, with SmolLM2, 4 rather than the chunker's 6 had
+# measured p50 724 vs 822 ms.
+FIRST_PIECE_MAX_WORDS = 2
+# The same cut for the second piece. Two words play for ~0.6 s, less than the LLM and Piper took
+# for the rest of a sentence: without it playback stalled after the first piece in 4 of 12 turns
+# (p90 590 ms; with a 4-word first piece 1 of 12), counted from the client's first delta.
+SECOND_PIECE_MAX_WORDS = 5
 _CLOSING = set(".,;:!?…—–\"')]")
 
 
@@ -111,7 +119,7 @@ def _generate(job: ReplyJob, engines: Engines, cancel: threading.Event, pieces: 
               mark: Callable[[str], None]) -> None:
     """The LLM side of :func:`run_reply` (its own thread): pieces to voice, tool calls, then ``_END``."""
     voiced = "audio" in job.modalities
-    chunker = ClauseChunker(first_max_words=FIRST_PIECE_MAX_WORDS)
+    chunker = ClauseChunker(first_max_words=FIRST_PIECE_MAX_WORDS, second_max_words=SECOND_PIECE_MAX_WORDS)
     try:
         for chunk in engines.llm.stream(job.messages, tools=job.tools or None, max_tokens=job.max_tokens, cancel=cancel):
             mark("llm_first_chunk_ms")

@@ -50,7 +50,7 @@ __all__ = ["TurnEngine", "SAMPLE_RATE", "SPECULATION_DELAY_MS", "EARLY_ASK_MS", 
 # Less than this in a manual commit is an error in the API as well.
 _MIN_COMMIT_MS = 100
 # Silence before the buffer is transcribed speculatively (see TurnEngine).
-SPECULATION_DELAY_MS = 160.0
+SPECULATION_DELAY_MS = 128.0
 # semantic_vad with a model: silence before the early ask that may start the speculation sooner,
 # and the probability of "complete" it needs (see TurnEngine). Off by default: in bench_turns at
 # 64 ms it started the speculation in 1-3 of 12-24 complete turns (its answer mostly came after
@@ -69,7 +69,10 @@ class TurnEngine:
     ``speculation_delay_ms``: silence before speculating. Not the first silent frame: the gaps
     inside words (stop consonants) would each start a transcription that is thrown away, and
     the ASR serialises calls, so the guess that counts would wait behind them (measured: a
-    1 s-audio guess at "What is the cap-" delayed the real one by a full ASR run);
+    1 s-audio guess at "What is the cap-" delayed the real one by a full ASR run). 128 ms: four
+    32 ms VAD frames, just past a 96 ms gap inside speech; every millisecond of it is on the way
+    to the first audio (bench_turns --stages: the turn's transcript, the LLM and the TTS follow
+    it one after the other), so it went down from 160 ms;
     ``speculative_reply`` starts the reply on the speculative transcript (needs ``speculative``);
     ``prefill`` hands each partial transcript's words to the LLM's cache as the prompt the reply
     would get (:meth:`SpeculativeReply.prefill`; needs ``speculative_reply``);
