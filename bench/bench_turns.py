@@ -32,7 +32,8 @@ skips them) and, with ``--first-words N`` (repeatable), ``sem-firstN`` (the defa
 first voiced piece cut at N words), with ``--early-ask-ms X``, ``sem-earlyX`` (the early ask at
 X ms of silence, on a server of its own; 0 gives ``sem-noearly``), with
 ``--speculation-delay-ms X``, ``sem-specX`` (the speculative transcription at X ms of silence,
-on a server of its own). Module-level settings are switched around each stream (one runs at a
+on a server of its own), with ``--no-prefill-variant``, ``sem-noprefill`` (no LLM prefill of the
+partial transcripts while the user speaks, on a server of its own). Module-level settings are switched around each stream (one runs at a
 time). ``--complete-only`` skips the paused prompts. ``--stages`` prints each complete turn's
 stage marks (``turn_stages.py``: silence heard, speculative transcription, end-of-turn decision,
 LLM prompt evaluation, first voiced piece, its audio, first delta) and their medians, and
@@ -349,6 +350,8 @@ def main() -> int:
                         help="also run semantic_vad with the early ask at this silence (0: without it); repeatable")
     parser.add_argument("--speculation-delay-ms", type=float, action="append", default=[],
                         help="also run semantic_vad with the speculative transcription at this silence; repeatable")
+    parser.add_argument("--no-prefill-variant", action="store_true",
+                        help="also run semantic_vad without the LLM prefill of the partial transcripts (sem-noprefill)")
     parser.add_argument("--complete-only", action="store_true", help="skip the paused prompts")
     parser.add_argument("--stages", action="store_true",
                         help="print each complete turn's stage marks (silence, ASR, LLM, TTS; turn_stages.py)")
@@ -386,6 +389,8 @@ def main() -> int:
     early_variants = {f"sem-early{ms:.0f}" if ms else "sem-noearly": {"early_ask_ms": ms or None}
                       for ms in args.early_ask_ms}
     early_variants.update({f"sem-spec{ms:.0f}": {"speculation_delay_ms": ms} for ms in args.speculation_delay_ms})
+    if args.no_prefill_variant:
+        early_variants["sem-noprefill"] = {"prefill": False}
     variants += list(early_variants)
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None))

@@ -90,6 +90,18 @@ async def test_spoken_question_gets_a_spoken_answer(server, engines):
     assert len(of(events, "input_audio_buffer.speech_started")) == 1
 
 
+async def test_the_words_heard_while_the_user_speaks_are_prefilled_into_the_llm(engines):
+    question = "Could you please tell me which ocean lies between Europe and North America?"
+    # A 2 s partial interval: its budget (half of it) keeps partials running on a loaded machine.
+    with LocalRealtimeServer(engines=engines, partial_interval_ms=2000, progress=None) as own:
+        before = engines.llm.prefilled
+        events = await spoken_turn(own.url, spoken(engines, question))
+    assert engines.llm.prefilled > before  # a partial transcript's words reached the LLM's cache
+    assert of(events, "conversation.item.input_audio_transcription.delta")  # from that partial
+    done = of(events, "response.done")[-1]["response"]
+    assert done["status"] == "completed" and done["output"][0]["content"][0]["transcript"].strip()
+
+
 async def test_instructions_reach_the_llm(server):
     sdk = AsyncOpenAI(api_key="local", websocket_base_url=server.url.removesuffix("/realtime"))
     async with sdk.realtime.connect(model="gpt-realtime") as conn:

@@ -202,9 +202,9 @@ class Connection:
         self._workers = workers
         self._partial_interval_ms = partial_interval_ms
         # Partials feed the prefill only with an LLM that has a cache to fill (not echo, not a URL).
-        self._prefill = prefill and getattr(engines.llm, "prefill", None) is not None
+        self._prefill_on = prefill and getattr(engines.llm, "prefill", None) is not None
         self.engine = TurnEngine(model=model, vad_frame_samples_24k=vad_frame_samples_24k(engines.vad),
-                                 partial_interval_ms=partial_interval_ms, prefill=self._prefill,
+                                 partial_interval_ms=partial_interval_ms, prefill=self._prefill_on,
                                  turn_end_model=engines.turn_end is not None, **options)
         self._detector = SpeechDetector(engines.vad)
         self._writer = ClientWriter(websocket)
@@ -271,7 +271,7 @@ class Connection:
         # this 2-core CPU under load they step aside; a speculation overtaken by more speech still
         # serves as a partial.
         queue, workers = self._workers.transcriptions, self._workers
-        budget_ms = partial_budget_ms(self.engine.settings.vad, self._partial_interval_ms, prefill=self._prefill)
+        budget_ms = partial_budget_ms(self.engine.settings.vad, self._partial_interval_ms, prefill=self._prefill_on)
         return job.kind == "partial" and (queue.busy or queue.recent_ms > budget_ms or workers.replies_running)
 
     async def _transcribe(self, job: Transcribe) -> None:

@@ -260,6 +260,7 @@ class LlamaCppLLM:
         self._live_system: str | None = None  # system prompt of the sequence in the KV cache now
         self._saved: OrderedDict[str | None, object] = OrderedDict()  # system prompt → LlamaState
         self.saved_prompts = saved_prompts
+        self.prefilled = 0  # prompts :meth:`prefill` evaluated (for logs, benchmarks and tests)
 
     def stream(
         self,
@@ -333,6 +334,7 @@ class LlamaCppLLM:
         try:
             self._use_system(system)
             self._llama.create_chat_completion(messages=plain, max_tokens=1, temperature=0.0)
+            self.prefilled += 1
         finally:
             self._lock.release()
         return True
