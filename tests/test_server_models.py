@@ -90,12 +90,14 @@ async def test_spoken_question_gets_a_spoken_answer(server, engines):
     assert len(of(events, "input_audio_buffer.speech_started")) == 1
 
 
-async def test_the_words_heard_while_the_user_speaks_are_prefilled_into_the_llm(engines):
+async def test_the_words_heard_while_the_user_speaks_are_prefilled_into_the_llm(server, engines):
     question = "Could you please tell me which ocean lies between Europe and North America?"
-    # A 2 s partial interval: its budget (half of it) keeps partials running on a loaded machine.
-    with LocalRealtimeServer(engines=engines, partial_interval_ms=2000, progress=None) as own:
-        before = engines.llm.prefilled
-        events = await spoken_turn(own.url, spoken(engines, question))
+    # Partials run while a transcription takes at most half the turn-ending silence: 1 s of it
+    # keeps them running on a loaded machine.
+    turn_detection = {"type": "server_vad", "silence_duration_ms": 1000}
+    before = engines.llm.prefilled
+    events = await spoken_turn(server.url, spoken(engines, question),
+                               {"audio": {"input": {"turn_detection": turn_detection}}})
     assert engines.llm.prefilled > before  # a partial transcript's words reached the LLM's cache
     assert of(events, "conversation.item.input_audio_transcription.delta")  # from that partial
     done = of(events, "response.done")[-1]["response"]

@@ -300,7 +300,6 @@ def test_partials_budget_follows_the_pause_that_usually_ends_a_turn():
     server.update({"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 800}}}})
     assert partial_budget_ms(server.vad, 1000.0) == 400.0
     assert partial_budget_ms(server.vad, None) == 0.0 and partial_budget_ms(None, 1000.0) == 0.0
-    assert partial_budget_ms(with_model.vad, 1000.0, prefill=True) == 500.0  # partials feed the prefill
 
 
 def test_server_vad_never_asks_the_model():

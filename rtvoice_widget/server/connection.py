@@ -126,19 +126,18 @@ class Workers:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def partial_budget_ms(vad, partial_interval_ms: float | None, *, prefill: bool = False) -> float:
+def partial_budget_ms(vad, partial_interval_ms: float | None) -> float:
     """How long a transcription may take for partials to run (see ``run_transcription``): half
     the silence after which a turn usually ends, the end-of-turn model's pause under
     ``semantic_vad`` with a model (``vad.turn_end``), else the VAD's silence duration; 0 (no
-    partials) without a VAD or a partial interval. With ``prefill`` (partials feed the LLM's
-    cache) half the interval: a partial then overlaps the end of speech at most half the time
-    and delays the speculation by less than its own length, while the prefill it brings saves
-    the LLM most of its prompt evaluation (on 2 cores Whisper-base takes 200-250 ms, more than
-    the 100 ms half-pause under ``semantic_vad``, so without this partials never ran)."""
+    partials) without a VAD or a partial interval. The LLM prefill (``Prefill``) uses the
+    partials that run and does not ask for more: forcing them under ``semantic_vad`` (a budget of
+    half the interval) made the gap worse on 2 cores, 1390 against 1244 ms p50 (bench_turns,
+    Qwen 1.5B, same run): a 1 s partial covers only the first words of a 2-3 s question, and
+    one still running when the voice ends delays the speculative transcription (p50 543
+    against 399 ms after the voice)."""
     if vad is None or not partial_interval_ms:
         return 0.0
-    if prefill:
-        return float(partial_interval_ms) / 2
     turn_silence_ms = vad.turn_end.pause_ms if vad.turn_end is not None else vad.silence_duration_ms
     return min(float(partial_interval_ms), turn_silence_ms / 2)
 
@@ -271,7 +270,7 @@ class Connection:
         # this 2-core CPU under load they step aside; a speculation overtaken by more speech still
         # serves as a partial.
         queue, workers = self._workers.transcriptions, self._workers
-        budget_ms = partial_budget_ms(self.engine.settings.vad, self._partial_interval_ms, prefill=self._prefill_on)
+        budget_ms = partial_budget_ms(self.engine.settings.vad, self._partial_interval_ms)
         return job.kind == "partial" and (queue.busy or queue.recent_ms > budget_ms or workers.replies_running)
 
     async def _transcribe(self, job: Transcribe) -> None:
