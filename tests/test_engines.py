@@ -6,6 +6,7 @@ the others use espeak-ng, the energy VAD, EchoLLM and a real local HTTP server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -830,6 +831,24 @@ def test_smollm2_tool_call_has_valid_arguments(default_engines):
     assert all(c.tool_call is None for c in no_tool) and "".join(c.text for c in no_tool)
 
 
+@contextlib.contextmanager
+def evaluations(llama):
+    """What llama.cpp evaluates inside the block (its KV cache is what these tests watch), one
+    string per batch."""
+    batches: list[str] = []
+    original = llama.eval
+
+    def recording(tokens):
+        batches.append(llama.detokenize(list(tokens)).decode(errors="replace"))
+        return original(tokens)
+
+    llama.eval = recording
+    try:
+        yield batches
+    finally:
+        del llama.eval  # back to the class's method
+
+
 @pytest.mark.models
 def test_prefill_of_the_words_so_far_leaves_the_reply_only_the_rest_to_evaluate(default_engines):
     llm = default_engines.llm
@@ -838,20 +857,10 @@ def test_prefill_of_the_words_so_far_leaves_the_reply_only_the_rest_to_evaluate(
     other = {"role": "user", "content": "Tell me a long story about a dragon who guards a mountain of gold."}
     question = {"role": "user", "content": "Which ocean lies between Europe and North America?"}
     so_far = {"role": "user", "content": "Which ocean lies between Europe and North"}
-    evaluated: list[str] = []
-    original_eval = llama.eval
-
-    def recording_eval(tokens):
-        evaluated.append(llama.detokenize(list(tokens)).decode(errors="replace"))
-        return original_eval(tokens)
 
     def reply_evaluates() -> str:
-        evaluated.clear()
-        llama.eval = recording_eval
-        try:
+        with evaluations(llama) as evaluated:
             assert "".join(c.text for c in llm.stream([system, question], max_tokens=8)).strip()
-        finally:
-            del llama.eval  # back to the class's method
         return "".join(evaluated)
 
     assert llm.prefill([system, other])  # the cache holds another turn
@@ -881,18 +890,8 @@ def test_smollm2_warm_up_caches_the_system_prompt_for_the_next_reply(default_eng
     llama = llm._llama  # the cache is llama.cpp's: watch what it evaluates
     system = {"role": "system", "content": "You are Quibble, a terse assistant who loves prime numbers."}
     llm.warm([system])
-    evaluated: list[str] = []
-    original_eval = llama.eval
-
-    def recording_eval(tokens):
-        evaluated.append(llama.detokenize(list(tokens)).decode(errors="replace"))
-        return original_eval(tokens)
-
-    llama.eval = recording_eval
-    try:
+    with evaluations(llama) as evaluated:
         reply = "".join(c.text for c in llm.stream([system, {"role": "user", "content": "Name one."}], max_tokens=8))
-    finally:
-        del llama.eval  # back to the class's method
     assert reply.strip()
     # Only the user's turn was evaluated: the system prompt came from the cache.
     assert "Name one." in evaluated[0] and "Quibble" not in evaluated[0]
@@ -904,22 +903,14 @@ def test_system_note_reaches_the_model_and_its_prompt_stays_cached(default_engin
     llm = default_engines.llm
     llama = llm._llama
     system = {"role": "system", "content": "You are Quaver, an assistant for musicians."}
-    evaluated: list[str] = []
-    original_eval = llama.eval
-
-    def recording_eval(tokens):
-        evaluated.append(llama.detokenize(list(tokens)).decode(errors="replace"))
-        return original_eval(tokens)
-
     saved_note, llm.system_note = llm.system_note, "Start with the answer itself, zebra-fashion."
-    llama.eval = recording_eval
     try:
-        llm.warm([system])
-        warmed = len(evaluated)
-        reply = "".join(c.text for c in llm.stream([system, {"role": "user", "content": "Name a note."}], max_tokens=8))
-        sequence = llama.detokenize(list(llama.input_ids[:llama.n_tokens])).decode(errors="replace")
+        with evaluations(llama) as evaluated:
+            llm.warm([system])
+            warmed = len(evaluated)
+            reply = "".join(c.text for c in llm.stream([system, {"role": "user", "content": "Name a note."}], max_tokens=8))
+            sequence = llama.detokenize(list(llama.input_ids[:llama.n_tokens])).decode(errors="replace")
     finally:
-        del llama.eval
         llm.system_note = saved_note
     assert reply.strip()
     # The note went into the system prompt the model evaluated, after the session's own text...
