@@ -119,7 +119,8 @@ export class Capture {
         try {
           const samples = new Float32Array(data.numberOfFrames);
           data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
-          port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
+          // As the graph's own input: nothing while the context is suspended (its clock stands).
+          if (this.ctx.state === "running") port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
         } finally {
           data.close();
         }

@@ -207,7 +207,7 @@ var Capture = class {
         try {
           const samples = new Float32Array(data.numberOfFrames);
           data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
-          port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
+          if (this.ctx.state === "running") port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
         } finally {
           data.close();
         }
