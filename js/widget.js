@@ -24,7 +24,6 @@ import * as state from "./lib/state.js";
 import captureSource from "./worklets/capture.js?source";
 import playbackSource from "./worklets/playback.js?source";
 import linkWorkerSource from "./worklets/link-worker.js?source";
-import trackReaderSource from "./worklets/track-reader.js?source";
 import css from "./widget.css";
 
 const ICONS = {
@@ -278,7 +277,7 @@ class Engine {
     }
     this.stream = opened.stream;
     if (!this.graph) return; // stopped while waiting for permission
-    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame), { readerSource: trackReaderSource });
+    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame));
     this.echo.reset();
     this.micRoute.newCapture(this.capture.id);
     const track = this.capture.track;
@@ -321,7 +320,6 @@ class Engine {
 
   stopAudio(report = true) {
     stopStream(this.stream);
-    if (this.capture && this.capture.reader) this.capture.reader.terminate();
     if (this.link) this.link.terminate();
     this.link = null;
     this.micRoute.reset();

@@ -44,12 +44,7 @@ FRAMES: list[tuple[float, float, float]] = []  # (arrival s, capture t ms, dBFS)
 # window.__armed (wall ms), whether or not it was meant for the kernel.
 PAGE_PROBE = """
 (() => {
-  const Node = window.AudioWorkletNode, post = Worker.prototype.postMessage;
-  window.__readers = 0; // track readables handed to a worker (js/worklets/track-reader.js)
-  Worker.prototype.postMessage = function (msg, ...rest) {
-    if (msg && msg.readable) window.__readers++;
-    return post.call(this, msg, ...rest);
-  };
+  const Node = window.AudioWorkletNode;
   window.__first = null; window.__armed = 0;
   window.AudioWorkletNode = class extends Node {
     constructor(ctx, name, opts) {
@@ -156,7 +151,6 @@ def main() -> int:
                 rows.append(row)
                 print(f"try {i + 1}: {row}", flush=True)
                 settle(duplex)
-            print("track readers in workers:", duplex.page.evaluate("window.__readers"), flush=True)
             import subprocess
             vols = subprocess.run(["pactl", "list", "sources"], env=rig.env, capture_output=True, text=True).stdout
             print("rig source volumes (the AGC may move the mic's):",

@@ -62,7 +62,7 @@ export async function openMic(mediaDevices) {
 }
 
 /** Audio read from the track this many 10 ms chunks behind at most before the oldest are dropped
- * (a reader held up for longer loses audio, as the graph's own input would glitch). */
+ * (a main thread busy for longer loses audio, as the graph's own input would glitch). */
 const TRACK_BUFFER_CHUNKS = 50;
 
 /**
@@ -70,23 +70,20 @@ const TRACK_BUFFER_CHUNKS = 50;
  * kernel orders frames per (stream, seq). `onFrame(frame)` gets what the worklet posts.
  *
  * Where the browser has `MediaStreamTrackProcessor` (Chromium), the mic's audio is read from
- * the track and posted to the worklet (`feed`), not taken through a MediaStreamSource:
+ * the track here and posted to the worklet (`feed`), not taken through a MediaStreamSource:
  * Chromium hands a MediaStreamSource's audio to the graph through a buffer that grows to ~100
  * ms once the context has run a while, the track's about 50 ms after it reached the device
- * (PulseAudio rig, docs/DUPLEX.md). The reading runs in a worker (`readerSource`: the script
- * of js/worklets/track-reader.js), so a busy main thread does not hold the mic up; on the main
- * thread where workers cannot start. Elsewhere, or with `{feed: false}`, the graph's input.
+ * (PulseAudio rig, docs/DUPLEX.md). Elsewhere, or with `{feed: false}`, the graph's input.
  */
 export class Capture {
-  constructor(ctx, stream, onFrame, { feed = typeof MediaStreamTrackProcessor === "function", readerSource = null } = {}) {
+  constructor(ctx, stream, onFrame, { feed = typeof MediaStreamTrackProcessor === "function" } = {}) {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];
     this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id } });
     this.node.port.onmessage = (e) => onFrame(e.data);
     this.holdSpeech = false; // full duplex, assistant audible: frames wait to look like speech
-    this.reader = null; // the track reader's worker, if one runs
-    this.fed = feed && !!this.track && this.feed(readerSource);
+    this.fed = feed && !!this.track && this.feed();
     this.source = null;
     if (!this.fed) {
       this.source = ctx.createMediaStreamSource(stream);
@@ -98,33 +95,17 @@ export class Capture {
     this.node.connect(sink).connect(ctx.destination);
   }
 
-  /** Read the track's audio into the worklet until the track ends; false if it cannot. */
-  feed(readerSource) {
-    let processor;
+  /** Read the track's audio and post it to the worklet until the track ends; false if it cannot. */
+  feed() {
+    let reader;
     try {
       // eslint-disable-next-line no-undef
-      processor = new MediaStreamTrackProcessor({ track: this.track, maxBufferSize: TRACK_BUFFER_CHUNKS });
+      const processor = new MediaStreamTrackProcessor({ track: this.track, maxBufferSize: TRACK_BUFFER_CHUNKS });
+      reader = processor.readable.getReader();
     } catch {
       return false;
     }
-    const channel = new MessageChannel();
-    this.node.port.postMessage({ type: "track", port: channel.port1 }, [channel.port1]);
-    const running = () => this.ctx.state === "running";
-    if (readerSource && typeof Worker !== "undefined") {
-      try {
-        const url = URL.createObjectURL(new Blob([readerSource], { type: "text/javascript" }));
-        const worker = new Worker(url, { type: "module" });
-        worker.postMessage({ readable: processor.readable, port: channel.port2, running: running() },
-          [processor.readable, channel.port2]);
-        this.ctx.addEventListener("statechange", () => worker.postMessage({ running: running() }));
-        this.reader = worker;
-        return true;
-      } catch {
-        // workers forbidden (a CSP), or the stream cannot be transferred: read it here
-      }
-    }
-    const reader = processor.readable.getReader();
-    const port = channel.port2;
+    const port = this.node.port;
     (async () => {
       for (;;) {
         let chunk;
@@ -139,7 +120,7 @@ export class Capture {
           const samples = new Float32Array(data.numberOfFrames);
           data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
           // As the graph's own input: nothing while the context is suspended (its clock stands).
-          if (running()) port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
+          if (this.ctx.state === "running") port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
         } finally {
           data.close();
         }

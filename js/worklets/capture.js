@@ -19,9 +19,8 @@
 //   <- {type: "link", port}: also post each frame meant for the kernel ({stream, seq, t, pcm})
 //      to `port` (the audio-link worker), so it reaches the kernel without waiting for the main
 //      thread
-//   <- {type: "pcm", samples: Float32Array, rate}: mic audio read from the track
-//      (MediaStreamTrackProcessor, see js/lib/capture.js), here or on the port of a
-//      {type: "track", port} message (the track reader's worker); once one came, the node's own
+//   <- {type: "pcm", samples: Float32Array, rate}: mic audio read from the track by the main
+//      thread (MediaStreamTrackProcessor, see js/lib/capture.js); once one came, the node's own
 //      input is ignored and these are framed as they arrive instead. Chromium delivers a
 //      MediaStreamSource's audio into the graph ~100 ms late once the context has run a while
 //      (measured on the PulseAudio rig, docs/DUPLEX.md), the track's audio ~50 ms after the mic
@@ -43,7 +42,6 @@ class RtvCapture extends AudioWorkletProcessor {
     this.port.onmessage = (e) => {
       const msg = e.data;
       if (msg && msg.type === "pcm") this.fed(msg);
-      else if (msg && msg.type === "track") msg.port.onmessage = (m) => m.data && m.data.type === "pcm" && this.fed(m.data);
       else if (msg && msg.type === "link") this.link = msg.port;
       else if (msg && msg.type === "gate") {
         this.gate = msg;
