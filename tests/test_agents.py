@@ -230,7 +230,14 @@ def test_guardrails_see_growing_prefixes_and_the_final_transcript(server, open_s
 
     s = open_session(config=MANUAL, output_guardrails=[record])
     s.guardrails.every_chars = 20
-    server.play(voice_turn(with_speech=False, audio_ms=1500, transcript=transcript))
+    # Paced like a server streaming speech: sent in one burst, the checks of a busy machine's
+    # late worker would rightly see only the newest (the final) text.
+    steps = []
+    for step in voice_turn(with_speech=False, audio_ms=1500, transcript=transcript):
+        steps.append(step)
+        if isinstance(step, dict) and step.get("type") == "response.output_audio_transcript.delta":
+            steps.append(Pause(0.03))
+    server.play(steps)
     assert done.wait(10)
     assert seen[-1] == transcript and len(seen) >= 2
     assert all(transcript.startswith(text) for text in seen)
