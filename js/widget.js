@@ -109,7 +109,7 @@ class Engine {
     });
     this.echo = new EchoCheck(); // full or half duplex on speakers, measured per mic
     // In full duplex, the same measure over each run of playback, reported as it ends.
-    this.replyEcho = new EchoCheck({ minPlaybackMs: Infinity });
+    this.replyEcho = new EchoCheck({ windowMs: Infinity }); // never decides: summary() only
     this.micRoute = new MicRoute(({ stream, seq, t, pcm }) => this.send({ type: "audio", stream, seq, t }, [pcm]));
     this.ptt = new PushToTalk({
       send: (content) => this.send(content),

@@ -7,7 +7,7 @@ const power = (dbfs) => 10 ** (dbfs / 10);
 const rms = (dbfs) => 10 ** (dbfs / 20);
 
 /** Feed `ms` of playback at `playDb` in 66 ms reports, with 20 ms mic frames at `micDb`. */
-function run(check, playDb, micDb, ms = 3000) {
+function run(check, playDb, micDb, ms = 6000) {
   let result = null;
   for (let t = 0; t < ms && !result; t += 66) {
     result = check.playback(power(playDb), 66);
@@ -22,17 +22,34 @@ test("a cancelled echo (50 dB down) gives full duplex, with the measured return 
   assert.equal(r.state, "full");
   assert.equal(check.state, "full");
   assert.ok(Math.abs(r.returnLossDb - 50) < 0.5, r.returnLossDb);
-  assert.ok(r.measuredMs >= 2000);
+  assert.ok(r.measuredMs >= 1000 && r.measuredMs < 1100, r.measuredMs); // the first window decides
 });
 
-test("an uncancelled echo (6 dB down) falls back to half duplex", () => {
+test("a canceller that converges after a second or two still gives full duplex", () => {
+  // Chromium's AEC3 on the rig: ~19 dB over the first 2 s of a new echo path, 60 dB after.
   const check = new EchoCheck();
-  assert.equal(run(check, -20, -26).state, "half");
+  assert.equal(run(check, -20, -39, 2000), null);
+  assert.equal(check.state, "checking");
+  const r = run(check, -20, -80, 2000);
+  assert.equal(r.state, "full");
+  assert.ok(r.returnLossDb > 50, r.returnLossDb); // the passing window's figures
+  assert.ok(r.measuredMs > 2000, r.measuredMs);
 });
 
-test("nothing is decided before 2 s of playback, nor on playback too quiet to judge", () => {
+test("an uncancelled echo (6 dB down) falls back to half duplex after 5 s, with its best window", () => {
   const check = new EchoCheck();
-  assert.equal(run(check, -20, -70, 1500), null);
+  assert.equal(run(check, -20, -26, 1000), null); // 6 dB
+  assert.equal(run(check, -20, -36, 1100), null); // 16 dB: the best
+  assert.equal(run(check, -20, -26, 2800), null);
+  const r = run(check, -20, -26);
+  assert.equal(r.state, "half");
+  assert.ok(r.returnLossDb > 14 && r.returnLossDb < 16.5, r.returnLossDb);
+  assert.ok(r.measuredMs >= 5000, r.measuredMs);
+});
+
+test("nothing is decided before a window of playback, nor on playback too quiet to judge", () => {
+  const check = new EchoCheck();
+  assert.equal(run(check, -20, -70, 900), null);
   assert.equal(check.state, "checking");
   const quiet = new EchoCheck();
   assert.equal(run(quiet, -60, -120, 5000), null);
@@ -92,7 +109,7 @@ test("the speech hold drops a short echo burst and releases sustained speech wit
 });
 
 test("summary() measures without deciding (the per-reply echo in full duplex)", () => {
-  const m = new EchoCheck({ minPlaybackMs: Infinity });
+  const m = new EchoCheck({ windowMs: Infinity });
   assert.equal(m.summary(), null);
   assert.equal(run(m, -20, -80, 3000), null);
   const r = m.summary();

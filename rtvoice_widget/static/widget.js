@@ -206,8 +206,24 @@ function pageTimeOf(ctx, contextTime) {
 }
 
 // lib/echo-check.js
-var ECHO_CHECK = { minPlaybackMs: 2e3, passDb: 25, minPlaybackDbfs: -50, settleMs: 200 };
+var ECHO_CHECK = { windowMs: 1e3, maxPlaybackMs: 5e3, passDb: 25, minPlaybackDbfs: -50, settleMs: 200 };
 var dbOf = (power) => 10 * Math.log10(power + 1e-12);
+var FRAME_MS = 20;
+var Window = class {
+  constructor() {
+    this.playEnergy = 0;
+    this.playMs = 0;
+    this.micEnergy = 0;
+    this.micFrames = 0;
+  }
+  /** {returnLossDb, playbackDbfs, micDbfs, measuredMs}, or null with nothing to compare. */
+  figures() {
+    if (!(this.playMs > 0) || !this.micFrames) return null;
+    const playbackDbfs = dbOf(this.playEnergy / this.playMs);
+    const micDbfs = dbOf(this.micEnergy / this.micFrames);
+    return { returnLossDb: playbackDbfs - micDbfs, playbackDbfs, micDbfs, measuredMs: this.playMs };
+  }
+};
 var EchoCheck = class {
   constructor(options = {}) {
     this.options = { ...ECHO_CHECK, ...options };
@@ -216,43 +232,59 @@ var EchoCheck = class {
   /** A new mic (a new device may mean a new echo path): measure again. */
   reset() {
     this.state = "checking";
-    this.playEnergy = 0;
-    this.playMs = 0;
-    this.micEnergy = 0;
-    this.micFrames = 0;
+    this.total = new Window();
+    this.window = new Window();
+    this.best = null;
     this.result = null;
+  }
+  /** Playback rendered since the reset, in ms. */
+  get playMs() {
+    return this.total.playMs;
+  }
+  /** Mic frames measured since the reset. */
+  get micFrames() {
+    return this.total.micFrames;
   }
   /** The player rendered `ms` of audio at mean power `power` (mean square), while active. */
   playback(power, ms) {
     if (this.state !== "checking" || !(ms > 0) || !Number.isFinite(power)) return null;
-    this.playEnergy += power * ms;
-    this.playMs += ms;
+    for (const w of [this.total, this.window]) {
+      w.playEnergy += power * ms;
+      w.playMs += ms;
+    }
     return this.decide();
   }
   /** A processed mic frame's RMS while the assistant is audible. */
   mic(rms) {
-    if (this.state !== "checking" || this.playMs < this.options.settleMs || !Number.isFinite(rms)) return null;
-    this.micEnergy += rms * rms;
-    this.micFrames++;
+    if (this.state !== "checking" || this.total.playMs < this.options.settleMs || !Number.isFinite(rms)) return null;
+    for (const w of [this.total, this.window]) {
+      w.micEnergy += rms * rms;
+      w.micFrames++;
+    }
     return this.decide();
   }
-  /** What was measured so far: {returnLossDb, playbackDbfs, micDbfs, measuredMs}, or null. */
+  /** Everything measured since the reset: {returnLossDb, playbackDbfs, micDbfs, measuredMs}, or null. */
   summary() {
-    if (!(this.playMs > 0) || !this.micFrames) return null;
-    const playbackDbfs = dbOf(this.playEnergy / this.playMs);
-    const micDbfs = dbOf(this.micEnergy / this.micFrames);
-    return { returnLossDb: playbackDbfs - micDbfs, playbackDbfs, micDbfs, measuredMs: this.playMs };
+    return this.total.figures();
   }
-  /** The decision once there is enough to judge by: {state, returnLossDb, playbackDbfs, micDbfs}. */
+  /** Judge the window once it is full; the decision, or null while there is none:
+   * {state, returnLossDb, playbackDbfs, micDbfs, measuredMs} (the figures of the passing
+   * window, or of the best one on a fallback; measuredMs: all playback measured). */
   decide() {
     const o = this.options;
-    if (this.playMs < o.minPlaybackMs || this.micFrames < (o.minPlaybackMs - o.settleMs) / 40) return null;
-    const playbackDbfs = dbOf(this.playEnergy / this.playMs);
-    if (playbackDbfs < o.minPlaybackDbfs) return null;
-    const micDbfs = dbOf(this.micEnergy / this.micFrames);
-    const returnLossDb = playbackDbfs - micDbfs;
-    this.state = returnLossDb >= o.passDb ? "full" : "half";
-    this.result = { state: this.state, returnLossDb, playbackDbfs, micDbfs, measuredMs: this.playMs };
+    const w = this.window;
+    if (w.playMs < o.windowMs || w.micFrames < 0.5 * o.windowMs / FRAME_MS) return null;
+    this.window = new Window();
+    const figures = w.figures();
+    if (figures.playbackDbfs < o.minPlaybackDbfs) return null;
+    if (!this.best || figures.returnLossDb > this.best.returnLossDb) this.best = figures;
+    if (figures.returnLossDb >= o.passDb) return this.conclude("full", figures);
+    if (this.total.playMs >= o.maxPlaybackMs) return this.conclude("half", this.best);
+    return null;
+  }
+  conclude(state, figures) {
+    this.state = state;
+    this.result = { state, ...figures, measuredMs: this.total.playMs };
     return this.result;
   }
 };
@@ -1069,7 +1101,7 @@ var Engine = class {
       }
     });
     this.echo = new EchoCheck();
-    this.replyEcho = new EchoCheck({ minPlaybackMs: Infinity });
+    this.replyEcho = new EchoCheck({ windowMs: Infinity });
     this.micRoute = new MicRoute(({ stream, seq, t, pcm }) => this.send({ type: "audio", stream, seq, t }, [pcm]));
     this.ptt = new PushToTalk({
       send: (content) => this.send(content),
