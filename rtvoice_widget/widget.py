@@ -138,9 +138,9 @@ class VoiceChat(anywidget.AnyWidget):
 
     Echo: on speakers the model could hear itself and interrupt its own reply. Chromium's echo
     canceller removes our playback from the mic (docs/DUPLEX.md), so by default
-    (``full_duplex=True``) the page measures, during the first ~2 s of assistant audio, how much
-    of it comes back through the processed mic (mic held meanwhile): 25 dB quieter or more and
-    the mic stays open while the assistant talks (interrupt by speaking); less, and it falls back
+    (``full_duplex=True``) the page measures, in 1 s windows of assistant audio, how much
+    of it comes back through the processed mic (mic held meanwhile): once a window is 25 dB
+    quieter or more the mic stays open while the assistant talks (interrupt by speaking); none in 5 s, and it falls back
     to half-duplex (the mic is held while the assistant is audible; interrupt with the button),
     says so in :attr:`notice` and logs ``echo.half_duplex`` (``echo.full_duplex`` when it
     passed; both category ``system``, with ``return_loss_db``). ``full_duplex=False`` is always
