@@ -61,23 +61,72 @@ export async function openMic(mediaDevices) {
   }
 }
 
+/** Audio read from the track this many 10 ms chunks behind at most before the oldest are dropped
+ * (a main thread busy for longer loses audio, as the graph's own input would glitch). */
+const TRACK_BUFFER_CHUNKS = 50;
+
 /**
  * The capture worklet node on a mic stream. `id` (a random uint32) names this capture: the
  * kernel orders frames per (stream, seq). `onFrame(frame)` gets what the worklet posts.
+ *
+ * Where the browser has `MediaStreamTrackProcessor` (Chromium), the mic's audio is read from
+ * the track here and posted to the worklet (`feed`), not taken through a MediaStreamSource:
+ * Chromium hands a MediaStreamSource's audio to the graph through a buffer that grows to ~100
+ * ms once the context has run a while, the track's about 50 ms after it reached the device
+ * (PulseAudio rig, docs/DUPLEX.md). Elsewhere, or with `{feed: false}`, the graph's input.
  */
 export class Capture {
-  constructor(ctx, stream, onFrame) {
+  constructor(ctx, stream, onFrame, { feed = typeof MediaStreamTrackProcessor === "function" } = {}) {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];
-    this.source = ctx.createMediaStreamSource(stream);
     this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id } });
     this.node.port.onmessage = (e) => onFrame(e.data);
     this.holdSpeech = false; // full duplex, assistant audible: frames wait to look like speech
-    // Chromium only pulls audio through nodes connected to the destination: route it there muted.
+    this.fed = feed && !!this.track && this.feed();
+    this.source = null;
+    if (!this.fed) {
+      this.source = ctx.createMediaStreamSource(stream);
+      this.source.connect(this.node);
+    }
+    // Chromium only runs nodes connected to the destination: route it there muted.
     const sink = ctx.createGain();
     sink.gain.value = 0;
-    this.source.connect(this.node).connect(sink).connect(ctx.destination);
+    this.node.connect(sink).connect(ctx.destination);
+  }
+
+  /** Read the track's audio and post it to the worklet until the track ends; false if it cannot. */
+  feed() {
+    let reader;
+    try {
+      // eslint-disable-next-line no-undef
+      const processor = new MediaStreamTrackProcessor({ track: this.track, maxBufferSize: TRACK_BUFFER_CHUNKS });
+      reader = processor.readable.getReader();
+    } catch {
+      return false;
+    }
+    const port = this.node.port;
+    (async () => {
+      for (;;) {
+        let chunk;
+        try {
+          chunk = await reader.read();
+        } catch {
+          return; // the track stopped
+        }
+        if (chunk.done) return;
+        const data = chunk.value;
+        try {
+          const samples = new Float32Array(data.numberOfFrames);
+          data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
+          // As the graph's own input: nothing while the context is suspended (its clock stands).
+          if (this.ctx.state === "running") port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
+        } finally {
+          data.close();
+        }
+      }
+    })();
+    return true;
   }
 
   get track() {

@@ -19,6 +19,11 @@
 //   <- {type: "link", port}: also post each frame meant for the kernel ({stream, seq, t, pcm})
 //      to `port` (the audio-link worker), so it reaches the kernel without waiting for the main
 //      thread
+//   <- {type: "pcm", samples: Float32Array, rate}: mic audio read from the track by the main
+//      thread (MediaStreamTrackProcessor, see js/lib/capture.js); once one came, the node's own
+//      input is ignored and these are framed as they arrive instead. Chromium delivers a
+//      MediaStreamSource's audio into the graph ~100 ms late once the context has run a while
+//      (measured on the PulseAudio rig, docs/DUPLEX.md), the track's audio ~50 ms after the mic
 
 import { FrameChunker, Resampler, pcm16ToFloat, rms } from "../lib/dsp.js";
 import { SpeechHold } from "../lib/speech-hold.js";
@@ -33,9 +38,11 @@ class RtvCapture extends AudioWorkletProcessor {
     this.gate = null; // the main thread's latest {send, contextTime, pageTime}
     this.seq = 0;
     this.hold = new SpeechHold();
+    this.fedRate = 0; // the rate of the "pcm" messages, once they feed this node
     this.port.onmessage = (e) => {
       const msg = e.data;
-      if (msg && msg.type === "link") this.link = msg.port;
+      if (msg && msg.type === "pcm") this.fed(msg);
+      else if (msg && msg.type === "link") this.link = msg.port;
       else if (msg && msg.type === "gate") {
         this.gate = msg;
         // Asked to say which frame was the last one numbered before this gate (-1: none yet).
@@ -44,9 +51,25 @@ class RtvCapture extends AudioWorkletProcessor {
     };
   }
   process(inputs) {
+    if (this.fedRate) return true; // the main thread feeds the track's audio (see fed)
     const channel = inputs[0] && inputs[0][0];
     if (!channel) return true; // no input yet (device still starting): keep the node alive
-    const frames = this.chunker.push(this.resampler.process(channel));
+    this.take(channel, currentTime + channel.length / sampleRate);
+    return true;
+  }
+
+  /** Mic audio from the track itself: framed now, stamped as captured now. */
+  fed(msg) {
+    if (msg.rate !== this.fedRate) {
+      this.fedRate = msg.rate;
+      this.resampler = new Resampler(msg.rate, 24000);
+    }
+    this.take(msg.samples, currentTime);
+  }
+
+  /** Samples of the mic, the last one captured at context time `end` (s). */
+  take(samples, end) {
+    const frames = this.chunker.push(this.resampler.process(samples));
     for (const frame of frames) {
       const level = rms(pcm16ToFloat(frame));
       const gate = this.gate;
@@ -55,7 +78,6 @@ class RtvCapture extends AudioWorkletProcessor {
         this.port.postMessage({ level, seq: null });
         continue;
       }
-      const end = currentTime + channel.length / sampleRate;
       const t = gate.pageTime + (end - gate.contextTime) * 1000;
       if (!gate.hold) {
         this.emit(frame, t, level);
@@ -65,7 +87,6 @@ class RtvCapture extends AudioWorkletProcessor {
       if (!ready.length) this.port.postMessage({ level, seq: null });
       for (const f of ready) this.emit(f.frame, f.t, f.level);
     }
-    return true;
   }
 
   emit(frame, t, level) {

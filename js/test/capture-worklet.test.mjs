@@ -1,0 +1,61 @@
+// The capture worklet (js/worklets/capture.js) run in node: the AudioWorklet globals it uses are
+// provided here (the browser's, not ours), the processor itself is the real one.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+
+const registered = {};
+globalThis.sampleRate = 44100;
+globalThis.currentTime = 0;
+globalThis.AudioWorkletProcessor = class {
+  constructor() {
+    this.port = { posted: [], postMessage(msg) { this.posted.push(msg); }, onmessage: null };
+  }
+};
+globalThis.registerProcessor = (name, cls) => { registered[name] = cls; };
+await import("../worklets/capture.js");
+
+function capture() {
+  const node = new registered["rtv-capture"]({ processorOptions: { stream: 7 } });
+  const send = (msg) => node.port.onmessage({ data: msg });
+  return { node, send, frames: () => node.port.posted.filter((m) => m.seq !== undefined && m.seq !== null) };
+}
+
+const tone = (n, rate, amp = 0.3) => Float32Array.from({ length: n }, (_, i) => amp * Math.sin((2 * Math.PI * 440 * i) / rate));
+
+test("audio fed from the track (48 kHz) is framed at 24 kHz, numbered and stamped; the graph's input is then ignored", () => {
+  const { node, send, frames } = capture();
+  send({ type: "gate", send: true, hold: false, contextTime: 0, pageTime: 1000 });
+  for (let i = 0; i < 100; i++) send({ type: "pcm", samples: tone(480, 48000), rate: 48000 }); // 1 s
+  const got = frames();
+  // 1 s at 24 kHz is 24000 samples, 50 frames of 480 (the resampler keeps a few samples back);
+  // taken as the context's 44.1 kHz it would be 54.
+  assert.ok(got.length >= 49 && got.length <= 50, `${got.length} frames`);
+  assert.deepEqual(got.map((f) => f.seq), [...Array(got.length).keys()]);
+  for (const f of got) {
+    assert.equal(f.stream, 7);
+    assert.equal(new Int16Array(f.pcm).length, 480);
+    assert.equal(f.t, 1000);
+  }
+  // About the tone's RMS (0.3 / sqrt 2) once the resampler has warmed up.
+  assert.ok(Math.abs(got.at(-1).level - 0.3 / Math.SQRT2) < 0.02, `${got.at(-1).level}`);
+  const before = node.port.posted.length;
+  node.process([[tone(128, 44100)]]);
+  assert.equal(node.port.posted.length, before, "the graph's input is ignored once the track feeds the node");
+});
+
+test("without the track's audio the graph's input is framed as before", () => {
+  const { node, send, frames } = capture();
+  send({ type: "gate", send: true, hold: false, contextTime: 0, pageTime: 0 });
+  for (let i = 0; i < 40; i++) node.process([[tone(128, 44100)]]); // ~116 ms at 44.1 kHz
+  assert.ok(frames().length >= 4, `${frames().length} frames`);
+});
+
+test("fed frames go through the speech hold like the graph's: nothing out until they look like speech", () => {
+  const { send, frames } = capture();
+  send({ type: "gate", send: true, hold: true, contextTime: 0, pageTime: 0 });
+  for (let i = 0; i < 10; i++) send({ type: "pcm", samples: tone(480, 48000, 0.0001), rate: 48000 }); // -80 dBFS
+  assert.equal(frames().length, 0);
+  for (let i = 0; i < 40; i++) send({ type: "pcm", samples: tone(480, 48000), rate: 48000 });
+  assert.ok(frames().length > 0);
+  assert.deepEqual(frames().map((f) => f.seq), [...Array(frames().length).keys()]);
+});
