@@ -1,6 +1,8 @@
 // The mic: asking for it, the capture worklet node that frames it (js/worklets/capture.js), and
 // the gate that decides which frames are meant for the kernel.
 
+import { lostMs } from "./dsp.js";
+
 /** The constraints the mic is opened with: the browser's echo canceller and friends on. */
 export const MIC_CONSTRAINTS = {
   audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
@@ -107,6 +109,7 @@ export class Capture {
     }
     const port = this.node.port;
     (async () => {
+      let expected = null; // where the last chunk ended (µs): a later start means chunks were dropped
       for (;;) {
         let chunk;
         try {
@@ -117,6 +120,11 @@ export class Capture {
         if (chunk.done) return;
         const data = chunk.value;
         try {
+          // The processor drops the oldest chunks when this thread falls TRACK_BUFFER_CHUNKS
+          // behind; the worklet leaves their frames' numbers unsent, so the kernel logs a mic.gap.
+          const lost = lostMs(expected, data.timestamp);
+          expected = data.timestamp + data.duration;
+          if (lost) port.postMessage({ type: "lost", ms: lost });
           const samples = new Float32Array(data.numberOfFrames);
           data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
           // As the graph's own input: nothing while the context is suspended (its clock stands).

@@ -160,3 +160,14 @@ export class FrameChunker {
     return frames;
   }
 }
+
+/**
+ * Milliseconds of a track's audio missing before a chunk stamped `timestampUs` (WebCodecs
+ * AudioData timestamps, µs) when the chunk before it ended at `expectedUs` (null: none yet).
+ * Under 10 ms is clock jitter, not loss: 0.
+ */
+export function lostMs(expectedUs, timestampUs) {
+  if (expectedUs === null || expectedUs === undefined) return 0;
+  const ms = (timestampUs - expectedUs) / 1000;
+  return ms >= 10 ? ms : 0;
+}

@@ -59,3 +59,16 @@ test("fed frames go through the speech hold like the graph's: nothing out until 
   assert.ok(frames().length > 0);
   assert.deepEqual(frames().map((f) => f.seq), [...Array(frames().length).keys()]);
 });
+
+test("track audio the page dropped leaves a hole in the frame numbers, which the kernel logs as a mic.gap", () => {
+  const { send, frames } = capture();
+  send({ type: "gate", send: true, hold: false, contextTime: 0, pageTime: 0 });
+  for (let i = 0; i < 20; i++) send({ type: "pcm", samples: tone(480, 48000), rate: 48000 });
+  const before = frames().map((f) => f.seq);
+  send({ type: "lost", ms: 600 }); // 30 frames' worth
+  for (let i = 0; i < 20; i++) send({ type: "pcm", samples: tone(480, 48000), rate: 48000 });
+  const after = frames().map((f) => f.seq).slice(before.length);
+  assert.equal(after[0], before.at(-1) + 1 + 30);
+  assert.deepEqual(after, after.map((_, i) => after[0] + i));
+});
+

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { floatToPcm16, pcm16ToFloat, toInt16, rms, Resampler, FrameChunker } from "../lib/dsp.js";
+import { floatToPcm16, pcm16ToFloat, toInt16, rms, Resampler, FrameChunker, lostMs } from "../lib/dsp.js";
 
 function sine(freq, rate, n, amp = 0.5) {
   return Float32Array.from({ length: n }, (_, i) => amp * Math.sin((2 * Math.PI * freq * i) / rate));
@@ -80,3 +80,11 @@ test("frame chunker emits exact 480-sample frames with nothing lost or repeated"
   assert.equal(chunker.filled, 100);
   assert.throws(() => new FrameChunker(0), RangeError);
 });
+
+test("lostMs: a chunk that starts later than the last one ended means dropped audio; jitter does not", () => {
+  assert.equal(lostMs(null, 5_000_000), 0); // the first chunk
+  assert.equal(lostMs(1_000_000, 1_000_000), 0);
+  assert.equal(lostMs(1_000_000, 1_004_000), 0); // 4 ms: jitter
+  assert.equal(lostMs(1_000_000, 1_510_000), 510);
+});
+

@@ -24,6 +24,10 @@
 //      input is ignored and these are framed as they arrive instead. Chromium delivers a
 //      MediaStreamSource's audio into the graph ~100 ms late once the context has run a while
 //      (measured on the PulseAudio rig, docs/DUPLEX.md), the track's audio ~50 ms after the mic
+//   <- {type: "lost", ms}: that much of the track's audio was dropped before the next "pcm" (the
+//      main thread fell behind): while frames go to the kernel unheld, the numbers of the frames
+//      it would have made are skipped, so the kernel logs the hole as a mic.gap instead of
+//      joining the audio on either side of it unnoticed
 
 import { FrameChunker, Resampler, pcm16ToFloat, rms } from "../lib/dsp.js";
 import { SpeechHold } from "../lib/speech-hold.js";
@@ -42,6 +46,7 @@ class RtvCapture extends AudioWorkletProcessor {
     this.port.onmessage = (e) => {
       const msg = e.data;
       if (msg && msg.type === "pcm") this.fed(msg);
+      else if (msg && msg.type === "lost") this.lost(msg.ms);
       else if (msg && msg.type === "link") this.link = msg.port;
       else if (msg && msg.type === "gate") {
         this.gate = msg;
@@ -65,6 +70,12 @@ class RtvCapture extends AudioWorkletProcessor {
       this.resampler = new Resampler(msg.rate, 24000);
     }
     this.take(msg.samples, currentTime);
+  }
+
+  /** `ms` of the track's audio never arrived (see the contract above). */
+  lost(ms) {
+    const gate = this.gate;
+    if (gate && gate.send && !gate.hold) this.seq += Math.round(ms / 20);
   }
 
   /** Samples of the mic, the last one captured at context time `end` (s). */

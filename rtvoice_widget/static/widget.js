@@ -130,6 +130,93 @@ var AudioGraph = class {
   }
 };
 
+// lib/dsp.js
+function pcm16ToFloat(pcm) {
+  const out = new Float32Array(pcm.length);
+  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;
+  return out;
+}
+function toInt16(buffer) {
+  let bytes;
+  if (buffer instanceof ArrayBuffer) bytes = new Uint8Array(buffer);
+  else if (ArrayBuffer.isView(buffer)) bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  else throw new TypeError("expected an ArrayBuffer or a view of one");
+  const even = bytes.byteLength - bytes.byteLength % 2;
+  const copy = new Uint8Array(even);
+  copy.set(bytes.subarray(0, even));
+  return new Int16Array(copy.buffer);
+}
+var Resampler = class {
+  constructor(inRate, outRate, taps = 8) {
+    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {
+      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);
+    }
+    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);
+    const g = gcd(inRate, outRate);
+    this.inRate = inRate;
+    this.outRate = outRate;
+    this.up = outRate / g;
+    this.down = inRate / g;
+    this.cutoff = Math.min(1, outRate / inRate) * 0.92;
+    this.halfWidth = Math.ceil(taps / this.cutoff);
+    this.history = new Float32Array(this.halfWidth);
+    this.index = this.halfWidth;
+    this.phase = 0;
+    this.tables = /* @__PURE__ */ new Map();
+  }
+  _weights(phase) {
+    let table = this.tables.get(phase);
+    if (table) return table;
+    const w = this.halfWidth;
+    table = new Float32Array(2 * w);
+    let sum = 0;
+    for (let j = 0; j < 2 * w; j++) {
+      const x = w - 1 - j + phase / this.up;
+      let value = 0;
+      if (x > -w && x < w) {
+        const a = Math.PI * this.cutoff * x;
+        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));
+      }
+      table[j] = value;
+      sum += value;
+    }
+    for (let j = 0; j < 2 * w; j++) table[j] /= sum;
+    if (this.tables.size < 1024) this.tables.set(phase, table);
+    return table;
+  }
+  process(input) {
+    const w = this.halfWidth;
+    const data = new Float32Array(this.history.length + input.length);
+    data.set(this.history);
+    data.set(input, this.history.length);
+    const room = data.length - w - this.index;
+    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);
+    let n = 0;
+    let index = this.index;
+    let phase = this.phase;
+    while (index + w < data.length) {
+      const weights = this._weights(phase);
+      const first = index - w + 1;
+      let acc = 0;
+      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];
+      out[n++] = acc;
+      phase += this.down;
+      index += Math.floor(phase / this.up);
+      phase %= this.up;
+    }
+    const drop = Math.max(0, Math.min(index - w + 1, data.length));
+    this.history = data.slice(drop);
+    this.index = index - drop;
+    this.phase = phase;
+    return out.subarray(0, n);
+  }
+};
+function lostMs(expectedUs, timestampUs) {
+  if (expectedUs === null || expectedUs === void 0) return 0;
+  const ms = (timestampUs - expectedUs) / 1e3;
+  return ms >= 10 ? ms : 0;
+}
+
 // lib/capture.js
 var MIC_CONSTRAINTS = {
   audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 }
@@ -195,6 +282,7 @@ var Capture = class {
     }
     const port = this.node.port;
     (async () => {
+      let expected = null;
       for (; ; ) {
         let chunk;
         try {
@@ -205,6 +293,9 @@ var Capture = class {
         if (chunk.done) return;
         const data = chunk.value;
         try {
+          const lost = lostMs(expected, data.timestamp);
+          expected = data.timestamp + data.duration;
+          if (lost) port.postMessage({ type: "lost", ms: lost });
           const samples = new Float32Array(data.numberOfFrames);
           data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
           if (this.ctx.state === "running") port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
@@ -429,88 +520,6 @@ var MicRoute = class {
   send(frame) {
     this.sendJupyter(frame);
     this.framesSent++;
-  }
-};
-
-// lib/dsp.js
-function pcm16ToFloat(pcm) {
-  const out = new Float32Array(pcm.length);
-  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;
-  return out;
-}
-function toInt16(buffer) {
-  let bytes;
-  if (buffer instanceof ArrayBuffer) bytes = new Uint8Array(buffer);
-  else if (ArrayBuffer.isView(buffer)) bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  else throw new TypeError("expected an ArrayBuffer or a view of one");
-  const even = bytes.byteLength - bytes.byteLength % 2;
-  const copy = new Uint8Array(even);
-  copy.set(bytes.subarray(0, even));
-  return new Int16Array(copy.buffer);
-}
-var Resampler = class {
-  constructor(inRate, outRate, taps = 8) {
-    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {
-      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);
-    }
-    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);
-    const g = gcd(inRate, outRate);
-    this.inRate = inRate;
-    this.outRate = outRate;
-    this.up = outRate / g;
-    this.down = inRate / g;
-    this.cutoff = Math.min(1, outRate / inRate) * 0.92;
-    this.halfWidth = Math.ceil(taps / this.cutoff);
-    this.history = new Float32Array(this.halfWidth);
-    this.index = this.halfWidth;
-    this.phase = 0;
-    this.tables = /* @__PURE__ */ new Map();
-  }
-  _weights(phase) {
-    let table = this.tables.get(phase);
-    if (table) return table;
-    const w = this.halfWidth;
-    table = new Float32Array(2 * w);
-    let sum = 0;
-    for (let j = 0; j < 2 * w; j++) {
-      const x = w - 1 - j + phase / this.up;
-      let value = 0;
-      if (x > -w && x < w) {
-        const a = Math.PI * this.cutoff * x;
-        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));
-      }
-      table[j] = value;
-      sum += value;
-    }
-    for (let j = 0; j < 2 * w; j++) table[j] /= sum;
-    if (this.tables.size < 1024) this.tables.set(phase, table);
-    return table;
-  }
-  process(input) {
-    const w = this.halfWidth;
-    const data = new Float32Array(this.history.length + input.length);
-    data.set(this.history);
-    data.set(input, this.history.length);
-    const room = data.length - w - this.index;
-    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);
-    let n = 0;
-    let index = this.index;
-    let phase = this.phase;
-    while (index + w < data.length) {
-      const weights = this._weights(phase);
-      const first = index - w + 1;
-      let acc = 0;
-      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];
-      out[n++] = acc;
-      phase += this.down;
-      index += Math.floor(phase / this.up);
-      phase %= this.up;
-    }
-    const drop = Math.max(0, Math.min(index - w + 1, data.length));
-    this.history = data.slice(drop);
-    this.index = index - drop;
-    this.phase = phase;
-    return out.subarray(0, n);
   }
 };
 
@@ -900,7 +909,7 @@ function formatMs(ms) {
 }
 
 // source:worklets/capture.js
-var capture_default = '// lib/dsp.js\nfunction floatToPcm16(samples) {\n  const out = new Int16Array(samples.length);\n  for (let i = 0; i < samples.length; i++) {\n    const s = samples[i];\n    const clipped = s !== s ? 0 : s < -1 ? -1 : s > 1 ? 1 : s;\n    out[i] = Math.round(clipped < 0 ? clipped * 32768 : clipped * 32767);\n  }\n  return out;\n}\nfunction pcm16ToFloat(pcm) {\n  const out = new Float32Array(pcm.length);\n  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;\n  return out;\n}\nfunction rms(samples) {\n  if (samples.length === 0) return 0;\n  let sum = 0;\n  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];\n  return Math.sqrt(sum / samples.length);\n}\nvar Resampler = class {\n  constructor(inRate, outRate, taps = 8) {\n    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {\n      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);\n    }\n    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);\n    const g = gcd(inRate, outRate);\n    this.inRate = inRate;\n    this.outRate = outRate;\n    this.up = outRate / g;\n    this.down = inRate / g;\n    this.cutoff = Math.min(1, outRate / inRate) * 0.92;\n    this.halfWidth = Math.ceil(taps / this.cutoff);\n    this.history = new Float32Array(this.halfWidth);\n    this.index = this.halfWidth;\n    this.phase = 0;\n    this.tables = /* @__PURE__ */ new Map();\n  }\n  _weights(phase) {\n    let table = this.tables.get(phase);\n    if (table) return table;\n    const w = this.halfWidth;\n    table = new Float32Array(2 * w);\n    let sum = 0;\n    for (let j = 0; j < 2 * w; j++) {\n      const x = w - 1 - j + phase / this.up;\n      let value = 0;\n      if (x > -w && x < w) {\n        const a = Math.PI * this.cutoff * x;\n        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));\n      }\n      table[j] = value;\n      sum += value;\n    }\n    for (let j = 0; j < 2 * w; j++) table[j] /= sum;\n    if (this.tables.size < 1024) this.tables.set(phase, table);\n    return table;\n  }\n  process(input) {\n    const w = this.halfWidth;\n    const data = new Float32Array(this.history.length + input.length);\n    data.set(this.history);\n    data.set(input, this.history.length);\n    const room = data.length - w - this.index;\n    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);\n    let n = 0;\n    let index = this.index;\n    let phase = this.phase;\n    while (index + w < data.length) {\n      const weights = this._weights(phase);\n      const first = index - w + 1;\n      let acc = 0;\n      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];\n      out[n++] = acc;\n      phase += this.down;\n      index += Math.floor(phase / this.up);\n      phase %= this.up;\n    }\n    const drop = Math.max(0, Math.min(index - w + 1, data.length));\n    this.history = data.slice(drop);\n    this.index = index - drop;\n    this.phase = phase;\n    return out.subarray(0, n);\n  }\n};\nvar FrameChunker = class {\n  constructor(frameSamples = 480) {\n    if (!Number.isInteger(frameSamples) || frameSamples <= 0) throw new RangeError("frameSamples must be a positive integer");\n    this.frameSamples = frameSamples;\n    this.pending = new Float32Array(frameSamples);\n    this.filled = 0;\n  }\n  push(samples) {\n    const frames = [];\n    let offset = 0;\n    while (offset < samples.length) {\n      const take = Math.min(this.frameSamples - this.filled, samples.length - offset);\n      this.pending.set(samples.subarray(offset, offset + take), this.filled);\n      this.filled += take;\n      offset += take;\n      if (this.filled === this.frameSamples) {\n        frames.push(floatToPcm16(this.pending));\n        this.filled = 0;\n      }\n    }\n    return frames;\n  }\n};\n\n// lib/speech-hold.js\nvar SPEECH_HOLD = { window: 15, need: 10, floorDbfs: -50 };\nvar SpeechHold = class {\n  constructor(options = {}) {\n    this.options = { ...SPEECH_HOLD, ...options };\n    this.floor = 10 ** (this.options.floorDbfs / 20);\n    this.held = [];\n    this.released = false;\n  }\n  /** A frame (anything) with its RMS `level`: the frames to send now, oldest first. */\n  push(frame, level) {\n    if (this.released) return [frame];\n    this.held.push([frame, level >= this.floor]);\n    if (this.held.length > this.options.window) this.held.shift();\n    if (this.held.filter(([, loud]) => loud).length < this.options.need) return [];\n    this.released = true;\n    const out = this.held.map(([f]) => f);\n    this.held = [];\n    return out;\n  }\n  /** The assistant is no longer audible: start over (held frames are dropped). */\n  end() {\n    const dropped = this.held.length;\n    this.held = [];\n    this.released = false;\n    return dropped;\n  }\n};\n\n// worklets/capture.js\nvar RtvCapture = class extends AudioWorkletProcessor {\n  constructor(options) {\n    super();\n    this.stream = options.processorOptions.stream;\n    this.resampler = new Resampler(sampleRate, 24e3);\n    this.chunker = new FrameChunker(480);\n    this.link = null;\n    this.gate = null;\n    this.seq = 0;\n    this.hold = new SpeechHold();\n    this.fedRate = 0;\n    this.port.onmessage = (e) => {\n      const msg = e.data;\n      if (msg && msg.type === "pcm") this.fed(msg);\n      else if (msg && msg.type === "link") this.link = msg.port;\n      else if (msg && msg.type === "gate") {\n        this.gate = msg;\n        if (msg.ack) this.port.postMessage({ ack: msg.ack, stream: this.stream, seq: this.seq - 1 });\n      }\n    };\n  }\n  process(inputs) {\n    if (this.fedRate) return true;\n    const channel = inputs[0] && inputs[0][0];\n    if (!channel) return true;\n    this.take(channel, currentTime + channel.length / sampleRate);\n    return true;\n  }\n  /** Mic audio from the track itself: framed now, stamped as captured now. */\n  fed(msg) {\n    if (msg.rate !== this.fedRate) {\n      this.fedRate = msg.rate;\n      this.resampler = new Resampler(msg.rate, 24e3);\n    }\n    this.take(msg.samples, currentTime);\n  }\n  /** Samples of the mic, the last one captured at context time `end` (s). */\n  take(samples, end) {\n    const frames = this.chunker.push(this.resampler.process(samples));\n    for (const frame of frames) {\n      const level = rms(pcm16ToFloat(frame));\n      const gate = this.gate;\n      if (!gate || !gate.send || !gate.hold) this.hold.end();\n      if (!gate || !gate.send) {\n        this.port.postMessage({ level, seq: null });\n        continue;\n      }\n      const t = gate.pageTime + (end - gate.contextTime) * 1e3;\n      if (!gate.hold) {\n        this.emit(frame, t, level);\n        continue;\n      }\n      const ready = this.hold.push({ frame, t, level }, level);\n      if (!ready.length) this.port.postMessage({ level, seq: null });\n      for (const f of ready) this.emit(f.frame, f.t, f.level);\n    }\n  }\n  emit(frame, t, level) {\n    const meta = { stream: this.stream, seq: this.seq++, t };\n    if (this.link) {\n      const copy = frame.buffer.slice(0);\n      this.link.postMessage({ ...meta, pcm: copy }, [copy]);\n    }\n    this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);\n  }\n};\nregisterProcessor("rtv-capture", RtvCapture);\n';
+var capture_default = '// lib/dsp.js\nfunction floatToPcm16(samples) {\n  const out = new Int16Array(samples.length);\n  for (let i = 0; i < samples.length; i++) {\n    const s = samples[i];\n    const clipped = s !== s ? 0 : s < -1 ? -1 : s > 1 ? 1 : s;\n    out[i] = Math.round(clipped < 0 ? clipped * 32768 : clipped * 32767);\n  }\n  return out;\n}\nfunction pcm16ToFloat(pcm) {\n  const out = new Float32Array(pcm.length);\n  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;\n  return out;\n}\nfunction rms(samples) {\n  if (samples.length === 0) return 0;\n  let sum = 0;\n  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];\n  return Math.sqrt(sum / samples.length);\n}\nvar Resampler = class {\n  constructor(inRate, outRate, taps = 8) {\n    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {\n      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);\n    }\n    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);\n    const g = gcd(inRate, outRate);\n    this.inRate = inRate;\n    this.outRate = outRate;\n    this.up = outRate / g;\n    this.down = inRate / g;\n    this.cutoff = Math.min(1, outRate / inRate) * 0.92;\n    this.halfWidth = Math.ceil(taps / this.cutoff);\n    this.history = new Float32Array(this.halfWidth);\n    this.index = this.halfWidth;\n    this.phase = 0;\n    this.tables = /* @__PURE__ */ new Map();\n  }\n  _weights(phase) {\n    let table = this.tables.get(phase);\n    if (table) return table;\n    const w = this.halfWidth;\n    table = new Float32Array(2 * w);\n    let sum = 0;\n    for (let j = 0; j < 2 * w; j++) {\n      const x = w - 1 - j + phase / this.up;\n      let value = 0;\n      if (x > -w && x < w) {\n        const a = Math.PI * this.cutoff * x;\n        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));\n      }\n      table[j] = value;\n      sum += value;\n    }\n    for (let j = 0; j < 2 * w; j++) table[j] /= sum;\n    if (this.tables.size < 1024) this.tables.set(phase, table);\n    return table;\n  }\n  process(input) {\n    const w = this.halfWidth;\n    const data = new Float32Array(this.history.length + input.length);\n    data.set(this.history);\n    data.set(input, this.history.length);\n    const room = data.length - w - this.index;\n    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);\n    let n = 0;\n    let index = this.index;\n    let phase = this.phase;\n    while (index + w < data.length) {\n      const weights = this._weights(phase);\n      const first = index - w + 1;\n      let acc = 0;\n      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];\n      out[n++] = acc;\n      phase += this.down;\n      index += Math.floor(phase / this.up);\n      phase %= this.up;\n    }\n    const drop = Math.max(0, Math.min(index - w + 1, data.length));\n    this.history = data.slice(drop);\n    this.index = index - drop;\n    this.phase = phase;\n    return out.subarray(0, n);\n  }\n};\nvar FrameChunker = class {\n  constructor(frameSamples = 480) {\n    if (!Number.isInteger(frameSamples) || frameSamples <= 0) throw new RangeError("frameSamples must be a positive integer");\n    this.frameSamples = frameSamples;\n    this.pending = new Float32Array(frameSamples);\n    this.filled = 0;\n  }\n  push(samples) {\n    const frames = [];\n    let offset = 0;\n    while (offset < samples.length) {\n      const take = Math.min(this.frameSamples - this.filled, samples.length - offset);\n      this.pending.set(samples.subarray(offset, offset + take), this.filled);\n      this.filled += take;\n      offset += take;\n      if (this.filled === this.frameSamples) {\n        frames.push(floatToPcm16(this.pending));\n        this.filled = 0;\n      }\n    }\n    return frames;\n  }\n};\n\n// lib/speech-hold.js\nvar SPEECH_HOLD = { window: 15, need: 10, floorDbfs: -50 };\nvar SpeechHold = class {\n  constructor(options = {}) {\n    this.options = { ...SPEECH_HOLD, ...options };\n    this.floor = 10 ** (this.options.floorDbfs / 20);\n    this.held = [];\n    this.released = false;\n  }\n  /** A frame (anything) with its RMS `level`: the frames to send now, oldest first. */\n  push(frame, level) {\n    if (this.released) return [frame];\n    this.held.push([frame, level >= this.floor]);\n    if (this.held.length > this.options.window) this.held.shift();\n    if (this.held.filter(([, loud]) => loud).length < this.options.need) return [];\n    this.released = true;\n    const out = this.held.map(([f]) => f);\n    this.held = [];\n    return out;\n  }\n  /** The assistant is no longer audible: start over (held frames are dropped). */\n  end() {\n    const dropped = this.held.length;\n    this.held = [];\n    this.released = false;\n    return dropped;\n  }\n};\n\n// worklets/capture.js\nvar RtvCapture = class extends AudioWorkletProcessor {\n  constructor(options) {\n    super();\n    this.stream = options.processorOptions.stream;\n    this.resampler = new Resampler(sampleRate, 24e3);\n    this.chunker = new FrameChunker(480);\n    this.link = null;\n    this.gate = null;\n    this.seq = 0;\n    this.hold = new SpeechHold();\n    this.fedRate = 0;\n    this.port.onmessage = (e) => {\n      const msg = e.data;\n      if (msg && msg.type === "pcm") this.fed(msg);\n      else if (msg && msg.type === "lost") this.lost(msg.ms);\n      else if (msg && msg.type === "link") this.link = msg.port;\n      else if (msg && msg.type === "gate") {\n        this.gate = msg;\n        if (msg.ack) this.port.postMessage({ ack: msg.ack, stream: this.stream, seq: this.seq - 1 });\n      }\n    };\n  }\n  process(inputs) {\n    if (this.fedRate) return true;\n    const channel = inputs[0] && inputs[0][0];\n    if (!channel) return true;\n    this.take(channel, currentTime + channel.length / sampleRate);\n    return true;\n  }\n  /** Mic audio from the track itself: framed now, stamped as captured now. */\n  fed(msg) {\n    if (msg.rate !== this.fedRate) {\n      this.fedRate = msg.rate;\n      this.resampler = new Resampler(msg.rate, 24e3);\n    }\n    this.take(msg.samples, currentTime);\n  }\n  /** `ms` of the track\'s audio never arrived (see the contract above). */\n  lost(ms) {\n    const gate = this.gate;\n    if (gate && gate.send && !gate.hold) this.seq += Math.round(ms / 20);\n  }\n  /** Samples of the mic, the last one captured at context time `end` (s). */\n  take(samples, end) {\n    const frames = this.chunker.push(this.resampler.process(samples));\n    for (const frame of frames) {\n      const level = rms(pcm16ToFloat(frame));\n      const gate = this.gate;\n      if (!gate || !gate.send || !gate.hold) this.hold.end();\n      if (!gate || !gate.send) {\n        this.port.postMessage({ level, seq: null });\n        continue;\n      }\n      const t = gate.pageTime + (end - gate.contextTime) * 1e3;\n      if (!gate.hold) {\n        this.emit(frame, t, level);\n        continue;\n      }\n      const ready = this.hold.push({ frame, t, level }, level);\n      if (!ready.length) this.port.postMessage({ level, seq: null });\n      for (const f of ready) this.emit(f.frame, f.t, f.level);\n    }\n  }\n  emit(frame, t, level) {\n    const meta = { stream: this.stream, seq: this.seq++, t };\n    if (this.link) {\n      const copy = frame.buffer.slice(0);\n      this.link.postMessage({ ...meta, pcm: copy }, [copy]);\n    }\n    this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);\n  }\n};\nregisterProcessor("rtv-capture", RtvCapture);\n';
 
 // source:worklets/playback.js
 var playback_default = '// lib/player.js\nvar PlaybackQueue = class {\n  constructor(sampleRate2, { prebufferMs = 0, fadeMs = 5, underrunStepMs = 40, maxPrebufferMs = 300, maxQueuedMs = 12e4 } = {}) {\n    if (!(sampleRate2 > 0)) throw new RangeError("sampleRate must be positive");\n    this.sampleRate = sampleRate2;\n    this.maxQueued = Math.round(maxQueuedMs * sampleRate2 / 1e3);\n    this.dropped = 0;\n    this.droppedSamples = 0;\n    this.prebuffer = Math.round(prebufferMs * sampleRate2 / 1e3);\n    this.underrunStep = Math.round(underrunStepMs * sampleRate2 / 1e3);\n    this.maxPrebuffer = Math.max(this.prebuffer, Math.round(maxPrebufferMs * sampleRate2 / 1e3));\n    this.underruns = 0;\n    this.ranDry = null;\n    this.flushing = false;\n    this.frame = 0;\n    this.startedAt = [];\n    this.fade = Math.max(1, Math.round(fadeMs * sampleRate2 / 1e3));\n    this.chunks = [];\n    this.queued = 0;\n    this.playedSamples = /* @__PURE__ */ new Map();\n    this.started = /* @__PURE__ */ new Set();\n    this.waiting = true;\n    this.waited = 0;\n    this.fadeOutLeft = 0;\n    this.level = 0;\n    this.lastItem = null;\n  }\n  push(itemId, samples) {\n    if (samples.length === 0) return;\n    const room = this.maxQueued - this.queued;\n    if (samples.length > room) {\n      this.dropped++;\n      this.droppedSamples += samples.length - Math.max(0, room);\n      if (room <= 0) return;\n      samples = samples.subarray(0, room);\n    }\n    if (this.ranDry !== null) {\n      if (this.ranDry === itemId) {\n        this.underruns++;\n        this.prebuffer = Math.min(this.maxPrebuffer, this.prebuffer + this.underrunStep);\n      }\n      this.ranDry = null;\n    }\n    this.flushing = false;\n    this.chunks.push({ itemId, samples, offset: 0 });\n    this.queued += samples.length;\n  }\n  /** Audio dropped by the cap since the last call: `{count, ms}`. */\n  takeDropped() {\n    const dropped = { count: this.dropped, ms: this.droppedSamples * 1e3 / this.sampleRate };\n    this.dropped = 0;\n    this.droppedSamples = 0;\n    return dropped;\n  }\n  bufferedMs() {\n    return this.queued * 1e3 / this.sampleRate;\n  }\n  played(itemId) {\n    return (this.playedSamples.get(itemId) || 0) * 1e3 / this.sampleRate;\n  }\n  /** Whether audio is audible now or queued to be. */\n  get active() {\n    return this.queued > 0;\n  }\n  /** Drop queued audio (all of it) and return [{itemId, ms}] for the items that had audio. */\n  flush() {\n    const touched = new Set(this.lastItem === null ? [] : [this.lastItem]);\n    for (const c of this.chunks) touched.add(c.itemId);\n    let keep = this.waiting ? 0 : this.fade;\n    const kept = [];\n    for (const chunk of this.chunks) {\n      if (keep <= 0) break;\n      const take = Math.min(keep, chunk.samples.length - chunk.offset);\n      kept.push({ itemId: chunk.itemId, samples: chunk.samples.subarray(chunk.offset, chunk.offset + take), offset: 0 });\n      keep -= take;\n    }\n    this.chunks = kept;\n    this.queued = kept.reduce((n, c) => n + c.samples.length, 0);\n    this.fadeOutLeft = this.queued;\n    this.ranDry = null;\n    this.flushing = this.queued > 0;\n    this.waiting = this.queued === 0;\n    this.waited = 0;\n    const tail = /* @__PURE__ */ new Map();\n    for (const c of kept) tail.set(c.itemId, (tail.get(c.itemId) || 0) + c.samples.length);\n    return [...touched].map((itemId) => ({\n      itemId,\n      ms: ((this.playedSamples.get(itemId) || 0) + (tail.get(itemId) || 0)) * 1e3 / this.sampleRate\n    }));\n  }\n  /** Fill `out` (one channel) and return the number of samples that carried audio. */\n  render(out) {\n    const written = this._fill(out);\n    this.frame += out.length;\n    return written;\n  }\n  /** Take the items that started playing since the last call: [{itemId, frame}]. */\n  takeStarted() {\n    const started = this.startedAt;\n    this.startedAt = [];\n    return started;\n  }\n  _fill(out) {\n    out.fill(0);\n    if (this.waiting) {\n      if (this.queued === 0) {\n        this.waited = 0;\n        this.level = 0;\n        return 0;\n      }\n      this.waited += out.length;\n      if (this.queued < this.prebuffer && this.waited < this.prebuffer) {\n        this.level = 0;\n        return 0;\n      }\n      this.waiting = false;\n      this.waited = 0;\n    }\n    let written = 0;\n    let energy = 0;\n    while (written < out.length && this.chunks.length > 0) {\n      const chunk = this.chunks[0];\n      const take = Math.min(out.length - written, chunk.samples.length - chunk.offset);\n      const playedBefore = this.playedSamples.get(chunk.itemId) || 0;\n      for (let i = 0; i < take; i++) {\n        let gain = 1;\n        const nth = playedBefore + i;\n        if (nth < this.fade) gain = nth / this.fade;\n        if (this.fadeOutLeft > 0) {\n          gain *= this.fadeOutLeft / this.fade;\n          this.fadeOutLeft--;\n        }\n        const s = chunk.samples[chunk.offset + i] * gain;\n        out[written + i] = s;\n        energy += s * s;\n      }\n      if (playedBefore === 0) this.startedAt.push({ itemId: chunk.itemId, frame: this.frame + written });\n      this.started.add(chunk.itemId);\n      this.lastItem = chunk.itemId;\n      this.playedSamples.set(chunk.itemId, playedBefore + take);\n      chunk.offset += take;\n      written += take;\n      this.queued -= take;\n      if (chunk.offset >= chunk.samples.length) this.chunks.shift();\n    }\n    if (this.queued === 0) {\n      this.waiting = true;\n      if (written > 0 && !this.flushing) this.ranDry = this.lastItem;\n      this.flushing = false;\n    }\n    this.level = written > 0 ? Math.sqrt(energy / written) : 0;\n    return written;\n  }\n};\nvar PlayedReporter = class {\n  constructor(sampleRate2, intervalMs = 66) {\n    this.interval = Math.max(1, Math.round(intervalMs * sampleRate2 / 1e3));\n    this.since = 0;\n    this.changed = false;\n    this.last = /* @__PURE__ */ new Map();\n  }\n  /** After rendering a block of `frames` samples, `rendered` of them audio: the reports due now. */\n  tick(frames, queue, rendered) {\n    this.since += frames;\n    if (rendered > 0) this.changed = true;\n    if (!this.changed || this.since < this.interval && queue.active) return [];\n    this.since = 0;\n    this.changed = false;\n    const due = [];\n    for (const [itemId] of queue.playedSamples) {\n      const ms = queue.played(itemId);\n      if (this.last.get(itemId) !== ms) {\n        this.last.set(itemId, ms);\n        due.push({ itemId, ms });\n      }\n    }\n    return due;\n  }\n  /** Remember what a flush already reported so it is not sent twice. */\n  noteReported(reports) {\n    for (const r of reports) this.last.set(r.itemId, r.ms);\n  }\n};\n\n// worklets/playback.js\nvar RESUME_GAP_MS = 100;\nvar RtvPlayback = class extends AudioWorkletProcessor {\n  constructor() {\n    super();\n    this.queue = new PlaybackQueue(sampleRate, { fadeMs: 5 });\n    this.reporter = new PlayedReporter(sampleRate, 66);\n    this.energy = 0;\n    this.energySamples = 0;\n    this.runFrames = 0;\n    this.gapFrames = Infinity;\n    this.overflowReportAt = 0;\n    const onMessage = (e) => {\n      const msg = e.data;\n      if (msg.type === "push") this.queue.push(msg.itemId, msg.samples);\n      else if (msg.type === "flush") {\n        const reports = this.queue.flush();\n        this.reporter.noteReported(reports);\n        const silentAt = currentTime + this.queue.queued / sampleRate;\n        this.port.postMessage({ type: "flushed", reports, underruns: this.queue.underruns, silentAt, arrivedT: msg.t });\n      } else if (msg.type === "link") msg.port.onmessage = onMessage;\n    };\n    this.port.onmessage = onMessage;\n  }\n  process(inputs, outputs) {\n    const out = outputs[0][0];\n    const blockFrame = this.queue.frame;\n    const rendered = this.queue.render(out);\n    if (rendered > 0) {\n      for (let i = 0; i < out.length; i++) this.energy += out[i] * out[i];\n      this.energySamples += out.length;\n      if (this.gapFrames >= RESUME_GAP_MS * sampleRate / 1e3) this.runFrames = 0;\n      this.runFrames += out.length;\n      this.gapFrames = 0;\n    } else this.gapFrames += out.length;\n    for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);\n    for (const { itemId, frame } of this.queue.takeStarted()) {\n      this.port.postMessage({ type: "started", itemId, time: currentTime + (frame - blockFrame) / sampleRate });\n    }\n    const reports = this.reporter.tick(out.length, this.queue, rendered);\n    if (reports.length) {\n      const power = this.energySamples ? this.energy / this.energySamples : 0;\n      const powerMs = this.energySamples / sampleRate * 1e3;\n      this.energy = this.energySamples = 0;\n      const runMs = this.runFrames / sampleRate * 1e3;\n      this.port.postMessage({ type: "played", reports, level: this.queue.level, active: this.queue.active, underruns: this.queue.underruns, power, powerMs, runMs });\n    }\n    if (this.queue.dropped > 0 && currentTime >= this.overflowReportAt) {\n      this.overflowReportAt = currentTime + 1;\n      const { count, ms } = this.queue.takeDropped();\n      this.port.postMessage({ type: "overflow", buffer: "playback", count, ms });\n    }\n    return true;\n  }\n};\nregisterProcessor("rtv-playback", RtvPlayback);\n';
