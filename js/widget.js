@@ -277,7 +277,7 @@ class Engine {
     }
     this.stream = opened.stream;
     if (!this.graph) return; // stopped while waiting for permission
-    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame));
+    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame), { played: this.graph.playback });
     this.echo.reset();
     this.micRoute.newCapture(this.capture.id);
     const track = this.capture.track;
@@ -348,6 +348,8 @@ class Engine {
       return;
     }
     this.micLevel = frame.level;
+    // The echo match experiment's verdicts on held frames, for a bench that asked for them.
+    if (frame.match !== undefined && Array.isArray(globalThis.rtvEchoMatchLog)) globalThis.rtvEchoMatchLog.push([Date.now(), frame.level, frame.match, frame.echo]);
     if (this.measuring()) this.decided(this.echo.mic(frame.level));
     else if (this.monitoring()) this.replyEcho.mic(frame.level);
     else if (!this.player.playing && this.replyEcho.playMs > 0) this.reportReplyEcho();

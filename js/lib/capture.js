@@ -68,6 +68,12 @@ export async function openMic(mediaDevices) {
 const TRACK_BUFFER_CHUNKS = 50;
 
 /**
+ * The echo match (js/lib/echo-match.js) is an experiment, off by default: a page (the duplex
+ * bench, bench/bench_duplex.py) turns it on by setting `window.rtvEchoMatch = true` first.
+ */
+const ECHO_MATCH_ON = () => globalThis.rtvEchoMatch === true;
+
+/**
  * The capture worklet node on a mic stream. `id` (a random uint32) names this capture: the
  * kernel orders frames per (stream, seq). `onFrame(frame)` gets what the worklet posts.
  *
@@ -76,13 +82,17 @@ const TRACK_BUFFER_CHUNKS = 50;
  * Chromium hands a MediaStreamSource's audio to the graph through a buffer that grows to ~100
  * ms once the context has run a while, the track's about 50 ms after it reached the device
  * (PulseAudio rig, docs/DUPLEX.md). Elsewhere, or with `{feed: false}`, the graph's input.
+ * `played`: the player's worklet node, the echo match's reference (with `echoMatch`).
  */
 export class Capture {
-  constructor(ctx, stream, onFrame, { feed = typeof MediaStreamTrackProcessor === "function" } = {}) {
+  constructor(ctx, stream, onFrame, { feed = typeof MediaStreamTrackProcessor === "function", played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];
-    this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id } });
+    echoMatch = echoMatch && !!played;
+    this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 2, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id, echoMatch } });
+    // The echo match's reference: the player's output on the worklet's own clock (second input).
+    if (echoMatch) played.connect(this.node, 0, 1);
     this.node.port.onmessage = (e) => onFrame(e.data);
     this.holdSpeech = false; // full duplex, assistant audible: frames wait to look like speech
     this.fed = feed && !!this.track && this.feed();

@@ -14,6 +14,10 @@
 
 export const SPEECH_HOLD = { window: 15, need: 10, floorDbfs: -50 };
 
+// With the echo match (js/lib/echo-match.js, an experiment, off by default): frames that match
+// what was played never count, so the hold need not outlast a burst: 4 of the last 5 (80 ms).
+export const SPEECH_HOLD_MATCHED = { window: 5, need: 4, floorDbfs: -50 };
+
 export class SpeechHold {
   constructor(options = {}) {
     this.options = { ...SPEECH_HOLD, ...options };
@@ -22,10 +26,18 @@ export class SpeechHold {
     this.released = false;
   }
 
-  /** A frame (anything) with its RMS `level`: the frames to send now, oldest first. */
-  push(frame, level) {
+  /** Loud enough to count (before any echo match): what the match is worth computing for. */
+  loud(level) {
+    return level >= this.floor;
+  }
+
+  /**
+   * A frame (anything) with its RMS `level`, and whether it matched the played signal (`echo`,
+   * then it does not count however loud): the frames to send now, oldest first.
+   */
+  push(frame, level, echo = false) {
     if (this.released) return [frame];
-    this.held.push([frame, level >= this.floor]);
+    this.held.push([frame, level >= this.floor && !echo]);
     if (this.held.length > this.options.window) this.held.shift();
     if (this.held.filter(([, loud]) => loud).length < this.options.need) return [];
     this.released = true;

@@ -3,8 +3,11 @@
 // import by URL from a Blob-loaded module).
 //
 // Contract with the main thread (js/lib/capture.js):
-//   processorOptions {stream}: a uint32 naming this capture, see MicFrameOrder in
-//   rtvoice_widget/audio_link.py
+//   processorOptions {stream, echoMatch}: a uint32 naming this capture, see MicFrameOrder in
+//   rtvoice_widget/audio_link.py; echoMatch (an experiment, off by default): held frames that
+//   match what the player played (the node's second input) do not count as speech, and the
+//   hold is shorter (js/lib/echo-match.js, SPEECH_HOLD_MATCHED)
+//   input 0: the mic, unless the track feeds it (below); input 1: the player's output
 //   -> {level: RMS of the frame, seq: null} for a frame not meant for the kernel, else
 //      {level, stream, seq, t, pcm: ArrayBuffer (480 PCM16 samples, 20 ms at 24 kHz)}:
 //      seq numbers the frames meant for the kernel (0, 1, ... no holes), t is the capture time
@@ -30,7 +33,8 @@
 //      joining the audio on either side of it unnoticed
 
 import { FrameChunker, Resampler, pcm16ToFloat, rms } from "../lib/dsp.js";
-import { SpeechHold } from "../lib/speech-hold.js";
+import { EchoMatch } from "../lib/echo-match.js";
+import { SPEECH_HOLD_MATCHED, SpeechHold } from "../lib/speech-hold.js";
 
 class RtvCapture extends AudioWorkletProcessor {
   constructor(options) {
@@ -41,7 +45,9 @@ class RtvCapture extends AudioWorkletProcessor {
     this.link = null;
     this.gate = null; // the main thread's latest {send, contextTime, pageTime}
     this.seq = 0;
-    this.hold = new SpeechHold();
+    // The echo match compares 24 kHz mic frames with the player's output at the context rate.
+    this.match = options.processorOptions.echoMatch ? new EchoMatch(24000, sampleRate) : null;
+    this.hold = new SpeechHold(this.match ? SPEECH_HOLD_MATCHED : {});
     this.fedRate = 0; // the rate of the "pcm" messages, once they feed this node
     this.port.onmessage = (e) => {
       const msg = e.data;
@@ -56,6 +62,8 @@ class RtvCapture extends AudioWorkletProcessor {
     };
   }
   process(inputs) {
+    const played = inputs[1] && inputs[1][0];
+    if (this.match && played) this.match.played(played);
     if (this.fedRate) return true; // the main thread feeds the track's audio (see fed)
     const channel = inputs[0] && inputs[0][0];
     if (!channel) return true; // no input yet (device still starting): keep the node alive
@@ -82,7 +90,9 @@ class RtvCapture extends AudioWorkletProcessor {
   take(samples, end) {
     const frames = this.chunker.push(this.resampler.process(samples));
     for (const frame of frames) {
-      const level = rms(pcm16ToFloat(frame));
+      const samples = pcm16ToFloat(frame);
+      const level = rms(samples);
+      if (this.match) this.match.heard(samples);
       const gate = this.gate;
       if (!gate || !gate.send || !gate.hold) this.hold.end();
       if (!gate || !gate.send) {
@@ -94,8 +104,10 @@ class RtvCapture extends AudioWorkletProcessor {
         this.emit(frame, t, level);
         continue;
       }
-      const ready = this.hold.push({ frame, t, level }, level);
-      if (!ready.length) this.port.postMessage({ level, seq: null });
+      // Only a loud held frame is worth the look back (it is what would count).
+      const echo = !!this.match && !this.hold.released && this.hold.loud(level) && this.match.echo();
+      const ready = this.hold.push({ frame, t, level }, level, echo);
+      if (!ready.length) this.port.postMessage(this.match ? { level, seq: null, match: this.match.last.score, echo } : { level, seq: null });
       for (const f of ready) this.emit(f.frame, f.t, f.level);
     }
   }
