@@ -72,7 +72,11 @@ VARIANTS = {
     "aec": ({}, True),
     "half": ({"full_duplex": False}, True),
     "none": ({"headphones": True}, False),
+    "match": ({}, True),
 }
+# Page switches set before the widget loads: ``match`` is ``aec`` with the echo match experiment
+# on (js/lib/echo-match.js, off by default), its verdicts on held frames kept for the results.
+PAGE_SCRIPTS = {"match": "window.rtvEchoMatch = true; window.rtvEchoMatchLog = [];"}
 GOAL_MS = 300
 
 
@@ -93,10 +97,13 @@ def settle(duplex: DuplexChat) -> None:
 def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> dict:
     chat_options, ec = VARIANTS[name]
     rng = random.Random(15)
+    burst_rng = random.Random(16)  # its own: the barge-ins' offsets stay those of runs without bursts
     out: dict = {"variant": name, "turns": [], "tries": []}
     with PulseRig(echo_db=args.echo_db) as rig, BrowserBridge() as bridge:
         forced = {"autoGainControl": False} if args.agc_off else {}
         ctx = rig.launch(playwright, Path(tempfile.mkdtemp(prefix="duplex-profile")), echo_cancellation=ec, **forced)
+        if name in PAGE_SCRIPTS:
+            ctx.add_init_script(PAGE_SCRIPTS[name])
         duplex = DuplexChat(server.url, ctx.new_page(), bridge, **chat_options)
         voice = rig.voice()
         try:
@@ -110,6 +117,12 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                     settle(duplex)
                     continue
                 start_ms = session.now_ms()
+                burst_at = None
+                if args.bursts:
+                    # Past the onset guard (600 ms, mic closed) and before the reply's end.
+                    time.sleep(burst_rng.uniform(1.0, 3.0))
+                    burst_at = time.time()
+                    voice.burst(args.bursts, args.burst_db)
                 try:
                     outcome = duplex.wait_over(item, asked, timeout=40)
                 except AssertionError:
@@ -121,6 +134,8 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                 level = dbfs(duplex.chat.recording.user_pcm16(start_ms + (2500 if i == 0 else 500), end_ms))
                 turn = {"audio_ms": round(duplex.item(item).audio_received_ms), "outcome": outcome,
                         "self_interrupted": bool(heard) or outcome != "played", "mic_dbfs": round(level, 1)}
+                if burst_at is not None:
+                    turn["burst"] = burst_report(duplex, name, burst_at, args.bursts)
                 out["turns"].append(turn)
                 print(f"  {name} turn {i + 1}: {turn}", flush=True)
                 settle(duplex)
@@ -179,6 +194,9 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                         "during_playback": latency is not None and latency < playing_left,
                         "wer": round(word_error_rate([text], [transcript]), 3), "heard": transcript,
                         "truncation_exact": exact}
+                if name in PAGE_SCRIPTS:  # the echo match's verdicts on the voice's first held frames
+                    log = duplex.page.evaluate("window.rtvEchoMatchLog.splice(0)")
+                    try_["scores"] = [round(r[2], 2) for r in log if r[0] >= said * 1000 and r[1] >= 10 ** (-50 / 20)][:10]
                 out["tries"].append(try_)
                 print(f"  {name} barge-in {i + 1}: {try_}", flush=True)
                 settle(duplex)
@@ -197,6 +215,20 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                 duplex.chat.recording.to_wav(f"{args.log}.{name}.wav")
             ctx.close()
             duplex.chat.close()
+    return out
+
+
+def burst_report(duplex: DuplexChat, name: str, at: float, ms: float) -> dict:
+    """What the page's capture saw of an injected burst (from its start to 500 ms after its
+    end): the loudest frame (dBFS), and with the echo match its verdicts on the held frames."""
+    out: dict = {"heard": bool(duplex.rows("input_audio_buffer.speech_started", at))}
+    if name in PAGE_SCRIPTS:
+        log = duplex.page.evaluate("window.rtvEchoMatchLog.splice(0)")
+        rows = [r for r in log if at * 1000 <= r[0] <= at * 1000 + ms + 500]
+        loud = [r for r in rows if r[1] >= 10 ** (-50 / 20)]
+        out.update({"held_loud": len(loud), "matched": sum(bool(r[3]) for r in loud),
+                    "max_dbfs": round(20 * np.log10(max((r[1] for r in rows), default=1e-5)), 1),
+                    "scores": [round(r[2], 2) for r in loud]})
     return out
 
 
@@ -223,6 +255,7 @@ def summarise(result: dict) -> dict:
         "user_wer": round(statistics.mean(t["wer"] for t in tries), 3) if tries else None,
         "truncation_exact": f"{sum(t['truncation_exact'] is True for t in tries)}/{sum(t['truncation_exact'] is not None for t in tries)}",
         "echo_check": result.get("echo_check"),
+        "bursts_heard": f"{sum(t['burst']['heard'] for t in turns if 'burst' in t)}/{sum('burst' in t for t in turns)}",
     }
 
 
@@ -234,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="aec,half,none")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--agc-off", action="store_true", help="force autoGainControl off in the page (an experiment)")
+    parser.add_argument("--bursts", type=float, default=0,
+                        help="in every turn, copy this many ms of the speaker's output into the mic bus "
+                             "(a stand-in for an echo burst the canceller lets through; docs/DUPLEX.md E)")
+    parser.add_argument("--burst-db", type=float, default=-6.0, help="the copy's level relative to the playback")
     parser.add_argument("--log", help="append every event the kernel got (but audio deltas) to this file")
     parser.add_argument("--out", default=str(REPO / "bench" / "duplex" / "results" / "bench_duplex.json"))
     args = parser.parse_args(argv)
@@ -278,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps({"args": vars(args), "summary": summary, "runs": results}, indent=1))
 
     missed = []
-    a = summary.get("aec")
+    a = summary.get("aec") or summary.get("match")
     if a:
         if a["self_interruptions"]:
             missed.append(f"{a['self_interruptions']} self-interruptions")

@@ -112,6 +112,11 @@ class MicBusVoice:
         self._started: threading.Event | None = None
         self._onset = 0.0
         self._stop = threading.Event()
+        self._burst = 0  # 10 ms chunks of the speaker's own output still to copy into the bus
+        self._gain = 1.0
+        self._tap = None  # parec on the speaker's monitor, started by the first burst()
+        self._tapped: list = []  # its chunks not yet copied, oldest first
+        self._env = env
         self._thread = threading.Thread(target=self._feed, name="micbus-voice", daemon=True)
         self._thread.start()
 
@@ -123,6 +128,11 @@ class MicBusVoice:
             with self._lock:
                 chunk = self._queue.pop(0) if self._queue else None
                 first, self._started = (self._started, None) if chunk is not None and self._started else (None, self._started)
+                if chunk is None and self._burst > 0:
+                    self._burst -= 1
+                    if self._tapped:
+                        x = np.frombuffer(self._tapped.pop(0), np.int16).astype(np.float64) * self._gain
+                        chunk = np.clip(x, -32768, 32767).astype(np.int16).tobytes()
             if first is not None:
                 self._onset = time.time()
             try:
@@ -151,8 +161,36 @@ class MicBusVoice:
         started.wait(5)
         return self._onset, len(samples) / rate
 
+    def burst(self, ms: float, gain_db: float = -6.0) -> None:
+        """A burst of echo the canceller did not cancel, as a stand-in for the ones Chromium's
+        lets through now and then (docs/DUPLEX.md E): for ``ms`` from now, copy what the speaker
+        plays into the mic bus ``gain_db`` below it, on top of the rig's echo path, ~60-80 ms
+        later than that path (the tap's and this stream's buffering)."""
+        if self._tap is None:
+            self._tap = subprocess.Popen(
+                ["parec", "--raw", "--format=s16le", f"--rate={self.RATE}", "--channels=1", "--latency-msec=10",
+                 "-d", "speaker.monitor"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self._env)
+            threading.Thread(target=self._read_tap, name="micbus-tap", daemon=True).start()
+            time.sleep(0.3)
+        with self._lock:
+            self._tapped = self._tapped[-1:]  # from the speaker's latest audio on
+            self._gain = 10 ** (gain_db / 20)
+            self._burst = int(round(ms / 10))
+
+    def _read_tap(self) -> None:
+        while not self._stop.is_set():
+            data = self._tap.stdout.read(self.CHUNK * 2)
+            if not data or len(data) < self.CHUNK * 2:
+                return
+            with self._lock:
+                self._tapped.append(data)
+                del self._tapped[:-20]  # only the latest 200 ms are ever copied
+
     def close(self) -> None:
         self._stop.set()
+        if self._tap is not None:
+            self._tap.terminate()
+            self._tap.wait(5)
         try:
             self.proc.stdin.close()
         except OSError:
