@@ -8,7 +8,14 @@ echo path (tests/duplex_rig.py: the speaker's output reaches the mic ``--echo-db
 - ``aec``: the default: full duplex once the page's echo check passed (Chromium's canceller on);
 - ``half``: today's half-duplex on speakers (``full_duplex=False``: the mic is held while the
   assistant is audible);
-- ``none``: no cancellation: the canceller off and the mic always open (``headphones=True``).
+- ``none``: no cancellation: the canceller off and the mic always open (``headphones=True``);
+- ``match`` (only when asked for): ``aec`` with the echo match experiment on
+  (js/lib/echo-match.js, off by default).
+
+``--bursts MS``: in every turn, 1-3 s into the reply, copy MS ms of the speaker's output into
+the mic bus on top of the rig's echo (tests/duplex_rig.py ``MicBusVoice.burst``), a stand-in for
+the echo bursts Chromium's canceller lets through now and then (docs/DUPLEX.md E); a burst the
+server heard is a self-interruption (``bursts_heard``).
 
 Per variant: ``--turns`` assistant turns of 5 s or more played on the speaker with nobody
 talking (a self-interruption: the server heard speech in them, or the reply was stopped);
@@ -76,7 +83,7 @@ VARIANTS = {
 }
 # Page switches set before the widget loads: ``match`` is ``aec`` with the echo match experiment
 # on (js/lib/echo-match.js, off by default), its verdicts on held frames kept for the results.
-PAGE_SCRIPTS = {"match": "window.rtvEchoMatch = true; window.rtvEchoMatchLog = [];"}
+PAGE_SCRIPTS = {"match": "window.rtvEchoMatch = %s; window.rtvEchoMatchLog = [];"}
 GOAL_MS = 300
 
 
@@ -103,7 +110,7 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
         forced = {"autoGainControl": False} if args.agc_off else {}
         ctx = rig.launch(playwright, Path(tempfile.mkdtemp(prefix="duplex-profile")), echo_cancellation=ec, **forced)
         if name in PAGE_SCRIPTS:
-            ctx.add_init_script(PAGE_SCRIPTS[name])
+            ctx.add_init_script(PAGE_SCRIPTS[name] % (args.match_options or "true"))
         duplex = DuplexChat(server.url, ctx.new_page(), bridge, **chat_options)
         voice = rig.voice()
         try:
@@ -228,7 +235,7 @@ def burst_report(duplex: DuplexChat, name: str, at: float, ms: float) -> dict:
         loud = [r for r in rows if r[1] >= 10 ** (-50 / 20)]
         out.update({"held_loud": len(loud), "matched": sum(bool(r[3]) for r in loud),
                     "max_dbfs": round(20 * np.log10(max((r[1] for r in rows), default=1e-5)), 1),
-                    "scores": [round(r[2], 2) for r in loud]})
+                    "scores": [round(r[2], 2) for r in loud], "lags_ms": [r[4] for r in loud]})
     return out
 
 
@@ -271,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="in every turn, copy this many ms of the speaker's output into the mic bus "
                              "(a stand-in for an echo burst the canceller lets through; docs/DUPLEX.md E)")
     parser.add_argument("--burst-db", type=float, default=-6.0, help="the copy's level relative to the playback")
+    parser.add_argument("--match-options", help="JSON options for the echo match (variant match), e.g. '{\"maxLagMs\": 1000}'")
     parser.add_argument("--log", help="append every event the kernel got (but audio deltas) to this file")
     parser.add_argument("--out", default=str(REPO / "bench" / "duplex" / "results" / "bench_duplex.json"))
     args = parser.parse_args(argv)

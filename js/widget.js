@@ -349,7 +349,7 @@ class Engine {
     }
     this.micLevel = frame.level;
     // The echo match experiment's verdicts on held frames, for a bench that asked for them.
-    if (frame.match !== undefined && Array.isArray(globalThis.rtvEchoMatchLog)) globalThis.rtvEchoMatchLog.push([Date.now(), frame.level, frame.match, frame.echo]);
+    if (frame.match !== undefined && Array.isArray(globalThis.rtvEchoMatchLog)) globalThis.rtvEchoMatchLog.push([Date.now(), frame.level, frame.match, frame.echo, frame.lag]);
     if (this.measuring()) this.decided(this.echo.mic(frame.level));
     else if (this.monitoring()) this.replyEcho.mic(frame.level);
     else if (!this.player.playing && this.replyEcho.playMs > 0) this.reportReplyEcho();

@@ -69,9 +69,13 @@ const TRACK_BUFFER_CHUNKS = 50;
 
 /**
  * The echo match (js/lib/echo-match.js) is an experiment, off by default: a page (the duplex
- * bench, bench/bench_duplex.py) turns it on by setting `window.rtvEchoMatch = true` first.
+ * bench, bench/bench_duplex.py) turns it on by setting `window.rtvEchoMatch` first: true, or
+ * options for it (ECHO_MATCH in echo-match.js, e.g. {maxLagMs: 1000}).
  */
-const ECHO_MATCH_ON = () => globalThis.rtvEchoMatch === true;
+const ECHO_MATCH_ON = () => {
+  const on = globalThis.rtvEchoMatch;
+  return on === true || (typeof on === "object" && on !== null) ? on : false;
+};
 
 /**
  * The capture worklet node on a mic stream. `id` (a random uint32) names this capture: the

@@ -117,6 +117,11 @@ export class EchoMatch {
     this.mic.push(this.micDown.process(samples));
   }
 
+  /** The lag (ms) of the latest look's best match (-1: none). */
+  get lagMs() {
+    return this.last.lag < 0 ? -1 : (this.last.lag * 1000) / this.options.rate;
+  }
+
   echo() {
     this.last = bestMatch(this.mic.latest(this.w), this.ref.latest(this.refLen), this.floor);
     return this.last.score >= this.options.threshold;

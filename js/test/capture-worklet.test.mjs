@@ -72,3 +72,37 @@ test("track audio the page dropped leaves a hole in the frame numbers, which the
   assert.deepEqual(after, after.map((_, i) => after[0] + i));
 });
 
+
+// Speech-like noise (low-passed, with a syllable-rate envelope) at 44.1 kHz, the test's context rate.
+function babble(n, seed) {
+  let s = seed >>> 0;
+  const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+  let y = 0;
+  let env = 0.5;
+  return Float32Array.from({ length: n }, (_, i) => {
+    if (i % 882 === 0) env = 0.2 + 0.8 * Math.abs(rand());
+    y = 0.9 * y + 0.1 * rand();
+    return 0.5 * env * y;
+  });
+}
+
+test("with the echo match, a held burst that copies the player's output stays held; a voice is released", () => {
+  for (const [copy, released] of [[true, false], [false, true]]) {
+    const node = new registered["rtv-capture"]({ processorOptions: { stream: 7, echoMatch: true } });
+    const send = (msg) => node.port.onmessage({ data: msg });
+    send({ type: "gate", send: true, hold: true, contextTime: 0, pageTime: 0 });
+    const played = babble(44100 * 2, 5);
+    const voice = babble(44100 * 2, 77);
+    // 441 samples of playback per 10 ms, the mic (fed at 44.1 kHz) 100 ms behind it.
+    for (let k = 0; k < 150; k++) {
+      const at = k * 441;
+      node.process([[], [played.subarray(at, at + 441)]]);
+      const src = copy ? played : voice;
+      const start = at - 4410;
+      const mic = start >= 0 ? src.slice(start, start + 441).map((x) => 0.1 * x) : new Float32Array(441);
+      send({ type: "pcm", samples: mic, rate: 44100 });
+    }
+    const sent = node.port.posted.filter((m) => m.seq !== undefined && m.seq !== null);
+    assert.equal(sent.length > 0, released, `copy ${copy}: ${sent.length} frames sent`);
+  }
+});

@@ -6,7 +6,8 @@
 //   processorOptions {stream, echoMatch}: a uint32 naming this capture, see MicFrameOrder in
 //   rtvoice_widget/audio_link.py; echoMatch (an experiment, off by default): held frames that
 //   match what the player played (the node's second input) do not count as speech, and the
-//   hold is shorter (js/lib/echo-match.js, SPEECH_HOLD_MATCHED)
+//   hold is shorter (js/lib/echo-match.js, SPEECH_HOLD_MATCHED); true or its options; a held
+//   frame's message then also carries the match's latest {match: score, lag: ms, echo}
 //   input 0: the mic, unless the track feeds it (below); input 1: the player's output
 //   -> {level: RMS of the frame, seq: null} for a frame not meant for the kernel, else
 //      {level, stream, seq, t, pcm: ArrayBuffer (480 PCM16 samples, 20 ms at 24 kHz)}:
@@ -46,7 +47,8 @@ class RtvCapture extends AudioWorkletProcessor {
     this.gate = null; // the main thread's latest {send, contextTime, pageTime}
     this.seq = 0;
     // The echo match compares 24 kHz mic frames with the player's output at the context rate.
-    this.match = options.processorOptions.echoMatch ? new EchoMatch(24000, sampleRate) : null;
+    const match = options.processorOptions.echoMatch;
+    this.match = match ? new EchoMatch(24000, sampleRate, typeof match === "object" ? match : {}) : null;
     this.hold = new SpeechHold(this.match ? SPEECH_HOLD_MATCHED : {});
     this.fedRate = 0; // the rate of the "pcm" messages, once they feed this node
     this.port.onmessage = (e) => {
@@ -107,7 +109,7 @@ class RtvCapture extends AudioWorkletProcessor {
       // Only a loud held frame is worth the look back (it is what would count).
       const echo = !!this.match && !this.hold.released && this.hold.loud(level) && this.match.echo();
       const ready = this.hold.push({ frame, t, level }, level, echo);
-      if (!ready.length) this.port.postMessage(this.match ? { level, seq: null, match: this.match.last.score, echo } : { level, seq: null });
+      if (!ready.length) this.port.postMessage(this.match ? { level, seq: null, match: this.match.last.score, lag: this.match.lagMs, echo } : { level, seq: null });
       for (const f of ready) this.emit(f.frame, f.t, f.level);
     }
   }
