@@ -33,7 +33,9 @@ first voiced piece cut at N words), with ``--early-ask-ms X``, ``sem-earlyX`` (t
 X ms of silence, on a server of its own; 0 gives ``sem-noearly``), with
 ``--speculation-delay-ms X``, ``sem-specX`` (the speculative transcription at X ms of silence,
 on a server of its own), with ``--no-prefill-variant``, ``sem-noprefill`` (no LLM prefill of the
-partial transcripts while the user speaks, on a server of its own). Module-level settings are switched around each stream (one runs at a
+partial transcripts while the user speaks, on a server of its own), with ``--batch1-variant``,
+``sem-batch1`` (the reply's prompt and its first words on 1 thread, as before, not 2) and
+``sem-nolead`` (the prompt on 2 threads, the first words on 1). Module-level settings are switched around each stream (one runs at a
 time). ``--complete-only`` skips the paused prompts. ``--stages`` prints each complete turn's
 stage marks (``turn_stages.py``: silence heard, speculative transcription, end-of-turn decision,
 LLM prompt evaluation, first voiced piece, its audio, first delta) and their medians, and
@@ -353,6 +355,9 @@ def main() -> int:
     parser.add_argument("--no-prefill-variant", action="store_true",
                         help="also run semantic_vad without the LLM prefill of the partial transcripts (sem-noprefill)")
     parser.add_argument("--complete-only", action="store_true", help="skip the paused prompts")
+    parser.add_argument("--batch1-variant", action="store_true",
+                        help="and sem-batch1 (semantic_vad, the reply's prompt and first words on 1 thread, as before) "
+                             "and sem-nolead (the prompt on 2 threads, the first words on 1)")
     parser.add_argument("--stages", action="store_true",
                         help="print each complete turn's stage marks (silence, ASR, LLM, TTS; turn_stages.py)")
     args = parser.parse_args()
@@ -391,6 +396,12 @@ def main() -> int:
     early_variants.update({f"sem-spec{ms:.0f}": {"speculation_delay_ms": ms} for ms in args.speculation_delay_ms})
     if args.no_prefill_variant:
         early_variants["sem-noprefill"] = {"prefill": False}
+    if args.batch1_variant:
+        if not hasattr(engines.llm, "batch_threads"):
+            parser.error("--batch1-variant needs a llama.cpp LLM")
+        PATCHES["sem-batch1"] = {(engines.llm, "batch_threads"): 1}
+        PATCHES["sem-nolead"] = {(engines.llm, "lead_words"): 0}
+        variants += ["sem-batch1", "sem-nolead"]
     variants += list(early_variants)
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None))

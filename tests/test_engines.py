@@ -872,6 +872,60 @@ def test_prefill_of_the_words_so_far_leaves_the_reply_only_the_rest_to_evaluate(
     assert len(llama.tokenize(warm.encode(), add_bos=False)) < len(llama.tokenize(cold.encode(), add_bos=False))
 
 
+@contextlib.contextmanager
+def thread_counts(llama):
+    """The (generate, prompt) thread counts of llama.cpp's context at each evaluation, with
+    whether it was a prompt (more than one token) or a generated token."""
+    import llama_cpp
+
+    seen: list[tuple[str, int, int]] = []
+    original = llama.eval
+
+    def recording(tokens):
+        tokens = list(tokens)
+        seen.append(("prompt" if len(tokens) > 1 else "token", llama_cpp.llama_n_threads(llama.ctx),
+                     llama_cpp.llama_n_threads_batch(llama.ctx)))
+        return original(tokens)
+
+    llama.eval = recording
+    try:
+        yield seen
+    finally:
+        del llama.eval
+
+
+@pytest.mark.models
+def test_a_reply_evaluates_its_prompt_and_first_words_on_two_threads_unless_the_machine_is_busy(
+        default_engines, monkeypatch):
+    import os
+
+    from rtvoice_widget.server.engines.llm_llama import _usable_cores
+
+    llm = default_engines.llm
+    llama = llm._llama
+    two = min(2, _usable_cores())
+    question = [{"role": "user", "content": "Tell me a long story about a dragon who guards a mountain of gold."}]
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))  # a quiet machine
+    with thread_counts(llama) as seen:
+        text = "".join(c.text for c in llm.stream(question, max_tokens=24))
+    assert len(text.split()) > llm.lead_words + 2, text
+    kinds = [kind for kind, _, _ in seen]
+    assert kinds[0] == "prompt" and kinds.count("prompt") == 1
+    assert seen[0][2] == two  # the prompt
+    tokens = [generate for kind, generate, _ in seen if kind == "token"]
+    assert tokens[0] == two and tokens[-1] == llm.n_threads == 1  # the lead words, then one thread
+    assert tokens == sorted(tokens, reverse=True)  # two threads only until the lead words are out
+
+    # While the user speaks (prefill), and on a busy machine, everything on one thread.
+    with thread_counts(llama) as seen:
+        assert llm.prefill([{"role": "user", "content": "What is the capital of"}])
+    assert seen and all(generate == 1 and batch == 1 for _, generate, batch in seen)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.0 * _usable_cores(), 1.0, 1.0))
+    with thread_counts(llama) as seen:
+        "".join(c.text for c in llm.stream([{"role": "user", "content": "Name three colours."}], max_tokens=12))
+    assert seen and all(generate == 1 and batch == 1 for _, generate, batch in seen)
+
+
 @pytest.mark.models
 def test_prefill_never_waits_for_a_reply_holding_the_model(default_engines):
     llm = default_engines.llm

