@@ -355,6 +355,8 @@ def main() -> int:
     parser.add_argument("--no-prefill-variant", action="store_true",
                         help="also run semantic_vad without the LLM prefill of the partial transcripts (sem-noprefill)")
     parser.add_argument("--complete-only", action="store_true", help="skip the paused prompts")
+    parser.add_argument("--lead-words", type=int, action="append", default=[],
+                        help="and sem-leadN: the reply's first N words generated on two threads (repeatable)")
     parser.add_argument("--batch1-variant", action="store_true",
                         help="and sem-batch1 (semantic_vad, the reply's prompt and first words on 1 thread, as before) "
                              "and sem-nolead (the prompt on 2 threads, the first words on 1)")
@@ -402,6 +404,9 @@ def main() -> int:
         PATCHES["sem-batch1"] = {(engines.llm, "batch_threads"): 1}
         PATCHES["sem-nolead"] = {(engines.llm, "lead_words"): 0}
         variants += ["sem-batch1", "sem-nolead"]
+    for words in args.lead_words:
+        PATCHES[f"sem-lead{words}"] = {(engines.llm, "lead_words"): words}
+        variants.append(f"sem-lead{words}")
     variants += list(early_variants)
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(LocalRealtimeServer(engines=engines, progress=None))

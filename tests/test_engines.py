@@ -907,7 +907,7 @@ def test_a_reply_evaluates_its_prompt_and_first_words_on_two_threads_unless_the_
     question = [{"role": "user", "content": "Tell me a long story about a dragon who guards a mountain of gold."}]
     monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))  # a quiet machine
     with thread_counts(llama) as seen:
-        text = "".join(c.text for c in llm.stream(question, max_tokens=24))
+        text = "".join(c.text for c in llm.stream(question, max_tokens=40))
     assert len(text.split()) > llm.lead_words + 2, text
     kinds = [kind for kind, _, _ in seen]
     assert kinds[0] == "prompt" and kinds.count("prompt") == 1

@@ -236,7 +236,11 @@ class LlamaCppLLM:
     words). Measured on a quiet 2-core AMX Xeon with Qwen2.5-Coder-1.5B: the new words of a turn
     to the first token p50 339 ms with 2 threads against 630 ms with 1 (30 questions in one
     conversation, interleaved); end of voice to first audio p50 1137 ms against 1390 ms
-    (``bench/bench_turns.py --batch1-variant``, same run). :meth:`prefill` and :meth:`warm`
+    (``bench/bench_turns.py --batch1-variant``, same run). Eight lead words, not three, so the
+    second voiced piece (up to 5 words after the first 2) is ready before the first has played:
+    playback stalled after the first piece in 1 of 12 turns against 8 of 12 with three, first
+    audio the same (p50 1026 vs 1034 ms; ``--lead-words 8``, same run): Piper's first piece
+    beside two LLM threads did not slow. :meth:`prefill` and :meth:`warm`
     keep ``n_threads``: they run while the user speaks, beside the VAD and the partial
     transcriptions.
     """
@@ -248,7 +252,7 @@ class LlamaCppLLM:
         n_ctx: int = 2048,
         n_threads: int = 1,
         batch_threads: int | None = None,
-        lead_words: int = 3,
+        lead_words: int = 8,
         temperature: float = 0.2,
         repeat_penalty: float = 1.15,
         history: str = "turns",
