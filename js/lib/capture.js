@@ -78,18 +78,28 @@ const ECHO_MATCH_ON = () => {
 };
 
 /**
+ * Reading the mic from the track (below) is off by default: a page sets `window.rtvMicFromTrack
+ * = true` first to turn it on (the duplex bench does). It brings the voice to the kernel ~100
+ * ms sooner in Chromium, but the track is read on the page's main thread, and a main thread
+ * that stalls for longer than the reader's buffer loses audio: under CI's full load the page
+ * dropped a frame's worth mid-speech (tests/test_widget_browser.py, the link hand-over test),
+ * where the graph's input, read on the audio thread, loses nothing.
+ */
+const MIC_FROM_TRACK = () => globalThis.rtvMicFromTrack === true && typeof MediaStreamTrackProcessor === "function";
+
+/**
  * The capture worklet node on a mic stream. `id` (a random uint32) names this capture: the
  * kernel orders frames per (stream, seq). `onFrame(frame)` gets what the worklet posts.
  *
- * Where the browser has `MediaStreamTrackProcessor` (Chromium), the mic's audio is read from
- * the track here and posted to the worklet (`feed`), not taken through a MediaStreamSource:
+ * With `feed` (see MIC_FROM_TRACK; Chromium's `MediaStreamTrackProcessor`), the mic's audio is
+ * read from the track here and posted to the worklet, not taken through a MediaStreamSource:
  * Chromium hands a MediaStreamSource's audio to the graph through a buffer that grows to ~100
  * ms once the context has run a while, the track's about 50 ms after it reached the device
- * (PulseAudio rig, docs/DUPLEX.md). Elsewhere, or with `{feed: false}`, the graph's input.
+ * (PulseAudio rig, docs/DUPLEX.md). By default, the graph's input.
  * `played`: the player's worklet node, the echo match's reference (with `echoMatch`).
  */
 export class Capture {
-  constructor(ctx, stream, onFrame, { feed = typeof MediaStreamTrackProcessor === "function", played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
+  constructor(ctx, stream, onFrame, { feed = MIC_FROM_TRACK(), played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];

@@ -257,8 +257,9 @@ var ECHO_MATCH_ON = () => {
   const on = globalThis.rtvEchoMatch;
   return on === true || typeof on === "object" && on !== null ? on : false;
 };
+var MIC_FROM_TRACK = () => globalThis.rtvMicFromTrack === true && typeof MediaStreamTrackProcessor === "function";
 var Capture = class {
-  constructor(ctx, stream, onFrame, { feed = typeof MediaStreamTrackProcessor === "function", played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
+  constructor(ctx, stream, onFrame, { feed = MIC_FROM_TRACK(), played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];
