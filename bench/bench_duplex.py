@@ -5,12 +5,15 @@ echo path (tests/duplex_rig.py: the speaker's output reaches the mic ``--echo-db
 ~30 ms late; the user's voice is played into the mic bus), against the real local server
 (Silero VAD, Whisper-base, the echo LLM, espeak-ng) and a real kernel-side VoiceChat:
 
-- ``aec``: the default: full duplex once the page's echo check passed (Chromium's canceller on);
+- ``aec``: the default: full duplex once the page's echo check passed (Chromium's canceller on),
+  the mic read from its track by a worker;
 - ``half``: today's half-duplex on speakers (``full_duplex=False``: the mic is held while the
   assistant is audible);
 - ``none``: no cancellation: the canceller off and the mic always open (``headphones=True``);
 - ``match`` (only when asked for): ``aec`` with the echo match experiment on
-  (js/lib/echo-match.js, off by default).
+  (js/lib/echo-match.js, off by default);
+- ``graph`` (only when asked for): ``aec`` with the mic taken through the Web Audio graph's
+  input, the default before the track's reader moved to a worker.
 
 ``--bursts MS``: in every turn, 1-3 s into the reply, copy MS ms of the speaker's output into
 the mic bus on top of the rig's echo (tests/duplex_rig.py ``MicBusVoice.burst``), a stand-in for
@@ -80,10 +83,14 @@ VARIANTS = {
     "half": ({"full_duplex": False}, True),
     "none": ({"headphones": True}, False),
     "match": ({}, True),
+    "graph": ({}, True),
 }
 # Page switches set before the widget loads: ``match`` is ``aec`` with the echo match experiment
-# on (js/lib/echo-match.js, off by default), its verdicts on held frames kept for the results.
-PAGE_SCRIPTS = {"match": "window.rtvEchoMatch = %s; window.rtvEchoMatchLog = [];"}
+# on (js/lib/echo-match.js, off by default), its verdicts on held frames kept for the results;
+# ``graph`` is ``aec`` with the mic taken through the Web Audio graph's input instead of read
+# from its track (what the widget did by default before; js/lib/capture.js).
+PAGE_SCRIPTS = {"match": "window.rtvEchoMatch = %s; window.rtvEchoMatchLog = [];",
+                "graph": "window.rtvMicFromTrack = false; // %s"}
 GOAL_MS = 300
 
 

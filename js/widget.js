@@ -24,6 +24,7 @@ import * as state from "./lib/state.js";
 import captureSource from "./worklets/capture.js?source";
 import playbackSource from "./worklets/playback.js?source";
 import linkWorkerSource from "./worklets/link-worker.js?source";
+import trackReaderSource from "./worklets/track-reader.js?source";
 import css from "./widget.css";
 
 const ICONS = {
@@ -229,10 +230,10 @@ class Engine {
     }
   }
 
-  setMic(state, detail = "", report = true) {
+  setMic(state, detail = "", report = true, extra = {}) {
     this.mic = state;
     this.micDetail = detail;
-    if (report) this.send({ type: "mic", state, detail });
+    if (report) this.send({ type: "mic", state, detail, ...extra });
     this.notify("mic");
   }
 
@@ -277,12 +278,12 @@ class Engine {
     }
     this.stream = opened.stream;
     if (!this.graph) return; // stopped while waiting for permission
-    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame), { played: this.graph.playback });
+    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame), { played: this.graph.playback, readerSource: trackReaderSource });
     this.echo.reset();
     this.micRoute.newCapture(this.capture.id);
     const track = this.capture.track;
     if (track) track.onended = () => this.setMic("no_device", "The microphone was disconnected. Reconnect it and click the mic button.");
-    this.setMic("live", track ? track.label : "");
+    this.setMic("live", track ? track.label : "", true, { reads: this.capture.fed ? "track" : "graph" });
     this.checkSuspended();
     if (this.link) this.link.attach("capture", this.capture.node);
   }
@@ -320,6 +321,7 @@ class Engine {
 
   stopAudio(report = true) {
     stopStream(this.stream);
+    if (this.capture) this.capture.close();
     if (this.link) this.link.terminate();
     this.link = null;
     this.micRoute.reset();

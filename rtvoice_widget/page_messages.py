@@ -44,7 +44,7 @@ class PageMessages:
         self._handlers: dict[str, Handler] = {
             "audio": mic.push,
             "played": lambda content, _: self._played(content),
-            "mic": lambda content, _: log(f"mic.{content.get('state', 'unknown')}", text=content.get("detail") or None),
+            "mic": lambda content, _: self._mic_state(content),
             "playback": lambda content, _: self._report("playback.overflow", *playback_overflow(content)),
             "duplex": lambda content, _: self._echo_check(content),
             "echo": lambda content, _: self._report(*echo_measured(content)),
@@ -67,6 +67,13 @@ class PageMessages:
             pass  # late frames/reports after a disconnect: nothing to deliver them to
         except (TypeError, ValueError) as exc:
             self._log("widget.error", text=f"bad {kind} message from the browser: {exc}")
+
+    def _mic_state(self, content: dict[str, Any]) -> None:
+        # ``reads`` (with "live"): where the page reads the mic, "track" (a worker reading the
+        # MediaStreamTrack, Chromium) or "graph" (the Web Audio graph's input, ~100 ms later).
+        reads = content.get("reads")
+        fields = {"reads": reads} if reads in ("track", "graph") else {}
+        self._log(f"mic.{content.get('state', 'unknown')}", text=content.get("detail") or None, **fields)
 
     def _control(self, action: Any, content: dict[str, Any]) -> None:
         control = self._controls.get(action) if isinstance(action, str) else None

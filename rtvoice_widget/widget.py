@@ -30,8 +30,11 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
   ``output_latency_ms`` / ``base_latency_ms``. The first ``started_t`` of an item is logged as
   ``playback.started`` with ``started_ms`` on the session clock (the turns table's
   ``voice_to_first_sound_ms``, see :class:`~rtvoice_widget.page_messages.FirstSound`).
-- ``{"type": "mic", "state", "detail"}``: mic started / denied / no device / ..., and the mic
-  link opening or closing (``link_open`` / ``link_closed``); logged as ``mic.<state>``.
+- ``{"type": "mic", "state", "detail", "reads"?}``: mic started / denied / no device / ..., and
+  the mic link opening or closing (``link_open`` / ``link_closed``); logged as ``mic.<state>``.
+  With ``live``, ``reads`` says where the page reads the mic: ``track`` (a worker reading the
+  track, Chromium: the voice reaches the kernel ~100 ms sooner) or ``graph`` (the Web Audio
+  graph's input, elsewhere).
 - ``{"type": "playback", "state": "overflow", "buffer", "dropped", "dropped_ms", "detail"}``: a
   browser buffer of assistant audio hit its cap and dropped audio (``buffer``: ``pending``
   before the player is ready, ``playback`` the player's queue, ``handover`` link audio waiting

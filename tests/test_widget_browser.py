@@ -142,6 +142,8 @@ def test_widget_in_chromium_streams_plays_flushes(tmp_path, mic_wav, screenshots
                 assert len(via_link) >= 40 and len(sent) < 25, (len(via_link), len(sent))
                 assert via_link == list(range(len(via_link)))
                 assert set(sent) <= set(via_link), sent  # only copies of frames the link carried
+            # Chromium: the mic is read from its track by a worker, not through the audio graph.
+            assert chat.events.filter(type="mic.live").payload.iloc[-1].get("reads") == "track"
             # Only one view captures: one engine, so sequence numbers are not duplicated.
             assert len(set(sent)) == len(sent)
 
@@ -401,7 +403,8 @@ def test_page_sends_no_audio_to_a_link_that_cannot_prove_it_is_the_kernel(tmp_pa
 
 def test_no_mic_frame_is_lost_or_reordered_when_the_link_opens_or_closes_mid_speech(tmp_path, mic_wav, playwright_driver):
     """The mic starts on Jupyter (the link's address is held back), then the link opens while
-    the fake mic speaks, then the kernel drops the link and the page reconnects: every frame
+    the fake mic speaks, the page's main thread stalls for 1.2 s, then the kernel drops the link
+    and the page reconnects: every frame
     the capture numbered from mic start reaches the session once, in capture order, whichever
     way (or ways) it travelled."""
     http, base = serve_static()
@@ -422,6 +425,10 @@ def test_no_mic_frame_is_lost_or_reordered_when_the_link_opens_or_closes_mid_spe
             bridge.release()  # the page learns where the link is: it opens mid-speech
             wait_until(lambda: len(chat.events.filter(type="mic.link_open")) == 1, message="link open")
             wait_until(lambda: sum(v == "link" for v, *_ in seen) >= 25, message="frames over the link")
+            # The page's main thread stalls for 1.2 s mid-speech (a busy JupyterLab, a loaded
+            # machine): the mic is read off it, so no audio may be lost (read on the main thread,
+            # the track's 500 ms buffer overflowed and frames went missing).
+            page.evaluate("() => { const end = performance.now() + 1200; while (performance.now() < end); }")
             chat._audio_link._peer.close()  # the kernel side drops it; the page reconnects in 2 s
             wait_until(lambda: len(chat.events.filter(type="mic.link_closed")) == 1, message="link closed")
             wait_until(lambda: len(chat.events.filter(type="mic.link_open")) == 2, message="link open again")
@@ -448,6 +455,7 @@ def test_no_mic_frame_is_lost_or_reordered_when_the_link_opens_or_closes_mid_spe
             metrics = chat.metrics()
             assert metrics["mic_frames_in"] == len(seqs) and metrics["mic_frames_missing"] == 0
             assert chat.events.filter(type="mic.gap").empty
+            assert chat.events.filter(type="mic.live").payload.iloc[-1].get("reads") == "track"
             assert len(appended_audio(server)) == len(seqs) * 960  # every sample of every 20 ms frame
             server.assert_client_events_valid()
             assert not bridge.page_errors and not errors, (bridge.page_errors, errors)

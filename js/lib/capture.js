@@ -1,8 +1,6 @@
 // The mic: asking for it, the capture worklet node that frames it (js/worklets/capture.js), and
 // the gate that decides which frames are meant for the kernel.
 
-import { lostMs } from "./dsp.js";
-
 /** The constraints the mic is opened with: the browser's echo canceller and friends on. */
 export const MIC_CONSTRAINTS = {
   audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
@@ -64,7 +62,7 @@ export async function openMic(mediaDevices) {
 }
 
 /** Audio read from the track this many 10 ms chunks behind at most before the oldest are dropped
- * (a main thread busy for longer loses audio, as the graph's own input would glitch). */
+ * (a reader held up for longer loses audio, as the graph's own input would glitch). */
 const TRACK_BUFFER_CHUNKS = 50;
 
 /**
@@ -78,28 +76,28 @@ const ECHO_MATCH_ON = () => {
 };
 
 /**
- * Reading the mic from the track (below) is off by default: a page sets `window.rtvMicFromTrack
- * = true` first to turn it on (the duplex bench does). It brings the voice to the kernel ~100
- * ms sooner in Chromium, but the track is read on the page's main thread, and a main thread
- * that stalls for longer than the reader's buffer loses audio: under CI's full load the page
- * dropped a frame's worth mid-speech (tests/test_widget_browser.py, the link hand-over test),
- * where the graph's input, read on the audio thread, loses nothing.
+ * Whether to read the mic from the track (below): where the browser has
+ * `MediaStreamTrackProcessor` (Chromium), unless a page set `window.rtvMicFromTrack = false`
+ * first (the duplex bench does, to measure the graph's input beside it).
  */
-const MIC_FROM_TRACK = () => globalThis.rtvMicFromTrack === true && typeof MediaStreamTrackProcessor === "function";
+const MIC_FROM_TRACK = () => globalThis.rtvMicFromTrack !== false && typeof MediaStreamTrackProcessor === "function";
 
 /**
  * The capture worklet node on a mic stream. `id` (a random uint32) names this capture: the
  * kernel orders frames per (stream, seq). `onFrame(frame)` gets what the worklet posts.
  *
- * With `feed` (see MIC_FROM_TRACK; Chromium's `MediaStreamTrackProcessor`), the mic's audio is
- * read from the track here and posted to the worklet, not taken through a MediaStreamSource:
- * Chromium hands a MediaStreamSource's audio to the graph through a buffer that grows to ~100
- * ms once the context has run a while, the track's about 50 ms after it reached the device
- * (PulseAudio rig, docs/DUPLEX.md). By default, the graph's input.
+ * With `feed` (see MIC_FROM_TRACK) and `readerSource` (the script of js/worklets/track-reader.js),
+ * the mic's audio is read from the track by a worker and posted to the worklet, not taken
+ * through a MediaStreamSource: Chromium hands a MediaStreamSource's audio to the graph through a
+ * buffer that grows to ~100 ms once the context has run a while, the track's about 50 ms after
+ * it reached the device (PulseAudio rig, docs/DUPLEX.md). The reader is a worker, never the
+ * page's main thread: a main thread that stalls for longer than the reader's buffer (500 ms)
+ * loses audio, which happened under CI's full load when it was read there. Where no worker can
+ * start (a CSP, a stream that cannot be transferred) or without `feed`: the graph's input.
  * `played`: the player's worklet node, the echo match's reference (with `echoMatch`).
  */
 export class Capture {
-  constructor(ctx, stream, onFrame, { feed = MIC_FROM_TRACK(), played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
+  constructor(ctx, stream, onFrame, { feed = MIC_FROM_TRACK(), readerSource = null, played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];
@@ -109,7 +107,8 @@ export class Capture {
     if (echoMatch) played.connect(this.node, 0, 1);
     this.node.port.onmessage = (e) => onFrame(e.data);
     this.holdSpeech = false; // full duplex, assistant audible: frames wait to look like speech
-    this.fed = feed && !!this.track && this.feed();
+    this.reader = null; // the track reader's worker, while it runs
+    this.fed = feed && !!readerSource && !!this.track && this.feed(readerSource);
     this.source = null;
     if (!this.fed) {
       this.source = ctx.createMediaStreamSource(stream);
@@ -121,44 +120,32 @@ export class Capture {
     this.node.connect(sink).connect(ctx.destination);
   }
 
-  /** Read the track's audio and post it to the worklet until the track ends; false if it cannot. */
-  feed() {
-    let reader;
+  /** Start the worker that reads the track into the worklet until the track ends; false if it cannot. */
+  feed(readerSource) {
+    let worker = null;
     try {
+      const url = URL.createObjectURL(new Blob([readerSource], { type: "text/javascript" }));
+      worker = new Worker(url, { type: "module" });
+      URL.revokeObjectURL(url);
       // eslint-disable-next-line no-undef
       const processor = new MediaStreamTrackProcessor({ track: this.track, maxBufferSize: TRACK_BUFFER_CHUNKS });
-      reader = processor.readable.getReader();
+      const channel = new MessageChannel();
+      const running = () => this.ctx.state === "running";
+      worker.postMessage({ readable: processor.readable, port: channel.port2, running: running() }, [processor.readable, channel.port2]);
+      this.node.port.postMessage({ type: "track", port: channel.port1 }, [channel.port1]);
+      this.ctx.addEventListener("statechange", () => worker.postMessage({ running: running() }));
     } catch {
-      return false;
+      if (worker) worker.terminate();
+      return false; // no workers here (a CSP), or the track's stream cannot be transferred
     }
-    const port = this.node.port;
-    (async () => {
-      let expected = null; // where the last chunk ended (µs): a later start means chunks were dropped
-      for (;;) {
-        let chunk;
-        try {
-          chunk = await reader.read();
-        } catch {
-          return; // the track stopped
-        }
-        if (chunk.done) return;
-        const data = chunk.value;
-        try {
-          // The processor drops the oldest chunks when this thread falls TRACK_BUFFER_CHUNKS
-          // behind; the worklet leaves their frames' numbers unsent, so the kernel logs a mic.gap.
-          const lost = lostMs(expected, data.timestamp);
-          expected = data.timestamp + data.duration;
-          if (lost) port.postMessage({ type: "lost", ms: lost });
-          const samples = new Float32Array(data.numberOfFrames);
-          data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
-          // As the graph's own input: nothing while the context is suspended (its clock stands).
-          if (this.ctx.state === "running") port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
-        } finally {
-          data.close();
-        }
-      }
-    })();
+    this.reader = worker;
     return true;
+  }
+
+  /** Stop the track's reader (the track's own end stops it too). */
+  close() {
+    if (this.reader) this.reader.terminate();
+    this.reader = null;
   }
 
   get track() {

@@ -106,3 +106,42 @@ test("with the echo match, a held burst that copies the player's output stays he
     assert.equal(sent.length > 0, released, `copy ${copy}: ${sent.length} frames sent`);
   }
 });
+
+// The track reader's worker (js/worklets/track-reader.js) run in node: its worker globals are
+// provided here; what it reads is a ReadableStream of AudioData-shaped chunks, as a
+// MediaStreamTrackProcessor's readable gives, and it posts to the worklet over a real port.
+globalThis.onmessage = null;
+let readerClosed = false;
+globalThis.close = () => { readerClosed = true; };
+await import("../worklets/track-reader.js");
+const startReader = globalThis.onmessage;
+
+function audioData(samples, rate, timestampUs) {
+  return {
+    numberOfFrames: samples.length, sampleRate: rate, timestamp: timestampUs, duration: (samples.length / rate) * 1e6,
+    copyTo(dest) { dest.set(samples); },
+    close() { this.closed = true; },
+  };
+}
+
+test("the track reader's worker feeds the worklet over its port, and a chunk the processor dropped becomes a hole in the numbers", async () => {
+  const { send, frames } = capture();
+  send({ type: "gate", send: true, hold: false, contextTime: 0, pageTime: 0 });
+  const channel = new MessageChannel();
+  send({ type: "track", port: channel.port1 });
+  const chunks = [];
+  for (let i = 0; i < 40; i++) {
+    if (i >= 20 && i < 30) continue; // 10 chunks (100 ms, 5 frames) dropped by the processor
+    chunks.push(audioData(tone(480, 48000), 48000, i * 10000));
+  }
+  const readable = new ReadableStream({ start(c) { for (const chunk of chunks) c.enqueue(chunk); c.close(); } });
+  await startReader({ data: { readable, port: channel.port2, running: true } });
+  await new Promise((resolve) => setTimeout(resolve, 50)); // the port's messages arrive
+  const seqs = frames().map((f) => f.seq);
+  assert.ok(seqs.length >= 13, `${seqs.length} frames`); // 300 ms read, 15 frames less what the resampler keeps
+  const jumps = seqs.slice(1).map((s, i) => s - seqs[i]).filter((d) => d !== 1);
+  assert.deepEqual(jumps, [6], `one hole of 5 frames: ${seqs}`);
+  assert.ok(chunks.every((c) => c.closed), "every chunk is closed");
+  assert.ok(readerClosed, "the worker ends with the track");
+  channel.port1.close();
+});

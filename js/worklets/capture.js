@@ -23,13 +23,15 @@
 //   <- {type: "link", port}: also post each frame meant for the kernel ({stream, seq, t, pcm})
 //      to `port` (the audio-link worker), so it reaches the kernel without waiting for the main
 //      thread
-//   <- {type: "pcm", samples: Float32Array, rate}: mic audio read from the track by the main
-//      thread (MediaStreamTrackProcessor, see js/lib/capture.js); once one came, the node's own
+//   <- {type: "track", port}: mic audio read from the track comes on `port` (the track
+//      reader's worker, js/worklets/track-reader.js) as the two messages below
+//   <- {type: "pcm", samples: Float32Array, rate}: mic audio read from the track
+//      (MediaStreamTrackProcessor, see js/lib/capture.js); once one came, the node's own
 //      input is ignored and these are framed as they arrive instead. Chromium delivers a
 //      MediaStreamSource's audio into the graph ~100 ms late once the context has run a while
 //      (measured on the PulseAudio rig, docs/DUPLEX.md), the track's audio ~50 ms after the mic
 //   <- {type: "lost", ms}: that much of the track's audio was dropped before the next "pcm" (the
-//      main thread fell behind): while frames go to the kernel unheld, the numbers of the frames
+//      reader fell behind): while frames go to the kernel unheld, the numbers of the frames
 //      it would have made are skipped, so the kernel logs the hole as a mic.gap instead of
 //      joining the audio on either side of it unnoticed
 
@@ -53,16 +55,22 @@ class RtvCapture extends AudioWorkletProcessor {
     this.fedRate = 0; // the rate of the "pcm" messages, once they feed this node
     this.port.onmessage = (e) => {
       const msg = e.data;
-      if (msg && msg.type === "pcm") this.fed(msg);
-      else if (msg && msg.type === "lost") this.lost(msg.ms);
+      if (msg && msg.type === "track") msg.port.onmessage = (m) => this.onTrack(m.data);
       else if (msg && msg.type === "link") this.link = msg.port;
       else if (msg && msg.type === "gate") {
         this.gate = msg;
         // Asked to say which frame was the last one numbered before this gate (-1: none yet).
         if (msg.ack) this.port.postMessage({ ack: msg.ack, stream: this.stream, seq: this.seq - 1 });
-      }
+      } else this.onTrack(msg);
     };
   }
+
+  /** A message of the track's reader (see the contract above). */
+  onTrack(msg) {
+    if (msg && msg.type === "pcm") this.fed(msg);
+    else if (msg && msg.type === "lost") this.lost(msg.ms);
+  }
+
   process(inputs) {
     const played = inputs[1] && inputs[1][0];
     if (this.match && played) this.match.played(played);

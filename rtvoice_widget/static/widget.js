@@ -130,93 +130,6 @@ var AudioGraph = class {
   }
 };
 
-// lib/dsp.js
-function pcm16ToFloat(pcm) {
-  const out = new Float32Array(pcm.length);
-  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;
-  return out;
-}
-function toInt16(buffer) {
-  let bytes;
-  if (buffer instanceof ArrayBuffer) bytes = new Uint8Array(buffer);
-  else if (ArrayBuffer.isView(buffer)) bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  else throw new TypeError("expected an ArrayBuffer or a view of one");
-  const even = bytes.byteLength - bytes.byteLength % 2;
-  const copy = new Uint8Array(even);
-  copy.set(bytes.subarray(0, even));
-  return new Int16Array(copy.buffer);
-}
-var Resampler = class {
-  constructor(inRate, outRate, taps = 8) {
-    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {
-      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);
-    }
-    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);
-    const g = gcd(inRate, outRate);
-    this.inRate = inRate;
-    this.outRate = outRate;
-    this.up = outRate / g;
-    this.down = inRate / g;
-    this.cutoff = Math.min(1, outRate / inRate) * 0.92;
-    this.halfWidth = Math.ceil(taps / this.cutoff);
-    this.history = new Float32Array(this.halfWidth);
-    this.index = this.halfWidth;
-    this.phase = 0;
-    this.tables = /* @__PURE__ */ new Map();
-  }
-  _weights(phase) {
-    let table = this.tables.get(phase);
-    if (table) return table;
-    const w = this.halfWidth;
-    table = new Float32Array(2 * w);
-    let sum = 0;
-    for (let j = 0; j < 2 * w; j++) {
-      const x = w - 1 - j + phase / this.up;
-      let value = 0;
-      if (x > -w && x < w) {
-        const a = Math.PI * this.cutoff * x;
-        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));
-      }
-      table[j] = value;
-      sum += value;
-    }
-    for (let j = 0; j < 2 * w; j++) table[j] /= sum;
-    if (this.tables.size < 1024) this.tables.set(phase, table);
-    return table;
-  }
-  process(input) {
-    const w = this.halfWidth;
-    const data = new Float32Array(this.history.length + input.length);
-    data.set(this.history);
-    data.set(input, this.history.length);
-    const room = data.length - w - this.index;
-    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);
-    let n = 0;
-    let index = this.index;
-    let phase = this.phase;
-    while (index + w < data.length) {
-      const weights = this._weights(phase);
-      const first = index - w + 1;
-      let acc = 0;
-      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];
-      out[n++] = acc;
-      phase += this.down;
-      index += Math.floor(phase / this.up);
-      phase %= this.up;
-    }
-    const drop = Math.max(0, Math.min(index - w + 1, data.length));
-    this.history = data.slice(drop);
-    this.index = index - drop;
-    this.phase = phase;
-    return out.subarray(0, n);
-  }
-};
-function lostMs(expectedUs, timestampUs) {
-  if (expectedUs === null || expectedUs === void 0) return 0;
-  const ms = (timestampUs - expectedUs) / 1e3;
-  return ms >= 10 ? ms : 0;
-}
-
 // lib/capture.js
 var MIC_CONSTRAINTS = {
   audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 }
@@ -257,9 +170,9 @@ var ECHO_MATCH_ON = () => {
   const on = globalThis.rtvEchoMatch;
   return on === true || typeof on === "object" && on !== null ? on : false;
 };
-var MIC_FROM_TRACK = () => globalThis.rtvMicFromTrack === true && typeof MediaStreamTrackProcessor === "function";
+var MIC_FROM_TRACK = () => globalThis.rtvMicFromTrack !== false && typeof MediaStreamTrackProcessor === "function";
 var Capture = class {
-  constructor(ctx, stream, onFrame, { feed = MIC_FROM_TRACK(), played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
+  constructor(ctx, stream, onFrame, { feed = MIC_FROM_TRACK(), readerSource = null, played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];
@@ -268,7 +181,8 @@ var Capture = class {
     if (echoMatch) played.connect(this.node, 0, 1);
     this.node.port.onmessage = (e) => onFrame(e.data);
     this.holdSpeech = false;
-    this.fed = feed && !!this.track && this.feed();
+    this.reader = null;
+    this.fed = feed && !!readerSource && !!this.track && this.feed(readerSource);
     this.source = null;
     if (!this.fed) {
       this.source = ctx.createMediaStreamSource(stream);
@@ -278,40 +192,30 @@ var Capture = class {
     sink.gain.value = 0;
     this.node.connect(sink).connect(ctx.destination);
   }
-  /** Read the track's audio and post it to the worklet until the track ends; false if it cannot. */
-  feed() {
-    let reader;
+  /** Start the worker that reads the track into the worklet until the track ends; false if it cannot. */
+  feed(readerSource) {
+    let worker = null;
     try {
+      const url = URL.createObjectURL(new Blob([readerSource], { type: "text/javascript" }));
+      worker = new Worker(url, { type: "module" });
+      URL.revokeObjectURL(url);
       const processor = new MediaStreamTrackProcessor({ track: this.track, maxBufferSize: TRACK_BUFFER_CHUNKS });
-      reader = processor.readable.getReader();
+      const channel = new MessageChannel();
+      const running = () => this.ctx.state === "running";
+      worker.postMessage({ readable: processor.readable, port: channel.port2, running: running() }, [processor.readable, channel.port2]);
+      this.node.port.postMessage({ type: "track", port: channel.port1 }, [channel.port1]);
+      this.ctx.addEventListener("statechange", () => worker.postMessage({ running: running() }));
     } catch {
+      if (worker) worker.terminate();
       return false;
     }
-    const port = this.node.port;
-    (async () => {
-      let expected = null;
-      for (; ; ) {
-        let chunk;
-        try {
-          chunk = await reader.read();
-        } catch {
-          return;
-        }
-        if (chunk.done) return;
-        const data = chunk.value;
-        try {
-          const lost = lostMs(expected, data.timestamp);
-          expected = data.timestamp + data.duration;
-          if (lost) port.postMessage({ type: "lost", ms: lost });
-          const samples = new Float32Array(data.numberOfFrames);
-          data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });
-          if (this.ctx.state === "running") port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);
-        } finally {
-          data.close();
-        }
-      }
-    })();
+    this.reader = worker;
     return true;
+  }
+  /** Stop the track's reader (the track's own end stops it too). */
+  close() {
+    if (this.reader) this.reader.terminate();
+    this.reader = null;
   }
   get track() {
     return this.stream.getAudioTracks()[0];
@@ -527,6 +431,88 @@ var MicRoute = class {
   send(frame) {
     this.sendJupyter(frame);
     this.framesSent++;
+  }
+};
+
+// lib/dsp.js
+function pcm16ToFloat(pcm) {
+  const out = new Float32Array(pcm.length);
+  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;
+  return out;
+}
+function toInt16(buffer) {
+  let bytes;
+  if (buffer instanceof ArrayBuffer) bytes = new Uint8Array(buffer);
+  else if (ArrayBuffer.isView(buffer)) bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  else throw new TypeError("expected an ArrayBuffer or a view of one");
+  const even = bytes.byteLength - bytes.byteLength % 2;
+  const copy = new Uint8Array(even);
+  copy.set(bytes.subarray(0, even));
+  return new Int16Array(copy.buffer);
+}
+var Resampler = class {
+  constructor(inRate, outRate, taps = 8) {
+    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {
+      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);
+    }
+    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);
+    const g = gcd(inRate, outRate);
+    this.inRate = inRate;
+    this.outRate = outRate;
+    this.up = outRate / g;
+    this.down = inRate / g;
+    this.cutoff = Math.min(1, outRate / inRate) * 0.92;
+    this.halfWidth = Math.ceil(taps / this.cutoff);
+    this.history = new Float32Array(this.halfWidth);
+    this.index = this.halfWidth;
+    this.phase = 0;
+    this.tables = /* @__PURE__ */ new Map();
+  }
+  _weights(phase) {
+    let table = this.tables.get(phase);
+    if (table) return table;
+    const w = this.halfWidth;
+    table = new Float32Array(2 * w);
+    let sum = 0;
+    for (let j = 0; j < 2 * w; j++) {
+      const x = w - 1 - j + phase / this.up;
+      let value = 0;
+      if (x > -w && x < w) {
+        const a = Math.PI * this.cutoff * x;
+        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));
+      }
+      table[j] = value;
+      sum += value;
+    }
+    for (let j = 0; j < 2 * w; j++) table[j] /= sum;
+    if (this.tables.size < 1024) this.tables.set(phase, table);
+    return table;
+  }
+  process(input) {
+    const w = this.halfWidth;
+    const data = new Float32Array(this.history.length + input.length);
+    data.set(this.history);
+    data.set(input, this.history.length);
+    const room = data.length - w - this.index;
+    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);
+    let n = 0;
+    let index = this.index;
+    let phase = this.phase;
+    while (index + w < data.length) {
+      const weights = this._weights(phase);
+      const first = index - w + 1;
+      let acc = 0;
+      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];
+      out[n++] = acc;
+      phase += this.down;
+      index += Math.floor(phase / this.up);
+      phase %= this.up;
+    }
+    const drop = Math.max(0, Math.min(index - w + 1, data.length));
+    this.history = data.slice(drop);
+    this.index = index - drop;
+    this.phase = phase;
+    return out.subarray(0, n);
   }
 };
 
@@ -916,13 +902,16 @@ function formatMs(ms) {
 }
 
 // source:worklets/capture.js
-var capture_default = '// lib/dsp.js\nfunction floatToPcm16(samples) {\n  const out = new Int16Array(samples.length);\n  for (let i = 0; i < samples.length; i++) {\n    const s = samples[i];\n    const clipped = s !== s ? 0 : s < -1 ? -1 : s > 1 ? 1 : s;\n    out[i] = Math.round(clipped < 0 ? clipped * 32768 : clipped * 32767);\n  }\n  return out;\n}\nfunction pcm16ToFloat(pcm) {\n  const out = new Float32Array(pcm.length);\n  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;\n  return out;\n}\nfunction rms(samples) {\n  if (samples.length === 0) return 0;\n  let sum = 0;\n  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];\n  return Math.sqrt(sum / samples.length);\n}\nvar Resampler = class {\n  constructor(inRate, outRate, taps = 8) {\n    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {\n      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);\n    }\n    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);\n    const g = gcd(inRate, outRate);\n    this.inRate = inRate;\n    this.outRate = outRate;\n    this.up = outRate / g;\n    this.down = inRate / g;\n    this.cutoff = Math.min(1, outRate / inRate) * 0.92;\n    this.halfWidth = Math.ceil(taps / this.cutoff);\n    this.history = new Float32Array(this.halfWidth);\n    this.index = this.halfWidth;\n    this.phase = 0;\n    this.tables = /* @__PURE__ */ new Map();\n  }\n  _weights(phase) {\n    let table = this.tables.get(phase);\n    if (table) return table;\n    const w = this.halfWidth;\n    table = new Float32Array(2 * w);\n    let sum = 0;\n    for (let j = 0; j < 2 * w; j++) {\n      const x = w - 1 - j + phase / this.up;\n      let value = 0;\n      if (x > -w && x < w) {\n        const a = Math.PI * this.cutoff * x;\n        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));\n      }\n      table[j] = value;\n      sum += value;\n    }\n    for (let j = 0; j < 2 * w; j++) table[j] /= sum;\n    if (this.tables.size < 1024) this.tables.set(phase, table);\n    return table;\n  }\n  process(input) {\n    const w = this.halfWidth;\n    const data = new Float32Array(this.history.length + input.length);\n    data.set(this.history);\n    data.set(input, this.history.length);\n    const room = data.length - w - this.index;\n    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);\n    let n = 0;\n    let index = this.index;\n    let phase = this.phase;\n    while (index + w < data.length) {\n      const weights = this._weights(phase);\n      const first = index - w + 1;\n      let acc = 0;\n      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];\n      out[n++] = acc;\n      phase += this.down;\n      index += Math.floor(phase / this.up);\n      phase %= this.up;\n    }\n    const drop = Math.max(0, Math.min(index - w + 1, data.length));\n    this.history = data.slice(drop);\n    this.index = index - drop;\n    this.phase = phase;\n    return out.subarray(0, n);\n  }\n};\nvar FrameChunker = class {\n  constructor(frameSamples = 480) {\n    if (!Number.isInteger(frameSamples) || frameSamples <= 0) throw new RangeError("frameSamples must be a positive integer");\n    this.frameSamples = frameSamples;\n    this.pending = new Float32Array(frameSamples);\n    this.filled = 0;\n  }\n  push(samples) {\n    const frames = [];\n    let offset = 0;\n    while (offset < samples.length) {\n      const take = Math.min(this.frameSamples - this.filled, samples.length - offset);\n      this.pending.set(samples.subarray(offset, offset + take), this.filled);\n      this.filled += take;\n      offset += take;\n      if (this.filled === this.frameSamples) {\n        frames.push(floatToPcm16(this.pending));\n        this.filled = 0;\n      }\n    }\n    return frames;\n  }\n};\n\n// lib/echo-match.js\nvar ECHO_MATCH = { rate: 4e3, windowMs: 80, maxLagMs: 400, threshold: 0.5, floorDbfs: -60 };\nvar Decimator = class {\n  constructor(fromRate, toRate) {\n    this.step = fromRate / toRate;\n    this.sum = 0;\n    this.n = 0;\n    this.due = this.step;\n  }\n  /** The output samples these inputs complete (a plain array). */\n  process(samples) {\n    const out = [];\n    for (let i = 0; i < samples.length; i++) {\n      this.sum += samples[i];\n      this.n++;\n      if (this.n >= this.due) {\n        out.push(this.sum / this.n);\n        this.sum = 0;\n        this.due += this.step - this.n;\n        this.n = 0;\n      }\n    }\n    return out;\n  }\n};\nvar Ring = class {\n  constructor(size) {\n    this.buf = new Float32Array(size);\n    this.end = 0;\n  }\n  push(samples) {\n    for (let i = 0; i < samples.length; i++) this.buf[(this.end + i) % this.buf.length] = samples[i];\n    this.end += samples.length;\n  }\n  /** The last `n` samples (zeros before the first push), oldest first. */\n  latest(n) {\n    const out = new Float32Array(n);\n    for (let i = 0; i < n; i++) {\n      const k = this.end - n + i;\n      if (k >= 0) out[i] = this.buf[k % this.buf.length];\n    }\n    return out;\n  }\n};\nfunction bestMatch(mic, ref, floor = 0) {\n  const w = mic.length;\n  let em = 0;\n  for (let i = 0; i < w; i++) em += mic[i] * mic[i];\n  let best = { score: 0, lag: -1 };\n  if (em === 0) return best;\n  const maxLag = ref.length - w;\n  let start = ref.length - w;\n  let er = 0;\n  for (let i = 0; i < w; i++) er += ref[start + i] * ref[start + i];\n  for (let lag = 0; lag <= maxLag; lag++) {\n    start = ref.length - w - lag;\n    if (lag > 0) er += ref[start] * ref[start] - ref[start + w] * ref[start + w];\n    if (er / w <= floor) continue;\n    let num = 0;\n    for (let i = 0; i < w; i++) num += mic[i] * ref[start + i];\n    const score = Math.abs(num) / Math.sqrt(em * er);\n    if (score > best.score) best = { score, lag };\n  }\n  return best;\n}\nvar EchoMatch = class {\n  constructor(micRate, refRate, options = {}) {\n    this.options = { ...ECHO_MATCH, ...options };\n    const { rate, windowMs, maxLagMs, floorDbfs } = this.options;\n    this.w = Math.round(rate * windowMs / 1e3);\n    this.refLen = this.w + Math.round(rate * maxLagMs / 1e3);\n    this.micDown = new Decimator(micRate, rate);\n    this.refDown = new Decimator(refRate, rate);\n    this.mic = new Ring(this.w);\n    this.ref = new Ring(this.refLen);\n    this.floor = 10 ** (floorDbfs / 10);\n    this.last = { score: 0, lag: -1 };\n  }\n  played(samples) {\n    this.ref.push(this.refDown.process(samples));\n  }\n  heard(samples) {\n    this.mic.push(this.micDown.process(samples));\n  }\n  /** The lag (ms) of the latest look\'s best match (-1: none). */\n  get lagMs() {\n    return this.last.lag < 0 ? -1 : this.last.lag * 1e3 / this.options.rate;\n  }\n  echo() {\n    this.last = bestMatch(this.mic.latest(this.w), this.ref.latest(this.refLen), this.floor);\n    return this.last.score >= this.options.threshold;\n  }\n};\n\n// lib/speech-hold.js\nvar SPEECH_HOLD = { window: 15, need: 10, floorDbfs: -50 };\nvar SPEECH_HOLD_MATCHED = { window: 5, need: 4, floorDbfs: -50 };\nvar SpeechHold = class {\n  constructor(options = {}) {\n    this.options = { ...SPEECH_HOLD, ...options };\n    this.floor = 10 ** (this.options.floorDbfs / 20);\n    this.held = [];\n    this.released = false;\n  }\n  /** Loud enough to count (before any echo match): what the match is worth computing for. */\n  loud(level) {\n    return level >= this.floor;\n  }\n  /**\n   * A frame (anything) with its RMS `level`, and whether it matched the played signal (`echo`,\n   * then it does not count however loud): the frames to send now, oldest first.\n   */\n  push(frame, level, echo = false) {\n    if (this.released) return [frame];\n    this.held.push([frame, level >= this.floor && !echo]);\n    if (this.held.length > this.options.window) this.held.shift();\n    if (this.held.filter(([, loud]) => loud).length < this.options.need) return [];\n    this.released = true;\n    const out = this.held.map(([f]) => f);\n    this.held = [];\n    return out;\n  }\n  /** The assistant is no longer audible: start over (held frames are dropped). */\n  end() {\n    const dropped = this.held.length;\n    this.held = [];\n    this.released = false;\n    return dropped;\n  }\n};\n\n// worklets/capture.js\nvar RtvCapture = class extends AudioWorkletProcessor {\n  constructor(options) {\n    super();\n    this.stream = options.processorOptions.stream;\n    this.resampler = new Resampler(sampleRate, 24e3);\n    this.chunker = new FrameChunker(480);\n    this.link = null;\n    this.gate = null;\n    this.seq = 0;\n    const match = options.processorOptions.echoMatch;\n    this.match = match ? new EchoMatch(24e3, sampleRate, typeof match === "object" ? match : {}) : null;\n    this.hold = new SpeechHold(this.match ? SPEECH_HOLD_MATCHED : {});\n    this.fedRate = 0;\n    this.port.onmessage = (e) => {\n      const msg = e.data;\n      if (msg && msg.type === "pcm") this.fed(msg);\n      else if (msg && msg.type === "lost") this.lost(msg.ms);\n      else if (msg && msg.type === "link") this.link = msg.port;\n      else if (msg && msg.type === "gate") {\n        this.gate = msg;\n        if (msg.ack) this.port.postMessage({ ack: msg.ack, stream: this.stream, seq: this.seq - 1 });\n      }\n    };\n  }\n  process(inputs) {\n    const played = inputs[1] && inputs[1][0];\n    if (this.match && played) this.match.played(played);\n    if (this.fedRate) return true;\n    const channel = inputs[0] && inputs[0][0];\n    if (!channel) return true;\n    this.take(channel, currentTime + channel.length / sampleRate);\n    return true;\n  }\n  /** Mic audio from the track itself: framed now, stamped as captured now. */\n  fed(msg) {\n    if (msg.rate !== this.fedRate) {\n      this.fedRate = msg.rate;\n      this.resampler = new Resampler(msg.rate, 24e3);\n    }\n    this.take(msg.samples, currentTime);\n  }\n  /** `ms` of the track\'s audio never arrived (see the contract above). */\n  lost(ms) {\n    const gate = this.gate;\n    if (gate && gate.send && !gate.hold) this.seq += Math.round(ms / 20);\n  }\n  /** Samples of the mic, the last one captured at context time `end` (s). */\n  take(samples, end) {\n    const frames = this.chunker.push(this.resampler.process(samples));\n    for (const frame of frames) {\n      const samples2 = pcm16ToFloat(frame);\n      const level = rms(samples2);\n      if (this.match) this.match.heard(samples2);\n      const gate = this.gate;\n      if (!gate || !gate.send || !gate.hold) this.hold.end();\n      if (!gate || !gate.send) {\n        this.port.postMessage({ level, seq: null });\n        continue;\n      }\n      const t = gate.pageTime + (end - gate.contextTime) * 1e3;\n      if (!gate.hold) {\n        this.emit(frame, t, level);\n        continue;\n      }\n      const echo = !!this.match && !this.hold.released && this.hold.loud(level) && this.match.echo();\n      const ready = this.hold.push({ frame, t, level }, level, echo);\n      if (!ready.length) this.port.postMessage(this.match ? { level, seq: null, match: this.match.last.score, lag: this.match.lagMs, echo } : { level, seq: null });\n      for (const f of ready) this.emit(f.frame, f.t, f.level);\n    }\n  }\n  emit(frame, t, level) {\n    const meta = { stream: this.stream, seq: this.seq++, t };\n    if (this.link) {\n      const copy = frame.buffer.slice(0);\n      this.link.postMessage({ ...meta, pcm: copy }, [copy]);\n    }\n    this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);\n  }\n};\nregisterProcessor("rtv-capture", RtvCapture);\n';
+var capture_default = '// lib/dsp.js\nfunction floatToPcm16(samples) {\n  const out = new Int16Array(samples.length);\n  for (let i = 0; i < samples.length; i++) {\n    const s = samples[i];\n    const clipped = s !== s ? 0 : s < -1 ? -1 : s > 1 ? 1 : s;\n    out[i] = Math.round(clipped < 0 ? clipped * 32768 : clipped * 32767);\n  }\n  return out;\n}\nfunction pcm16ToFloat(pcm) {\n  const out = new Float32Array(pcm.length);\n  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;\n  return out;\n}\nfunction rms(samples) {\n  if (samples.length === 0) return 0;\n  let sum = 0;\n  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];\n  return Math.sqrt(sum / samples.length);\n}\nvar Resampler = class {\n  constructor(inRate, outRate, taps = 8) {\n    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {\n      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);\n    }\n    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);\n    const g = gcd(inRate, outRate);\n    this.inRate = inRate;\n    this.outRate = outRate;\n    this.up = outRate / g;\n    this.down = inRate / g;\n    this.cutoff = Math.min(1, outRate / inRate) * 0.92;\n    this.halfWidth = Math.ceil(taps / this.cutoff);\n    this.history = new Float32Array(this.halfWidth);\n    this.index = this.halfWidth;\n    this.phase = 0;\n    this.tables = /* @__PURE__ */ new Map();\n  }\n  _weights(phase) {\n    let table = this.tables.get(phase);\n    if (table) return table;\n    const w = this.halfWidth;\n    table = new Float32Array(2 * w);\n    let sum = 0;\n    for (let j = 0; j < 2 * w; j++) {\n      const x = w - 1 - j + phase / this.up;\n      let value = 0;\n      if (x > -w && x < w) {\n        const a = Math.PI * this.cutoff * x;\n        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));\n      }\n      table[j] = value;\n      sum += value;\n    }\n    for (let j = 0; j < 2 * w; j++) table[j] /= sum;\n    if (this.tables.size < 1024) this.tables.set(phase, table);\n    return table;\n  }\n  process(input) {\n    const w = this.halfWidth;\n    const data = new Float32Array(this.history.length + input.length);\n    data.set(this.history);\n    data.set(input, this.history.length);\n    const room = data.length - w - this.index;\n    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);\n    let n = 0;\n    let index = this.index;\n    let phase = this.phase;\n    while (index + w < data.length) {\n      const weights = this._weights(phase);\n      const first = index - w + 1;\n      let acc = 0;\n      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];\n      out[n++] = acc;\n      phase += this.down;\n      index += Math.floor(phase / this.up);\n      phase %= this.up;\n    }\n    const drop = Math.max(0, Math.min(index - w + 1, data.length));\n    this.history = data.slice(drop);\n    this.index = index - drop;\n    this.phase = phase;\n    return out.subarray(0, n);\n  }\n};\nvar FrameChunker = class {\n  constructor(frameSamples = 480) {\n    if (!Number.isInteger(frameSamples) || frameSamples <= 0) throw new RangeError("frameSamples must be a positive integer");\n    this.frameSamples = frameSamples;\n    this.pending = new Float32Array(frameSamples);\n    this.filled = 0;\n  }\n  push(samples) {\n    const frames = [];\n    let offset = 0;\n    while (offset < samples.length) {\n      const take = Math.min(this.frameSamples - this.filled, samples.length - offset);\n      this.pending.set(samples.subarray(offset, offset + take), this.filled);\n      this.filled += take;\n      offset += take;\n      if (this.filled === this.frameSamples) {\n        frames.push(floatToPcm16(this.pending));\n        this.filled = 0;\n      }\n    }\n    return frames;\n  }\n};\n\n// lib/echo-match.js\nvar ECHO_MATCH = { rate: 4e3, windowMs: 80, maxLagMs: 400, threshold: 0.5, floorDbfs: -60 };\nvar Decimator = class {\n  constructor(fromRate, toRate) {\n    this.step = fromRate / toRate;\n    this.sum = 0;\n    this.n = 0;\n    this.due = this.step;\n  }\n  /** The output samples these inputs complete (a plain array). */\n  process(samples) {\n    const out = [];\n    for (let i = 0; i < samples.length; i++) {\n      this.sum += samples[i];\n      this.n++;\n      if (this.n >= this.due) {\n        out.push(this.sum / this.n);\n        this.sum = 0;\n        this.due += this.step - this.n;\n        this.n = 0;\n      }\n    }\n    return out;\n  }\n};\nvar Ring = class {\n  constructor(size) {\n    this.buf = new Float32Array(size);\n    this.end = 0;\n  }\n  push(samples) {\n    for (let i = 0; i < samples.length; i++) this.buf[(this.end + i) % this.buf.length] = samples[i];\n    this.end += samples.length;\n  }\n  /** The last `n` samples (zeros before the first push), oldest first. */\n  latest(n) {\n    const out = new Float32Array(n);\n    for (let i = 0; i < n; i++) {\n      const k = this.end - n + i;\n      if (k >= 0) out[i] = this.buf[k % this.buf.length];\n    }\n    return out;\n  }\n};\nfunction bestMatch(mic, ref, floor = 0) {\n  const w = mic.length;\n  let em = 0;\n  for (let i = 0; i < w; i++) em += mic[i] * mic[i];\n  let best = { score: 0, lag: -1 };\n  if (em === 0) return best;\n  const maxLag = ref.length - w;\n  let start = ref.length - w;\n  let er = 0;\n  for (let i = 0; i < w; i++) er += ref[start + i] * ref[start + i];\n  for (let lag = 0; lag <= maxLag; lag++) {\n    start = ref.length - w - lag;\n    if (lag > 0) er += ref[start] * ref[start] - ref[start + w] * ref[start + w];\n    if (er / w <= floor) continue;\n    let num = 0;\n    for (let i = 0; i < w; i++) num += mic[i] * ref[start + i];\n    const score = Math.abs(num) / Math.sqrt(em * er);\n    if (score > best.score) best = { score, lag };\n  }\n  return best;\n}\nvar EchoMatch = class {\n  constructor(micRate, refRate, options = {}) {\n    this.options = { ...ECHO_MATCH, ...options };\n    const { rate, windowMs, maxLagMs, floorDbfs } = this.options;\n    this.w = Math.round(rate * windowMs / 1e3);\n    this.refLen = this.w + Math.round(rate * maxLagMs / 1e3);\n    this.micDown = new Decimator(micRate, rate);\n    this.refDown = new Decimator(refRate, rate);\n    this.mic = new Ring(this.w);\n    this.ref = new Ring(this.refLen);\n    this.floor = 10 ** (floorDbfs / 10);\n    this.last = { score: 0, lag: -1 };\n  }\n  played(samples) {\n    this.ref.push(this.refDown.process(samples));\n  }\n  heard(samples) {\n    this.mic.push(this.micDown.process(samples));\n  }\n  /** The lag (ms) of the latest look\'s best match (-1: none). */\n  get lagMs() {\n    return this.last.lag < 0 ? -1 : this.last.lag * 1e3 / this.options.rate;\n  }\n  echo() {\n    this.last = bestMatch(this.mic.latest(this.w), this.ref.latest(this.refLen), this.floor);\n    return this.last.score >= this.options.threshold;\n  }\n};\n\n// lib/speech-hold.js\nvar SPEECH_HOLD = { window: 15, need: 10, floorDbfs: -50 };\nvar SPEECH_HOLD_MATCHED = { window: 5, need: 4, floorDbfs: -50 };\nvar SpeechHold = class {\n  constructor(options = {}) {\n    this.options = { ...SPEECH_HOLD, ...options };\n    this.floor = 10 ** (this.options.floorDbfs / 20);\n    this.held = [];\n    this.released = false;\n  }\n  /** Loud enough to count (before any echo match): what the match is worth computing for. */\n  loud(level) {\n    return level >= this.floor;\n  }\n  /**\n   * A frame (anything) with its RMS `level`, and whether it matched the played signal (`echo`,\n   * then it does not count however loud): the frames to send now, oldest first.\n   */\n  push(frame, level, echo = false) {\n    if (this.released) return [frame];\n    this.held.push([frame, level >= this.floor && !echo]);\n    if (this.held.length > this.options.window) this.held.shift();\n    if (this.held.filter(([, loud]) => loud).length < this.options.need) return [];\n    this.released = true;\n    const out = this.held.map(([f]) => f);\n    this.held = [];\n    return out;\n  }\n  /** The assistant is no longer audible: start over (held frames are dropped). */\n  end() {\n    const dropped = this.held.length;\n    this.held = [];\n    this.released = false;\n    return dropped;\n  }\n};\n\n// worklets/capture.js\nvar RtvCapture = class extends AudioWorkletProcessor {\n  constructor(options) {\n    super();\n    this.stream = options.processorOptions.stream;\n    this.resampler = new Resampler(sampleRate, 24e3);\n    this.chunker = new FrameChunker(480);\n    this.link = null;\n    this.gate = null;\n    this.seq = 0;\n    const match = options.processorOptions.echoMatch;\n    this.match = match ? new EchoMatch(24e3, sampleRate, typeof match === "object" ? match : {}) : null;\n    this.hold = new SpeechHold(this.match ? SPEECH_HOLD_MATCHED : {});\n    this.fedRate = 0;\n    this.port.onmessage = (e) => {\n      const msg = e.data;\n      if (msg && msg.type === "track") msg.port.onmessage = (m) => this.onTrack(m.data);\n      else if (msg && msg.type === "link") this.link = msg.port;\n      else if (msg && msg.type === "gate") {\n        this.gate = msg;\n        if (msg.ack) this.port.postMessage({ ack: msg.ack, stream: this.stream, seq: this.seq - 1 });\n      } else this.onTrack(msg);\n    };\n  }\n  /** A message of the track\'s reader (see the contract above). */\n  onTrack(msg) {\n    if (msg && msg.type === "pcm") this.fed(msg);\n    else if (msg && msg.type === "lost") this.lost(msg.ms);\n  }\n  process(inputs) {\n    const played = inputs[1] && inputs[1][0];\n    if (this.match && played) this.match.played(played);\n    if (this.fedRate) return true;\n    const channel = inputs[0] && inputs[0][0];\n    if (!channel) return true;\n    this.take(channel, currentTime + channel.length / sampleRate);\n    return true;\n  }\n  /** Mic audio from the track itself: framed now, stamped as captured now. */\n  fed(msg) {\n    if (msg.rate !== this.fedRate) {\n      this.fedRate = msg.rate;\n      this.resampler = new Resampler(msg.rate, 24e3);\n    }\n    this.take(msg.samples, currentTime);\n  }\n  /** `ms` of the track\'s audio never arrived (see the contract above). */\n  lost(ms) {\n    const gate = this.gate;\n    if (gate && gate.send && !gate.hold) this.seq += Math.round(ms / 20);\n  }\n  /** Samples of the mic, the last one captured at context time `end` (s). */\n  take(samples, end) {\n    const frames = this.chunker.push(this.resampler.process(samples));\n    for (const frame of frames) {\n      const samples2 = pcm16ToFloat(frame);\n      const level = rms(samples2);\n      if (this.match) this.match.heard(samples2);\n      const gate = this.gate;\n      if (!gate || !gate.send || !gate.hold) this.hold.end();\n      if (!gate || !gate.send) {\n        this.port.postMessage({ level, seq: null });\n        continue;\n      }\n      const t = gate.pageTime + (end - gate.contextTime) * 1e3;\n      if (!gate.hold) {\n        this.emit(frame, t, level);\n        continue;\n      }\n      const echo = !!this.match && !this.hold.released && this.hold.loud(level) && this.match.echo();\n      const ready = this.hold.push({ frame, t, level }, level, echo);\n      if (!ready.length) this.port.postMessage(this.match ? { level, seq: null, match: this.match.last.score, lag: this.match.lagMs, echo } : { level, seq: null });\n      for (const f of ready) this.emit(f.frame, f.t, f.level);\n    }\n  }\n  emit(frame, t, level) {\n    const meta = { stream: this.stream, seq: this.seq++, t };\n    if (this.link) {\n      const copy = frame.buffer.slice(0);\n      this.link.postMessage({ ...meta, pcm: copy }, [copy]);\n    }\n    this.port.postMessage({ ...meta, level, pcm: frame.buffer }, [frame.buffer]);\n  }\n};\nregisterProcessor("rtv-capture", RtvCapture);\n';
 
 // source:worklets/playback.js
 var playback_default = '// lib/player.js\nvar PlaybackQueue = class {\n  constructor(sampleRate2, { prebufferMs = 0, fadeMs = 5, underrunStepMs = 40, maxPrebufferMs = 300, maxQueuedMs = 12e4 } = {}) {\n    if (!(sampleRate2 > 0)) throw new RangeError("sampleRate must be positive");\n    this.sampleRate = sampleRate2;\n    this.maxQueued = Math.round(maxQueuedMs * sampleRate2 / 1e3);\n    this.dropped = 0;\n    this.droppedSamples = 0;\n    this.prebuffer = Math.round(prebufferMs * sampleRate2 / 1e3);\n    this.underrunStep = Math.round(underrunStepMs * sampleRate2 / 1e3);\n    this.maxPrebuffer = Math.max(this.prebuffer, Math.round(maxPrebufferMs * sampleRate2 / 1e3));\n    this.underruns = 0;\n    this.ranDry = null;\n    this.flushing = false;\n    this.frame = 0;\n    this.startedAt = [];\n    this.fade = Math.max(1, Math.round(fadeMs * sampleRate2 / 1e3));\n    this.chunks = [];\n    this.queued = 0;\n    this.playedSamples = /* @__PURE__ */ new Map();\n    this.started = /* @__PURE__ */ new Set();\n    this.waiting = true;\n    this.waited = 0;\n    this.fadeOutLeft = 0;\n    this.level = 0;\n    this.lastItem = null;\n  }\n  push(itemId, samples) {\n    if (samples.length === 0) return;\n    const room = this.maxQueued - this.queued;\n    if (samples.length > room) {\n      this.dropped++;\n      this.droppedSamples += samples.length - Math.max(0, room);\n      if (room <= 0) return;\n      samples = samples.subarray(0, room);\n    }\n    if (this.ranDry !== null) {\n      if (this.ranDry === itemId) {\n        this.underruns++;\n        this.prebuffer = Math.min(this.maxPrebuffer, this.prebuffer + this.underrunStep);\n      }\n      this.ranDry = null;\n    }\n    this.flushing = false;\n    this.chunks.push({ itemId, samples, offset: 0 });\n    this.queued += samples.length;\n  }\n  /** Audio dropped by the cap since the last call: `{count, ms}`. */\n  takeDropped() {\n    const dropped = { count: this.dropped, ms: this.droppedSamples * 1e3 / this.sampleRate };\n    this.dropped = 0;\n    this.droppedSamples = 0;\n    return dropped;\n  }\n  bufferedMs() {\n    return this.queued * 1e3 / this.sampleRate;\n  }\n  played(itemId) {\n    return (this.playedSamples.get(itemId) || 0) * 1e3 / this.sampleRate;\n  }\n  /** Whether audio is audible now or queued to be. */\n  get active() {\n    return this.queued > 0;\n  }\n  /** Drop queued audio (all of it) and return [{itemId, ms}] for the items that had audio. */\n  flush() {\n    const touched = new Set(this.lastItem === null ? [] : [this.lastItem]);\n    for (const c of this.chunks) touched.add(c.itemId);\n    let keep = this.waiting ? 0 : this.fade;\n    const kept = [];\n    for (const chunk of this.chunks) {\n      if (keep <= 0) break;\n      const take = Math.min(keep, chunk.samples.length - chunk.offset);\n      kept.push({ itemId: chunk.itemId, samples: chunk.samples.subarray(chunk.offset, chunk.offset + take), offset: 0 });\n      keep -= take;\n    }\n    this.chunks = kept;\n    this.queued = kept.reduce((n, c) => n + c.samples.length, 0);\n    this.fadeOutLeft = this.queued;\n    this.ranDry = null;\n    this.flushing = this.queued > 0;\n    this.waiting = this.queued === 0;\n    this.waited = 0;\n    const tail = /* @__PURE__ */ new Map();\n    for (const c of kept) tail.set(c.itemId, (tail.get(c.itemId) || 0) + c.samples.length);\n    return [...touched].map((itemId) => ({\n      itemId,\n      ms: ((this.playedSamples.get(itemId) || 0) + (tail.get(itemId) || 0)) * 1e3 / this.sampleRate\n    }));\n  }\n  /** Fill `out` (one channel) and return the number of samples that carried audio. */\n  render(out) {\n    const written = this._fill(out);\n    this.frame += out.length;\n    return written;\n  }\n  /** Take the items that started playing since the last call: [{itemId, frame}]. */\n  takeStarted() {\n    const started = this.startedAt;\n    this.startedAt = [];\n    return started;\n  }\n  _fill(out) {\n    out.fill(0);\n    if (this.waiting) {\n      if (this.queued === 0) {\n        this.waited = 0;\n        this.level = 0;\n        return 0;\n      }\n      this.waited += out.length;\n      if (this.queued < this.prebuffer && this.waited < this.prebuffer) {\n        this.level = 0;\n        return 0;\n      }\n      this.waiting = false;\n      this.waited = 0;\n    }\n    let written = 0;\n    let energy = 0;\n    while (written < out.length && this.chunks.length > 0) {\n      const chunk = this.chunks[0];\n      const take = Math.min(out.length - written, chunk.samples.length - chunk.offset);\n      const playedBefore = this.playedSamples.get(chunk.itemId) || 0;\n      for (let i = 0; i < take; i++) {\n        let gain = 1;\n        const nth = playedBefore + i;\n        if (nth < this.fade) gain = nth / this.fade;\n        if (this.fadeOutLeft > 0) {\n          gain *= this.fadeOutLeft / this.fade;\n          this.fadeOutLeft--;\n        }\n        const s = chunk.samples[chunk.offset + i] * gain;\n        out[written + i] = s;\n        energy += s * s;\n      }\n      if (playedBefore === 0) this.startedAt.push({ itemId: chunk.itemId, frame: this.frame + written });\n      this.started.add(chunk.itemId);\n      this.lastItem = chunk.itemId;\n      this.playedSamples.set(chunk.itemId, playedBefore + take);\n      chunk.offset += take;\n      written += take;\n      this.queued -= take;\n      if (chunk.offset >= chunk.samples.length) this.chunks.shift();\n    }\n    if (this.queued === 0) {\n      this.waiting = true;\n      if (written > 0 && !this.flushing) this.ranDry = this.lastItem;\n      this.flushing = false;\n    }\n    this.level = written > 0 ? Math.sqrt(energy / written) : 0;\n    return written;\n  }\n};\nvar PlayedReporter = class {\n  constructor(sampleRate2, intervalMs = 66) {\n    this.interval = Math.max(1, Math.round(intervalMs * sampleRate2 / 1e3));\n    this.since = 0;\n    this.changed = false;\n    this.last = /* @__PURE__ */ new Map();\n  }\n  /** After rendering a block of `frames` samples, `rendered` of them audio: the reports due now. */\n  tick(frames, queue, rendered) {\n    this.since += frames;\n    if (rendered > 0) this.changed = true;\n    if (!this.changed || this.since < this.interval && queue.active) return [];\n    this.since = 0;\n    this.changed = false;\n    const due = [];\n    for (const [itemId] of queue.playedSamples) {\n      const ms = queue.played(itemId);\n      if (this.last.get(itemId) !== ms) {\n        this.last.set(itemId, ms);\n        due.push({ itemId, ms });\n      }\n    }\n    return due;\n  }\n  /** Remember what a flush already reported so it is not sent twice. */\n  noteReported(reports) {\n    for (const r of reports) this.last.set(r.itemId, r.ms);\n  }\n};\n\n// worklets/playback.js\nvar RESUME_GAP_MS = 100;\nvar RtvPlayback = class extends AudioWorkletProcessor {\n  constructor() {\n    super();\n    this.queue = new PlaybackQueue(sampleRate, { fadeMs: 5 });\n    this.reporter = new PlayedReporter(sampleRate, 66);\n    this.energy = 0;\n    this.energySamples = 0;\n    this.runFrames = 0;\n    this.gapFrames = Infinity;\n    this.overflowReportAt = 0;\n    const onMessage = (e) => {\n      const msg = e.data;\n      if (msg.type === "push") this.queue.push(msg.itemId, msg.samples);\n      else if (msg.type === "flush") {\n        const reports = this.queue.flush();\n        this.reporter.noteReported(reports);\n        const silentAt = currentTime + this.queue.queued / sampleRate;\n        this.port.postMessage({ type: "flushed", reports, underruns: this.queue.underruns, silentAt, arrivedT: msg.t });\n      } else if (msg.type === "link") msg.port.onmessage = onMessage;\n    };\n    this.port.onmessage = onMessage;\n  }\n  process(inputs, outputs) {\n    const out = outputs[0][0];\n    const blockFrame = this.queue.frame;\n    const rendered = this.queue.render(out);\n    if (rendered > 0) {\n      for (let i = 0; i < out.length; i++) this.energy += out[i] * out[i];\n      this.energySamples += out.length;\n      if (this.gapFrames >= RESUME_GAP_MS * sampleRate / 1e3) this.runFrames = 0;\n      this.runFrames += out.length;\n      this.gapFrames = 0;\n    } else this.gapFrames += out.length;\n    for (let c = 1; c < outputs[0].length; c++) outputs[0][c].set(out);\n    for (const { itemId, frame } of this.queue.takeStarted()) {\n      this.port.postMessage({ type: "started", itemId, time: currentTime + (frame - blockFrame) / sampleRate });\n    }\n    const reports = this.reporter.tick(out.length, this.queue, rendered);\n    if (reports.length) {\n      const power = this.energySamples ? this.energy / this.energySamples : 0;\n      const powerMs = this.energySamples / sampleRate * 1e3;\n      this.energy = this.energySamples = 0;\n      const runMs = this.runFrames / sampleRate * 1e3;\n      this.port.postMessage({ type: "played", reports, level: this.queue.level, active: this.queue.active, underruns: this.queue.underruns, power, powerMs, runMs });\n    }\n    if (this.queue.dropped > 0 && currentTime >= this.overflowReportAt) {\n      this.overflowReportAt = currentTime + 1;\n      const { count, ms } = this.queue.takeDropped();\n      this.port.postMessage({ type: "overflow", buffer: "playback", count, ms });\n    }\n    return true;\n  }\n};\nregisterProcessor("rtv-playback", RtvPlayback);\n';
 
 // source:worklets/link-worker.js
 var link_worker_default = '// lib/dsp.js\nfunction pcm16ToFloat(pcm) {\n  const out = new Float32Array(pcm.length);\n  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;\n  return out;\n}\nfunction toInt16(buffer) {\n  let bytes;\n  if (buffer instanceof ArrayBuffer) bytes = new Uint8Array(buffer);\n  else if (ArrayBuffer.isView(buffer)) bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);\n  else throw new TypeError("expected an ArrayBuffer or a view of one");\n  const even = bytes.byteLength - bytes.byteLength % 2;\n  const copy = new Uint8Array(even);\n  copy.set(bytes.subarray(0, even));\n  return new Int16Array(copy.buffer);\n}\nvar Resampler = class {\n  constructor(inRate, outRate, taps = 8) {\n    if (!(inRate > 0) || !(outRate > 0) || !Number.isInteger(inRate) || !Number.isInteger(outRate)) {\n      throw new RangeError(`sample rates must be positive integers: ${inRate} -> ${outRate}`);\n    }\n    const gcd = (a, b) => b === 0 ? a : gcd(b, a % b);\n    const g = gcd(inRate, outRate);\n    this.inRate = inRate;\n    this.outRate = outRate;\n    this.up = outRate / g;\n    this.down = inRate / g;\n    this.cutoff = Math.min(1, outRate / inRate) * 0.92;\n    this.halfWidth = Math.ceil(taps / this.cutoff);\n    this.history = new Float32Array(this.halfWidth);\n    this.index = this.halfWidth;\n    this.phase = 0;\n    this.tables = /* @__PURE__ */ new Map();\n  }\n  _weights(phase) {\n    let table = this.tables.get(phase);\n    if (table) return table;\n    const w = this.halfWidth;\n    table = new Float32Array(2 * w);\n    let sum = 0;\n    for (let j = 0; j < 2 * w; j++) {\n      const x = w - 1 - j + phase / this.up;\n      let value = 0;\n      if (x > -w && x < w) {\n        const a = Math.PI * this.cutoff * x;\n        value = (x === 0 ? 1 : Math.sin(a) / a) * 0.5 * (1 + Math.cos(Math.PI * x / w));\n      }\n      table[j] = value;\n      sum += value;\n    }\n    for (let j = 0; j < 2 * w; j++) table[j] /= sum;\n    if (this.tables.size < 1024) this.tables.set(phase, table);\n    return table;\n  }\n  process(input) {\n    const w = this.halfWidth;\n    const data = new Float32Array(this.history.length + input.length);\n    data.set(this.history);\n    data.set(input, this.history.length);\n    const room = data.length - w - this.index;\n    const out = new Float32Array(room > 0 ? Math.ceil(room * this.up / this.down) + 1 : 0);\n    let n = 0;\n    let index = this.index;\n    let phase = this.phase;\n    while (index + w < data.length) {\n      const weights = this._weights(phase);\n      const first = index - w + 1;\n      let acc = 0;\n      for (let j = 0; j < 2 * w; j++) acc += data[first + j] * weights[j];\n      out[n++] = acc;\n      phase += this.down;\n      index += Math.floor(phase / this.up);\n      phase %= this.up;\n    }\n    const drop = Math.max(0, Math.min(index - w + 1, data.length));\n    this.history = data.slice(drop);\n    this.index = index - drop;\n    this.phase = phase;\n    return out.subarray(0, n);\n  }\n};\n\n// lib/handover.js\nvar PlayerHandover = class {\n  constructor(deliver, { maxHeld = 1e3 } = {}) {\n    this.deliver = deliver;\n    this.maxHeld = maxHeld;\n    this.released = 0;\n    this.held = [];\n    this.dropped = 0;\n    this.droppedMs = 0;\n  }\n  fromJupyter(header, payload, t) {\n    if (header.type !== "player_link") return this.deliver(header, payload, t);\n    if (!(header.conn > this.released)) return void 0;\n    this.released = header.conn;\n    const waiting = this.held;\n    this.held = [];\n    for (const entry of waiting) {\n      if (entry[0] <= this.released) this.deliver(entry[1], entry[2], entry[3]);\n      else this.held.push(entry);\n    }\n    return void 0;\n  }\n  fromLink(conn2, header, payload, t) {\n    if (conn2 <= this.released) return this.deliver(header, payload, t);\n    this.held.push([conn2, header, payload, t]);\n    if (this.held.length > this.maxHeld) {\n      let oldest = this.held.findIndex((entry) => entry[1].type !== "flush");\n      if (oldest < 0) oldest = 0;\n      const [, dropped, bytes] = this.held.splice(oldest, 1)[0];\n      this.dropped++;\n      if (dropped.type === "audio" && bytes) this.droppedMs += bytes.byteLength / 48;\n    }\n    return void 0;\n  }\n  /** Drops since the last call: `{count, ms}` (ms of 24 kHz PCM16 audio). */\n  takeDropped() {\n    const dropped = { count: this.dropped, ms: this.droppedMs };\n    this.dropped = 0;\n    this.droppedMs = 0;\n    return dropped;\n  }\n};\nvar LinkSender = class {\n  constructor(send, announce, capacity = 250) {\n    this.send = send;\n    this.announce = announce;\n    this.capacity = capacity;\n    this.open = false;\n    this.unsent = [];\n    this.announced = null;\n  }\n  frame(f) {\n    if (this.open) return this.sendNow(f);\n    this.unsent.push(f);\n    if (this.unsent.length > this.capacity) this.unsent.shift();\n    return void 0;\n  }\n  opened() {\n    this.open = true;\n    const waiting = this.unsent;\n    this.unsent = [];\n    for (const f of waiting) this.sendNow(f);\n  }\n  closed() {\n    this.open = false;\n    this.announced = null;\n  }\n  sendNow(f) {\n    if (this.announced !== f.stream) {\n      this.announced = f.stream;\n      this.announce(f.stream, f.seq);\n    }\n    this.send(f);\n  }\n};\n\n// worklets/link-worker.js\nvar ws = null;\nvar verified = false;\nvar conn = 0;\nvar url = null;\nvar key = null;\nvar playback = null;\nvar sampleRate = 48e3;\nvar resamplers = /* @__PURE__ */ new Map();\nvar HEADER = 24;\nvar decoder = new TextDecoder();\nvar pageNow = () => performance.timeOrigin + performance.now();\nfunction toPlayer(header, payload, t) {\n  if (!playback) return;\n  if (header.type === "flush") {\n    playback.postMessage({ type: "flush", t });\n    return;\n  }\n  if (header.type !== "audio") return;\n  const itemId = String(header.item_id);\n  let resampler = resamplers.get(itemId);\n  if (!resampler) {\n    postMessage({ type: "arrived", itemId, t });\n    resampler = new Resampler(24e3, sampleRate);\n    resamplers.set(itemId, resampler);\n    if (resamplers.size > 64) resamplers.delete(resamplers.keys().next().value);\n  }\n  const samples = resampler.process(pcm16ToFloat(toInt16(payload)));\n  playback.postMessage({ type: "push", itemId, samples }, [samples.buffer]);\n}\nvar player = new PlayerHandover(toPlayer);\nsetInterval(() => {\n  const { count, ms } = player.takeDropped();\n  if (count) postMessage({ type: "overflow", buffer: "handover", count, ms });\n}, 1e3);\nvar sender = new LinkSender(\n  ({ stream, seq, t, pcm }) => {\n    const message = new ArrayBuffer(HEADER + pcm.byteLength);\n    const view = new DataView(message);\n    view.setFloat64(0, t, true);\n    view.setFloat64(8, pageNow(), true);\n    view.setUint32(16, stream, true);\n    view.setUint32(20, seq, true);\n    new Uint8Array(message, HEADER).set(new Uint8Array(pcm));\n    ws.send(message);\n  },\n  (stream, seq) => postMessage({ type: "linkFrom", stream, seq })\n);\nfunction fromKernel(data) {\n  const t = pageNow();\n  const view = new DataView(data);\n  const length = view.getUint16(0, true);\n  const header = JSON.parse(decoder.decode(new Uint8Array(data, 2, length)));\n  if (header.type === "hello") {\n    if (header.key !== key) return ws.close();\n    verified = true;\n    conn = header.conn;\n    postMessage({ type: "open" });\n    sender.opened();\n  } else if (verified) player.fromLink(conn, header, new Uint8Array(data, 2 + length), t);\n}\nfunction connect() {\n  ws = new WebSocket(url);\n  ws.binaryType = "arraybuffer";\n  ws.onmessage = (e) => {\n    if (e.data instanceof ArrayBuffer) fromKernel(e.data);\n  };\n  ws.onclose = () => {\n    ws = null;\n    verified = false;\n    sender.closed();\n    postMessage({ type: "closed" });\n    setTimeout(connect, 2e3);\n  };\n}\nonmessage = (e) => {\n  const msg = e.data;\n  if (msg.type === "open") {\n    url = msg.url;\n    key = msg.key;\n    sampleRate = msg.sampleRate;\n    connect();\n  } else if (msg.type === "capture") msg.port.onmessage = (m) => sender.frame(m.data);\n  else if (msg.type === "playback") playback = msg.port;\n  else if (msg.type === "jupyter") player.fromJupyter(msg.header, msg.payload, msg.t);\n};\n';
+
+// source:worklets/track-reader.js
+var track_reader_default = '// lib/dsp.js\nfunction lostMs(expectedUs, timestampUs) {\n  if (expectedUs === null || expectedUs === void 0) return 0;\n  const ms = (timestampUs - expectedUs) / 1e3;\n  return ms >= 10 ? ms : 0;\n}\n\n// worklets/track-reader.js\nvar running = true;\nonmessage = async (e) => {\n  const msg = e.data;\n  if (typeof msg.running === "boolean") running = msg.running;\n  if (!msg.readable) return;\n  const reader = msg.readable.getReader();\n  const port = msg.port;\n  let expected = null;\n  for (; ; ) {\n    let chunk;\n    try {\n      chunk = await reader.read();\n    } catch {\n      break;\n    }\n    if (chunk.done) break;\n    const data = chunk.value;\n    try {\n      const lost = lostMs(expected, data.timestamp);\n      expected = data.timestamp + data.duration;\n      if (!running) continue;\n      if (lost) port.postMessage({ type: "lost", ms: lost });\n      const samples = new Float32Array(data.numberOfFrames);\n      data.copyTo(samples, { planeIndex: 0, format: "f32-planar" });\n      port.postMessage({ type: "pcm", samples, rate: data.sampleRate }, [samples.buffer]);\n    } finally {\n      data.close();\n    }\n  }\n  port.close();\n  close();\n};\n';
 
 // widget.css
 var widget_default = `/* rtvoice-widget. Colours come from JupyterLab's theme variables (light and dark), with
@@ -1269,10 +1258,10 @@ var Engine = class {
         break;
     }
   }
-  setMic(state, detail = "", report = true) {
+  setMic(state, detail = "", report = true, extra = {}) {
     this.mic = state;
     this.micDetail = detail;
-    if (report) this.send({ type: "mic", state, detail });
+    if (report) this.send({ type: "mic", state, detail, ...extra });
     this.notify("mic");
   }
   /** Start audio in this page (called from a user gesture when possible). */
@@ -1308,12 +1297,12 @@ var Engine = class {
     }
     this.stream = opened.stream;
     if (!this.graph) return;
-    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame), { played: this.graph.playback });
+    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame), { played: this.graph.playback, readerSource: track_reader_default });
     this.echo.reset();
     this.micRoute.newCapture(this.capture.id);
     const track = this.capture.track;
     if (track) track.onended = () => this.setMic("no_device", "The microphone was disconnected. Reconnect it and click the mic button.");
-    this.setMic("live", track ? track.label : "");
+    this.setMic("live", track ? track.label : "", true, { reads: this.capture.fed ? "track" : "graph" });
     this.checkSuspended();
     if (this.link) this.link.attach("capture", this.capture.node);
   }
@@ -1347,6 +1336,7 @@ var Engine = class {
   }
   stopAudio(report = true) {
     stopStream(this.stream);
+    if (this.capture) this.capture.close();
     if (this.link) this.link.terminate();
     this.link = null;
     this.micRoute.reset();
