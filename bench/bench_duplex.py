@@ -208,7 +208,7 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                         "during_playback": latency is not None and latency < playing_left,
                         "wer": round(word_error_rate([text], [transcript]), 3), "heard": transcript,
                         "truncation_exact": exact}
-                if name in PAGE_SCRIPTS:  # the echo match's verdicts on the voice's first held frames
+                if name == "match":  # the echo match's verdicts on the voice's first held frames
                     log = duplex.page.evaluate("window.rtvEchoMatchLog.splice(0)")
                     try_["scores"] = [round(r[2], 2) for r in log if r[0] >= said * 1000 and r[1] >= 10 ** (-50 / 20)][:10]
                 out["tries"].append(try_)
@@ -236,7 +236,7 @@ def burst_report(duplex: DuplexChat, name: str, at: float, ms: float) -> dict:
     """What the page's capture saw of an injected burst (from its start to 500 ms after its
     end): the loudest frame (dBFS), and with the echo match its verdicts on the held frames."""
     out: dict = {"heard": bool(duplex.rows("input_audio_buffer.speech_started", at))}
-    if name in PAGE_SCRIPTS:
+    if name == "match":
         log = duplex.page.evaluate("window.rtvEchoMatchLog.splice(0)")
         rows = [r for r in log if at * 1000 <= r[0] <= at * 1000 + ms + 500]
         loud = [r for r in rows if r[1] >= 10 ** (-50 / 20)]
