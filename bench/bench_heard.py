@@ -14,13 +14,16 @@ Beside it, per turn, the session's own figures for the same reply (the turns tab
 ``voice_to_first_audio_ms`` (end of voice in the recorded mic -> first audio delta) and
 ``voice_to_first_sound_ms`` (-> the page's player rendering it). They start from the end of the
 voice *as the kernel recorded it*, so they cannot see how late the mic's audio reached the page;
-the heard gap can (``unseen_ms``: heard gap minus ``voice_to_first_audio_ms``, per turn: the
-capture's delay, the playback's, and the rig's buffering).
+the heard gap can (``unseen_ms``: heard gap minus ``voice_to_first_audio_ms``, per turn), in two
+parts: ``capture_ms``, the end of the voice in the kernel's recording (session clock, mapped to
+the wall clock: one process) after the end in the air, and ``playback_ms``, the first delta's
+arrival -> the first sound in the air (the rig's buffering is in both).
 
 Variants, each in a fresh Chromium against the same server (its models loaded once):
-``track`` (the default: the page reads the mic from its track in a worker) and ``graph`` (the
+``track`` (the default: the page reads the mic from its track in a worker), ``graph`` (the
 mic through the Web Audio graph's input, the default before; ``window.rtvMicFromTrack =
-false``). The echo path is turned down (``--echo-db``, default -60: as with headphones) and the
+false``) and, when asked for, ``track-2thr`` (``track`` with the LLM's busy guard off: a
+reply's prompt on two threads whatever the load average says). The echo path is turned down (``--echo-db``, default -60: as with headphones) and the
 widget runs with ``headphones=True``, so the mic is always open and nothing else decides.
 After the first sound, each reply plays ``--listen`` seconds and is interrupted.
 
@@ -50,7 +53,10 @@ from widget_harness.bridge import BrowserBridge, serve_static  # noqa: E402
 
 from bench_turns import COMPLETE  # noqa: E402
 
-VARIANTS = {"track": "", "graph": "window.rtvMicFromTrack = false;"}
+VARIANTS = {"track": "", "graph": "window.rtvMicFromTrack = false;", "track-2thr": ""}
+# Server-side switches per variant: ``track-2thr`` runs each reply's prompt on two llama.cpp
+# threads even when the load average says the machine is busy (the browser and PulseAudio here).
+NO_BUSY_GUARD = {"track-2thr"}
 VOICE_DBFS = -45.0  # the end of the question: its last 10 ms at this level or more
 SOUND_DBFS = -50.0  # the first sound of the answer at the speaker
 
@@ -102,6 +108,18 @@ def voice_end_s(wav: Path) -> float:
 
 
 def run_variant(name: str, server_url: str, playwright, base: str, questions, args) -> list[dict]:
+    from rtvoice_widget.server.engines import llm_llama
+
+    busy = llm_llama._busy
+    if name in NO_BUSY_GUARD:
+        llm_llama._busy = lambda: False
+    try:
+        return _run_variant(name, server_url, playwright, base, questions, args)
+    finally:
+        llm_llama._busy = busy
+
+
+def _run_variant(name: str, server_url: str, playwright, base: str, questions, args) -> list[dict]:
     rows = []
     with PulseRig(echo_db=args.echo_db) as rig:
         with BrowserBridge() as bridge:
@@ -116,8 +134,13 @@ def run_variant(name: str, server_url: str, playwright, base: str, questions, ar
                 reads = duplex.rows("mic.live")[-1][1]["payload"].get("reads")
                 print(f"  mic read from: {reads}", flush=True)
                 time.sleep(1.0)
+                session = duplex.chat.session
+                # Session clock -> wall clock (one process, one monotonic source: a fixed offset).
+                wall_minus_session_ms = time.time() * 1000 - session.now_ms()
+                onsets: list[float] = []
                 for i, (text, wav, end_s) in enumerate(questions):
                     onset, _ = voice.say(wav)
+                    onsets.append(onset)
                     end = onset + end_s
                     try:
                         heard = wait(lambda: tap.first_sound_after(end), 30, "the answer's first sound")
@@ -138,6 +161,12 @@ def run_variant(name: str, server_url: str, playwright, base: str, questions, ar
                     row["answer"] = str(reply.get("text", ""))[:80]
                     if row["heard_gap_ms"] is not None:  # what the session's own figure cannot see
                         row["unseen_ms"] = row["heard_gap_ms"] - row["voice_to_first_audio_ms"]
+                        # ... in two parts: the end of the voice in the kernel's recording after
+                        # the air, and the first delta's arrival -> the first sound in the air.
+                        end_air_ms = (onsets[row["turn"]] + questions[row["turn"]][2]) * 1000
+                        recorded_end_ms = float(reply["voice_end_ms"]) + wall_minus_session_ms
+                        row["capture_ms"] = round(recorded_end_ms - end_air_ms)
+                        row["playback_ms"] = row["unseen_ms"] - row["capture_ms"]
                 for row in rows:
                     print(f"  {name} {row}", flush=True)
             finally:
@@ -187,13 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     summary = {}
     for name, rows in results.items():
         summary[name] = {col: {"p50": pct([r.get(col) for r in rows], 50), "p90": pct([r.get(col) for r in rows], 90)}
-                         for col in ("heard_gap_ms", "voice_to_first_audio_ms", "voice_to_first_sound_ms", "unseen_ms")}
+                         for col in ("heard_gap_ms", "voice_to_first_audio_ms", "voice_to_first_sound_ms", "unseen_ms",
+                                     "capture_ms", "playback_ms")}
         summary[name]["missed"] = sum(r["heard_gap_ms"] is None for r in rows)
     print(f"\n{'':6s} {'heard p50/p90':>15s} {'first delta p50/p90':>21s} {'first sound p50/p90':>21s} "
-          f"{'heard - first delta':>21s} missed")
+          f"{'heard - first delta':>21s} {'capture':>9s} {'playback':>9s} missed")
     for name, s in summary.items():
-        cells = [f"{s[c]['p50']}/{s[c]['p90']}" for c in ("heard_gap_ms", "voice_to_first_audio_ms", "voice_to_first_sound_ms", "unseen_ms")]
-        print(f"{name:6s} {cells[0]:>15s} {cells[1]:>21s} {cells[2]:>21s} {cells[3]:>21s} {s['missed']:>6d}")
+        cells = [f"{s[c]['p50']}/{s[c]['p90']}" for c in ("heard_gap_ms", "voice_to_first_audio_ms", "voice_to_first_sound_ms",
+                                                          "unseen_ms", "capture_ms", "playback_ms")]
+        print(f"{name:6s} {cells[0]:>15s} {cells[1]:>21s} {cells[2]:>21s} {cells[3]:>21s} {cells[4]:>9s} {cells[5]:>9s} "
+              f"{s['missed']:>6d}")
     if "track" in summary and "graph" in summary and summary["graph"]["heard_gap_ms"]["p50"]:
         ratio = summary["track"]["heard_gap_ms"]["p50"] / summary["graph"]["heard_gap_ms"]["p50"]
         print(f"heard gap p50, track / graph (same run): {ratio:.2f}; the part the session's figure cannot see, "
