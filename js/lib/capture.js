@@ -119,8 +119,9 @@ export class Capture {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];
-    echoMatch = echoMatch && !!played;
-    doubleTalk = doubleTalk && !!played && !!readerSource && !!mediaDevices && typeof MediaStreamTrackProcessor === "function";
+    // (`x && cond ? x : false`, not `x && cond`: that gives `cond`, true, and loses x's options.)
+    echoMatch = echoMatch && played ? echoMatch : false;
+    doubleTalk = doubleTalk && played && readerSource && mediaDevices && typeof MediaStreamTrackProcessor === "function" ? doubleTalk : false;
     this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 2, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id, echoMatch, doubleTalk } });
     // The echo match's (and the detector's) reference: the player's output on the worklet's own
     // clock (second input).

@@ -183,8 +183,8 @@ var Capture = class {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];
-    echoMatch = echoMatch && !!played;
-    doubleTalk = doubleTalk && !!played && !!readerSource && !!mediaDevices && typeof MediaStreamTrackProcessor === "function";
+    echoMatch = echoMatch && played ? echoMatch : false;
+    doubleTalk = doubleTalk && played && readerSource && mediaDevices && typeof MediaStreamTrackProcessor === "function" ? doubleTalk : false;
     this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 2, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id, echoMatch, doubleTalk } });
     if (echoMatch || doubleTalk) played.connect(this.node, 0, 1);
     this.rawStream = null;
