@@ -13,7 +13,11 @@ echo path (tests/duplex_rig.py: the speaker's output reaches the mic ``--echo-db
 - ``match`` (only when asked for): ``aec`` with the echo match experiment on
   (js/lib/echo-match.js, off by default);
 - ``graph`` (only when asked for): ``aec`` with the mic taken through the Web Audio graph's
-  input, the default before the track's reader moved to a worker.
+  input, the default before the track's reader moved to a worker;
+- ``dtd`` (only when asked for): ``aec`` with the double-talk detector experiment on
+  (js/lib/double-talk.js, off by default, measured only: the raw mic against what was played);
+  per try ``dtd_ms``, its first detection after the voice started (the page's clock, the same
+  as the bench's), and per turn ``dtd_false``, its detections with nobody talking.
 
 ``--bursts MS``: in every turn, 1-3 s into the reply, copy MS ms of the speaker's output into
 the mic bus on top of the rig's echo (tests/duplex_rig.py ``MicBusVoice.burst``), a stand-in for
@@ -84,13 +88,15 @@ VARIANTS = {
     "none": ({"headphones": True}, False),
     "match": ({}, True),
     "graph": ({}, True),
+    "dtd": ({}, True),
 }
 # Page switches set before the widget loads: ``match`` is ``aec`` with the echo match experiment
 # on (js/lib/echo-match.js, off by default), its verdicts on held frames kept for the results;
 # ``graph`` is ``aec`` with the mic taken through the Web Audio graph's input instead of read
 # from its track (what the widget did by default before; js/lib/capture.js).
 PAGE_SCRIPTS = {"match": "window.rtvEchoMatch = %s; window.rtvEchoMatchLog = [];",
-                "graph": "window.rtvMicFromTrack = false; // %s"}
+                "graph": "window.rtvMicFromTrack = false; // %s",
+                "dtd": "window.rtvDoubleTalk = %s; window.rtvDoubleTalkLog = [];"}
 GOAL_MS = 300
 
 
@@ -117,13 +123,16 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
         forced = {"autoGainControl": False} if args.agc_off else {}
         ctx = rig.launch(playwright, Path(tempfile.mkdtemp(prefix="duplex-profile")), echo_cancellation=ec, **forced)
         if name in PAGE_SCRIPTS:
-            ctx.add_init_script(PAGE_SCRIPTS[name] % (args.match_options or "true"))
+            options = args.dtd_options if name == "dtd" else args.match_options
+            ctx.add_init_script(PAGE_SCRIPTS[name] % (options or "true"))
         duplex = DuplexChat(server.url, ctx.new_page(), bridge, **chat_options)
         voice = rig.voice()
         try:
             duplex.open(base)
             session = duplex.chat.session
             for i in range(args.turns):
+                if name == "dtd":
+                    dtd_hits(duplex)  # what came before this turn is not its
                 try:
                     item, asked = duplex.assistant_says(REPLIES[i % len(REPLIES)])
                 except AssertionError as exc:  # e.g. its reply to its own echo was still going
@@ -131,6 +140,7 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                     settle(duplex)
                     continue
                 start_ms = session.now_ms()
+                turn_at = time.time()
                 burst_at = None
                 if args.bursts:
                     # Past the onset guard (600 ms, mic closed) and before the reply's end.
@@ -150,6 +160,14 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                         "self_interrupted": bool(heard) or outcome != "played", "mic_dbfs": round(level, 1)}
                 if burst_at is not None:
                     turn["burst"] = burst_report(duplex, name, burst_at, args.bursts)
+                if name == "dtd":  # detections with only the assistant talking (+ the burst)
+                    hits, state = dtd_hits(duplex)
+                    turn["dtd_false"] = [{"after_start_ms": round(h["t"] - turn_at * 1000), "score": h["score"],
+                                          "excess_db": round(h["excessDb"], 1), "bands_db": h.get("bandsDb"),
+                                          "mic_db": h.get("micDb"), "lag_ms": h.get("lagMs"),
+                                          "in_burst": burst_at is not None and burst_at * 1000 <= h["hopT"] <= burst_at * 1000 + args.bursts + 300}
+                                         for h in hits]
+                    turn["dtd_state"] = state
                 out["turns"].append(turn)
                 print(f"  {name} turn {i + 1}: {turn}", flush=True)
                 settle(duplex)
@@ -161,6 +179,8 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
             for i in range(args.tries):
                 wav, text, user_ms = user_wavs[i % len(user_wavs)]
                 offset = rng.uniform(1000, 2500)
+                if name == "dtd":
+                    dtd_hits(duplex)  # what came before this try is not its
                 try:
                     item, asked = duplex.assistant_says(REPLIES[(i + 3) % len(REPLIES)])
                     wait(lambda: duplex.played_ms(item) >= offset or duplex.rows("playback.flushed", asked),
@@ -174,6 +194,7 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                     settle(duplex)
                     continue
                 playing_left = duplex.item(item).audio_received_ms - duplex.played_ms(item)
+                before = dtd_hits(duplex)[0] if name == "dtd" else []
                 said, seconds = voice.say(wav)
                 said_ms = session.now_ms() + (said - time.time()) * 1000
                 try:
@@ -208,6 +229,14 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                         "during_playback": latency is not None and latency < playing_left,
                         "wer": round(word_error_rate([text], [transcript]), 3), "heard": transcript,
                         "truncation_exact": exact}
+                if name == "dtd":  # the detector's first detection after the voice started
+                    hits, state = dtd_hits(duplex)
+                    after = [h for h in before + hits if h["t"] >= said * 1000]
+                    try_["dtd_ms"] = round(after[0]["t"] - said * 1000) if after else None
+                    try_["dtd_hop_ms"] = round(after[0]["hopT"] - said * 1000) if after and after[0]["hopT"] is not None else None
+                    try_["dtd_score"] = after[0]["score"] if after else None
+                    try_["dtd_before_voice"] = len([h for h in before + hits if h["t"] < said * 1000])
+                    try_["dtd_state"] = state
                 if name == "match":  # the echo match's verdicts on the voice's first held frames
                     log = duplex.page.evaluate("window.rtvEchoMatchLog.splice(0)")
                     try_["scores"] = [round(r[2], 2) for r in log if r[0] >= said * 1000 and r[1] >= 10 ** (-50 / 20)][:10]
@@ -230,6 +259,17 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
             ctx.close()
             duplex.chat.close()
     return out
+
+
+def dtd_hits(duplex: DuplexChat) -> tuple[list[dict], dict | None]:
+    """The double-talk detector's detections the page logged since the last call (each
+    {t: page ms when it decided, hopT, score, excessDb, lagMs}) and what it had learnt then."""
+    log = duplex.page.evaluate("window.rtvDoubleTalkLog.splice(0)")
+    hits = [h for _, found, _ in log for h in found if h.get("t") is not None]
+    if not log:
+        return hits, None
+    # The most bands any hop had over the prediction since the last call (the margin left).
+    return hits, {**log[-1][2], "maxScore": max(s["maxScore"] for _, _, s in log if s)}
 
 
 def burst_report(duplex: DuplexChat, name: str, at: float, ms: float) -> dict:
@@ -270,7 +310,22 @@ def summarise(result: dict) -> dict:
         "truncation_exact": f"{sum(t['truncation_exact'] is True for t in tries)}/{sum(t['truncation_exact'] is not None for t in tries)}",
         "echo_check": result.get("echo_check"),
         "bursts_heard": f"{sum(t['burst']['heard'] for t in turns if 'burst' in t)}/{sum('burst' in t for t in turns)}",
+        **(dtd_summary(turns, tries) if result["variant"] == "dtd" else {}),
     }
+
+
+def dtd_summary(turns: list[dict], tries: list[dict]) -> dict:
+    """The double-talk detector: latency from the air over the tries, false alarms over the turns."""
+    ms = sorted(t["dtd_ms"] for t in tries if t.get("dtd_ms") is not None)
+    q = lambda p: round(float(np.percentile(ms, p))) if ms else None  # noqa: E731
+    false = [t.get("dtd_false", []) for t in turns]
+    return {"dtd": {
+        "tries": sum("dtd_ms" in t for t in tries), "detected": len(ms), "within_100ms": sum(x <= 100 for x in ms),
+        "within_150ms": sum(x <= 150 for x in ms), "p50_ms": q(50), "p90_ms": q(90), "max_ms": ms[-1] if ms else None,
+        "before_voice_in_tries": sum(t.get("dtd_before_voice", 0) for t in tries),
+        "turns_with_false_alarm": sum(bool(f) for f in false), "false_alarms": sum(len(f) for f in false),
+        "false_alarms_in_burst": sum(h["in_burst"] for f in false for h in f),
+    }}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(a stand-in for an echo burst the canceller lets through; docs/DUPLEX.md E)")
     parser.add_argument("--burst-db", type=float, default=-6.0, help="the copy's level relative to the playback")
     parser.add_argument("--match-options", help="JSON options for the echo match (variant match), e.g. '{\"maxLagMs\": 1000}'")
+    parser.add_argument("--dtd-options", help="JSON options for the double-talk detector (variant dtd), e.g. '{\"marginDb\": 8}'")
     parser.add_argument("--log", help="append every event the kernel got (but audio deltas) to this file")
     parser.add_argument("--out", default=str(REPO / "bench" / "duplex" / "results" / "bench_duplex.json"))
     args = parser.parse_args(argv)

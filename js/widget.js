@@ -278,7 +278,7 @@ class Engine {
     }
     this.stream = opened.stream;
     if (!this.graph) return; // stopped while waiting for permission
-    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame), { played: this.graph.playback, readerSource: trackReaderSource });
+    this.capture = new Capture(this.graph.ctx, this.stream, (frame) => this.onFrame(frame), { played: this.graph.playback, readerSource: trackReaderSource, mediaDevices: navigator.mediaDevices });
     this.echo.reset();
     this.micRoute.newCapture(this.capture.id);
     const track = this.capture.track;
@@ -347,6 +347,13 @@ class Engine {
     if (!this.capture) return; // stopped meanwhile
     if (frame.ack) {
       this.ptt.acked(frame);
+      return;
+    }
+    // The double-talk detector's reports (an experiment, off by default, window.rtvDoubleTalk):
+    // only logged, for a bench that asked for them (window.rtvDoubleTalkLog), never acted on.
+    if (frame.dtd) {
+      const log = globalThis.rtvDoubleTalkLog;
+      if (Array.isArray(log)) log.push([Date.now(), frame.dtd, frame.state]);
       return;
     }
     this.micLevel = frame.level;

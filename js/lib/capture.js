@@ -76,6 +76,22 @@ const ECHO_MATCH_ON = () => {
 };
 
 /**
+ * The double-talk detector (js/lib/double-talk.js) is an experiment, off by default, measured
+ * only (nothing it finds changes what is sent): a page (the duplex bench's variant "dtd") turns
+ * it on by setting `window.rtvDoubleTalk` first: true, or options for it (DOUBLE_TALK in
+ * double-talk.js). It needs the track reader (a worker) and the player's output.
+ */
+const DOUBLE_TALK_ON = () => {
+  const on = globalThis.rtvDoubleTalk;
+  return on === true || (typeof on === "object" && on !== null) ? on : false;
+};
+
+/** The detector's mic: the same device, nothing processed (the canceller cannot hide a voice). */
+export const RAW_MIC_CONSTRAINTS = {
+  audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
+};
+
+/**
  * Whether to read the mic from the track (below): where the browser has
  * `MediaStreamTrackProcessor` (Chromium), unless a page set `window.rtvMicFromTrack = false`
  * first (the duplex bench does, to measure the graph's input beside it).
@@ -94,17 +110,26 @@ const MIC_FROM_TRACK = () => globalThis.rtvMicFromTrack !== false && typeof Medi
  * page's main thread: a main thread that stalls for longer than the reader's buffer (500 ms)
  * loses audio, which happened under CI's full load when it was read there. Where no worker can
  * start (a CSP, a stream that cannot be transferred) or without `feed`: the graph's input.
- * `played`: the player's worklet node, the echo match's reference (with `echoMatch`).
+ * `played`: the player's worklet node, the echo match's reference (with `echoMatch`) and the
+ * double-talk detector's (with `doubleTalk`, which also opens the mic a second time, raw, and
+ * reads that track with a second worker into the worklet: see openRaw).
  */
 export class Capture {
-  constructor(ctx, stream, onFrame, { feed = MIC_FROM_TRACK(), readerSource = null, played = null, echoMatch = ECHO_MATCH_ON() } = {}) {
+  constructor(ctx, stream, onFrame, { feed = MIC_FROM_TRACK(), readerSource = null, played = null, echoMatch = ECHO_MATCH_ON(), doubleTalk = DOUBLE_TALK_ON(), mediaDevices = null } = {}) {
     this.ctx = ctx;
     this.stream = stream;
     this.id = crypto.getRandomValues(new Uint32Array(1))[0];
-    echoMatch = echoMatch && !!played;
-    this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 2, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id, echoMatch } });
-    // The echo match's reference: the player's output on the worklet's own clock (second input).
-    if (echoMatch) played.connect(this.node, 0, 1);
+    // (`x && cond ? x : false`, not `x && cond`: that gives `cond`, true, and loses x's options.)
+    echoMatch = echoMatch && played ? echoMatch : false;
+    doubleTalk = doubleTalk && played && readerSource && mediaDevices && typeof MediaStreamTrackProcessor === "function" ? doubleTalk : false;
+    this.node = new AudioWorkletNode(ctx, "rtv-capture", { numberOfInputs: 2, numberOfOutputs: 1, outputChannelCount: [1], processorOptions: { stream: this.id, echoMatch, doubleTalk } });
+    // The echo match's (and the detector's) reference: the player's output on the worklet's own
+    // clock (second input).
+    if (echoMatch || doubleTalk) played.connect(this.node, 0, 1);
+    this.rawStream = null; // the detector's raw mic, once open
+    this.rawReader = null; // its worker
+    this.closed = false;
+    if (doubleTalk) this.openRaw(mediaDevices, readerSource);
     this.node.port.onmessage = (e) => onFrame(e.data);
     this.holdSpeech = false; // full duplex, assistant audible: frames wait to look like speech
     this.reader = null; // the track reader's worker, while it runs
@@ -122,30 +147,56 @@ export class Capture {
 
   /** Start the worker that reads the track into the worklet until the track ends; false if it cannot. */
   feed(readerSource) {
+    this.reader = this.startReader(readerSource, this.track, "track");
+    return !!this.reader;
+  }
+
+  /** A worker reading `track` into the worklet, announced to it as `type` ("track" or "raw"); null if it cannot start. */
+  startReader(readerSource, track, type) {
     let worker = null;
     try {
       const url = URL.createObjectURL(new Blob([readerSource], { type: "text/javascript" }));
       worker = new Worker(url, { type: "module" });
       URL.revokeObjectURL(url);
       // eslint-disable-next-line no-undef
-      const processor = new MediaStreamTrackProcessor({ track: this.track, maxBufferSize: TRACK_BUFFER_CHUNKS });
+      const processor = new MediaStreamTrackProcessor({ track, maxBufferSize: TRACK_BUFFER_CHUNKS });
       const channel = new MessageChannel();
       const running = () => this.ctx.state === "running";
       worker.postMessage({ readable: processor.readable, port: channel.port2, running: running() }, [processor.readable, channel.port2]);
-      this.node.port.postMessage({ type: "track", port: channel.port1 }, [channel.port1]);
+      this.node.port.postMessage({ type, port: channel.port1 }, [channel.port1]);
       this.ctx.addEventListener("statechange", () => worker.postMessage({ running: running() }));
     } catch {
       if (worker) worker.terminate();
-      return false; // no workers here (a CSP), or the track's stream cannot be transferred
+      return null; // no workers here (a CSP), or the track's stream cannot be transferred
     }
-    this.reader = worker;
-    return true;
+    return worker;
   }
 
-  /** Stop the track's reader (the track's own end stops it too). */
+  /** The detector's raw mic: asked for a second time with processing off, read by its own worker. */
+  async openRaw(mediaDevices, readerSource) {
+    let stream = null;
+    try {
+      stream = await mediaDevices.getUserMedia(RAW_MIC_CONSTRAINTS);
+    } catch {
+      return; // the experiment stays silent; the widget goes on as without it
+    }
+    if (this.closed) {
+      stopStream(stream);
+      return;
+    }
+    this.rawStream = stream;
+    this.rawReader = this.startReader(readerSource, stream.getAudioTracks()[0], "raw");
+  }
+
+  /** Stop the track's reader (the track's own end stops it too), and the detector's raw mic. */
   close() {
+    this.closed = true;
     if (this.reader) this.reader.terminate();
     this.reader = null;
+    if (this.rawReader) this.rawReader.terminate();
+    this.rawReader = null;
+    stopStream(this.rawStream);
+    this.rawStream = null;
   }
 
   get track() {

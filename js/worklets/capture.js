@@ -8,6 +8,12 @@
 //   match what the player played (the node's second input) do not count as speech, and the
 //   hold is shorter (js/lib/echo-match.js, SPEECH_HOLD_MATCHED); true or its options; a held
 //   frame's message then also carries the match's latest {match: score, lag: ms, echo}
+//   doubleTalk (an experiment, off by default, measured only): a double-talk detector on the
+//   raw mic (js/lib/double-talk.js; true or its options) against the player's output (input 1):
+//   -> {dtd: [{t, hopT, score, excessDb, lagMs}], state}: its detections (t: the page clock, ms,
+//      when it decided; hopT: the capture time of the last hop it decided on), with what it
+//      learnt (state: every ~500 ms even without detections); nothing else changes
+//   <- {type: "raw", port}: the raw mic comes on `port` like the track's (below), for the detector
 //   input 0: the mic, unless the track feeds it (below); input 1: the player's output
 //   -> {level: RMS of the frame, seq: null} for a frame not meant for the kernel, else
 //      {level, stream, seq, t, pcm: ArrayBuffer (480 PCM16 samples, 20 ms at 24 kHz)}:
@@ -36,6 +42,7 @@
 //      joining the audio on either side of it unnoticed
 
 import { FrameChunker, Resampler, pcm16ToFloat, rms } from "../lib/dsp.js";
+import { DoubleTalk } from "../lib/double-talk.js";
 import { EchoMatch } from "../lib/echo-match.js";
 import { SPEECH_HOLD_MATCHED, SpeechHold } from "../lib/speech-hold.js";
 
@@ -52,10 +59,15 @@ class RtvCapture extends AudioWorkletProcessor {
     const match = options.processorOptions.echoMatch;
     this.match = match ? new EchoMatch(24000, sampleRate, typeof match === "object" ? match : {}) : null;
     this.hold = new SpeechHold(this.match ? SPEECH_HOLD_MATCHED : {});
+    const dtd = options.processorOptions.doubleTalk;
+    this.dtd = dtd ? new DoubleTalk(typeof dtd === "object" ? dtd : {}) : null;
+    this.dtdHops = 0; // raw mic chunks since the detector's last state report
+    this.silence = new Float32Array(128);
     this.fedRate = 0; // the rate of the "pcm" messages, once they feed this node
     this.port.onmessage = (e) => {
       const msg = e.data;
       if (msg && msg.type === "track") msg.port.onmessage = (m) => this.onTrack(m.data);
+      else if (msg && msg.type === "raw") msg.port.onmessage = (m) => this.onRaw(m.data);
       else if (msg && msg.type === "link") this.link = msg.port;
       else if (msg && msg.type === "gate") {
         this.gate = msg;
@@ -71,8 +83,25 @@ class RtvCapture extends AudioWorkletProcessor {
     else if (msg && msg.type === "lost") this.lost(msg.ms);
   }
 
+  /** A message of the raw mic's reader (the double-talk detector's; same contract as the track's). */
+  onRaw(msg) {
+    if (!this.dtd || !msg) return;
+    if (msg.type === "lost") this.dtd.lost(msg.ms);
+    if (msg.type !== "pcm") return;
+    const hits = this.dtd.heard(msg.samples, msg.rate, currentTime);
+    const report = ++this.dtdHops >= 50;
+    if (!hits.length && !report) return;
+    this.dtdHops = 0;
+    const page = (t) => (this.gate ? this.gate.pageTime + (t - this.gate.contextTime) * 1000 : null);
+    const now = page(currentTime);
+    this.port.postMessage({ dtd: hits.map((h) => ({ ...h, t: now, hopT: page(h.t) })), state: this.dtd.state() });
+  }
+
   process(inputs) {
     const played = inputs[1] && inputs[1][0];
+    // The detector's reference runs on every quantum (silence when the player sends nothing),
+    // so its clock is the audio thread's.
+    if (this.dtd) this.dtd.played(played || this.silence, sampleRate, currentTime + (played || this.silence).length / sampleRate);
     if (this.match && played) this.match.played(played);
     if (this.fedRate) return true; // the main thread feeds the track's audio (see fed)
     const channel = inputs[0] && inputs[0][0];
