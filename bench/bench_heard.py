@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,7 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
-from duplex_rig import DuplexChat, PulseRig, speech_wav, wait  # noqa: E402
+from duplex_rig import DuplexChat, PulseRig, speaker_monitor, speech_wav, wait  # noqa: E402
 from widget_harness.bridge import BrowserBridge, serve_static  # noqa: E402
 
 from bench_turns import COMPLETE  # noqa: E402
@@ -68,9 +67,7 @@ class SpeakerTap:
     CHUNK = 480
 
     def __init__(self, env: dict) -> None:
-        self.proc = subprocess.Popen(
-            ["parec", "--raw", "--format=s16le", f"--rate={self.RATE}", "--channels=1", "--latency-msec=10",
-             "-d", "speaker.monitor"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        self.proc = speaker_monitor(env, self.RATE)
         self.levels: list[tuple[float, float]] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name="speaker-tap", daemon=True)

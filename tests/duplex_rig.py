@@ -167,9 +167,7 @@ class MicBusVoice:
         plays into the mic bus ``gain_db`` below it, on top of the rig's echo path, ~60-80 ms
         later than that path (the tap's and this stream's buffering)."""
         if self._tap is None:
-            self._tap = subprocess.Popen(
-                ["parec", "--raw", "--format=s16le", f"--rate={self.RATE}", "--channels=1", "--latency-msec=10",
-                 "-d", "speaker.monitor"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self._env)
+            self._tap = speaker_monitor(self._env, self.RATE)
             threading.Thread(target=self._read_tap, name="micbus-tap", daemon=True).start()
             time.sleep(0.3)
         with self._lock:
@@ -198,6 +196,14 @@ class MicBusVoice:
         self.proc.terminate()
         self.proc.wait(5)
         self._thread.join(2)
+
+
+def speaker_monitor(env: dict, rate: int) -> subprocess.Popen:
+    """What the rig's speaker plays, as it plays: a ``parec`` on its monitor (mono int16 at
+    ``rate`` on stdout, 10 ms latency)."""
+    return subprocess.Popen(
+        ["parec", "--raw", "--format=s16le", f"--rate={rate}", "--channels=1", "--latency-msec=10",
+         "-d", "speaker.monitor"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
 
 
 def speech_wav(text: str, path: Path, voice: str = "en-us") -> Path:

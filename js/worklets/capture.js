@@ -77,6 +77,11 @@ class RtvCapture extends AudioWorkletProcessor {
     };
   }
 
+  /** Context time `t` (s) on the page clock (ms), by the latest gate's pair of readings; null before one. */
+  pageTime(t) {
+    return this.gate ? this.gate.pageTime + (t - this.gate.contextTime) * 1000 : null;
+  }
+
   /** A message of the track's reader (see the contract above). */
   onTrack(msg) {
     if (msg && msg.type === "pcm") this.fed(msg);
@@ -92,9 +97,8 @@ class RtvCapture extends AudioWorkletProcessor {
     const report = ++this.dtdHops >= 50;
     if (!hits.length && !report) return;
     this.dtdHops = 0;
-    const page = (t) => (this.gate ? this.gate.pageTime + (t - this.gate.contextTime) * 1000 : null);
-    const now = page(currentTime);
-    this.port.postMessage({ dtd: hits.map((h) => ({ ...h, t: now, hopT: page(h.t) })), state: this.dtd.state() });
+    const now = this.pageTime(currentTime);
+    this.port.postMessage({ dtd: hits.map((h) => ({ ...h, t: now, hopT: this.pageTime(h.t) })), state: this.dtd.state() });
   }
 
   process(inputs) {
@@ -103,7 +107,7 @@ class RtvCapture extends AudioWorkletProcessor {
     // so its clock is the audio thread's.
     if (this.dtd) this.dtd.played(played || this.silence, sampleRate, currentTime + (played || this.silence).length / sampleRate);
     if (this.match && played) this.match.played(played);
-    if (this.fedRate) return true; // the main thread feeds the track's audio (see fed)
+    if (this.fedRate) return true; // the track's reader feeds the mic's audio (see fed)
     const channel = inputs[0] && inputs[0][0];
     if (!channel) return true; // no input yet (device still starting): keep the node alive
     this.take(channel, currentTime + channel.length / sampleRate);
@@ -138,7 +142,7 @@ class RtvCapture extends AudioWorkletProcessor {
         this.port.postMessage({ level, seq: null });
         continue;
       }
-      const t = gate.pageTime + (end - gate.contextTime) * 1000;
+      const t = this.pageTime(end);
       if (!gate.hold) {
         this.emit(frame, t, level);
         continue;
