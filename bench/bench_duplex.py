@@ -1,12 +1,17 @@
 """Full duplex on speakers (issue 15): ``python bench/bench_duplex.py [--turns 20] [--tries 20]``.
 
-One run, three variants in turn, each in a fresh Chromium on the same PulseAudio rig with a real
+One run, four variants in turn, each in a fresh Chromium on the same PulseAudio rig with a real
 echo path (tests/duplex_rig.py: the speaker's output reaches the mic ``--echo-db`` below it,
 ~30 ms late; the user's voice is played into the mic bus), against the real local server
 (Silero VAD, Whisper-base, the echo LLM, espeak-ng) and a real kernel-side VoiceChat:
 
 - ``aec``: the default: full duplex once the page's echo check passed (Chromium's canceller on),
-  the mic read from its track by a worker;
+  the mic read from its track by a worker, the double-talk detector on the raw mic
+  (js/lib/double-talk.js) sending the raw mic for a voice the canceller still hides; per try
+  ``dtd_ms``, its first detection after the voice started (the page's clock, the same as the
+  bench's) and ``double_talk``, whether the kernel logged that it acted (``mic.double_talk``),
+  per turn ``dtd_false``, its detections with nobody talking;
+- ``hold``: ``aec`` without the detector (the speech hold alone: the default before it);
 - ``half``: today's half-duplex on speakers (``full_duplex=False``: the mic is held while the
   assistant is audible);
 - ``none``: no cancellation: the canceller off and the mic always open (``headphones=True``);
@@ -14,10 +19,7 @@ echo path (tests/duplex_rig.py: the speaker's output reaches the mic ``--echo-db
   (js/lib/echo-match.js, off by default);
 - ``graph`` (only when asked for): ``aec`` with the mic taken through the Web Audio graph's
   input, the default before the track's reader moved to a worker;
-- ``dtd`` (only when asked for): ``aec`` with the double-talk detector experiment on
-  (js/lib/double-talk.js, off by default, measured only: the raw mic against what was played);
-  per try ``dtd_ms``, its first detection after the voice started (the page's clock, the same
-  as the bench's), and per turn ``dtd_false``, its detections with nobody talking.
+- ``dtd`` (only when asked for): ``aec`` with the detector measuring only (``act: false``).
 
 ``--bursts MS``: in every turn, 1-3 s into the reply, copy MS ms of the speaker's output into
 the mic bus on top of the rig's echo (tests/duplex_rig.py ``MicBusVoice.burst``), a stand-in for
@@ -88,15 +90,22 @@ VARIANTS = {
     "none": ({"headphones": True}, False),
     "match": ({}, True),
     "graph": ({}, True),
+    "hold": ({}, True),
     "dtd": ({}, True),
 }
-# Page switches set before the widget loads: ``match`` is ``aec`` with the echo match experiment
-# on (js/lib/echo-match.js, off by default), its verdicts on held frames kept for the results;
-# ``graph`` is ``aec`` with the mic taken through the Web Audio graph's input instead of read
-# from its track (what the widget did by default before; js/lib/capture.js).
-PAGE_SCRIPTS = {"match": "window.rtvEchoMatch = %s; window.rtvEchoMatchLog = [];",
-                "graph": "window.rtvMicFromTrack = false; // %s",
-                "dtd": "window.rtvDoubleTalk = %s; window.rtvDoubleTalkLog = [];"}
+# Page switches set before the widget loads (js/lib/capture.js): the double-talk detector's
+# options (``--dtd-options``, true: its defaults) and its reports kept for the results, where it
+# is on; ``match`` adds the echo match experiment (js/lib/echo-match.js, off by default), its
+# verdicts on held frames kept; ``graph`` takes the mic through the Web Audio graph's input
+# instead of reading it from its track (the default before the worker reader).
+DTD = "window.rtvDoubleTalk = %(dtd)s; window.rtvDoubleTalkLog = [];"
+PAGE_SCRIPTS = {"aec": DTD, "half": DTD, "none": DTD,
+                "match": DTD + " window.rtvEchoMatch = %(match)s; window.rtvEchoMatchLog = [];",
+                "graph": DTD + " window.rtvMicFromTrack = false;",
+                "hold": "window.rtvDoubleTalk = false;",
+                "dtd": "(() => { const o = %(dtd)s; window.rtvDoubleTalk = {...(o === true ? {} : o), act: false}; })();"
+                       " window.rtvDoubleTalkLog = [];"}
+DTD_REPORTS = {"aec", "match", "graph", "dtd"}  # the variants whose tries and turns report the detector's
 GOAL_MS = 300
 
 
@@ -122,16 +131,14 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
     with PulseRig(echo_db=args.echo_db) as rig, BrowserBridge() as bridge:
         forced = {"autoGainControl": False} if args.agc_off else {}
         ctx = rig.launch(playwright, Path(tempfile.mkdtemp(prefix="duplex-profile")), echo_cancellation=ec, **forced)
-        if name in PAGE_SCRIPTS:
-            options = args.dtd_options if name == "dtd" else args.match_options
-            ctx.add_init_script(PAGE_SCRIPTS[name] % (options or "true"))
+        ctx.add_init_script(PAGE_SCRIPTS[name] % {"dtd": args.dtd_options or "true", "match": args.match_options or "true"})
         duplex = DuplexChat(server.url, ctx.new_page(), bridge, **chat_options)
         voice = rig.voice()
         try:
             duplex.open(base)
             session = duplex.chat.session
             for i in range(args.turns):
-                if name == "dtd":
+                if name in DTD_REPORTS:
                     dtd_hits(duplex)  # what came before this turn is not its
                 try:
                     item, asked = duplex.assistant_says(REPLIES[i % len(REPLIES)])
@@ -160,7 +167,7 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                         "self_interrupted": bool(heard) or outcome != "played", "mic_dbfs": round(level, 1)}
                 if burst_at is not None:
                     turn["burst"] = burst_report(duplex, name, burst_at, args.bursts)
-                if name == "dtd":  # detections with only the assistant talking (+ the burst)
+                if name in DTD_REPORTS:  # detections with only the assistant talking (+ the burst)
                     hits, state = dtd_hits(duplex)
                     turn["dtd_false"] = [{"after_start_ms": round(h["t"] - turn_at * 1000), "score": h["score"],
                                           "excess_db": round(h["excessDb"], 1), "bands_db": h.get("bandsDb"),
@@ -168,6 +175,7 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                                           "in_burst": burst_at is not None and burst_at * 1000 <= h["hopT"] <= burst_at * 1000 + args.bursts + 300}
                                          for h in hits]
                     turn["dtd_state"] = state
+                    turn["double_talk"] = bool(duplex.rows("mic.double_talk", asked))  # acted on the echo
                 out["turns"].append(turn)
                 print(f"  {name} turn {i + 1}: {turn}", flush=True)
                 settle(duplex)
@@ -179,7 +187,7 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
             for i in range(args.tries):
                 wav, text, user_ms = user_wavs[i % len(user_wavs)]
                 offset = rng.uniform(1000, 2500)
-                if name == "dtd":
+                if name in DTD_REPORTS:
                     dtd_hits(duplex)  # what came before this try is not its
                 try:
                     item, asked = duplex.assistant_says(REPLIES[(i + 3) % len(REPLIES)])
@@ -194,7 +202,7 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                     settle(duplex)
                     continue
                 playing_left = duplex.item(item).audio_received_ms - duplex.played_ms(item)
-                before = dtd_hits(duplex)[0] if name == "dtd" else []
+                before = dtd_hits(duplex)[0] if name in DTD_REPORTS else []
                 said, seconds = voice.say(wav)
                 said_ms = session.now_ms() + (said - time.time()) * 1000
                 try:
@@ -229,10 +237,11 @@ def run_variant(name: str, server, playwright, args, user_wavs, base: str) -> di
                         "during_playback": latency is not None and latency < playing_left,
                         "wer": round(word_error_rate([text], [transcript]), 3), "heard": transcript,
                         "truncation_exact": exact}
-                if name == "dtd":  # the detector's first detection after the voice started
+                if name in DTD_REPORTS:  # the detector's first detection after the voice started
                     hits, state = dtd_hits(duplex)
                     after = [h for h in before + hits if h["t"] >= said * 1000]
                     try_["dtd_ms"] = round(after[0]["t"] - said * 1000) if after else None
+                    try_["double_talk"] = bool(duplex.rows("mic.double_talk", said))
                     try_["dtd_hop_ms"] = round(after[0]["hopT"] - said * 1000) if after and after[0]["hopT"] is not None else None
                     try_["dtd_score"] = after[0]["score"] if after else None
                     try_["dtd_before_voice"] = len([h for h in before + hits if h["t"] < said * 1000])
@@ -310,7 +319,7 @@ def summarise(result: dict) -> dict:
         "truncation_exact": f"{sum(t['truncation_exact'] is True for t in tries)}/{sum(t['truncation_exact'] is not None for t in tries)}",
         "echo_check": result.get("echo_check"),
         "bursts_heard": f"{sum(t['burst']['heard'] for t in turns if 'burst' in t)}/{sum('burst' in t for t in turns)}",
-        **(dtd_summary(turns, tries) if result["variant"] == "dtd" else {}),
+        **(dtd_summary(turns, tries) if result["variant"] in DTD_REPORTS else {}),
     }
 
 
@@ -320,10 +329,12 @@ def dtd_summary(turns: list[dict], tries: list[dict]) -> dict:
     q = lambda p: round(float(np.percentile(ms, p))) if ms else None  # noqa: E731
     false = [t.get("dtd_false", []) for t in turns]
     return {"dtd": {
-        "tries": sum("dtd_ms" in t for t in tries), "detected": len(ms), "within_100ms": sum(x <= 100 for x in ms),
+        "tries": sum("dtd_ms" in t for t in tries), "detected": len(ms), "acted": sum(t.get("double_talk", False) for t in tries),
+        "within_100ms": sum(x <= 100 for x in ms),
         "within_150ms": sum(x <= 150 for x in ms), "p50_ms": q(50), "p90_ms": q(90), "max_ms": ms[-1] if ms else None,
         "before_voice_in_tries": sum(t.get("dtd_before_voice", 0) for t in tries),
         "turns_with_false_alarm": sum(bool(f) for f in false), "false_alarms": sum(len(f) for f in false),
+        "turns_acted_on": sum(t.get("double_talk", False) for t in turns),
         "false_alarms_in_burst": sum(h["in_burst"] for f in false for h in f),
     }}
 
@@ -333,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--tries", type=int, default=20)
     parser.add_argument("--echo-db", type=float, default=-6.0)
-    parser.add_argument("--variants", default="aec,half,none")
+    parser.add_argument("--variants", default="aec,hold,half,none")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--agc-off", action="store_true", help="force autoGainControl off in the page (an experiment)")
     parser.add_argument("--bursts", type=float, default=0,

@@ -349,8 +349,12 @@ class Engine {
       this.ptt.acked(frame);
       return;
     }
-    // The double-talk detector's reports (an experiment, off by default, window.rtvDoubleTalk):
-    // only logged, for a bench that asked for them (window.rtvDoubleTalkLog), never acted on.
+    // The double-talk detector sent the raw mic for a voice over the assistant: the kernel logs it.
+    if (frame.bargeIn) {
+      this.send({ type: "barge_in", t: frame.bargeIn.t, onset_ms: frame.bargeIn.onsetMs });
+      return;
+    }
+    // The detector's own reports: only kept for a bench that asked for them (window.rtvDoubleTalkLog).
     if (frame.dtd) {
       const log = globalThis.rtvDoubleTalkLog;
       if (Array.isArray(log)) log.push([Date.now(), frame.dtd, frame.state]);

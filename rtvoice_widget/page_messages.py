@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from rtvoice_widget.session import SessionClosedError
 
-__all__ = ["FirstSound", "MessageListeners", "PageMessages", "echo_check", "echo_fields", "echo_measured", "playback_overflow"]
+__all__ = ["FirstSound", "MessageListeners", "PageMessages", "barge_in", "echo_check", "echo_fields", "echo_measured",
+           "playback_overflow"]
 
 Handler = Callable[[dict[str, Any], list[Any]], None]
 
@@ -45,6 +46,7 @@ class PageMessages:
             "audio": mic.push,
             "played": lambda content, _: self._played(content),
             "mic": lambda content, _: self._mic_state(content),
+            "barge_in": lambda content, _: self._report(*barge_in(content, mic.page_to_session_ms)),
             "playback": lambda content, _: self._report("playback.overflow", *playback_overflow(content)),
             "duplex": lambda content, _: self._echo_check(content),
             "echo": lambda content, _: self._report(*echo_measured(content)),
@@ -104,6 +106,25 @@ class PageMessages:
         self._log(type_, text=text, **fields)
         if notice is not None:
             self._set_notice(notice)
+
+
+def barge_in(content: dict[str, Any], page_to_session_ms: Callable[[float], float | None]
+             ) -> tuple[str, str, dict[str, float]]:
+    """A ``barge_in`` report (the page's double-talk detector heard the person over the
+    assistant and sent the unprocessed mic from then on, js/worklets/capture.js): ``(type,
+    text, fields)`` to log; ``detected_ms`` is when it decided, on the session clock (mapped as
+    the mic frames' capture times are; absent before any frame gave a mapping)."""
+    fields: dict[str, float] = {}
+    for name in ("t", "onset_ms"):
+        value = content.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r:.40}")
+    fields["onset_ms"] = round(float(content["onset_ms"]), 1)
+    detected = page_to_session_ms(float(content["t"]))
+    if detected is not None:
+        fields["detected_ms"] = round(detected, 1)
+    return ("mic.double_talk", f"heard you over the assistant: sending the unprocessed mic "
+            f"(from {fields['onset_ms']:.0f} ms before) until it stops", fields)
 
 
 def echo_fields(content: dict[str, Any]) -> dict[str, float]:

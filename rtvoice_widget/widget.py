@@ -47,6 +47,11 @@ Browser -> kernel custom messages (``on_msg``, kernel main thread):
 - ``{"type": "echo", "return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms"}``: in full
   duplex, the same measure over one run of playback (a reply) as it ends; logged as
   ``echo.measured`` (a double talk lowers it: the person's voice counts as echo there).
+- ``{"type": "barge_in", "t", "onset_ms"}``: in full duplex, the page's double-talk detector
+  heard the person over the assistant while the canceller still held their voice down, and
+  sends the unprocessed mic from ``onset_ms`` before ``t`` (page clock) until the assistant is
+  no longer audible (``js/worklets/capture.js``); logged as ``mic.double_talk`` with
+  ``detected_ms`` on the session clock.
 - ``{"type": "text", "text"}``: a typed user message.
 - ``{"type": "front_end"}``: the loader (``_esm``) asks for the front-end bundle; answered with
   ``{"type": "front_end", "hash"}`` + the bundle's UTF-8 text as one buffer (also sent unasked

@@ -69,6 +69,7 @@ def test_on_speakers_it_never_interrupts_itself_and_the_user_barges_in_by_voice(
             item, asked = duplex.assistant_says(LONG)
             assert duplex.wait_over(item, asked) == "played"
             assert not speech_started_between(duplex, asked, time.time()), "the assistant interrupted itself"
+        assert not duplex.rows("mic.double_talk"), "the double-talk detector took the echo for a voice"
         checks = duplex.chat.events.filter(type="echo.full_duplex")
         assert len(checks) == 1 and not len(duplex.chat.events.filter(type="echo.half_duplex"))
         loss = checks.payload.iloc[0]["return_loss_db"]
@@ -85,6 +86,10 @@ def test_on_speakers_it_never_interrupts_itself_and_the_user_barges_in_by_voice(
         _, started = wait(lambda: next(iter(duplex.rows("input_audio_buffer.speech_started", said)), None),
                           15, "the user's barge-in to be heard")
         assert duplex.wait_over(item, asked) == "stopped"
+        # The page's double-talk detector heard them first and sent the raw mic (the hold alone
+        # needs 200 ms of the canceller's output to look like speech, js/lib/speech-hold.js).
+        _, barge = wait(lambda: next(iter(duplex.rows("mic.double_talk", said)), None), 5, "the double-talk detector")
+        assert barge["payload"]["onset_ms"] == 200
         _, truncate = wait(lambda: next(iter(duplex.rows("conversation.item.truncate", said)), None), 10,
                            "the truncation")
         played = duplex.item(item).played_ms

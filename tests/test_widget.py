@@ -140,6 +140,27 @@ def test_a_browser_buffer_overflow_is_logged(chat, server, rec):
     assert chat.session.connected
 
 
+def test_a_barge_in_the_page_detected_is_logged_on_the_session_clock(chat, server, rec):
+    """The page's double-talk detector sent the raw mic for a voice over the assistant
+    (js/worklets/capture.js): logged as mic.double_talk, its time mapped like the mic frames'."""
+    rec.browser_send(chat, {"type": "barge_in", "t": time.time() * 1000, "onset_ms": 200})
+    wait_until(lambda: len(chat.events.filter(type="mic.double_talk")) == 1, message="mic.double_talk before any frame")
+    assert "detected_ms" not in chat.events.filter(type="mic.double_talk").payload.iloc[0]  # no mapping yet
+    captured = time.time() * 1000
+    rec.browser_send(chat, {"type": "audio", "seq": 0, "t": captured}, [frame(0)])
+    wait_until(lambda: appended_audio(server) == frame(0), message="a frame (the clock mapping)")
+    rec.browser_send(chat, {"type": "barge_in", "t": captured + 500, "onset_ms": 200})
+    rec.browser_send(chat, {"type": "barge_in", "t": "soon", "onset_ms": 200})
+    wait_until(lambda: len(chat.events.filter(type="mic.double_talk")) == 2, message="a second mic.double_talk")
+    row = chat.events.filter(type="mic.double_talk").to_dict("records")[-1]
+    assert row["payload"]["onset_ms"] == 200 and "200 ms before" in row["text"]
+    # 500 ms after the frame's capture, on the session clock the frame was placed by.
+    assert row["payload"]["detected_ms"] == pytest.approx(chat._mic.page_to_session_ms(captured) + 500, abs=1)
+    wait_until(lambda: any("t must be a finite number" in e for e in chat.events.filter(type="widget.error")["text"]),
+               message="the bad report refused")
+    assert chat.session.connected
+
+
 # -- audio server -> browser, flush and truncate ---------------------------------------------
 
 

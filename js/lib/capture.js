@@ -76,20 +76,26 @@ const ECHO_MATCH_ON = () => {
 };
 
 /**
- * The double-talk detector (js/lib/double-talk.js) is an experiment, off by default, measured
- * only (nothing it finds changes what is sent): a page (the duplex bench's variant "dtd") turns
- * it on by setting `window.rtvDoubleTalk` first: true, or options for it (DOUBLE_TALK in
- * double-talk.js). It needs the track reader (a worker) and the player's output.
+ * The double-talk detector (js/lib/double-talk.js): on by default where the browser can read a
+ * track (it needs the player's output and a worker reading a second, raw, mic track). With it,
+ * a voice over the assistant reaches the server ~150 ms after it started instead of ~340 (see
+ * the capture worklet's contract). A page sets `window.rtvDoubleTalk` first to change that:
+ * false (off: the speech hold alone, bench/bench_duplex.py's variant "hold"), or options for
+ * it (DOUBLE_TALK in double-talk.js; `act: false` detects but never acts).
  */
 const DOUBLE_TALK_ON = () => {
   const on = globalThis.rtvDoubleTalk;
-  return on === true || (typeof on === "object" && on !== null) ? on : false;
+  return typeof on === "object" && on !== null ? on : on !== false;
 };
 
-/** The detector's mic: the same device, nothing processed (the canceller cannot hide a voice). */
-export const RAW_MIC_CONSTRAINTS = {
-  audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 },
-};
+/** The detector's mic: the same device as `track`, nothing processed (the canceller cannot hide a voice). */
+export function rawMicConstraints(track) {
+  const deviceId = track && track.getSettings ? track.getSettings().deviceId : undefined;
+  return {
+    audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1,
+      ...(deviceId ? { deviceId: { exact: deviceId } } : {}) },
+  };
+}
 
 /**
  * Whether to read the mic from the track (below): where the browser has
@@ -176,9 +182,9 @@ export class Capture {
   async openRaw(mediaDevices, readerSource) {
     let stream = null;
     try {
-      stream = await mediaDevices.getUserMedia(RAW_MIC_CONSTRAINTS);
+      stream = await mediaDevices.getUserMedia(rawMicConstraints(this.track));
     } catch {
-      return; // the experiment stays silent; the widget goes on as without it
+      return; // no barge-in detection: the speech hold alone decides, as without it
     }
     if (this.closed) {
       stopStream(stream);

@@ -1,6 +1,7 @@
-// Full duplex on speakers, an experiment (off by default, docs/DUPLEX.md E): a double-talk
-// detector (DTD) on the mic's RAW track (no echo canceller), measured only: it tells that the
-// user started talking over the assistant, and nothing acts on it yet.
+// Full duplex on speakers (docs/DUPLEX.md E): a double-talk detector (DTD) on the mic's RAW
+// track (no echo canceller): it tells that the user started talking over the assistant while
+// the canceller may still hide them. The capture worklet acts on it (js/worklets/capture.js:
+// it sends the raw mic from the voice's onset).
 //
 // Contract: no top-level side effects (bundled into the capture worklet, js/worklets/capture.js).
 //

@@ -13,6 +13,7 @@ globalThis.AudioWorkletProcessor = class {
 };
 globalThis.registerProcessor = (name, cls) => { registered[name] = cls; };
 await import("../worklets/capture.js");
+const { echoPath, talker, to441 } = await import("./signals.mjs");
 
 function capture() {
   const node = new registered["rtv-capture"]({ processorOptions: { stream: 7 } });
@@ -105,6 +106,80 @@ test("with the echo match, a held burst that copies the player's output stays he
     const sent = node.port.posted.filter((m) => m.seq !== undefined && m.seq !== null);
     assert.equal(sent.length > 0, released, `copy ${copy}: ${sent.length} frames sent`);
   }
+});
+
+const QUIET = 0.002; // -54 dBFS: a constant, so each of its frames has the same level, exactly
+
+// Full duplex on speakers, the assistant audible: the processed track (the canceller's output)
+// hides a voice that starts over the echo (here: it stays at -80 dBFS), the raw track has the
+// echo (150 ms, -6 dB, reverberant) and, from `voiceAt` s, a second talker. Both arrive at
+// 44.1 kHz in 10 ms chunks; the player's output is the node's second input, in 128-sample quanta.
+const PROCESSED_LEVEL = (() => {
+  const node = new registered["rtv-capture"]({ processorOptions: { stream: 7 } });
+  node.port.onmessage({ data: { type: "gate", send: true, hold: false, contextTime: 0, pageTime: 0 } });
+  node.port.onmessage({ data: { type: "pcm", samples: new Float32Array(4410).fill(QUIET), rate: 44100 } });
+  return node.port.posted.at(-1).level;
+})();
+
+function duplexOnSpeakers({ voiceAt = null, seconds = 16, doubleTalk = true } = {}) {
+  const node = new registered["rtv-capture"]({ processorOptions: { stream: 7, doubleTalk } });
+  const send = (msg) => node.port.onmessage({ data: msg });
+  const raw = { onmessage: null };
+  send({ type: "raw", port: raw });
+  send({ type: "gate", send: true, hold: true, contextTime: 0, pageTime: 0 });
+  const played48 = talker(seconds, 21);
+  const mic48 = echoPath(played48);
+  if (voiceAt !== null) {
+    const user = talker(seconds - voiceAt, 121);
+    const at = Math.round(voiceAt * 48000);
+    for (let i = 0; i < user.length && at + i < mic48.length; i++) mic48[at + i] += user[i];
+  }
+  const played = to441(played48), mic = to441(mic48);
+  const quiet = new Float32Array(441).fill(QUIET); // the processed track, below the hold's floor
+  let m = 0;
+  for (let p = 0; p + 128 <= played.length; p += 128) {
+    globalThis.currentTime = p / 44100;
+    node.process([[], [played.subarray(p, p + 128)]]);
+    while (m + 441 <= mic.length && (m + 441) / 44100 <= globalThis.currentTime) {
+      raw.onmessage({ data: { type: "pcm", samples: mic.subarray(m, m + 441), rate: 44100 } });
+      send({ type: "pcm", samples: quiet, rate: 44100 });
+      m += 441;
+    }
+  }
+  const frames = () => node.port.posted.filter((x) => x.seq !== undefined && x.seq !== null);
+  return { node, send, frames, bargeIns: node.port.posted.filter((x) => x.bargeIn).map((x) => x.bargeIn) };
+}
+
+test("double talk: a voice the canceller hides is sent from the raw mic, its onset first, until the hold ends", () => {
+  const { send, frames, bargeIns } = duplexOnSpeakers({ voiceAt: 12 });
+  assert.equal(bargeIns.length, 1, JSON.stringify(bargeIns));
+  const [barge] = bargeIns;
+  // Decided within ~200 ms of the voice (page clock = context clock here), with 200 ms before it.
+  assert.ok(barge.t >= 12000 && barge.t <= 12250, `detected at ${barge.t} ms`);
+  assert.equal(barge.onsetMs, 200);
+  const sent = frames();
+  assert.deepEqual(sent.map((f) => f.seq), [...Array(sent.length).keys()], "numbered from 0, no holes");
+  // The raw mic's frames (the echo at -6 dB and the voice), not the processed track's -80 dBFS.
+  assert.ok(sent.length >= 10 + Math.floor((4000 - 250) / 20), `${sent.length} frames`);
+  const processed = (f) => f.level === PROCESSED_LEVEL;
+  assert.ok(!sent.some(processed), "a processed frame was sent while the raw mic was");
+  const loud = sent.filter((f) => f.level > 0.001).length; // the talkers pause, both at once now and then
+  assert.ok(loud >= 0.5 * sent.length, `${loud} of ${sent.length} frames loud`);
+  assert.ok(sent[0].t < barge.t && sent[0].t >= barge.t - 260, `the onset from ${sent[0].t} ms`);
+  // The assistant stops: the processed track goes on from the next number.
+  const before = sent.length;
+  send({ type: "gate", send: true, hold: false, contextTime: globalThis.currentTime, pageTime: globalThis.currentTime * 1000 });
+  send({ type: "pcm", samples: new Float32Array(882).fill(QUIET), rate: 44100 });
+  const after = frames().slice(before);
+  assert.ok(after.length >= 1 && after[0].seq === before && after.every(processed), JSON.stringify(after.map((f) => [f.seq, f.level])));
+});
+
+test("double talk: the echo alone sends nothing, and with act: false a voice is only reported", () => {
+  const echoOnly = duplexOnSpeakers({ voiceAt: null });
+  assert.deepEqual([echoOnly.frames().length, echoOnly.bargeIns.length], [0, 0]);
+  const measured = duplexOnSpeakers({ voiceAt: 12, doubleTalk: { act: false } });
+  assert.deepEqual([measured.frames().length, measured.bargeIns.length], [0, 0]);
+  assert.ok(measured.node.port.posted.some((x) => x.dtd && x.dtd.length), "detected, not acted on");
 });
 
 // The track reader's worker (js/worklets/track-reader.js) run in node: its worker globals are

@@ -8,11 +8,14 @@
 //   match what the player played (the node's second input) do not count as speech, and the
 //   hold is shorter (js/lib/echo-match.js, SPEECH_HOLD_MATCHED); true or its options; a held
 //   frame's message then also carries the match's latest {match: score, lag: ms, echo}
-//   doubleTalk (an experiment, off by default, measured only): a double-talk detector on the
-//   raw mic (js/lib/double-talk.js; true or its options) against the player's output (input 1):
-//   -> {dtd: [{t, hopT, score, excessDb, lagMs}], state}: its detections (t: the page clock, ms,
-//      when it decided; hopT: the capture time of the last hop it decided on), with what it
-//      learnt (state: every ~500 ms even without detections); nothing else changes
+//   doubleTalk: a double-talk detector on the raw mic (js/lib/double-talk.js; true or its
+//   options) against the player's output (input 1). While frames are held (below) and none
+//   was let out yet, a detection sends the raw mic instead of the processed one, from its last
+//   200 ms until the hold ends (unless its options say act: false: then measured only):
+//   -> {bargeIn: {t, hopT, onsetMs}}: it did so (t: the page clock, ms; hopT: the capture time
+//      of the last hop it decided on; onsetMs: how much raw audio went first)
+//   -> {dtd: [{t, hopT, score, excessDb, lagMs}], state}: its detections (t: when it decided),
+//      with what it learnt (state: every ~500 ms even without detections)
 //   <- {type: "raw", port}: the raw mic comes on `port` like the track's (below), for the detector
 //   input 0: the mic, unless the track feeds it (below); input 1: the player's output
 //   -> {level: RMS of the frame, seq: null} for a frame not meant for the kernel, else
@@ -46,6 +49,11 @@ import { DoubleTalk } from "../lib/double-talk.js";
 import { EchoMatch } from "../lib/echo-match.js";
 import { SPEECH_HOLD_MATCHED, SpeechHold } from "../lib/speech-hold.js";
 
+// On a double-talk detection, the raw mic's frames sent first: 200 ms (the detector decides
+// 100-210 ms after the voice reached the mic on the rig, bench/bench_duplex.py), so the server's
+// VAD hears the voice's onset, not its middle.
+const RAW_ONSET_FRAMES = 10;
+
 class RtvCapture extends AudioWorkletProcessor {
   constructor(options) {
     super();
@@ -61,6 +69,13 @@ class RtvCapture extends AudioWorkletProcessor {
     this.hold = new SpeechHold(this.match ? SPEECH_HOLD_MATCHED : {});
     const dtd = options.processorOptions.doubleTalk;
     this.dtd = dtd ? new DoubleTalk(typeof dtd === "object" ? dtd : {}) : null;
+    // A detection while frames are held sends the raw mic instead (see onRaw), unless act: false.
+    this.dtdAct = !!dtd && !(typeof dtd === "object" && dtd.act === false);
+    this.rawResampler = null;
+    this.rawRate = 0;
+    this.rawChunker = new FrameChunker(480);
+    this.rawRecent = []; // the raw mic's last RAW_ONSET_FRAMES frames while held, {frame, t, level}
+    this.rawSending = false; // from a detection until the hold ends
     this.dtdHops = 0; // raw mic chunks since the detector's last state report
     this.silence = new Float32Array(128);
     this.fedRate = 0; // the rate of the "pcm" messages, once they feed this node
@@ -91,14 +106,49 @@ class RtvCapture extends AudioWorkletProcessor {
   /** A message of the raw mic's reader (the double-talk detector's; same contract as the track's). */
   onRaw(msg) {
     if (!this.dtd || !msg) return;
-    if (msg.type === "lost") this.dtd.lost(msg.ms);
+    if (msg.type === "lost") {
+      this.dtd.lost(msg.ms);
+      if (this.rawSending) this.seq += Math.round(msg.ms / 20); // a hole, as for the track's (lost)
+    }
     if (msg.type !== "pcm") return;
+    const held = this.dtdAct && this.gate && this.gate.send && this.gate.hold;
+    if (held) this.rawFrames(msg);
+    else this.rawRecent = [];
     const hits = this.dtd.heard(msg.samples, msg.rate, currentTime);
+    const now = this.pageTime(currentTime);
+    // Someone talks over the assistant and the processed frames are still held: Chromium's
+    // canceller holds a voice that starts over the echo down for 100-500 ms in 1 try of 4, and
+    // the hold needs 200 ms of speech; the raw mic has the voice now (with the echo). Not once
+    // the hold let processed frames out: the server then hears the voice already, and the
+    // raw onset would repeat it.
+    if (hits.length && held && !this.rawSending && !this.hold.released) {
+      this.rawSending = true;
+      const onset = this.rawRecent.splice(0);
+      for (const f of onset) this.emit(f.frame, f.t, f.level);
+      this.port.postMessage({ bargeIn: { t: now, hopT: this.pageTime(hits[0].t), onsetMs: onset.length * 20 } });
+    }
     const report = ++this.dtdHops >= 50;
     if (!hits.length && !report) return;
     this.dtdHops = 0;
-    const now = this.pageTime(currentTime);
     this.port.postMessage({ dtd: hits.map((h) => ({ ...h, t: now, hopT: this.pageTime(h.t) })), state: this.dtd.state() });
+  }
+
+  /** The raw mic framed like the processed one (held frames only): sent while rawSending, else kept for an onset. */
+  rawFrames(msg) {
+    if (msg.rate !== this.rawRate) {
+      this.rawRate = msg.rate;
+      this.rawResampler = new Resampler(msg.rate, 24000);
+    }
+    const t = this.pageTime(currentTime);
+    for (const frame of this.rawChunker.push(this.rawResampler.process(msg.samples))) {
+      const level = rms(pcm16ToFloat(frame));
+      if (this.rawSending) {
+        this.emit(frame, t, level);
+        continue;
+      }
+      this.rawRecent.push({ frame, t, level });
+      if (this.rawRecent.length > RAW_ONSET_FRAMES) this.rawRecent.shift();
+    }
   }
 
   process(inputs) {
@@ -137,7 +187,10 @@ class RtvCapture extends AudioWorkletProcessor {
       const level = rms(samples);
       if (this.match) this.match.heard(samples);
       const gate = this.gate;
-      if (!gate || !gate.send || !gate.hold) this.hold.end();
+      if (!gate || !gate.send || !gate.hold) {
+        this.hold.end();
+        this.rawSending = false;
+      }
       if (!gate || !gate.send) {
         this.port.postMessage({ level, seq: null });
         continue;
@@ -145,6 +198,10 @@ class RtvCapture extends AudioWorkletProcessor {
       const t = this.pageTime(end);
       if (!gate.hold) {
         this.emit(frame, t, level);
+        continue;
+      }
+      if (this.rawSending) {
+        this.port.postMessage({ level, seq: null }); // the raw mic goes instead (rawFrames)
         continue;
       }
       // Only a loud held frame is worth the look back (it is what would count).
