@@ -47,6 +47,7 @@ def duplex_on_speakers(tmp_path, local_server, playwright_driver, **launch):
     http, base = serve_static()
     with PulseRig(echo_db=-6) as rig, BrowserBridge() as bridge:
         ctx = rig.launch(playwright_driver, tmp_path / "profile", **launch)
+        ctx.add_init_script("window.rtvDoubleTalkLog = [];")  # the detector's reports, for failures' messages
         try:
             duplex = DuplexChat(local_server.url, ctx.new_page(), bridge)
             duplex.open(base)
@@ -88,8 +89,15 @@ def test_on_speakers_it_never_interrupts_itself_and_the_user_barges_in_by_voice(
         assert duplex.wait_over(item, asked) == "stopped"
         # The page's double-talk detector heard them first and sent the raw mic (the hold alone
         # needs 200 ms of the canceller's output to look like speech, js/lib/speech-hold.js).
-        _, barge = wait(lambda: next(iter(duplex.rows("mic.double_talk", said)), None), 5, "the double-talk detector")
-        assert barge["payload"]["onset_ms"] == 200
+        try:
+            barge = wait(lambda: next(iter(duplex.rows("mic.double_talk", said)), None), 5, "mic.double_talk")
+        except AssertionError:
+            barge = None
+        log = duplex.page.evaluate("window.rtvDoubleTalkLog.splice(0)")
+        hits = [h for _, found, _ in log for h in found if h.get("t") is not None and h["t"] >= said * 1000]
+        assert barge is not None, (f"the double-talk detector did not act; its detections after the voice: {hits}, "
+                                   f"what it had learnt: {log[-1][2] if log else None}")
+        assert barge[1]["payload"]["onset_ms"] == 200
         _, truncate = wait(lambda: next(iter(duplex.rows("conversation.item.truncate", said)), None), 10,
                            "the truncation")
         played = duplex.item(item).played_ms

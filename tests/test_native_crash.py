@@ -150,9 +150,16 @@ def test_a_crash_while_serving_names_the_engine_from_a_real_faulthandler_dump(tm
 
 
 def server_processes() -> list[psutil.Process]:
-    """The local server subprocesses of this test process."""
-    return [p for p in psutil.Process().children(recursive=True)
-            if any("rtvoice_widget.server" in part for part in (p.cmdline() or []))]
+    """The local server subprocesses of this test process (live ones: an earlier test's killed
+    server may still be a zombie, not yet reaped, whose command line cannot be read)."""
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any("rtvoice_widget.server" in part for part in (p.cmdline() or [])):
+                found.append(p)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return found
 
 
 def kill_server(sig: signal.Signals) -> int:

@@ -113,9 +113,12 @@ export class BandStream {
     this.outCount = 0; // RATE samples so far
   }
 
-  /** `ms` of the input never came (a reader that fell behind): its clock skips them. */
+  /** `ms` of the input never came (a reader that fell behind): its clock skips them (both the
+   * input's count, which places the arrivals, and the output's, which stamps the hops). */
   lost(ms) {
-    if (this.rate) this.count += Math.round((ms * this.rate) / 1000);
+    if (!this.rate) return;
+    this.count += Math.round((ms * this.rate) / 1000);
+    this.outCount += Math.round((ms * this.o.rate) / 1000);
   }
 
   push(samples, rate, endTime) {

@@ -6,7 +6,7 @@ import { echoPath, rms, talker, to441 } from "./signals.mjs";
 // The worklet's view: played at 48 kHz in 128-sample quanta stamped with the audio clock, the
 // raw mic at 44.1 kHz in 10 ms chunks arriving 0-15 ms late (the reader's jitter). Returns the
 // detections, with `t` in s from the start.
-function simulate(played, near, options = {}, path = {}) {
+function simulate(played, near, options = {}, path = {}, drop = null) {
   const mic48 = echoPath(played, path);
   if (near) for (let i = 0; i < near.length; i++) mic48[i] += near[i];
   const mic = to441(mic48);
@@ -20,6 +20,13 @@ function simulate(played, near, options = {}, path = {}) {
     const now = (p + 128) / 48000;
     // Mic chunks whose capture ended by now - their lateness.
     while (m + 441 <= mic.length && (m + 441) / 44100 + 0.015 * rand() <= now) {
+      // `drop` ({atS, ms}): the reader lost that much of the mic there (reported, as the track reader does).
+      if (drop && m / 44100 >= drop.atS && !drop.done) {
+        drop.done = true;
+        m += Math.round((drop.ms * 44100) / 1000);
+        dtd.lost(drop.ms);
+        continue;
+      }
       hits.push(...dtd.heard(mic.subarray(m, m + 441), 44100, now));
       m += 441;
     }
@@ -68,6 +75,14 @@ test("echo alone (delay, gain, reverberation) never makes a detection, and the l
   assert.deepEqual(hits, []);
   const lag = dtd.state().lagMs;
   // The echo's 150 ms plus the mic's resampling and reader lateness, minus nothing.
+  assert.ok(lag >= 140 && lag <= 190, `lag ${lag}`);
+});
+
+test("mic audio the reader lost (reported) keeps the mic's clock: the lag is still learnt, no detection", () => {
+  const played = talker(20, 1);
+  const { hits, dtd } = simulate(played, null, {}, {}, { atS: 1, ms: 420 });
+  assert.deepEqual(hits, []);
+  const lag = dtd.state().lagMs;
   assert.ok(lag >= 140 && lag <= 190, `lag ${lag}`);
 });
 
