@@ -114,28 +114,27 @@ def barge_in(content: dict[str, Any], page_to_session_ms: Callable[[float], floa
     assistant and sent the unprocessed mic from then on, js/worklets/capture.js): ``(type,
     text, fields)`` to log; ``detected_ms`` is when it decided, on the session clock (mapped as
     the mic frames' capture times are; absent before any frame gave a mapping)."""
-    fields: dict[str, float] = {}
-    for name in ("t", "onset_ms"):
-        value = content.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r:.40}")
-    fields["onset_ms"] = round(float(content["onset_ms"]), 1)
-    detected = page_to_session_ms(float(content["t"]))
+    t = finite_number(content, "t")
+    fields = {"onset_ms": round(finite_number(content, "onset_ms"), 1)}
+    detected = page_to_session_ms(t)
     if detected is not None:
         fields["detected_ms"] = round(detected, 1)
     return ("mic.double_talk", f"heard you over the assistant: sending the unprocessed mic "
             f"(from {fields['onset_ms']:.0f} ms before) until it stops", fields)
 
 
+def finite_number(content: dict[str, Any], name: str) -> float:
+    """``content[name]`` as a float; ``ValueError`` unless it is a finite int or float (not a bool)."""
+    value = content.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r:.40}")
+    return float(value)
+
+
 def echo_fields(content: dict[str, Any]) -> dict[str, float]:
     """The figures of an echo measurement from the page (js/lib/echo-check.js), checked."""
-    fields = {}
-    for name in ("return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms"):
-        value = content.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r:.40}")
-        fields[name] = round(float(value), 1)
-    return fields
+    return {name: round(finite_number(content, name), 1)
+            for name in ("return_loss_db", "playback_dbfs", "mic_dbfs", "measured_ms")}
 
 
 def echo_measured(content: dict[str, Any]) -> tuple[str, str, dict[str, float]]:

@@ -162,6 +162,30 @@ export class FrameChunker {
 }
 
 /**
+ * Audio at any rate into 20 ms frames of 24 kHz PCM16 (`Resampler` then `FrameChunker`): `push(samples,
+ * rate)` returns the frames completed; a new rate starts a new resampler (the chunker's remainder stays).
+ */
+export class Framer {
+  constructor(rate = 0, outRate = 24000, frameSamples = 480) {
+    this.outRate = outRate;
+    this.rate = 0;
+    this.resampler = null;
+    this.chunker = new FrameChunker(frameSamples);
+    if (rate) this.setRate(rate);
+  }
+
+  setRate(rate) {
+    this.rate = rate;
+    this.resampler = new Resampler(rate, this.outRate);
+  }
+
+  push(samples, rate) {
+    if (rate !== this.rate) this.setRate(rate);
+    return this.chunker.push(this.resampler.process(samples));
+  }
+}
+
+/**
  * Milliseconds of a track's audio missing before a chunk stamped `timestampUs` (WebCodecs
  * AudioData timestamps, µs) when the chunk before it ended at `expectedUs` (null: none yet).
  * Under 10 ms is clock jitter, not loss: 0.

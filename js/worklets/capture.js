@@ -44,7 +44,7 @@
 //      it would have made are skipped, so the kernel logs the hole as a mic.gap instead of
 //      joining the audio on either side of it unnoticed
 
-import { FrameChunker, Resampler, pcm16ToFloat, rms } from "../lib/dsp.js";
+import { Framer, pcm16ToFloat, rms } from "../lib/dsp.js";
 import { DoubleTalk } from "../lib/double-talk.js";
 import { EchoMatch } from "../lib/echo-match.js";
 import { SPEECH_HOLD_MATCHED, SpeechHold } from "../lib/speech-hold.js";
@@ -58,8 +58,7 @@ class RtvCapture extends AudioWorkletProcessor {
   constructor(options) {
     super();
     this.stream = options.processorOptions.stream;
-    this.resampler = new Resampler(sampleRate, 24000);
-    this.chunker = new FrameChunker(480);
+    this.framer = new Framer(sampleRate); // the mic's audio (the graph's input, or the track's)
     this.link = null;
     this.gate = null; // the main thread's latest {send, contextTime, pageTime}
     this.seq = 0;
@@ -71,9 +70,7 @@ class RtvCapture extends AudioWorkletProcessor {
     this.dtd = dtd ? new DoubleTalk(typeof dtd === "object" ? dtd : {}) : null;
     // A detection while frames are held sends the raw mic instead (see onRaw), unless act: false.
     this.dtdAct = !!dtd && !(typeof dtd === "object" && dtd.act === false);
-    this.rawResampler = null;
-    this.rawRate = 0;
-    this.rawChunker = new FrameChunker(480);
+    this.rawFramer = new Framer();
     this.rawRecent = []; // the raw mic's last RAW_ONSET_FRAMES frames while held, {frame, t, level}
     this.rawSending = false; // from a detection until the hold ends
     this.dtdHops = 0; // raw mic chunks since the detector's last state report
@@ -135,12 +132,8 @@ class RtvCapture extends AudioWorkletProcessor {
 
   /** The raw mic framed like the processed one (held frames only): sent while rawSending, else kept for an onset. */
   rawFrames(msg) {
-    if (msg.rate !== this.rawRate) {
-      this.rawRate = msg.rate;
-      this.rawResampler = new Resampler(msg.rate, 24000);
-    }
     const t = this.pageTime(currentTime);
-    for (const frame of this.rawChunker.push(this.rawResampler.process(msg.samples))) {
+    for (const frame of this.rawFramer.push(msg.samples, msg.rate)) {
       const level = rms(pcm16ToFloat(frame));
       if (this.rawSending) {
         this.emit(frame, t, level);
@@ -160,17 +153,14 @@ class RtvCapture extends AudioWorkletProcessor {
     if (this.fedRate) return true; // the track's reader feeds the mic's audio (see fed)
     const channel = inputs[0] && inputs[0][0];
     if (!channel) return true; // no input yet (device still starting): keep the node alive
-    this.take(channel, currentTime + channel.length / sampleRate);
+    this.take(channel, sampleRate, currentTime + channel.length / sampleRate);
     return true;
   }
 
   /** Mic audio from the track itself: framed now, stamped as captured now. */
   fed(msg) {
-    if (msg.rate !== this.fedRate) {
-      this.fedRate = msg.rate;
-      this.resampler = new Resampler(msg.rate, 24000);
-    }
-    this.take(msg.samples, currentTime);
+    this.fedRate = msg.rate;
+    this.take(msg.samples, msg.rate, currentTime);
   }
 
   /** `ms` of the track's audio never arrived (see the contract above). */
@@ -179,9 +169,9 @@ class RtvCapture extends AudioWorkletProcessor {
     if (gate && gate.send && !gate.hold) this.seq += Math.round(ms / 20);
   }
 
-  /** Samples of the mic, the last one captured at context time `end` (s). */
-  take(samples, end) {
-    const frames = this.chunker.push(this.resampler.process(samples));
+  /** Samples of the mic at `rate`, the last one captured at context time `end` (s). */
+  take(samples, rate, end) {
+    const frames = this.framer.push(samples, rate);
     for (const frame of frames) {
       const samples = pcm16ToFloat(frame);
       const level = rms(samples);
