@@ -27,6 +27,11 @@ reply's prompt on two threads whatever the load average says). The echo path is 
 widget runs with ``headphones=True``, so the mic is always open and nothing else decides.
 After the first sound, each reply plays ``--listen`` seconds and is interrupted.
 
+The server is the subprocess a ``VoiceChat()`` starts for a user (``ensure_local_server``, with
+``--llm``); ``--server inline`` runs a ``LocalRealtimeServer`` in this process instead (the layout
+before, where the models' Python work shared the GIL with the session and the browser driver;
+``track-2thr`` needs it, its switch lives in this process).
+
 Prints p50 / p90 per variant and the ratio track / graph (same run); results in
 bench/results/bench_heard.json. The issue's goal (p50 <= 400 ms, p90 <= 600 ms under
 ``semantic_vad``) is reported, not asserted here: bench/bench_turns.py asserts it.
@@ -35,6 +40,7 @@ bench/results/bench_heard.json. The issue's goal (p50 <= 400 ms, p90 <= 600 ms u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -187,12 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--echo-db", type=float, default=-60.0)
     parser.add_argument("--listen", type=float, default=1.0, help="seconds of each answer played before interrupting it")
     parser.add_argument("--llm", default="auto")
+    parser.add_argument("--server", default="process", choices=("process", "inline"),
+                        help="process: the server a VoiceChat starts (a subprocess, as a user gets it); "
+                             "inline: a LocalRealtimeServer thread in this process (the layout before)")
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "bench_heard.json"))
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
 
-    from rtvoice_widget.server import LocalRealtimeServer
+    from rtvoice_widget.server import LocalRealtimeServer, ensure_local_server
     from rtvoice_widget.server.engines import load_engines
 
     folder = Path(tempfile.mkdtemp(prefix="heard"))
@@ -201,14 +210,24 @@ def main(argv: list[str] | None = None) -> int:
         text = COMPLETE[k % len(COMPLETE)]
         wav = speech_wav(text, folder / f"q{k}.wav")
         questions.append((text, wav, voice_end_s(wav)))
-    engines = load_engines(llm=args.llm)
+    if NO_BUSY_GUARD & set(args.variants.split(",")) and args.server != "inline":
+        print("track-2thr switches the LLM's busy guard in this process: the server runs inline", flush=True)
+        args.server = "inline"
+    if args.server == "inline":
+        engines = load_engines(llm=args.llm)
+        served = LocalRealtimeServer(engines=engines, progress=None)
+        llm_name = engines.llm.name
+    else:
+        served, llm_name = contextlib.nullcontext(), args.llm
     http, base = serve_static()
     results: dict[str, list[dict]] = {}
     started = time.perf_counter()
-    with LocalRealtimeServer(engines=engines, progress=None) as server, sync_playwright() as p:
+    with served as server, sync_playwright() as p:
+        # The subprocess is what VoiceChat() starts for a user; its URL carries this process's token.
+        url = server.url if server is not None else ensure_local_server(llm=args.llm)
         for name in args.variants.split(","):
             print(f"== {name}", flush=True)
-            results[name] = run_variant(name, server.url, p, base, questions, args)
+            results[name] = run_variant(name, url, p, base, questions, args)
     http.shutdown()
     summary = {}
     for name, rows in results.items():
@@ -227,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = summary["track"]["heard_gap_ms"]["p50"] / summary["graph"]["heard_gap_ms"]["p50"]
         print(f"heard gap p50, track / graph (same run): {ratio:.2f}; the part the session's figure cannot see, "
               f"p50: {summary['track']['unseen_ms']['p50']} vs {summary['graph']['unseen_ms']['p50']} ms")
-    print(f"({time.perf_counter() - started:.0f} s, {args.turn_detection}, LLM {engines.llm.__class__.__name__})")
+    print(f"({time.perf_counter() - started:.0f} s, {args.turn_detection}, LLM {llm_name}, server {args.server})")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"args": vars(args), "summary": summary, "runs": results}, indent=1))
     return 0
