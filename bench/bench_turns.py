@@ -36,7 +36,10 @@ on a server of its own), with ``--no-prefill-variant``, ``sem-noprefill`` (no LL
 partial transcripts while the user speaks, on a server of its own), with ``--batch1-variant``,
 ``sem-batch1`` (the reply's prompt and its first words on 1 thread, as before, not 2) and
 ``sem-nolead`` (the prompt on 2 threads, the first words on 1). Module-level settings are switched around each stream (one runs at a
-time). ``--complete-only`` skips the paused prompts. ``--stages`` prints each complete turn's
+time). ``--complete-only`` skips the paused prompts; ``--pause-ms`` sets their pause (700 by
+default: shorter than auto's 900 ms recheck); ``--no-question-variant`` adds ``sem-noquestion``
+(without the recheck's heard-question rule, ``segmenter.HEARD_QUESTION_ENDS_TURN``) to the
+complete and the paused prompts. ``--stages`` prints each complete turn's
 stage marks (``turn_stages.py``: silence heard, speculative transcription, end-of-turn decision,
 LLM prompt evaluation, first voiced piece, its audio, first delta) and their medians, and
 whether playback would stall after the first piece (the second piece's transcript delta
@@ -66,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_server import forget_last_question  # noqa: E402
 
 import rtvoice_widget.server.connection as server_connection  # noqa: E402
+import rtvoice_widget.server.dialogue.segmenter as server_segmenter  # noqa: E402
 import rtvoice_widget.server.pipeline as server_pipeline  # noqa: E402
 import rtvoice_widget.server.settings as server_settings  # noqa: E402
 from rtvoice_widget.server import LocalRealtimeServer  # noqa: E402
@@ -355,6 +359,11 @@ def main() -> int:
     parser.add_argument("--no-prefill-variant", action="store_true",
                         help="also run semantic_vad without the LLM prefill of the partial transcripts (sem-noprefill)")
     parser.add_argument("--complete-only", action="store_true", help="skip the paused prompts")
+    parser.add_argument("--no-question-variant", action="store_true",
+                        help="and sem-noquestion: semantic_vad without the recheck's heard-question rule "
+                             "(segmenter.HEARD_QUESTION_ENDS_TURN), on complete and paused prompts")
+    parser.add_argument("--pause-ms", type=float, default=PAUSE_MS,
+                        help=f"the paused prompts' mid-sentence pause (default {PAUSE_MS} ms)")
     parser.add_argument("--lead-words", type=int, action="append", default=[],
                         help="and sem-leadN: the reply's first N words generated on two threads (repeatable)")
     parser.add_argument("--batch1-variant", action="store_true",
@@ -380,9 +389,9 @@ def main() -> int:
         out = []
         for first, rest in pairs:
             head = silence(LEAD_MS) + speak(first)
-            resume_ms = voice_end_ms(np.frombuffer(head, "<i2"), RATE, len(head) / 48) + PAUSE_MS
-            # The pause is 700 ms from the end of the voice (espeak's own trailing silence included).
-            head = head[: int(resume_ms - PAUSE_MS) * 48] + silence(PAUSE_MS)
+            resume_ms = voice_end_ms(np.frombuffer(head, "<i2"), RATE, len(head) / 48) + args.pause_ms
+            # The pause runs from the end of the voice (espeak's own trailing silence included).
+            head = head[: int(resume_ms - args.pause_ms) * 48] + silence(int(args.pause_ms))
             out.append((f"{first} ... {rest}", head + speak(rest) + silence(2500), resume_ms))
         return out
 
@@ -404,6 +413,9 @@ def main() -> int:
         PATCHES["sem-batch1"] = {(engines.llm, "batch_threads"): 1}
         PATCHES["sem-nolead"] = {(engines.llm, "lead_words"): 0}
         variants += ["sem-batch1", "sem-nolead"]
+    if args.no_question_variant:
+        PATCHES["sem-noquestion"] = {(server_segmenter, "HEARD_QUESTION_ENDS_TURN"): False}
+        variants.append("sem-noquestion")
     for words in args.lead_words:
         PATCHES[f"sem-lead{words}"] = {(engines.llm, "lead_words"): words}
         variants.append(f"sem-lead{words}")
@@ -425,8 +437,9 @@ def main() -> int:
         stats_complete = wait_stats(server)
         other_stats = {name: wait_stats(other) for name, other in others.items()}
         before_complete = wait_stats(before) if "sem-before" in variants else None
-        print("paused prompts (700 ms mid-sentence pause): false cut-ins", flush=True)
-        modes = {"semantic": url, "server200": url, "server500": url}
+        print(f"paused prompts ({args.pause_ms:.0f} ms mid-sentence pause): false cut-ins", flush=True)
+        modes = {"semantic": url, **({"sem-noquestion": url} if args.no_question_variant else {}),
+                 "server200": url, "server500": url}
         if args.complete_only:
             hesitation_prompts, bare_prompts = [], []
         cuts_hesitation = cut_ins(modes, hesitation_prompts, engines)
@@ -466,7 +479,8 @@ def main() -> int:
             continue
         decisions = stats["asked"] + stats["early"]
         print(f"end-of-turn model, {label} ({turns} turns): {decisions / turns:.1f} decisions per turn "
-              f"({stats['asked'] / turns:.1f} turn-ending: {stats['complete']} complete, {stats['incomplete']} "
+              f"({stats['asked'] / turns:.1f} turn-ending: {stats['complete']} complete "
+              f"({stats['heard_question']} on a heard question), {stats['incomplete']} "
               f"incomplete, {stats['dropped']} dropped; {stats['early'] / turns:.1f} early, "
               f"{stats['early_speculated']} started the speculation), "
               f"{stats['cpu_ms'] / max(decisions, 1):.0f} ms CPU per decision")

@@ -175,7 +175,7 @@ def test_semantic_vad_asks_the_model_after_a_short_pause_and_a_complete_turn_end
     assert position_ms - 64 <= stopped[0]["audio_end_ms"] <= position_ms
     assert d.of("input_audio_buffer.committed") and d.of("response.created")
     assert d.engine.turn_end_stats == {"asked": 1, "complete": 1, "incomplete": 0, "dropped": 0,
-                                       "early": 0, "early_speculated": 0, "cpu_ms": 42.0}
+                                       "early": 0, "early_speculated": 0, "heard_question": 0, "cpu_ms": 42.0}
 
 
 def test_an_incomplete_turn_waits_for_more_speech_and_one_turn_comes_of_it():
@@ -252,6 +252,46 @@ def test_a_second_ask_later_in_the_pause_ends_a_turn_the_first_called_incomplete
     (stopped,) = d.of("input_audio_buffer.speech_stopped")
     assert stopped["audio_end_ms"] < 1100 + 2000  # long before auto's longest silence
     assert d.engine.turn_end_stats["asked"] == 2
+
+
+def test_at_the_recheck_a_heard_question_ends_the_turn_the_model_calls_incomplete():
+    from rtvoice_widget.server.dialogue import segmenter
+
+    def pause_after(transcript: str, switch: bool | None = None) -> Driver:
+        d = Driver(turn_end_model=True, partial_interval_ms=None)
+        d.configure(audio=semantic())  # auto: asked at 200 ms of silence, again at 900 ms
+        d.append(silence(300) + tone(800) + silence(300))
+        (spec,) = d.take_jobs(Transcribe, "speculative")
+        d.transcribe(spec, transcript)
+        (first,) = d.take_jobs(PredictTurnEnd, "end")
+        d.engine.turn_end_predicted(first, 0.05)  # "incomplete", and well below the recheck's 0.15
+        d._drain()
+        d.append(silence(700))
+        (second,) = d.take_jobs(PredictTurnEnd, "recheck")
+        saved = segmenter.HEARD_QUESTION_ENDS_TURN
+        segmenter.HEARD_QUESTION_ENDS_TURN = saved if switch is None else switch
+        try:
+            d.engine.turn_end_predicted(second, 0.05)
+        finally:
+            segmenter.HEARD_QUESTION_ENDS_TURN = saved
+        d._drain()
+        return d
+
+    d = pause_after("What is the weather usually like in Spain?")
+    (stopped,) = d.of("input_audio_buffer.speech_stopped")
+    assert stopped["audio_end_ms"] < 1100 + 1000  # at the recheck, not auto's 2 s longest silence
+    assert d.engine.turn_end_stats["heard_question"] == 1 and d.engine.turn_end_stats["complete"] == 1
+    # The speculative reply started on that transcript is the one adopted.
+    assert d.engine.speculation_stats["adopted"] == 1
+
+    for transcript, switch in (("I'd like to book a table for, um...", None), ("Book a table for four.", None),
+                               ("Can you tell me how to um?", None), ("Could you remind me to call my?", None),
+                               ("What is the weather usually like in Spain?", False)):
+        d = pause_after(transcript, switch)
+        assert not d.of("input_audio_buffer.speech_stopped"), transcript
+        assert d.engine.turn_end_stats["heard_question"] == 0
+        d.append(silence(1100))  # the longest silence still ends it
+        assert d.of("input_audio_buffer.speech_stopped"), transcript
 
 
 def test_an_early_ask_starts_the_speculation_sooner_but_never_ends_the_turn():

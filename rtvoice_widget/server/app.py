@@ -128,7 +128,8 @@ class LocalRealtimeServer:
         """The end-of-turn model's decisions (``semantic_vad``) over the connections that have
         ended: ``asked``, ``complete``, ``incomplete``, ``dropped`` (speech resumed before the
         answer), ``early`` / ``early_speculated`` (asks that may only start the speculation, and
-        those that did), ``cpu_ms`` (total; divide by ``asked + early`` for the cost of one
+        those that did), ``heard_question`` (of the ``complete``, those the recheck ended on a
+        transcript ending with "?" against the model's answer), ``cpu_ms`` (total; divide by ``asked + early`` for the cost of one
         decision). Each
         connection also logs its own at INFO level as it ends (logger ``rtvoice_widget.server``)."""
         workers = self._workers

@@ -377,10 +377,11 @@ class Connection:
         self._workers.add_turn_end_stats(stats)
         decisions = stats["asked"] + stats["early"]
         if decisions:
-            log.info("session ended; end-of-turn decisions: %d asked (%d complete, %d incomplete, %d dropped as "
-                     "speech resumed), %d early (%d started the speculation), %.1f ms CPU each",
-                     stats["asked"], stats["complete"], stats["incomplete"], stats["dropped"], stats["early"],
-                     stats["early_speculated"], stats["cpu_ms"] / decisions)
+            log.info("session ended; end-of-turn decisions: %d asked (%d complete, %d of them on a heard question, "
+                     "%d incomplete, %d dropped as speech resumed), %d early (%d started the speculation), "
+                     "%.1f ms CPU each", stats["asked"], stats["complete"], stats["heard_question"],
+                     stats["incomplete"], stats["dropped"], stats["early"], stats["early_speculated"],
+                     stats["cpu_ms"] / decisions)
 
 
 async def serve_connection(

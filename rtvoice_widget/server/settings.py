@@ -11,7 +11,8 @@ Mappings where the local server differs from the hosted API (documented, deliber
   ``threshold``, the turn ends there; otherwise the server keeps listening until speech resumes
   or ``max_silence_ms`` of silence has passed. If the pause outlasts ``recheck_ms`` the model
   is asked once more, with a lower ``recheck_threshold`` (a wrong "incomplete" should not cost
-  the whole longest wait, and after that long a silence the turn is more likely over).
+  the whole longest wait, and after that long a silence the turn is more likely over); then a
+  transcript heard as a complete question ends it too (``segmenter.HEARD_QUESTION_ENDS_TURN``).
   ``eagerness`` picks them (:data:`SEMANTIC_TURN_END`): high 150 ms / 0.3 / 1000 ms / 600 ms /
   0.1, medium and auto 200 ms / 0.5 / 2000 ms / 900 ms / 0.15, low 250 ms / 0.7 / 3000 ms /
   1200 ms / 0.3. Without a model (``pipecat-ai`` not installed) it runs as

@@ -14,8 +14,9 @@ decisions, whose "complete" ends the turn while the pause lasts.
   any turn, and a response is created. Once per reply: the next timeout waits for the next reply.
 - end of turn (``semantic_vad`` with an end-of-turn model): after ``pause_ms`` of silence a
   :class:`PredictTurnEnd` job carries the last 8 s of the turn to the model, and once more at
-  ``recheck_ms`` if the pause lasts (``kind="recheck"``, judged against ``recheck_threshold``).
-  If it answers "complete" (at least ``threshold``) while the pause lasts, speech_stopped goes
+  ``recheck_ms`` if the pause lasts (``kind="recheck"``, judged against ``recheck_threshold``;
+  at the recheck a speculative transcript that ends with "?" also counts as complete, see
+  :data:`HEARD_QUESTION_ENDS_TURN`). If it answers "complete" (at least ``threshold``) while the pause lasts, speech_stopped goes
   out at the current input position and the turn ends as under server VAD; otherwise
   (incomplete, failed, or speech resumed first, which drops the answer) the VAD's silence
   duration, the eagerness's longest wait, ends it. An early ask (``kind="early"``, at
@@ -42,12 +43,26 @@ _ONSET_FRAMES = 2
 #: Uncommitted input audio the server keeps at most (5 min, 14.4 MB): an append past it gets an
 #: ``error`` and is dropped (the buffer stays), so a client that never commits cannot grow it.
 MAX_INPUT_BUFFER_MS = 5 * 60 * 1000
+#: At the recheck (the pause has outlasted ``recheck_ms``, 900 ms under auto), a turn whose
+#: speculative transcript ends with "?" ends even when the acoustic model still says incomplete:
+#: Whisper punctuates a syntactically complete question, which Smart Turn can miss on a flat
+#: final intonation ("What is the weather usually like in Spain?" waited the whole 2 s in every
+#: bench_turns run). A lexical second opinion, not a text model: only "?" counts (Whisper ends
+#: fragments with "." or "..." too), not after a filler or a word no sentence ends with (Whisper
+#: wrote "Can you tell me how to, um ..." as "Can you tell me how to um?"), and only this late in
+#: a pause (numbers in docs/ENGINES.md).
+HEARD_QUESTION_ENDS_TURN = True
+_NOT_LAST_WORDS = frozenset({
+    "um", "uh", "erm", "er", "hmm", "mm", "ah",  # fillers: the speaker is still thinking
+    "a", "an", "the", "my", "your", "his", "her", "our", "their", "its",  # a noun must follow
+    "and", "or", "but", "to", "of",
+})
 
 
 def empty_turn_end_stats() -> dict:
     """``TurnEngine.turn_end_stats`` before any decision (see :class:`Segmenter` for the keys)."""
     return {"asked": 0, "complete": 0, "incomplete": 0, "dropped": 0, "early": 0, "early_speculated": 0,
-            "cpu_ms": 0.0}
+            "heard_question": 0, "cpu_ms": 0.0}
 
 
 class Segmenter:
@@ -271,11 +286,22 @@ class Segmenter:
         threshold = vad.turn_end.threshold
         if job.kind == "recheck" and vad.turn_end.recheck_threshold is not None:
             threshold = vad.turn_end.recheck_threshold
-        if prob >= threshold:
+        heard_question = job.kind == "recheck" and prob < threshold and self._heard_question()
+        if prob >= threshold or heard_question:
             self.turn_end_stats["complete"] += 1
+            self.turn_end_stats["heard_question"] += heard_question
             self._speech_stopped(self.position_ms, vad)
         else:
             self.turn_end_stats["incomplete"] += 1
+
+    def _heard_question(self) -> bool:
+        """Whether the pause's speculative transcript (the whole turn so far) is a question."""
+        speculation = self._engine.transcription.speculation
+        text = speculation.text if speculation is not None else None
+        if not HEARD_QUESTION_ENDS_TURN or text is None or not text.rstrip().endswith("?"):
+            return False
+        words = text.rstrip().rstrip("?").split()
+        return bool(words) and words[-1].strip(",.;:!-").lower() not in _NOT_LAST_WORDS
 
     def _early_answer(self, prob: float | None) -> None:
         engine = self._engine
