@@ -91,30 +91,38 @@ class TimedLLM:
 SESSION: dict = {}  # TurnEngine keyword arguments and a session.update, from the command line
 
 
-def _new_session(timed: TimedLLM, engines: Engines) -> TurnEngine:
+def new_session(llm, engines: Engines) -> TurnEngine:
+    """A fresh session whose system prompt ``llm`` has evaluated (the server's warm-up)."""
     engine = TurnEngine(model="bench", vad_frame_samples_24k=768, speculative=False, speculative_reply=False,
                         **SESSION.get("engine", {}))
     if SESSION.get("update"):
         engine.receive(json.dumps({"type": "session.update", "session": {"type": "realtime", **SESSION["update"]}}))
     for job in engine.jobs_to_run():
         if isinstance(job, WarmUp):
-            warm_llm(timed, job)
+            warm_llm(llm, job)
     engine.events_to_send()
     return engine
 
 
-def _ask(engine: TurnEngine, timed: TimedLLM, engines: Engines, question: str) -> dict:
-    """One user text turn and the server's reply to it; returns the reply and its timings."""
+def reply_job(engine: TurnEngine, llm, question: str) -> ReplyJob:
+    """The reply job the session starts for a user text turn ``question`` (warm-ups it asks for
+    on the way run on ``llm``)."""
     engine.receive(json.dumps({"type": "conversation.item.create", "item": {
         "type": "message", "role": "user", "content": [{"type": "input_text", "text": question}]}}))
     engine.receive(json.dumps({"type": "response.create"}))
     replies = []
     for job in engine.jobs_to_run():
         if isinstance(job, WarmUp):
-            warm_llm(timed, job)
+            warm_llm(llm, job)
         elif isinstance(job, ReplyJob):
             replies.append(job)
     (job,) = replies
+    return job
+
+
+def _ask(engine: TurnEngine, timed: TimedLLM, engines: Engines, question: str) -> dict:
+    """One user text turn and the server's reply to it; returns the reply and its timings."""
+    job = reply_job(engine, timed, question)
     results: list[tuple] = []
     run_reply(job, engines, threading.Event(), results.append)
     transcript, error = "", None
@@ -165,9 +173,9 @@ def run_model(name: str, questions: list[dict], modes: list[str], chat_format: s
     out = {"model": name, "load_s": round(load_s, 2), "modes": {}}
     for mode in modes:
         rows = []
-        engine = _new_session(timed, engines) if mode == "long" else None
+        engine = new_session(timed, engines) if mode == "long" else None
         for q in questions:
-            session = engine if mode == "long" else _new_session(timed, engines)
+            session = engine if mode == "long" else new_session(timed, engines)
             row = _ask(session, timed, engines, q["question"])
             row.update(id=q["id"], category=q["category"], question=q["question"],
                        correct=is_correct(row["reply"], q["accept"]))

@@ -49,13 +49,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_answers import new_session, reply_job  # noqa: E402
 from questions import QUESTIONS, QUICK_IDS, is_correct  # noqa: E402
 
-from rtvoice_widget.server.dialogue import SPECULATION_DELAY_MS, Prefill, ReplyJob, TurnEngine, WarmUp  # noqa: E402
+from rtvoice_widget.server.dialogue import SPECULATION_DELAY_MS, Prefill, ReplyJob  # noqa: E402
 from rtvoice_widget.server.engines.evaluation import spoken  # noqa: E402
 from rtvoice_widget.server.engines.loader import first_installed, load_engines  # noqa: E402
 from rtvoice_widget.server.engines.split_gguf import MODELS  # noqa: E402
-from rtvoice_widget.server.pipeline import prefill_llm, run_reply, warm_llm  # noqa: E402
+from rtvoice_widget.server.pipeline import prefill_llm, run_reply  # noqa: E402
 
 GOAL_MS = 400.0  # issue 12: gap p50 <= 400 ms
 ACCURACY_GOAL = 0.9  # issue 13: >= 90 % right
@@ -63,22 +64,9 @@ VAD_FRAME_MS = 32.0  # Silero's frame at 16 kHz (512 samples): the least silence
 CANDIDATES = ["qwen2.5-1.5b", "qwen2.5-0.5b", "smollm2"]
 
 
-def _session(engines) -> TurnEngine:
-    """A fresh session whose system prompt the LLM has evaluated (the server's warm-up)."""
-    engine = TurnEngine(model="bench", vad_frame_samples_24k=768, speculative=False, speculative_reply=False)
-    for job in engine.jobs_to_run():
-        if isinstance(job, WarmUp):
-            warm_llm(engines.llm, job)
-    engine.events_to_send()
-    return engine
-
-
-def _reply_job(engine: TurnEngine, text: str) -> ReplyJob:
-    engine.receive(json.dumps({"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}))
-    engine.receive(json.dumps({"type": "response.create", "response": {"output_modalities": ["audio"]}}))
-    (job,) = [job for job in engine.jobs_to_run() if isinstance(job, ReplyJob)]
-    return job
+def _fresh_reply_job(engines, text: str) -> ReplyJob:
+    """The reply job for user turn ``text`` in a fresh session (system prompt cached)."""
+    return reply_job(new_session(engines.llm, engines), engines.llm, text)
 
 
 def _first_audio_ms(engines, job: ReplyJob) -> tuple[float, str]:
@@ -103,9 +91,9 @@ def _prefilled_ms(engines, heard: str, known: str) -> float:
     """Time to the first audio of the reply to ``heard`` when the prompt of a turn ending with
     ``known`` was evaluated into the LLM's cache beforehand (the server's ``Prefill``)."""
     if known:
-        guess = _reply_job(_session(engines), known)
+        guess = _fresh_reply_job(engines, known)
         prefill_llm(engines.llm, Prefill(guess.messages, guess.tools, guess.max_tokens))
-    job = _reply_job(_session(engines), heard)
+    job = _fresh_reply_job(engines, heard)
     return _first_audio_ms(engines, job)[0]
 
 
@@ -118,7 +106,7 @@ def measure(model: str, questions: list[dict], audio: list[np.ndarray]) -> dict:
         started = time.perf_counter()
         heard = engines.asr.transcribe(pcm)
         asr_ms = (time.perf_counter() - started) * 1000
-        served_ms, reply = _first_audio_ms(engines, _reply_job(_session(engines), heard))
+        served_ms, reply = _first_audio_ms(engines, _fresh_reply_job(engines, heard))
         but_last_ms = _prefilled_ms(engines, heard, " ".join(heard.split()[:-1]))
         prefilled_ms = _prefilled_ms(engines, heard, heard)
         rows.append({"id": question["id"], "heard": heard, "reply": reply, "right": is_correct(reply, question["accept"]),

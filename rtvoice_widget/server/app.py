@@ -129,9 +129,8 @@ class LocalRealtimeServer:
         ended: ``asked``, ``complete``, ``incomplete``, ``dropped`` (speech resumed before the
         answer), ``early`` / ``early_speculated`` (asks that may only start the speculation, and
         those that did), ``heard_question`` (of the ``complete``, those the recheck ended on a
-        transcript ending with "?" against the model's answer), ``cpu_ms`` (total; divide by ``asked + early`` for the cost of one
-        decision). Each
-        connection also logs its own at INFO level as it ends (logger ``rtvoice_widget.server``)."""
+        transcript ending with "?" against the model's answer), ``cpu_ms`` (total; divide by
+        ``asked + early`` for the cost of one decision). Each connection also logs its own at INFO level as it ends (logger ``rtvoice_widget.server``)."""
         workers = self._workers
         if workers is None:
             return empty_turn_end_stats()

@@ -16,10 +16,10 @@ decisions, whose "complete" ends the turn while the pause lasts.
   :class:`PredictTurnEnd` job carries the last 8 s of the turn to the model, and once more at
   ``recheck_ms`` if the pause lasts (``kind="recheck"``, judged against ``recheck_threshold``;
   at the recheck a speculative transcript that ends with "?" also counts as complete, see
-  :data:`HEARD_QUESTION_ENDS_TURN`). If it answers "complete" (at least ``threshold``) while the pause lasts, speech_stopped goes
-  out at the current input position and the turn ends as under server VAD; otherwise
-  (incomplete, failed, or speech resumed first, which drops the answer) the VAD's silence
-  duration, the eagerness's longest wait, ends it. An early ask (``kind="early"``, at
+  :data:`HEARD_QUESTION_ENDS_TURN`). If it answers "complete" (at least ``threshold``) while
+  the pause lasts, speech_stopped goes out at the current input position and the turn ends as
+  under server VAD; otherwise (incomplete, failed, or speech resumed first, which drops the
+  answer) the VAD's silence duration, the eagerness's longest wait, ends it. An early ask (``kind="early"``, at
   ``early_ask_ms`` of silence, once per pause) starts the speculation sooner when its
   "complete" reaches ``early_speculation_bar``; it never ends the turn.
 """
@@ -297,10 +297,10 @@ class Segmenter:
     def _heard_question(self) -> bool:
         """Whether the pause's speculative transcript (the whole turn so far) is a question."""
         speculation = self._engine.transcription.speculation
-        text = speculation.text if speculation is not None else None
-        if not HEARD_QUESTION_ENDS_TURN or text is None or not text.rstrip().endswith("?"):
+        text = (speculation.text or "").rstrip() if speculation is not None else ""
+        if not HEARD_QUESTION_ENDS_TURN or not text.endswith("?"):
             return False
-        words = text.rstrip().rstrip("?").split()
+        words = text.rstrip("?").split()
         return bool(words) and words[-1].strip(",.;:!-").lower() not in _NOT_LAST_WORDS
 
     def _early_answer(self, prob: float | None) -> None:
